@@ -1,0 +1,127 @@
+# upager build.  `make` builds everything into $(BUILD); `make check` runs
+# the test suite; `make demo` runs the man-page demo and the feature probe.
+# Both install the Debian packages they need first (tools/deps.sh).
+#
+#   make check SANITIZE=address,undefined   ASan+UBSan build in build-asan/
+#   make check SANITIZE=thread              TSan build in build-tsan/
+#   make WERROR=1                           warnings are errors (CI)
+#   make install PREFIX=/usr/local DESTDIR=
+
+VERSION := 0.1.0
+SOVERSION := 0
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+BUILD ?= build
+else ifeq ($(SANITIZE),thread)
+BUILD ?= build-tsan
+else
+BUILD ?= build-asan
+endif
+
+CC ?= cc
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-missing-field-initializers -Wformat=2 -Wvla
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+OPT ?= -O2
+SAN :=
+ifneq ($(SANITIZE),)
+SAN := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+OPT := -O1
+endif
+CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
+CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
+LDFLAGS += $(SAN) -pthread
+LDLIBS +=
+
+LIB_SRCS := $(wildcard src/*.c) $(wildcard stores/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
+TEST_HARNESS := $(BUILD)/tests/harness.o
+TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+STATIC := $(BUILD)/libupager.a
+SHARED := $(BUILD)/libupager.so.$(VERSION)
+PC := $(BUILD)/upager.pc
+CLI := $(BUILD)/upager
+
+.PHONY: all deps check demo install uninstall clean
+all: $(STATIC) $(SHARED) $(PC) $(CLI) $(TESTS) $(EXAMPLES) $(BENCHES)
+
+deps:
+	@tools/deps.sh
+
+$(BUILD)/%.o: %.c $(wildcard include/upager/*.h) $(wildcard src/*.h) \
+		$(wildcard tests/*.h) $(wildcard tools/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJS) src/libupager.map
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libupager.so.$(SOVERSION) \
+		-Wl,--version-script=src/libupager.map -o $@ $(LIB_OBJS) $(LDLIBS)
+	ln -sf libupager.so.$(VERSION) $(BUILD)/libupager.so.$(SOVERSION)
+	ln -sf libupager.so.$(SOVERSION) $(BUILD)/libupager.so
+
+$(PC): upager.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS@|$(LDLIBS)|' $< > $@
+
+$(CLI): $(TOOL_OBJS) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(STATIC) $(LDLIBS) -lm
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS) -lm
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh $(BUILD)
+
+demo: deps
+	@$(MAKE) --no-print-directory $(CLI)
+	$(CLI) demo 3
+	$(CLI) features
+
+install: $(STATIC) $(SHARED) $(PC) $(CLI)
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/upager \
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 include/upager/*.h $(DESTDIR)$(INCLUDEDIR)/upager/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libupager.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libupager.so.$(SOVERSION)
+	ln -sf libupager.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libupager.so
+	install -m 644 $(PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/upager
+	rm -f $(DESTDIR)$(LIBDIR)/libupager.* $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
+	rm -f $(DESTDIR)$(BINDIR)/upager $(DESTDIR)$(MANDIR)/man1/upager.1
+
+clean:
+	rm -rf build build-asan build-tsan

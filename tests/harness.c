@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21 << 26)
+#endif
+
+enum upager_ll_memtype t_memtype(int argc, char **argv)
+{
+	if (argc < 2)
+		return UPAGER_LL_MEM_ANON;
+	for (int t = 0; t < UPAGER_LL_MEM_COUNT; t++)
+		if (!strcmp(argv[1], upager_ll_memtype_name(t)))
+			return (enum upager_ll_memtype)t;
+	fprintf(stderr, "unknown memory type '%s' (anon, shmem, hugetlb)\n",
+		argv[1]);
+	exit(2);
+}
+
+static long hugetlb_old = -1;
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static bool write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%ld\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+#define NR_HUGE "/proc/sys/vm/nr_hugepages"
+#define FREE_HUGE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+
+static void hugetlb_restore(void)
+{
+	if (hugetlb_old >= 0)
+		write_long(NR_HUGE, hugetlb_old);
+}
+
+/* Make sure @n free 2 MiB pages exist, raising nr_hugepages if needed. */
+static void hugetlb_reserve(size_t n)
+{
+	long nr = read_long(NR_HUGE), fr = read_long(FREE_HUGE);
+
+	if (nr < 0 || fr < 0)
+		SKIP("no 2 MiB hugetlb support");
+	if ((size_t)fr >= n)
+		return;
+	if (hugetlb_old < 0) {
+		hugetlb_old = nr;
+		atexit(hugetlb_restore);
+	}
+	if (!write_long(NR_HUGE, nr + (long)(n - (size_t)fr)) ||
+	    (size_t)read_long(FREE_HUGE) < n)
+		SKIP("cannot reserve %zu hugetlb pages (need root and memory)",
+		     n);
+}
+
+void t_mem_map(struct t_mem *m, enum upager_ll_memtype type, size_t npages)
+{
+	int prot = PROT_READ | PROT_WRITE;
+
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	m->fd = -1;
+	m->page = type == UPAGER_LL_MEM_HUGETLB ? 2u << 20 : 4096;
+	m->len = npages * m->page;
+	if (type == UPAGER_LL_MEM_ANON) {
+		m->addr = mmap(NULL, m->len, prot, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+		CHECK(m->addr != MAP_FAILED, "mmap: %s", strerror(errno));
+		return;
+	}
+	if (type == UPAGER_LL_MEM_HUGETLB) {
+		/* The area and its alias share pages: npages is enough. */
+		hugetlb_reserve(npages);
+		m->fd = memfd_create("t-hugetlb",
+				     MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
+	} else {
+		m->fd = memfd_create("t-shmem", MFD_CLOEXEC);
+	}
+	CHECK(m->fd >= 0, "memfd_create: %s", strerror(errno));
+	CHECK(ftruncate(m->fd, (off_t)m->len) == 0, "ftruncate: %s",
+	      strerror(errno));
+	m->addr = mmap(NULL, m->len, prot, MAP_SHARED, m->fd, 0);
+	CHECK(m->addr != MAP_FAILED, "mmap: %s", strerror(errno));
+	m->alias = mmap(NULL, m->len, prot, MAP_SHARED, m->fd, 0);
+	CHECK(m->alias != MAP_FAILED, "mmap alias: %s", strerror(errno));
+}
+
+void t_mem_unmap(struct t_mem *m)
+{
+	if (m->addr)
+		munmap(m->addr, m->len);
+	if (m->alias)
+		munmap(m->alias, m->len);
+	if (m->fd >= 0)
+		close(m->fd);
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+}
+
+int t_uffd(uint64_t features, unsigned int flags)
+{
+	struct upager_ll_api_info info;
+	int fd = upager_ll_open(flags, NULL);
+	int ret;
+
+	if (fd < 0)
+		SKIP("userfaultfd unavailable: %s", strerror(-fd));
+	ret = upager_ll_api(fd, features, &info);
+	if (ret == -EOPNOTSUPP) {
+		char names[256];
+
+		upager_ll_feature_list(info.missing, names, sizeof(names));
+		SKIP("kernel lacks UFFD_FEATURE_%s", names);
+	}
+	CHECK_RET(ret, 0);
+	return fd;
+}
+
+void t_need_ioctls(uint64_t granted, uint64_t need, const char *what)
+{
+	if ((granted & need) != need)
+		SKIP("%s: the kernel does not grant the ioctls needed here",
+		     what);
+}
+
+uint64_t t_features_missing(enum upager_ll_memtype type)
+{
+	switch (type) {
+	case UPAGER_LL_MEM_SHMEM:
+		return UFFD_FEATURE_MISSING_SHMEM;
+	case UPAGER_LL_MEM_HUGETLB:
+		return UFFD_FEATURE_MISSING_HUGETLBFS;
+	default:
+		return 0;
+	}
+}
+
+uint64_t t_features_wp(enum upager_ll_memtype type)
+{
+	uint64_t f = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+
+	if (type != UPAGER_LL_MEM_ANON)
+		f |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	return f | t_features_missing(type);
+}
+
+uint64_t t_features_minor(enum upager_ll_memtype type)
+{
+	switch (type) {
+	case UPAGER_LL_MEM_SHMEM:
+		return UFFD_FEATURE_MINOR_SHMEM;
+	case UPAGER_LL_MEM_HUGETLB:
+		return UFFD_FEATURE_MINOR_HUGETLBFS;
+	default:
+		SKIP("MINOR faults need shmem or hugetlb memory");
+	}
+}
+
+struct t_handler {
+	int uffd;
+	int stopfd;
+	t_event_fn fn;
+	void *arg;
+	unsigned long events;
+	pthread_t thread;
+};
+
+static void *handler_main(void *p)
+{
+	struct t_handler *h = p;
+
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = h->uffd, .events = POLLIN },
+					 { .fd = h->stopfd, .events = POLLIN } };
+		struct upager_ll_event evs[16];
+		int n;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			FAIL("poll: %s", strerror(errno));
+		}
+		if (pfd[1].revents)
+			return NULL;
+		if (pfd[0].revents & (POLLERR | POLLHUP))
+			FAIL("uffd poll: revents %#x", pfd[0].revents);
+		n = upager_ll_read_events(h->uffd, evs, 16);
+		if (n == -EAGAIN)
+			continue;
+		CHECK(n > 0, "read events: %s", strerror(-n));
+		for (int i = 0; i < n; i++) {
+			__atomic_add_fetch(&h->events, 1, __ATOMIC_RELAXED);
+			h->fn(h, &evs[i]);
+		}
+	}
+}
+
+struct t_handler *t_handler_start(int uffd, t_event_fn fn, void *arg)
+{
+	struct t_handler *h = calloc(1, sizeof(*h));
+
+	CHECK(h != NULL, "calloc");
+	/* poll(2) on a blocking uffd reports POLLERR, by design. */
+	CHECK(fcntl(uffd, F_SETFL, fcntl(uffd, F_GETFL) | O_NONBLOCK) == 0,
+	      "fcntl: %s", strerror(errno));
+	h->uffd = uffd;
+	h->fn = fn;
+	h->arg = arg;
+	h->stopfd = eventfd(0, EFD_CLOEXEC);
+	CHECK(h->stopfd >= 0, "eventfd: %s", strerror(errno));
+	CHECK(pthread_create(&h->thread, NULL, handler_main, h) == 0,
+	      "pthread_create");
+	return h;
+}
+
+unsigned long t_handler_stop(struct t_handler *h)
+{
+	uint64_t one = 1;
+	unsigned long n;
+
+	CHECK(write(h->stopfd, &one, sizeof(one)) == sizeof(one), "eventfd");
+	pthread_join(h->thread, NULL);
+	close(h->stopfd);
+	n = h->events;
+	free(h);
+	return n;
+}
+
+void *t_handler_arg(struct t_handler *h)
+{
+	return h->arg;
+}
+
+int t_handler_uffd(struct t_handler *h)
+{
+	return h->uffd;
+}
+
+/* splitmix64: a cheap pattern that differs in every word of every page. */
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+void t_fill(void *dst, size_t len, uint64_t seed)
+{
+	uint64_t *w = dst;
+
+	for (size_t i = 0; i < len / 8; i++)
+		w[i] = mix(seed * 0x100000001b3ull + i);
+}
+
+bool t_verify(const void *src, size_t len, uint64_t seed)
+{
+	const uint64_t *w = src;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i] != mix(seed * 0x100000001b3ull + i))
+			return false;
+	return true;
+}
+
+static __thread sigjmp_buf sigbus_jmp;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(sigbus_jmp, 1);
+}
+
+static bool access_sigbus(volatile char *p, bool write)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	bool hit = false;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(sigbus_jmp, 1) == 0) {
+		if (write)
+			*p = 1;
+		else
+			(void)*p;
+	} else {
+		hit = true;
+	}
+	sigaction(SIGBUS, &old, NULL);
+	return hit;
+}
+
+bool t_read_sigbus(const volatile char *p)
+{
+	return access_sigbus((volatile char *)p, false);
+}
+
+bool t_write_sigbus(volatile char *p)
+{
+	return access_sigbus(p, true);
+}
+
+uint64_t t_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

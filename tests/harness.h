@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What every test program shares: verdicts (exit 0 pass, 1 fail, 77 skip),
+ * the memory types a case runs on (argv[1]: anon, shmem, hugetlb), opening
+ * a uffd with the features a case needs, and a fault-handler thread that
+ * polls the uffd together with an eventfd for shutdown.
+ */
+#ifndef UPAGER_TEST_HARNESS_H
+#define UPAGER_TEST_HARNESS_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <upager/ll.h>
+
+#define T_SKIP 77
+
+#define FAIL(...)                                                         \
+	do {                                                              \
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);      \
+		fprintf(stderr, __VA_ARGS__);                             \
+		fputc('\n', stderr);                                      \
+		exit(1);                                                  \
+	} while (0)
+
+#define SKIP(...)                                                         \
+	do {                                                              \
+		fprintf(stderr, "SKIP: ");                                \
+		fprintf(stderr, __VA_ARGS__);                             \
+		fputc('\n', stderr);                                      \
+		exit(T_SKIP);                                             \
+	} while (0)
+
+#define CHECK(cond, ...)                                                  \
+	do {                                                              \
+		if (!(cond)) {                                            \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,     \
+				__LINE__, #cond);                         \
+			fprintf(stderr, __VA_ARGS__);                     \
+			fputc('\n', stderr);                              \
+			exit(1);                                          \
+		}                                                         \
+	} while (0)
+
+/* An ll call that must return @want (0, a count, or -errno). */
+#define CHECK_RET(call, want)                                             \
+	do {                                                              \
+		long long got_ = (call);                                  \
+		long long want_ = (want);                                 \
+		if (got_ != want_)                                        \
+			FAIL("%s returned %lld (%s), want %lld (%s)",     \
+			     #call, got_, got_ < 0 ? strerror((int)-got_) \
+						   : "ok",                \
+			     want_, want_ < 0 ? strerror((int)-want_)     \
+					      : "ok");                    \
+	} while (0)
+
+enum upager_ll_memtype t_memtype(int argc, char **argv);
+
+/* A test area: @npages pages of the memory type, not yet populated. */
+struct t_mem {
+	enum upager_ll_memtype type;
+	char *addr;
+	size_t len;
+	size_t page;  /* 4 KiB, or 2 MiB for hugetlb */
+	int fd;	      /* memfd for shmem / hugetlb, -1 for anon */
+	char *alias;  /* second shared mapping of fd (NULL for anon) */
+};
+
+/*
+ * Map @npages of @type, with @private for a MAP_PRIVATE mapping of the
+ * memfd (shmem/hugetlb).  hugetlb reserves the huge pages it needs in
+ * /proc/sys/vm/nr_hugepages and restores the old value at exit; it skips
+ * when they cannot be had.
+ */
+void t_mem_map(struct t_mem *m, enum upager_ll_memtype type, size_t npages);
+void t_mem_unmap(struct t_mem *m);
+
+/*
+ * A uffd with the handshake done for @features; skips the test when the
+ * kernel lacks one of them, naming it.  @flags as for upager_ll_open().
+ */
+int t_uffd(uint64_t features, unsigned int flags);
+/* Skip unless registering @mode on @m grants every ioctl in @need. */
+void t_need_ioctls(uint64_t granted, uint64_t need, const char *what);
+
+/*
+ * The features a memory type needs for MISSING faults (MISSING_SHMEM,
+ * MISSING_HUGETLBFS), WP (WP_HUGETLBFS_SHMEM) or MINOR faults.
+ */
+uint64_t t_features_missing(enum upager_ll_memtype type);
+uint64_t t_features_wp(enum upager_ll_memtype type);
+uint64_t t_features_minor(enum upager_ll_memtype type);
+
+/* A fault-handler thread: calls @fn for each event until stopped. */
+struct t_handler;
+typedef void (*t_event_fn)(struct t_handler *h,
+			   const struct upager_ll_event *ev);
+struct t_handler *t_handler_start(int uffd, t_event_fn fn, void *arg);
+/* Stop (through the eventfd) and join; returns the number of events. */
+unsigned long t_handler_stop(struct t_handler *h);
+void *t_handler_arg(struct t_handler *h);
+int t_handler_uffd(struct t_handler *h);
+
+/* Fill a page with a pattern derived from its index; check it back. */
+void t_fill(void *dst, size_t len, uint64_t seed);
+bool t_verify(const void *src, size_t len, uint64_t seed);
+
+/* Does reading @p raise SIGBUS?  (Runs the read under a handler.) */
+bool t_read_sigbus(const volatile char *p);
+/* Does writing @p raise SIGBUS? */
+bool t_write_sigbus(volatile char *p);
+
+uint64_t t_now_ns(void);
+
+#endif

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install the Debian packages the build and the tests need, only those that
+# are missing, so a second run costs nothing and needs no network.
+set -e
+pkgs="gcc make pkg-config libc6-dev iproute2 python3"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing Debian packages:$missing (run as root, or apt-get install them)" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
