@@ -25,6 +25,11 @@ BUILD ?= build-asan
 endif
 
 CC ?= cc
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-missing-field-initializers -Wformat=2 -Wvla
 ifeq ($(WERROR),1)
@@ -33,7 +38,7 @@ endif
 OPT ?= -O2
 SAN :=
 ifneq ($(SANITIZE),)
-SAN := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+SAN := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT := -O1
 endif
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
@@ -55,11 +60,10 @@ BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
-PC := $(BUILD)/upager.pc
 CLI := $(BUILD)/upager
 
 .PHONY: all deps check demo install uninstall clean
-all: $(STATIC) $(SHARED) $(PC) $(CLI) $(TESTS) $(EXAMPLES) $(BENCHES)
+all: $(STATIC) $(SHARED) $(CLI) $(TESTS) $(EXAMPLES) $(BENCHES)
 
 deps:
 	@tools/deps.sh
@@ -67,46 +71,42 @@ deps:
 $(BUILD)/%.o: %.c $(wildcard include/upager/*.h) $(wildcard src/*.h) \
 		$(wildcard tests/*.h) $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(STATIC): $(LIB_OBJS)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(SHARED): $(LIB_OBJS) src/libupager.map
-	$(CC) -shared $(LDFLAGS) -Wl,-soname,libupager.so.$(SOVERSION) \
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,libupager.so.$(SOVERSION) \
 		-Wl,--version-script=src/libupager.map -o $@ $(LIB_OBJS) $(LDLIBS)
-	ln -sf libupager.so.$(VERSION) $(BUILD)/libupager.so.$(SOVERSION)
-	ln -sf libupager.so.$(SOVERSION) $(BUILD)/libupager.so
-
-$(PC): upager.pc.in Makefile
-	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS@|$(LDLIBS)|' $< > $@
+	$(Q)ln -sf libupager.so.$(VERSION) $(BUILD)/libupager.so.$(SOVERSION)
+	$(Q)ln -sf libupager.so.$(SOVERSION) $(BUILD)/libupager.so
 
 $(CLI): $(TOOL_OBJS) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(STATIC) $(LDLIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(STATIC) $(LDLIBS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
 
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS) -lm
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@tests/run.sh $(BUILD)
+	@SANITIZE=$(SANITIZE) tests/run.sh $(BUILD)
 
 demo: deps
 	@$(MAKE) --no-print-directory $(CLI)
-	$(CLI) demo 3
-	$(CLI) features
+	@$(CLI) demo 3
+	@echo
+	@$(CLI) features
 
-install: $(STATIC) $(SHARED) $(PC) $(CLI)
+install: $(STATIC) $(SHARED) $(CLI)
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/upager \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 644 include/upager/*.h $(DESTDIR)$(INCLUDEDIR)/upager/
@@ -114,7 +114,10 @@ install: $(STATIC) $(SHARED) $(PC) $(CLI)
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libupager.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libupager.so.$(SOVERSION)
 	ln -sf libupager.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libupager.so
-	install -m 644 $(PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS@|$(LDLIBS)|' upager.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 

@@ -2,6 +2,8 @@
 # Run every test in tests/TESTS against the build in $1 (default build).
 # Each line of TESTS is "name [variant...]": a test with variants runs once
 # per variant (a memory type: anon shmem hugetlb), with it as argv[1].
+# A test is a program built from tests/NAME.c, or a script tests/NAME.sh
+# (called with the build directory first).
 # Exit 0 pass, 77 skip, anything else fail; each run has a timeout.
 # The last line is "N passed, N failed, N skipped"; it is also written to
 # $BUILD/test-summary for .ci/run.
@@ -32,7 +34,9 @@ while read -r name variants; do
 		if [ "$v" != - ]; then label="$name[$v]"; args=("$v"); fi
 		out=$log/${label//[\[\]]/_}.log
 		start=${EPOCHREALTIME/./}
-		timeout -k 5 "$timeout" "$build/tests/$name" "${args[@]}" >"$out" 2>&1
+		cmd=("$build/tests/$name")
+		[ -f "$here/$name.sh" ] && cmd=(bash "$here/$name.sh" "$build")
+		timeout -k 5 "$timeout" "${cmd[@]}" "${args[@]}" >"$out" 2>&1
 		rc=$?
 		us=$((${EPOCHREALTIME/./} - start))
 		secs=$(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)))

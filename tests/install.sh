@@ -1,0 +1,32 @@
+#!/bin/bash
+# `make install` into a prefix gives a working pkg-config file, and the
+# example compiles against the installed header and library (shared and
+# static) and runs.
+build=$1
+. "$(dirname "$0")/lib.sh"
+command -v pkg-config >/dev/null || skip "pkg-config missing"
+
+prefix=$tmp/prefix
+# A sanitizer build's library needs the same runtime in the program.
+san=${SANITIZE:+-fsanitize=$SANITIZE}
+make -s -C "$src" install BUILD="$build" PREFIX="$prefix" >"$tmp/install.log" 2>&1 ||
+	{ cat "$tmp/install.log"; fail "make install"; }
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+flags=$(pkg-config --cflags --libs upager) || fail "pkg-config --cflags --libs upager"
+echo "pkg-config: $flags"
+[ -f "$prefix/include/upager/ll.h" ] || fail "header not installed"
+[ -f "$prefix/share/man/man1/upager.1" ] || fail "man page not installed"
+
+# Only the installed prefix, no tree paths: the header must stand alone.
+cc -Wall -Werror $san -o "$tmp/demo" "$src/examples/demo.c" $flags -pthread \
+	-Wl,-rpath,"$prefix/lib" || fail "example does not build against the install"
+"$tmp/demo" 2 | grep -q 'in main(): B$' || fail "shared-linked example"
+cc -Wall -Werror $san -o "$tmp/demo-static" "$src/examples/demo.c" \
+	$(pkg-config --cflags upager) "$prefix/lib/libupager.a" -pthread ||
+	fail "static link"
+"$tmp/demo-static" 2 | grep -q 'in main(): B$' || fail "static-linked example"
+# Only upager_ symbols leave the shared library.
+nm -D --defined-only "$prefix/lib/libupager.so" | awk '$2 == "T" {print $3}' |
+	grep -v '^upager_' && fail "non-upager symbols exported"
+"$prefix/bin/upager" features >/dev/null || fail "installed CLI"
+exit 0

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * upager_ll_open(): as root the plain syscall path is taken; VIA_DEVICE
+ * gives a working fd from /dev/userfaultfd; NONBLOCK sets O_NONBLOCK, the
+ * default sets FD_CLOEXEC and NOCLOEXEC leaves it off (on both paths);
+ * VIA_SYSCALL|VIA_DEVICE is -EINVAL.  An unprivileged child, with
+ * vm.unprivileged_userfaultfd at 0 and the device node root-only, falls
+ * back to the syscall with UFFD_USER_MODE_ONLY (PATH_SYSCALL_USER_ONLY),
+ * and asking for USER_MODE_ONLY via the syscall explicitly works too.
+ */
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SYSCTL "/proc/sys/vm/unprivileged_userfaultfd"
+
+static int sysctl_old = -1;
+static pid_t sysctl_owner;
+
+static int sysctl_read(void)
+{
+	FILE *f = fopen(SYSCTL, "r");
+	int v = -1;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static bool sysctl_write(int v)
+{
+	FILE *f = fopen(SYSCTL, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%d\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+/* At exit of the parent only: the child inherits the atexit list. */
+static void sysctl_restore(void)
+{
+	if (getpid() == sysctl_owner && !sysctl_write(sysctl_old))
+		fprintf(stderr, "cannot restore %s to %d\n", SYSCTL,
+			sysctl_old);
+}
+
+/* The fd does a handshake and resolves a fault-free COPY. */
+static void check_works(int fd)
+{
+	char *area, *src;
+	size_t done;
+
+	CHECK_RET(upager_ll_api(fd, 0, NULL), 0);
+	area = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	src = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(area != MAP_FAILED && src != MAP_FAILED, "mmap");
+	CHECK_RET(upager_ll_register(fd, area, 4096,
+				     UFFDIO_REGISTER_MODE_MISSING, NULL), 0);
+	t_fill(src, 4096, 7);
+	CHECK_RET(upager_ll_copy(fd, area, src, 4096, 0, &done), 0);
+	CHECK(done == 4096, "done %zu", done);
+	CHECK(t_verify(area, 4096, 7), "copied page differs");
+	munmap(area, 4096);
+	munmap(src, 4096);
+}
+
+static void check_flags(unsigned int via, enum upager_ll_path want)
+{
+	enum upager_ll_path path = 0;
+	int fd;
+
+	fd = upager_ll_open(via, &path);
+	CHECK(fd >= 0, "open(%#x): %s", via, strerror(-fd));
+	CHECK(path == want, "path %d, want %d", path, want);
+	CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC, "default: no FD_CLOEXEC");
+	CHECK(!(fcntl(fd, F_GETFL) & O_NONBLOCK), "default: O_NONBLOCK");
+	check_works(fd);
+	close(fd);
+
+	fd = upager_ll_open(via | UPAGER_LL_NONBLOCK, &path);
+	CHECK(fd >= 0, "open NONBLOCK: %s", strerror(-fd));
+	CHECK(path == want, "path %d, want %d", path, want);
+	CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK, "NONBLOCK: no O_NONBLOCK");
+	CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC, "NONBLOCK: no FD_CLOEXEC");
+	close(fd);
+
+	fd = upager_ll_open(via | UPAGER_LL_NOCLOEXEC, &path);
+	CHECK(fd >= 0, "open NOCLOEXEC: %s", strerror(-fd));
+	CHECK(path == want, "path %d, want %d", path, want);
+	CHECK(!(fcntl(fd, F_GETFD) & FD_CLOEXEC), "NOCLOEXEC: FD_CLOEXEC");
+	close(fd);
+}
+
+static void unprivileged_child(void)
+{
+	enum upager_ll_path path = 0;
+	int fd;
+
+	CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
+	CHECK(setgid(65534) == 0, "setgid: %s", strerror(errno));
+	CHECK(setuid(65534) == 0, "setuid: %s", strerror(errno));
+
+	/* The device node is 0600 root: refused by its permissions. */
+	CHECK_RET(upager_ll_open(UPAGER_LL_VIA_DEVICE, &path), -EACCES);
+
+	fd = upager_ll_open(0, &path);
+	CHECK(fd >= 0, "unprivileged open: %s", strerror(-fd));
+	CHECK(path == UPAGER_LL_PATH_SYSCALL_USER_ONLY, "path %d", path);
+	check_works(fd);
+	close(fd);
+
+	/* VIA_SYSCALL only forbids the device; the user-mode retry stays. */
+	fd = upager_ll_open(UPAGER_LL_VIA_SYSCALL, &path);
+	CHECK(fd >= 0, "VIA_SYSCALL open: %s", strerror(-fd));
+	CHECK(path == UPAGER_LL_PATH_SYSCALL_USER_ONLY, "path %d", path);
+	close(fd);
+
+	/*
+	 * Asked for explicitly, UFFD_USER_MODE_ONLY succeeds on the first
+	 * syscall: nothing was added, so the path is the plain syscall one.
+	 */
+	fd = upager_ll_open(UPAGER_LL_VIA_SYSCALL | UPAGER_LL_USER_MODE_ONLY,
+			    &path);
+	CHECK(fd >= 0, "USER_MODE_ONLY open: %s", strerror(-fd));
+	CHECK(path == UPAGER_LL_PATH_SYSCALL, "path %d", path);
+	check_works(fd);
+	close(fd);
+	exit(0);
+}
+
+int main(void)
+{
+	enum upager_ll_path path = 0;
+	int status, fd;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		SKIP("needs root (privileged paths and dropping privileges)");
+
+	fd = upager_ll_open(0, &path);
+	CHECK(fd >= 0, "open: %s", strerror(-fd));
+	CHECK(path == UPAGER_LL_PATH_SYSCALL, "root path %d", path);
+	close(fd);
+
+	check_flags(0, UPAGER_LL_PATH_SYSCALL);
+	check_flags(UPAGER_LL_VIA_SYSCALL, UPAGER_LL_PATH_SYSCALL);
+	check_flags(UPAGER_LL_VIA_DEVICE, UPAGER_LL_PATH_DEVICE);
+
+	CHECK_RET(upager_ll_open(UPAGER_LL_VIA_SYSCALL | UPAGER_LL_VIA_DEVICE,
+				 &path), -EINVAL);
+
+	sysctl_old = sysctl_read();
+	CHECK(sysctl_old >= 0, "cannot read %s", SYSCTL);
+	if (sysctl_old != 0) {
+		sysctl_owner = getpid();
+		atexit(sysctl_restore);
+		CHECK(sysctl_write(0), "cannot set %s to 0", SYSCTL);
+	}
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0)
+		unprivileged_child();
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid: %s", strerror(errno));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "unprivileged child failed (status %#x)", status);
+	return 0;
+}
