@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * upager high-level API: regions of memory filled on first touch from page
+ * stores, served by fault handlers.
+ *
+ *   struct upager_handler *h = upager_handler_new(NULL, &err);
+ *   struct upager_store *s = upager_store_open("file:/data/img", &err);
+ *   struct upager_region *r;
+ *   char *p = upager_map(h, s, len, NULL, &r, &err);
+ *   upager_handler_start(h);      // worker threads; or upager_handler_run()
+ *   ... use p[0..len) ...
+ *   upager_unmap(r); upager_handler_free(h); upager_store_close(s);
+ *
+ * A handler owns one userfaultfd (two when it serves in-thread regions:
+ * the SIGBUS feature is per descriptor) and its worker threads.  Any
+ * number of handlers, regions and stores coexist in one process without
+ * knowing of each other: a library using upager never collides with the
+ * application using it too.  The only process-wide state is the SIGBUS
+ * handler of in-thread mode, which chains to the previous handler for
+ * addresses that are not an upager region's.
+ *
+ * Functions returning int return 0 or -errno; those returning a pointer
+ * store -errno in *err (when err is not NULL) and return NULL.
+ */
+#ifndef UPAGER_H
+#define UPAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <upager/ll.h>
+#include <upager/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default)
+
+struct upager_handler;
+struct upager_region;
+
+/* ---- statistics -------------------------------------------------------- */
+
+/* Latency buckets: bucket i counts service times in [2^(i-1), 2^i) µs,
+ * bucket 0 those under 1 µs; the last bucket takes everything longer. */
+#define UPAGER_LAT_BUCKETS 24
+
+struct upager_stats {
+	uint64_t faults;	 /* PAGEFAULT events (and in-thread SIGBUSes) */
+	uint64_t faults_missing; /* of which MISSING */
+	uint64_t faults_minor;	 /* of which MINOR (shmem page cache hit) */
+	uint64_t faults_wp;	 /* of which write-protect */
+	uint64_t faults_inthread; /* resolved in the faulting thread */
+	uint64_t faults_dup;	 /* fault on a unit another thread was filling */
+	uint64_t faults_stray;	 /* fault on an address in no region */
+	uint64_t pages_filled;	 /* 4 KiB pages installed (incl. zero pages) */
+	uint64_t bytes_fetched;	 /* bytes read from the store */
+	uint64_t zero_pages;	 /* 4 KiB pages installed with ZEROPAGE */
+	uint64_t ra_pages;	 /* 4 KiB pages installed by read-ahead */
+	uint64_t ra_used;	 /* read-ahead pages the access stream reached */
+	uint64_t ra_wasted;	 /* read-ahead pages a broken stream left */
+	uint64_t eexist;	 /* installs that found the page present */
+	uint64_t eagain;	 /* installs cut short while the map changed */
+	uint64_t store_errors;	 /* failed fetches (the fault got SIGBUS) */
+	uint64_t lat_hist[UPAGER_LAT_BUCKETS]; /* fault service time */
+};
+
+/* Percentile @p (0..100) of a latency histogram, in µs (bucket bound). */
+double upager_stats_percentile(const struct upager_stats *s, double p);
+
+/* ---- handlers ---------------------------------------------------------- */
+
+/* Called for errors that have no caller to return to (a fetch that failed
+ * inside a worker, a fault outside every region).  May be called from any
+ * worker thread, or from a SIGBUS handler for in-thread regions (so it
+ * must then be async-signal-safe).  @r is NULL for a stray fault. */
+typedef void (*upager_error_fn)(void *arg, struct upager_region *r,
+				uint64_t addr, int err, const char *what);
+
+struct upager_handler_params {
+	uint32_t size;	      /* sizeof(struct upager_handler_params) */
+	unsigned int threads; /* workers for upager_handler_start(); 0: one
+				 per online CPU, at most 4 */
+	unsigned int batch;   /* messages per read(2); 0: 32 */
+	upager_error_fn on_error; /* NULL: print one line to stderr */
+	void *error_arg;
+	/*
+	 * Publish live statistics in a shared-memory file
+	 * /dev/shm/upager-PID-ID for `upager stat` (name below, or NULL).
+	 */
+	const char *stats_name;
+};
+
+/*
+ * A new handler with its uffd (features probed: POISON when the kernel has
+ * it, so a failed fetch becomes SIGBUS in the faulting thread).  @p may be
+ * NULL for defaults.  NULL and *err = -errno on failure (those of
+ * upager_ll_open()/upager_ll_api(), -ENOMEM).
+ */
+struct upager_handler *upager_handler_new(const struct upager_handler_params *p,
+					  int *err);
+/* Start the worker threads.  0, -EALREADY (running), -errno of
+ * pthread_create. */
+int upager_handler_start(struct upager_handler *h);
+/*
+ * Serve faults in the calling thread until upager_handler_stop().  Same
+ * contract as the workers of upager_handler_start() (one more server).
+ * Returns 0 when stopped, -errno on a fatal uffd error.
+ */
+int upager_handler_run(struct upager_handler *h);
+/*
+ * Ask every worker and run() to return and join the workers.  Faults
+ * still waiting stay blocked until a later start()/run() or until their
+ * region is unmapped.  Any thread but a worker may call it.  0 or -errno.
+ */
+int upager_handler_stop(struct upager_handler *h);
+/* Stop, unmap every region left, close the uffds, free. */
+void upager_handler_free(struct upager_handler *h);
+/* Sum of the statistics of all regions, past and present. */
+void upager_handler_stats(struct upager_handler *h, struct upager_stats *s);
+/* The handler's main uffd (for poll loops of one's own; do not close). */
+int upager_handler_fd(struct upager_handler *h);
+
+/* ---- regions ----------------------------------------------------------- */
+
+enum upager_memtype {
+	UPAGER_MEM_ANON = 0, /* private anonymous: COPY / ZEROPAGE / MOVE */
+	UPAGER_MEM_SHMEM,    /* memfd: the store fills the page cache through a
+				second mapping, faults resolve with CONTINUE */
+	UPAGER_MEM_HUGETLB,  /* private 2 MiB hugetlb pages: COPY */
+};
+
+/* Region flags. */
+/*
+ * In-thread mode: the faulting thread gets SIGBUS and resolves its own
+ * fault in upager's signal handler, with no switch to a worker.  The
+ * store must be UPAGER_STORE_SIGNAL_SAFE.  Faults taken in kernel mode
+ * (a read(2) or write(2) whose buffer is in the region, futexes...) do
+ * not raise SIGBUS: the syscall fails with EFAULT instead, so prefault
+ * such buffers with upager_region_prefault() first.  anon and hugetlb
+ * only.
+ */
+#define UPAGER_MAP_IN_THREAD (1u << 0)
+/* Install anon pages with UFFDIO_MOVE from the staging buffer instead of
+ * UFFDIO_COPY (no copy in the kernel; needs UFFD_FEATURE_MOVE). */
+#define UPAGER_MAP_MOVE (1u << 1)
+
+struct upager_map_params {
+	uint32_t size;		  /* sizeof(struct upager_map_params) */
+	enum upager_memtype memtype;
+	unsigned int flags;	  /* UPAGER_MAP_* */
+	size_t fill;		  /* bytes per fill unit: a power of two, at
+				     least the page size (4 KiB; 2 MiB for
+				     hugetlb); 0: the page size */
+	size_t readahead_max;	  /* read-ahead window limit in bytes; 0: 1 MiB,
+				     (size_t)-1: off */
+	uint64_t store_offset;	  /* byte offset into the store (page aligned) */
+};
+
+/*
+ * Map @len bytes (a multiple of the fill unit) whose pages are filled on
+ * first touch from @s, served by @h.  The region does not own the store:
+ * close it after upager_unmap().  Any thread may call this, also while
+ * workers run.  Returns the address, or NULL with *err = -EINVAL (bad
+ * length, fill or flags, in-thread with a store that is not signal-safe),
+ * -ERANGE (the region reaches past the store), -EOPNOTSUPP (the kernel
+ * lacks a feature the memory type needs), -ENOMEM.
+ */
+void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
+		 const struct upager_map_params *p, struct upager_region **out,
+		 int *err);
+/*
+ * Unmap a region: waits for the fills in flight, unregisters (waking any
+ * waiter: an access racing with unmap is the caller's bug, as with
+ * munmap) and releases the memory.  Any thread but a worker.  0 or -errno.
+ */
+int upager_unmap(struct upager_region *r);
+void upager_region_stats(struct upager_region *r, struct upager_stats *s);
+void *upager_region_addr(struct upager_region *r);
+size_t upager_region_len(struct upager_region *r);
+/*
+ * Fill [off, off+len) of the region now, from the calling thread, e.g.
+ * before handing it to a syscall in in-thread mode.  0 or -errno (the
+ * store's error).
+ */
+int upager_region_prefault(struct upager_region *r, size_t off, size_t len);
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+
+#endif

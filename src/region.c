@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Regions: memory filled from a store on first touch.  This file owns the
+ * policy (per-unit claim state, read-ahead) and the fill path that both a
+ * worker thread and an in-thread SIGBUS handler run.
+ *
+ * Nothing on the fill path allocates or takes a lock that a signal
+ * handler could already hold, except ra_lock, which in-thread mode never
+ * takes (see region_fault()).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "internal.h"
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+
+#define HUGE_2M (2ul << 20)
+#define DEFAULT_RA (1ul << 20)
+
+static size_t memtype_page(enum upager_memtype t)
+{
+	return t == UPAGER_MEM_HUGETLB ? HUGE_2M : UPAGER_STORE_PAGE;
+}
+
+/* ---- read-ahead -------------------------------------------------------- */
+
+/*
+ * Pick the window for a fault on unit @u: twice the last one when @u is
+ * where a known stream was expected next, else a single unit (a random
+ * access pays nothing).  Returns the stream slot to commit to.
+ */
+static unsigned int ra_propose(struct upager_region *r, size_t u,
+			       size_t *window)
+{
+	unsigned int i, victim = 0;
+
+	pthread_mutex_lock(&r->ra_lock);
+	r->ra_clock++;
+	for (i = 0; i < RA_STREAMS; i++) {
+		struct ra_stream *s = &r->ra[i];
+
+		if (s->window && s->next == u) {
+			STAT_ADD(r->st, ra_used,
+				 s->pending * r->fill / UPAGER_STORE_PAGE);
+			s->pending = 0;
+			s->stamp = r->ra_clock;
+			*window = s->window * 2 < r->ra_max ? s->window * 2
+							    : r->ra_max;
+			pthread_mutex_unlock(&r->ra_lock);
+			return i;
+		}
+		if (r->ra[i].stamp < r->ra[victim].stamp)
+			victim = i;
+	}
+	STAT_ADD(r->st, ra_wasted,
+		 r->ra[victim].pending * r->fill / UPAGER_STORE_PAGE);
+	r->ra[victim] = (struct ra_stream){ .stamp = r->ra_clock };
+	*window = 1;
+	pthread_mutex_unlock(&r->ra_lock);
+	return victim;
+}
+
+static void ra_commit(struct upager_region *r, unsigned int i, size_t u,
+		      size_t n)
+{
+	pthread_mutex_lock(&r->ra_lock);
+	r->ra[i].next = u + n;
+	r->ra[i].window = n;
+	r->ra[i].pending = n - 1;
+	pthread_mutex_unlock(&r->ra_lock);
+}
+
+/* ---- claim state ------------------------------------------------------- */
+
+static bool claim(struct upager_region *r, size_t u, uint8_t from)
+{
+	uint8_t expect = from;
+
+	return atomic_compare_exchange_strong_explicit(
+		&r->state[u], &expect, UNIT_INFLIGHT, memory_order_acquire,
+		memory_order_relaxed);
+}
+
+static void settle(struct upager_region *r, size_t u, size_t n, uint8_t to)
+{
+	for (size_t i = 0; i < n; i++)
+		atomic_store_explicit(&r->state[u + i], to,
+				      memory_order_release);
+}
+
+/* ---- installing -------------------------------------------------------- */
+
+int filler_reserve(struct filler *f, size_t len)
+{
+	void *p;
+
+	if (f->cap >= len)
+		return 0;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	/* UFFDIO_MOVE refuses to split a huge page it would move from. */
+	madvise(p, len, MADV_NOHUGEPAGE);
+	if (f->buf)
+		munmap(f->buf, f->cap);
+	f->buf = p;
+	f->cap = len;
+	return 0;
+}
+
+static void wake_later(struct filler *f, int uffd, char *addr, size_t len)
+{
+	if (f->nwake) {
+		__typeof__(f->wake[0]) *w = &f->wake[f->nwake - 1];
+
+		if (w->uffd == uffd && w->addr + w->len == addr) {
+			w->len += len;
+			return;
+		}
+	}
+	if (f->nwake == ARRAY_SIZE(f->wake))
+		filler_flush(f);
+	f->wake[f->nwake].uffd = uffd;
+	f->wake[f->nwake].addr = addr;
+	f->wake[f->nwake].len = len;
+	f->nwake++;
+}
+
+void filler_flush(struct filler *f)
+{
+	for (unsigned int i = 0; i < f->nwake; i++)
+		upager_ll_wake(f->wake[i].uffd, f->wake[i].addr,
+			       f->wake[i].len);
+	f->nwake = 0;
+}
+
+enum install_op { OP_COPY, OP_MOVE, OP_ZERO, OP_CONTINUE };
+
+/*
+ * Install [dst, dst+len) with @op, resuming after partial progress.  A
+ * unit found present (-EEXIST: another resolver won, or the kernel raced
+ * us) is skipped; -EAGAIN (the map is changing) is retried.  Returns 0 or
+ * the error that stopped it (-ENOENT/-ESRCH/-ENOSPC: the range or the mm
+ * is gone).
+ */
+static int install(struct upager_region *r, struct filler *f,
+		   enum install_op op, char *dst, const char *src, size_t len)
+{
+	size_t off = 0, page = memtype_page(r->memtype);
+	unsigned int spins = 0;
+	uint64_t dw = 0;
+	int ret = 0;
+
+	if (f->dontwake)
+		dw = UFFDIO_COPY_MODE_DONTWAKE; /* same bit for every op */
+	while (off < len) {
+		size_t done = 0;
+
+		switch (op) {
+		case OP_COPY:
+			ret = upager_ll_copy(r->uffd, dst + off, src + off,
+					     len - off, dw, &done);
+			break;
+		case OP_MOVE:
+			ret = upager_ll_move(r->uffd, dst + off,
+					     (char *)src + off, len - off, dw,
+					     &done);
+			break;
+		case OP_ZERO:
+			ret = upager_ll_zeropage(r->uffd, dst + off, len - off,
+						 dw, &done);
+			break;
+		case OP_CONTINUE:
+			ret = upager_ll_continue(r->uffd, dst + off, len - off,
+						 dw, &done);
+			break;
+		}
+		off += done;
+		if (ret == 0)
+			break;
+		if (ret == -EAGAIN) {
+			STAT_ADD(r->st, eagain, 1);
+			if (!done && ++spins > 1000)
+				return ret;
+			if (!done)
+				sched_yield();
+			continue;
+		}
+		if (ret != -EEXIST)
+			return ret;
+		STAT_ADD(r->st, eexist, 1);
+		off = (off + page) & ~(page - 1);
+	}
+	if (f->dontwake)
+		wake_later(f, r->uffd, dst, len);
+	return 0;
+}
+
+void region_report(struct upager_region *r, uint64_t addr, int err,
+		   const char *what)
+{
+	struct upager_handler *h = r->h;
+
+	h->on_error(h->error_arg, r, addr, err, what);
+}
+
+/*
+ * Fill units [u, u+n) claimed by the caller.  @cached: a MINOR fault said
+ * the page cache already holds the data (shmem), so only map it.
+ */
+static int fill_units(struct upager_region *r, struct filler *f, size_t u,
+		      size_t n, bool cached)
+{
+	struct upager_store *s = r->store;
+	char *dst = r->addr + u * r->fill;
+	size_t len = n * r->fill, np = len / UPAGER_STORE_PAGE;
+	uint64_t pgoff = r->store_pgoff + u * (r->fill / UPAGER_STORE_PAGE);
+	const char *src = NULL;
+	int ret;
+
+	if (r->memtype == UPAGER_MEM_SHMEM) {
+		if (!cached) {
+			ret = s->ops->fetch(s, pgoff, r->alias + u * r->fill,
+					    np);
+			if (ret < 0)
+				return ret;
+			STAT_ADD(r->st, bytes_fetched, len);
+		}
+		return install(r, f, OP_CONTINUE, dst, NULL, len);
+	}
+	if (r->memtype != UPAGER_MEM_HUGETLB && s->ops->zero_run &&
+	    s->ops->zero_run(s, pgoff, np) >= np) {
+		ret = install(r, f, OP_ZERO, dst, NULL, len);
+		if (ret == 0)
+			STAT_ADD(r->st, zero_pages, np);
+		return ret;
+	}
+	if (s->ops->direct && !(r->flags & UPAGER_MAP_MOVE))
+		src = s->ops->direct(s, pgoff, np);
+	if (!src) {
+		if (f->cap < len)
+			return -ENOBUFS;
+		ret = s->ops->fetch(s, pgoff, f->buf, np);
+		if (ret < 0)
+			return ret;
+		src = f->buf;
+	}
+	STAT_ADD(r->st, bytes_fetched, len);
+	return install(r, f, (r->flags & UPAGER_MAP_MOVE) ? OP_MOVE : OP_COPY,
+		       dst, src, len);
+}
+
+/* A fetch failed: the faulting thread gets SIGBUS, never zeros. */
+static void fail_unit(struct upager_region *r, struct filler *f, size_t u,
+		      uint64_t addr, int err)
+{
+	char *dst = r->addr + u * r->fill;
+	size_t done;
+	int ret;
+
+	STAT_ADD(r->st, store_errors, 1);
+	region_report(r, addr, err, "store fetch failed; poisoning the page");
+	ret = upager_ll_poison(r->uffd, dst, r->fill,
+			       f->dontwake ? UFFDIO_POISON_MODE_DONTWAKE : 0,
+			       &done);
+	if (ret == 0 && f->dontwake)
+		wake_later(f, r->uffd, dst, r->fill);
+	/* A poison marker is installed: the unit is no longer missing. */
+	settle(r, u, 1, ret == 0 || ret == -EEXIST ? UNIT_PRESENT : UNIT_ABSENT);
+}
+
+int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
+		 bool minor, uint64_t t0)
+{
+	size_t u = (addr - (uintptr_t)r->addr) / r->fill;
+	size_t n = 1, want = 1;
+	unsigned int stream = 0;
+	bool ra = r->ra_max > 1 && !(r->flags & UPAGER_MAP_IN_THREAD);
+	uint8_t st;
+	int ret;
+
+	STAT_ADD(r->st, faults, 1);
+	if (minor)
+		STAT_ADD(r->st, faults_minor, 1);
+	else
+		STAT_ADD(r->st, faults_missing, 1);
+	/*
+	 * A unit another filler holds is woken by that filler.  A present one
+	 * faulted again: either a spurious event read after the install, or
+	 * the page was dropped (MADV_DONTNEED) without a REMOVE event; refill
+	 * it, and an -EEXIST then just means the former.
+	 */
+	st = atomic_load_explicit(&r->state[u], memory_order_acquire);
+	if (st == UNIT_INFLIGHT || !claim(r, u, st)) {
+		STAT_ADD(r->st, faults_dup, 1);
+		return 0;
+	}
+	/* In-thread mode stays off ra_lock: see the file comment. */
+	if (ra && !minor) {
+		stream = ra_propose(r, u, &want);
+		if (want * r->fill > f->cap)
+			want = f->cap / r->fill ? f->cap / r->fill : 1;
+		while (n < want && u + n < r->nunits &&
+		       claim(r, u + n, UNIT_ABSENT))
+			n++;
+		ra_commit(r, stream, u, n);
+	}
+	ret = fill_units(r, f, u, n, minor);
+	if (ret < 0 && n > 1) {
+		/* Give the read-ahead back and try the faulting unit alone. */
+		settle(r, u + 1, n - 1, UNIT_ABSENT);
+		n = 1;
+		ret = fill_units(r, f, u, 1, minor);
+	}
+	if (ret == -ENOENT || ret == -ESRCH || ret == -ENOSPC) {
+		/* Unregistered under us, or the mm is gone: nothing waits. */
+		settle(r, u, n, UNIT_ABSENT);
+		return ret;
+	}
+	if (ret < 0) {
+		fail_unit(r, f, u, addr, ret);
+		return ret;
+	}
+	settle(r, u, n, UNIT_PRESENT);
+	STAT_ADD(r->st, pages_filled, n * r->fill / UPAGER_STORE_PAGE);
+	if (n > 1)
+		STAT_ADD(r->st, ra_pages,
+			 (n - 1) * r->fill / UPAGER_STORE_PAGE);
+	stats_latency(r->st, now_ns() - t0);
+	return 0;
+}
+
+/* ---- map / unmap ------------------------------------------------------- */
+
+static int map_memory(struct upager_region *r)
+{
+	int prot = PROT_READ | PROT_WRITE;
+
+	if (r->memtype == UPAGER_MEM_SHMEM) {
+		r->memfd = memfd_create("upager", MFD_CLOEXEC);
+		if (r->memfd < 0)
+			return -errno;
+		if (ftruncate(r->memfd, (off_t)r->len) < 0)
+			return -errno;
+		r->alias = mmap(NULL, r->len, prot, MAP_SHARED, r->memfd, 0);
+		if (r->alias == MAP_FAILED) {
+			r->alias = NULL;
+			return -errno;
+		}
+		r->addr = mmap(NULL, r->len, prot, MAP_SHARED, r->memfd, 0);
+	} else if (r->memtype == UPAGER_MEM_HUGETLB) {
+		/* Reserved at mmap: a short pool fails here, not at a fault. */
+		r->addr = mmap(NULL, r->len, prot,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+				       MAP_HUGE_2MB,
+			       -1, 0);
+	} else {
+		r->addr = mmap(NULL, r->len, prot, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+	}
+	if (r->addr == MAP_FAILED) {
+		r->addr = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+static void region_free(struct upager_region *r)
+{
+	if (r->addr)
+		munmap(r->addr, r->len);
+	if (r->alias)
+		munmap(r->alias, r->len);
+	if (r->memfd >= 0)
+		close(r->memfd);
+	if (r->slots)
+		munmap(r->slots, INTHREAD_SLOTS * r->fill);
+	pthread_mutex_destroy(&r->ra_lock);
+	free((void *)r->state);
+	free(r);
+}
+
+static int check_params(struct upager_handler *h, struct upager_store *s,
+			size_t len, struct upager_map_params *p)
+{
+	size_t page = memtype_page(p->memtype);
+	uint64_t need = h->features;
+
+	if ((unsigned int)p->memtype > UPAGER_MEM_HUGETLB ||
+	    (p->flags & ~(UPAGER_MAP_IN_THREAD | UPAGER_MAP_MOVE)))
+		return -EINVAL;
+	if (!p->fill)
+		p->fill = page;
+	if (p->fill < page || (p->fill & (p->fill - 1)) || !len ||
+	    len % p->fill || p->store_offset % UPAGER_STORE_PAGE)
+		return -EINVAL;
+	if (s->npages != UPAGER_STORE_UNBOUNDED &&
+	    (p->store_offset / UPAGER_STORE_PAGE > s->npages ||
+	     len / UPAGER_STORE_PAGE >
+		     s->npages - p->store_offset / UPAGER_STORE_PAGE))
+		return -ERANGE;
+	if ((p->flags & UPAGER_MAP_IN_THREAD) &&
+	    (p->memtype == UPAGER_MEM_SHMEM ||
+	     !(s->flags & UPAGER_STORE_SIGNAL_SAFE)))
+		return -EINVAL;
+	if ((p->flags & UPAGER_MAP_MOVE) && p->memtype != UPAGER_MEM_ANON)
+		return -EINVAL;
+	if ((p->flags & UPAGER_MAP_MOVE) && !(need & UFFD_FEATURE_MOVE))
+		return -EOPNOTSUPP;
+	if (p->memtype == UPAGER_MEM_SHMEM &&
+	    (need & (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM)) !=
+		    (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM))
+		return -EOPNOTSUPP;
+	if (p->memtype == UPAGER_MEM_HUGETLB &&
+	    !(need & UFFD_FEATURE_MISSING_HUGETLBFS))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
+		 const struct upager_map_params *params,
+		 struct upager_region **out, int *err)
+{
+	struct upager_map_params p = { .size = sizeof(p) };
+	struct upager_region *r = NULL;
+	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING, ioctls = 0, need;
+	int ret;
+
+	if (params)
+		memcpy(&p, params,
+		       params->size < sizeof(p) ? params->size : sizeof(p));
+	ret = check_params(h, s, len, &p);
+	if (ret < 0)
+		goto fail;
+	ret = -ENOMEM;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto fail;
+	r->h = h;
+	r->store = s;
+	r->len = len;
+	r->fill = p.fill;
+	r->nunits = len / p.fill;
+	r->memtype = p.memtype;
+	r->flags = p.flags;
+	r->memfd = -1;
+	r->store_pgoff = p.store_offset / UPAGER_STORE_PAGE;
+	r->st = &r->own;
+	r->stats_slot = -1;
+	pthread_mutex_init(&r->ra_lock, NULL);
+	if (p.readahead_max == (size_t)-1)
+		r->ra_max = 1;
+	else
+		r->ra_max = (p.readahead_max ? p.readahead_max : DEFAULT_RA) /
+			    p.fill;
+	if (!r->ra_max)
+		r->ra_max = 1;
+	r->state = calloc(r->nunits, 1);
+	if (!r->state)
+		goto fail;
+	ret = map_memory(r);
+	if (ret < 0)
+		goto fail;
+
+	if (r->flags & UPAGER_MAP_IN_THREAD) {
+		ret = handler_sig_uffd(h);
+		if (ret < 0)
+			goto fail;
+		r->uffd = ret;
+		/* One unit per slot: in-thread mode does no read-ahead. */
+		r->ra_max = 1;
+		r->slots = mmap(NULL, INTHREAD_SLOTS * r->fill,
+				PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (r->slots == MAP_FAILED) {
+			r->slots = NULL;
+			ret = -ENOMEM;
+			goto fail;
+		}
+	} else {
+		r->uffd = h->uffd;
+	}
+	if (r->memtype == UPAGER_MEM_SHMEM)
+		mode |= UFFDIO_REGISTER_MODE_MINOR;
+	ret = upager_ll_register(r->uffd, r->addr, r->len, mode, &ioctls);
+	if (ret < 0)
+		goto fail;
+	need = 1ull << _UFFDIO_WAKE;
+	need |= r->memtype == UPAGER_MEM_SHMEM ? 1ull << _UFFDIO_CONTINUE
+					       : 1ull << _UFFDIO_COPY;
+	if ((ioctls & need) != need) {
+		upager_ll_unregister(r->uffd, r->addr, r->len);
+		ret = -EOPNOTSUPP;
+		goto fail;
+	}
+	r->st = stats_publish_region(h, r, &r->stats_slot);
+	ret = handler_add_region(h, r);
+	if (ret == 0 && (r->flags & UPAGER_MAP_IN_THREAD)) {
+		ret = inthread_add(r);
+		if (ret < 0)
+			handler_remove_region(h, r);
+	}
+	if (ret < 0) {
+		upager_ll_unregister(r->uffd, r->addr, r->len);
+		stats_publish_release(h, r->stats_slot);
+		goto fail;
+	}
+	if (out)
+		*out = r;
+	return r->addr;
+fail:
+	if (r)
+		region_free(r);
+	if (err)
+		*err = ret;
+	return NULL;
+}
+
+int upager_unmap(struct upager_region *r)
+{
+	struct upager_handler *h = r->h;
+	int ret;
+
+	if (r->flags & UPAGER_MAP_IN_THREAD)
+		inthread_remove(r);
+	/* Waits for the batches in flight: no worker holds @r after this. */
+	handler_remove_region(h, r);
+	ret = upager_ll_unregister(r->uffd, r->addr, r->len);
+	stats_publish_release(h, r->stats_slot);
+	region_free(r);
+	return ret;
+}
+
+void upager_region_stats(struct upager_region *r, struct upager_stats *s)
+{
+	stats_read(r->st, s);
+}
+
+void *upager_region_addr(struct upager_region *r)
+{
+	return r->addr;
+}
+
+size_t upager_region_len(struct upager_region *r)
+{
+	return r->len;
+}
+
+int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
+{
+	struct filler f = { 0 };
+	int ret = 0;
+
+	if (off > r->len || len > r->len - off)
+		return -ERANGE;
+	if (r->memtype != UPAGER_MEM_SHMEM &&
+	    (ret = filler_reserve(&f, r->fill)) < 0)
+		return ret;
+	for (size_t u = off / r->fill; u * r->fill < off + len; u++) {
+		uint8_t st = atomic_load_explicit(&r->state[u],
+						  memory_order_acquire);
+
+		if (st != UNIT_ABSENT)
+			continue;
+		ret = region_fault(r, &f, (uintptr_t)r->addr + u * r->fill,
+				   false, now_ns());
+		if (ret < 0)
+			break;
+	}
+	if (f.buf)
+		munmap(f.buf, f.cap);
+	return ret;
+}
