@@ -63,6 +63,8 @@ SHARED := $(BUILD)/libupager.so.$(VERSION)
 CLI := $(BUILD)/upager
 
 .PHONY: all deps check demo install uninstall clean
+# Keep objects: relinking a test must not recompile the harness.
+.SECONDARY:
 all: $(STATIC) $(SHARED) $(CLI) $(TESTS) $(EXAMPLES) $(BENCHES)
 
 deps:

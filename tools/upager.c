@@ -9,6 +9,7 @@
 static const struct cli_cmd cmds[] = {
 	{ "features", "what this kernel and process can use", cmd_features },
 	{ "demo", "the userfaultfd(2) man-page demo on upager", cmd_demo },
+	{ "stat", "live statistics of running upager handlers", cmd_stat },
 };
 
 static void usage(FILE *f)
