@@ -59,27 +59,37 @@ static bool write_long(const char *path, long v)
 #define NR_HUGE "/proc/sys/vm/nr_hugepages"
 #define FREE_HUGE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
 
+#define RESV_HUGE "/sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages"
+
 static void hugetlb_restore(void)
 {
 	if (hugetlb_old >= 0)
 		write_long(NR_HUGE, hugetlb_old);
 }
 
-/* Make sure @n free 2 MiB pages exist, raising nr_hugepages if needed. */
+/* Free huge pages not already promised to a mapping, or -1. */
+static long hugetlb_available(void)
+{
+	long fr = read_long(FREE_HUGE), rs = read_long(RESV_HUGE);
+
+	return fr < 0 || rs < 0 ? -1 : fr - rs;
+}
+
+/* Make sure @n unpromised 2 MiB pages exist, raising nr_hugepages. */
 static void hugetlb_reserve(size_t n)
 {
-	long nr = read_long(NR_HUGE), fr = read_long(FREE_HUGE);
+	long nr = read_long(NR_HUGE), av = hugetlb_available();
 
-	if (nr < 0 || fr < 0)
+	if (nr < 0 || av < 0)
 		SKIP("no 2 MiB hugetlb support");
-	if ((size_t)fr >= n)
+	if ((size_t)av >= n)
 		return;
 	if (hugetlb_old < 0) {
 		hugetlb_old = nr;
 		atexit(hugetlb_restore);
 	}
-	if (!write_long(NR_HUGE, nr + (long)(n - (size_t)fr)) ||
-	    (size_t)read_long(FREE_HUGE) < n)
+	if (!write_long(NR_HUGE, nr + (long)(n - (size_t)av)) ||
+	    hugetlb_available() < (long)n)
 		SKIP("cannot reserve %zu hugetlb pages (need root and memory)",
 		     n);
 }

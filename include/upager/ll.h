@@ -124,8 +124,9 @@ int upager_ll_feature_list(uint64_t features, char *buf, size_t len);
  * UFFDIO_REGISTER [addr, addr+len) with @mode, a combination of
  * UFFDIO_REGISTER_MODE_MISSING / _WP / _MINOR.  @ioctls, if not NULL,
  * receives the range ioctls the kernel grants there (bit 1 << _UFFDIO_x).
+ * A range that is only partly mapped is registered where it is mapped.
  * Returns 0, -EINVAL (unaligned, empty, mode not allowed for the memory
- * type, or range not entirely mapped), -ENOMEM (range not mapped),
+ * type, nothing mapped in the range; -ENOMEM for that before Linux 6.1),
  * -EBUSY (already registered with another uffd), -EPERM.
  */
 int upager_ll_register(int fd, void *addr, size_t len, uint64_t mode,

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * UFFD_FEATURE_WP_ASYNC with PAGEMAP_SCAN (the kselftest pagemap_ioctl
+ * pattern): on a range registered WP and write-protected, writes are
+ * resolved by the kernel itself with no message (a non-blocking read is
+ * -EAGAIN).  upager_ll_scan_written() without reset reports exactly the
+ * written pages, adjacent ones merged into one region, and changes
+ * nothing; with reset it reports them and re-protects atomically, so a
+ * second scan with no new write reports none and a new write shows only
+ * that page.  Reading a protected page does not make it written.  A raw
+ * PAGEMAP_SCAN with an unknown flag is -EINVAL.
+ */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define NPAGES 32
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static void check_regions(const struct t_mem *m, const struct page_region *v,
+			  int n, const size_t (*want)[2], int nwant,
+			  const char *what)
+{
+	CHECK(n == nwant, "%s: %d regions, want %d", what, n, nwant);
+	for (int i = 0; i < n; i++) {
+		uint64_t s = (uintptr_t)m->addr + want[i][0] * m->page;
+		uint64_t e = (uintptr_t)m->addr + want[i][1] * m->page;
+
+		CHECK(v[i].start == s && v[i].end == e,
+		      "%s: region %d is pages [%lld, %lld), want [%zu, %zu)",
+		      what, i,
+		      (long long)(v[i].start - (uintptr_t)m->addr) /
+			      (long long)m->page,
+		      (long long)(v[i].end - (uintptr_t)m->addr) /
+			      (long long)m->page,
+		      want[i][0], want[i][1]);
+		CHECK(v[i].categories == PAGE_IS_WRITTEN, "%s: categories %#llx",
+		      what, (unsigned long long)v[i].categories);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	enum upager_ll_memtype type = t_memtype(argc, argv);
+	static const size_t first[][2] = { { 1, 3 }, { 5, 6 }, { 31, 32 } };
+	static const size_t later[][2] = { { 9, 10 } };
+	struct page_region vec[NPAGES];
+	struct uffd_msg msg;
+	struct t_mem m;
+	uint64_t end;
+	int pm, fd, n;
+
+	/* A fault nobody serves would hang: fail instead. */
+	alarm(20);
+	if (type == UPAGER_LL_MEM_HUGETLB)
+		SKIP("wp_async runs on anon and shmem");
+	fd = t_uffd(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED |
+			    UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+		    UPAGER_LL_NONBLOCK);
+	t_mem_map(&m, type, NPAGES);
+	pm = upager_ll_pagemap_open();
+	CHECK(pm >= 0, "pagemap: %s", strerror(-pm));
+	CHECK_RET(upager_ll_register(fd, m.addr, m.len,
+				     UFFDIO_REGISTER_MODE_WP, NULL), 0);
+	/* Half the pages populated before protecting, half never touched. */
+	memset(m.addr, 0x5a, m.len / 2);
+	CHECK_RET(upager_ll_writeprotect(fd, m.addr, m.len,
+					 UFFDIO_WRITEPROTECT_MODE_WP), 0);
+	CHECK_RET(upager_ll_scan_written(pm, m.addr, m.len, vec, NPAGES, false,
+					 &end), 0);
+	CHECK(end == (uintptr_t)m.addr + m.len, "walk_end");
+
+	/* Writes: no message, no blocking; reads change nothing. */
+	for (size_t i = 0; i < ARRAY_SIZE(first); i++)
+		for (size_t p = first[i][0]; p < first[i][1]; p++)
+			m.addr[p * m.page + 100] = (char)p;
+	CHECK(m.addr[20 * m.page] == 0 && m.addr[10 * m.page] == 0x5a,
+	      "reads");
+	CHECK_RET(upager_ll_read(fd, &msg, 1), -EAGAIN);
+
+	n = upager_ll_scan_written(pm, m.addr, m.len, vec, NPAGES, false,
+				   &end);
+	check_regions(&m, vec, n, first, ARRAY_SIZE(first), "scan");
+	CHECK(end == (uintptr_t)m.addr + m.len, "walk_end");
+	/* Without reset nothing was re-protected. */
+	n = upager_ll_scan_written(pm, m.addr, m.len, vec, NPAGES, false,
+				   NULL);
+	check_regions(&m, vec, n, first, ARRAY_SIZE(first), "rescan");
+
+	/* With reset: the same report, then the pages are clean again. */
+	n = upager_ll_scan_written(pm, m.addr, m.len, vec, NPAGES, true, NULL);
+	check_regions(&m, vec, n, first, ARRAY_SIZE(first), "reset scan");
+	CHECK_RET(upager_ll_scan_written(pm, m.addr, m.len, vec, NPAGES, true,
+					 NULL), 0);
+	CHECK_RET(upager_ll_scan_written(pm, m.addr, m.len, vec, NPAGES, false,
+					 NULL), 0);
+
+	/* A new write shows only that page; the old data is intact. */
+	m.addr[9 * m.page] = 9;
+	CHECK_RET(upager_ll_read(fd, &msg, 1), -EAGAIN);
+	n = upager_ll_scan_written(pm, m.addr, m.len, vec, NPAGES, true, NULL);
+	check_regions(&m, vec, n, later, ARRAY_SIZE(later), "after write");
+	CHECK_RET(upager_ll_scan_written(pm, m.addr, m.len, vec, NPAGES, false,
+					 NULL), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(first); i++)
+		for (size_t p = first[i][0]; p < first[i][1]; p++)
+			CHECK(m.addr[p * m.page + 100] == (char)p, "page %zu", p);
+	CHECK(m.addr[9 * m.page] == 9, "page 9");
+
+	/* A raw scan with a flag the kernel does not know. */
+	{
+		struct pm_scan_arg arg = {
+			.flags = 1ull << 7,
+			.start = (uintptr_t)m.addr,
+			.end = (uintptr_t)m.addr + m.len,
+			.vec = (uintptr_t)vec,
+			.vec_len = NPAGES,
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+
+		CHECK_RET(upager_ll_pagemap_scan(pm, &arg), -EINVAL);
+		/* The same arguments with no flags are fine. */
+		arg.flags = 0;
+		CHECK_RET(upager_ll_pagemap_scan(pm, &arg), 0);
+	}
+
+	close(pm);
+	t_mem_unmap(&m);
+	close(fd);
+	return 0;
+}
