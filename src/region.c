@@ -149,14 +149,14 @@ enum install_op { OP_COPY, OP_MOVE, OP_ZERO, OP_CONTINUE };
 /*
  * Install [dst, dst+len) with @op, resuming after partial progress.  A
  * unit found present (-EEXIST: another resolver won, or the kernel raced
- * us) is skipped; -EAGAIN (the map is changing) is retried.  Returns 0 or
- * the error that stopped it (-ENOENT/-ESRCH/-ENOSPC: the range or the mm
- * is gone).
+ * us) is skipped; -EAGAIN (the map is changing) is retried.  Returns the
+ * bytes this call installed, or the error that stopped it
+ * (-ENOENT/-ESRCH/-ENOSPC: the range or the mm is gone).
  */
-static int install(struct upager_region *r, struct filler *f,
-		   enum install_op op, char *dst, const char *src, size_t len)
+static long install(struct upager_region *r, struct filler *f,
+		    enum install_op op, char *dst, const char *src, size_t len)
 {
-	size_t off = 0, page = memtype_page(r->memtype);
+	size_t off = 0, page = memtype_page(r->memtype), put = 0;
 	unsigned int spins = 0;
 	uint64_t dw = 0;
 	int ret = 0;
@@ -186,6 +186,7 @@ static int install(struct upager_region *r, struct filler *f,
 			break;
 		}
 		off += done;
+		put += done;
 		if (ret == 0)
 			break;
 		if (ret == -EAGAIN) {
@@ -203,7 +204,7 @@ static int install(struct upager_region *r, struct filler *f,
 	}
 	if (f->dontwake)
 		wake_later(f, r->uffd, dst, len);
-	return 0;
+	return (long)put;
 }
 
 void region_report(struct upager_region *r, uint64_t addr, int err,
@@ -215,37 +216,71 @@ void region_report(struct upager_region *r, uint64_t addr, int err,
 }
 
 /*
- * Fill units [u, u+n) claimed by the caller.  @cached: a MINOR fault said
- * the page cache already holds the data (shmem), so only map it.
+ * Install units [u, u+n) from @src, or zeros when @src is NULL.  shmem
+ * regions get the data written into the page cache through the alias
+ * (unless @src already is the alias) and mapped with CONTINUE.
  */
-static int fill_units(struct upager_region *r, struct filler *f, size_t u,
-		      size_t n, bool cached)
+static long put_units(struct upager_region *r, struct filler *f, size_t u,
+		      size_t n, const char *src)
+{
+	char *dst = r->addr + u * r->fill;
+	size_t len = n * r->fill;
+	long ret;
+
+	if (r->memtype == UPAGER_MEM_SHMEM) {
+		char *cache = r->alias + u * r->fill;
+
+		if (!src)
+			memset(cache, 0, len);
+		else if (src != cache)
+			memcpy(cache, src, len);
+		return install(r, f, OP_CONTINUE, dst, NULL, len);
+	}
+	if (!src && r->memtype == UPAGER_MEM_HUGETLB) {
+		/* hugetlb has no ZEROPAGE: copy from a zeroed buffer. */
+		if (filler_reserve(f, len) < 0)
+			return -ENOMEM;
+		memset(f->buf, 0, len);
+		src = f->buf;
+	}
+	if (!src) {
+		ret = install(r, f, OP_ZERO, dst, NULL, len);
+		if (ret > 0)
+			STAT_ADD(r->st, zero_pages, (size_t)ret / UPAGER_STORE_PAGE);
+		return ret;
+	}
+	return install(r, f, (r->flags & UPAGER_MAP_MOVE) ? OP_MOVE : OP_COPY,
+		       dst, src, len);
+}
+
+/*
+ * Fetch and install units [u, u+n) claimed by the caller.  @cached: a
+ * MINOR fault said the page cache already holds the data (shmem), so only
+ * map it.  Returns bytes installed or -errno.
+ */
+static long fill_units(struct upager_region *r, struct filler *f, size_t u,
+		       size_t n, bool cached)
 {
 	struct upager_store *s = r->store;
-	char *dst = r->addr + u * r->fill;
 	size_t len = n * r->fill, np = len / UPAGER_STORE_PAGE;
 	uint64_t pgoff = r->store_pgoff + u * (r->fill / UPAGER_STORE_PAGE);
 	const char *src = NULL;
 	int ret;
 
 	if (r->memtype == UPAGER_MEM_SHMEM) {
+		/* The store writes straight into the page cache. */
+		src = r->alias + u * r->fill;
 		if (!cached) {
-			ret = s->ops->fetch(s, pgoff, r->alias + u * r->fill,
-					    np);
+			ret = s->ops->fetch(s, pgoff, (char *)src, np);
 			if (ret < 0)
 				return ret;
 			STAT_ADD(r->st, bytes_fetched, len);
 		}
-		return install(r, f, OP_CONTINUE, dst, NULL, len);
+		return put_units(r, f, u, n, src);
 	}
-	if (r->memtype != UPAGER_MEM_HUGETLB && s->ops->zero_run &&
-	    s->ops->zero_run(s, pgoff, np) >= np) {
-		ret = install(r, f, OP_ZERO, dst, NULL, len);
-		if (ret == 0)
-			STAT_ADD(r->st, zero_pages, np);
-		return ret;
-	}
-	if (s->ops->direct && !(r->flags & UPAGER_MAP_MOVE))
+	if (STORE_HAS(s->ops, zero_run) && s->ops->zero_run(s, pgoff, np) >= np)
+		return put_units(r, f, u, n, NULL);
+	if (STORE_HAS(s->ops, direct) && !(r->flags & UPAGER_MAP_MOVE))
 		src = s->ops->direct(s, pgoff, np);
 	if (!src) {
 		if (f->cap < len)
@@ -256,8 +291,7 @@ static int fill_units(struct upager_region *r, struct filler *f, size_t u,
 		src = f->buf;
 	}
 	STAT_ADD(r->st, bytes_fetched, len);
-	return install(r, f, (r->flags & UPAGER_MAP_MOVE) ? OP_MOVE : OP_COPY,
-		       dst, src, len);
+	return put_units(r, f, u, n, src);
 }
 
 /* A fetch failed: the faulting thread gets SIGBUS, never zeros. */
@@ -287,7 +321,7 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 	unsigned int stream = 0;
 	bool ra = r->ra_max > 1 && !(r->flags & UPAGER_MAP_IN_THREAD);
 	uint8_t st;
-	int ret;
+	long ret;
 
 	STAT_ADD(r->st, faults, 1);
 	if (minor)
@@ -325,14 +359,14 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 	if (ret == -ENOENT || ret == -ESRCH || ret == -ENOSPC) {
 		/* Unregistered under us, or the mm is gone: nothing waits. */
 		settle(r, u, n, UNIT_ABSENT);
-		return ret;
+		return (int)ret;
 	}
 	if (ret < 0) {
-		fail_unit(r, f, u, addr, ret);
-		return ret;
+		fail_unit(r, f, u, addr, (int)ret);
+		return (int)ret;
 	}
 	settle(r, u, n, UNIT_PRESENT);
-	STAT_ADD(r->st, pages_filled, n * r->fill / UPAGER_STORE_PAGE);
+	STAT_ADD(r->st, pages_filled, (size_t)ret / UPAGER_STORE_PAGE);
 	if (n > 1)
 		STAT_ADD(r->st, ra_pages,
 			 (n - 1) * r->fill / UPAGER_STORE_PAGE);
@@ -510,6 +544,14 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 		if (ret < 0)
 			handler_remove_region(h, r);
 	}
+	if (ret == 0 && STORE_HAS(s->ops, attach)) {
+		ret = s->ops->attach(s, r);
+		if (ret < 0) {
+			if (r->flags & UPAGER_MAP_IN_THREAD)
+				inthread_remove(r);
+			handler_remove_region(h, r);
+		}
+	}
 	if (ret < 0) {
 		upager_ll_unregister(r->uffd, r->addr, r->len);
 		stats_publish_release(h, r->stats_slot);
@@ -531,6 +573,9 @@ int upager_unmap(struct upager_region *r)
 	struct upager_handler *h = r->h;
 	int ret;
 
+	/* A pushing store stops installing before the region goes. */
+	if (STORE_HAS(r->store->ops, detach))
+		r->store->ops->detach(r->store, r);
 	if (r->flags & UPAGER_MAP_IN_THREAD)
 		inthread_remove(r);
 	/* Waits for the batches in flight: no worker holds @r after this. */
@@ -580,4 +625,52 @@ int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 	if (f.buf)
 		munmap(f.buf, f.cap);
 	return ret;
+}
+
+long upager_region_install(struct upager_region *r, size_t off,
+			   const void *data, size_t len)
+{
+	struct filler f = { 0 };
+	long total = 0, ret = 0;
+
+	if (off % r->fill || len % r->fill)
+		return -EINVAL;
+	if (off > r->len || len > r->len - off)
+		return -ERANGE;
+	for (size_t u = off / r->fill; u < (off + len) / r->fill; u++) {
+		const char *src = data ? (const char *)data + (u * r->fill - off)
+				       : NULL;
+		uint8_t st = atomic_load_explicit(&r->state[u],
+						  memory_order_acquire);
+		bool mine;
+
+		if (st == UNIT_PRESENT) {
+			STAT_ADD(r->st, eexist, 1);
+			continue;
+		}
+		/*
+		 * A unit a worker is filling is installed anyway: the kernel
+		 * lets one of the two in and the other sees -EEXIST, and the
+		 * worker settles the state.
+		 */
+		mine = st == UNIT_ABSENT && claim(r, u, UNIT_ABSENT);
+		ret = put_units(r, &f, u, 1, src);
+		if (mine)
+			settle(r, u, 1, ret >= 0 ? UNIT_PRESENT : UNIT_ABSENT);
+		if (ret < 0)
+			break;
+		total += ret;
+	}
+	if (f.buf)
+		munmap(f.buf, f.cap);
+	if (total)
+		STAT_ADD(r->st, pages_filled, (size_t)total / UPAGER_STORE_PAGE);
+	return total ? total : ret;
+}
+
+bool upager_region_present(struct upager_region *r, size_t off)
+{
+	return off < r->len &&
+	       atomic_load_explicit(&r->state[off / r->fill],
+				    memory_order_acquire) == UNIT_PRESENT;
 }

@@ -185,6 +185,21 @@ size_t upager_region_len(struct upager_region *r);
  * store's error).
  */
 int upager_region_prefault(struct upager_region *r, size_t off, size_t len);
+/*
+ * Install @len bytes of @data at offset @off of the region, whether or not
+ * anything faulted there (a page pushed by a remote source); @data NULL
+ * installs zero pages.  @off and @len are multiples of the fill unit.
+ * Units already present are left alone (counted as EEXIST races), so a
+ * page is never installed twice; threads waiting on the range are woken.
+ * Any thread may call it, typically a store's receiver between attach()
+ * and detach().  Returns the bytes newly installed, or -errno (-EINVAL
+ * misaligned, -ERANGE outside the region, -ENOENT/-ESRCH when the region
+ * or the process is going away).
+ */
+long upager_region_install(struct upager_region *r, size_t off,
+			   const void *data, size_t len);
+/* Is the unit holding offset @off present (installed)? */
+bool upager_region_present(struct upager_region *r, size_t off);
 
 #pragma GCC visibility pop
 #ifdef __cplusplus

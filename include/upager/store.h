@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * upager page stores: where a region's pages come from.
+ *
+ * A store fills buffers; it knows nothing of userfaultfd, so each store
+ * can be tested alone.  Stores address their data in 4 KiB pages
+ * (UPAGER_STORE_PAGE) whatever the fill unit of the region reading them.
+ * A store is chosen by the prefix of a spec string ("zero",
+ * "file:/data/img", "mem:64M"), SQLite-VFS style: upager ships zero, file
+ * and mem, and a user can register their own ops table.
+ */
+#ifndef UPAGER_STORE_H
+#define UPAGER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default)
+
+#define UPAGER_STORE_PAGE 4096u
+#define UPAGER_STORE_UNBOUNDED UINT64_MAX
+
+/* Store flags (struct upager_store.flags). */
+/*
+ * fetch() (and direct(), zero_run() if present) are async-signal-safe:
+ * no locks, no allocation, only async-signal-safe syscalls.  Required for
+ * regions in in-thread mode, where the faulting thread fetches from its
+ * own SIGBUS handler.
+ */
+#define UPAGER_STORE_SIGNAL_SAFE (1u << 0)
+
+struct upager_store;
+struct upager_region;
+
+/*
+ * The ops table of a kind of store.  Append-only: new optional slots are
+ * added at the end and @size tells which ones a table has.  Optional
+ * slots may be NULL.  Every slot but open() may be called from several
+ * handler threads at once and must be thread-safe.
+ */
+struct upager_store_ops {
+	uint32_t size; /* sizeof(struct upager_store_ops) at build time */
+	const char *name; /* "file": the spec is "file" or "file:ARG" */
+	const char *help; /* one line: "file:PATH[,direct]  pages of a file" */
+	/*
+	 * Open from @arg, the part of the spec after "name:" ("" when
+	 * none).  On success store a new store in *@out (its ops, npages
+	 * and flags set) and return 0; else -errno (-EINVAL for a malformed
+	 * @arg).
+	 */
+	int (*open)(const char *arg, struct upager_store **out);
+	/*
+	 * Fill @dst with @npages pages starting at page @pgoff.  The range
+	 * lies inside the store (callers check against npages).  0 or
+	 * -errno; a short read is an error (-EIO), never zeros.
+	 */
+	int (*fetch)(struct upager_store *s, uint64_t pgoff, void *dst,
+		     size_t npages);
+	void (*close)(struct upager_store *s);
+	/*
+	 * Optional: the address of @npages pages at @pgoff in memory that
+	 * stays valid and unchanged while the store is open, or NULL.  Lets
+	 * a handler install pages straight from the store with no staging
+	 * copy (the mem store).
+	 */
+	const void *(*direct)(struct upager_store *s, uint64_t pgoff,
+			      size_t npages);
+	/*
+	 * Optional hint: how many pages from @pgoff (at most @npages) are
+	 * known to read as zeros (a hole in a sparse file); 0 when unknown.
+	 * The handler installs such runs with UFFDIO_ZEROPAGE.
+	 */
+	size_t (*zero_run)(struct upager_store *s, uint64_t pgoff,
+			   size_t npages);
+	/* Optional: write @npages pages from @src at @pgoff.  0 or -errno. */
+	int (*writeback)(struct upager_store *s, uint64_t pgoff,
+			 const void *src, size_t npages);
+	/*
+	 * Optional, for stores that push pages nobody asked for (a remote
+	 * store receiving a background stream): called by upager_map() once
+	 * the region is live, and by upager_unmap() before it goes.  Between
+	 * the two the store may call upager_region_install() from its own
+	 * threads.  attach() returns 0 or -errno (the map then fails);
+	 * -EBUSY when the store serves one region at most and has one.
+	 */
+	int (*attach)(struct upager_store *s, struct upager_region *r);
+	void (*detach)(struct upager_store *s, struct upager_region *r);
+};
+
+/* Every store starts with this; the store's private state follows. */
+struct upager_store {
+	const struct upager_store_ops *ops;
+	uint64_t npages;    /* size in pages, or UPAGER_STORE_UNBOUNDED */
+	unsigned int flags; /* UPAGER_STORE_* */
+};
+
+/*
+ * Make @ops findable by its name.  The table must outlive its use.
+ * Returns 0, -EEXIST (the name is taken), -EINVAL (no name, open, fetch
+ * or close, or @size too small).  Thread-safe.
+ */
+int upager_store_register(const struct upager_store_ops *ops);
+/* The ops table registered under @name, or NULL.  Thread-safe. */
+const struct upager_store_ops *upager_store_find(const char *name);
+/*
+ * Call @fn for each registered store kind (built-in ones first), e.g. to
+ * list them in --help.  Thread-safe.
+ */
+void upager_store_foreach(void (*fn)(const struct upager_store_ops *ops,
+				     void *arg),
+			  void *arg);
+
+/*
+ * Open a store from a spec "NAME" or "NAME:ARG".  On error returns NULL
+ * and sets *@err: -ENOENT when no store is named so, else the store's
+ * open() error.  Thread-safe.
+ */
+struct upager_store *upager_store_open(const char *spec, int *err);
+/*
+ * Bounds-checked fetch: -ERANGE when [pgoff, pgoff+npages) is not inside
+ * the store, else the store's fetch() result.
+ */
+int upager_store_fetch(struct upager_store *s, uint64_t pgoff, void *dst,
+		       size_t npages);
+/* Write back when the store can: -EOPNOTSUPP when it has no writeback. */
+int upager_store_writeback(struct upager_store *s, uint64_t pgoff,
+			   const void *src, size_t npages);
+void upager_store_close(struct upager_store *s);
+
+/*
+ * The mem store: an in-memory image of @len bytes (rounded up to whole
+ * pages), zeroed, that the caller fills through upager_store_mem_data().
+ * Also opened by spec as "mem:SIZE" (K/M/G suffixes).  Its fetch() is
+ * async-signal-safe and it offers direct().
+ */
+struct upager_store *upager_store_mem_new(uint64_t len, int *err);
+/* The image of a mem store (NULL for another kind of store). */
+void *upager_store_mem_data(struct upager_store *s);
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+
+#endif
