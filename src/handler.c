@@ -8,7 +8,7 @@
  * a busy worker costs one syscall per batch plus the installs.
  */
 #include <errno.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,14 +216,13 @@ void handler_remove_region(struct upager_handler *h, struct upager_region *r)
 /* ---- serving ----------------------------------------------------------- */
 
 static void on_event(struct upager_handler *h, struct filler *f,
-		     const struct uffd_msg *m, uint64_t t0)
+		     const struct uffd_msg *m, struct upager_region *r,
+		     uint64_t t0)
 {
 	uint64_t addr = m->arg.pagefault.address;
-	struct upager_region *r;
 
 	if (m->event != UFFD_EVENT_PAGEFAULT)
 		return; /* no non-cooperative events are asked for */
-	r = handler_lookup(h, addr);
 	if (!r) {
 		/*
 		 * Only a region being unmapped can fault here without an
@@ -247,29 +246,52 @@ static void on_event(struct upager_handler *h, struct filler *f,
  */
 static int serve(struct upager_handler *h)
 {
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
 	struct uffd_msg msgs[64];
 	struct filler f = { 0 };
-	int ret = 0;
+	bool drained = true;
+	int ret = 0, ep;
 
+	/*
+	 * Each server waits in an epoll set of its own with the uffd added
+	 * EPOLLEXCLUSIVE: one fault wakes one worker, not all of them (a
+	 * herd costs a context switch per idle worker per fault).  The stop
+	 * eventfd is not exclusive: stopping wakes everyone.
+	 */
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -errno;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, h->uffd, &ev) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, h->stopfd,
+		      &(struct epoll_event){ .events = EPOLLIN,
+					     .data.fd = h->stopfd }) < 0) {
+		ret = -errno;
+		close(ep);
+		return ret;
+	}
 	for (;;) {
-		struct pollfd pfd[2] = {
-			{ .fd = h->uffd, .events = POLLIN },
-			{ .fd = h->stopfd, .events = POLLIN },
-		};
 		uint64_t t0;
 		int n;
 
 		if (atomic_load_explicit(&h->stopping, memory_order_relaxed))
 			break;
-		n = upager_ll_read(h->uffd, msgs, h->batch);
-
-		if (n == -EAGAIN || n == -EINTR) {
-			if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+		/*
+		 * A read that returned less than a full batch emptied the
+		 * queue: wait in poll() rather than pay for a read that finds
+		 * nothing.  After a full batch, read again at once.
+		 */
+		if (drained) {
+			n = epoll_wait(ep, &ev, 1, -1);
+			if (n < 0 && errno != EINTR) {
 				ret = -errno;
 				break;
 			}
-			if (pfd[1].revents)
+			if (n > 0 && ev.data.fd == h->stopfd)
 				break;
+		}
+		n = upager_ll_read(h->uffd, msgs, h->batch);
+		if (n == -EAGAIN || n == -EINTR) {
+			drained = true;
 			continue;
 		}
 		if (n < 0) {
@@ -278,6 +300,7 @@ static int serve(struct upager_handler *h)
 				    "reading the userfaultfd");
 			break;
 		}
+		drained = (unsigned int)n < h->batch;
 		t0 = now_ns();
 		f.dontwake = n > 1;
 		pthread_rwlock_rdlock(&h->lock);
@@ -289,13 +312,14 @@ static int serve(struct upager_handler *h)
 			if (need > f.cap && filler_reserve(&f, need) < 0 &&
 			    r && r->fill > f.cap)
 				filler_reserve(&f, r->fill);
-			on_event(h, &f, &msgs[i], t0);
+			on_event(h, &f, &msgs[i], r, t0);
 		}
 		pthread_rwlock_unlock(&h->lock);
 		filler_flush(&f);
 	}
 	if (f.buf)
 		munmap(f.buf, f.cap);
+	close(ep);
 	return ret;
 }
 
