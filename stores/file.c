@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The file store: the pages of a file or block device.
+ * "file:PATH[,direct][,writable]"; the options come last, so PATH may hold
+ * commas.  ",direct" reads (and writes) with O_DIRECT, past the page
+ * cache; ",writable" opens the file for writing and enables writeback().
+ *
+ * The store's size is the file's at open: its last page reads as zeros
+ * past that size.  A file that shrinks later makes fetch() fail with -EIO
+ * rather than read zeros that were never in the file.  Every access is a
+ * pread()/pwrite() at an explicit offset, so threads share one fd without
+ * a lock, and fetch() is async-signal-safe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PAGE UPAGER_STORE_PAGE
+
+struct file_store {
+	struct upager_store s;
+	int fd;
+	bool direct;
+	bool writable;
+	uint64_t size; /* bytes, at open */
+};
+
+static struct file_store *to_file(struct upager_store *s)
+{
+	return (struct file_store *)s;
+}
+
+/* Strip @opt from the end of the @*len bytes at @arg, if it is there. */
+static bool strip_option(const char *arg, size_t *len, const char *opt)
+{
+	size_t n = strlen(opt);
+
+	if (*len < n || memcmp(arg + *len - n, opt, n))
+		return false;
+	*len -= n;
+	return true;
+}
+
+static int file_size(int fd, uint64_t *size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		*size = (uint64_t)st.st_size;
+		return 0;
+	}
+	if (S_ISBLK(st.st_mode))
+		return ioctl(fd, BLKGETSIZE64, size) ? -errno : 0;
+	return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+}
+
+static int open_fd(const char *arg, size_t len, int flags)
+{
+	char *path = strndup(arg, len);
+	int fd;
+
+	if (!path)
+		return -ENOMEM;
+	fd = open(path, flags);
+	fd = fd < 0 ? -errno : fd;
+	free(path);
+	return fd;
+}
+
+static int file_open(const char *arg, struct upager_store **out)
+{
+	bool direct = false, writable = false;
+	size_t len = strlen(arg);
+	struct file_store *f;
+	uint64_t size;
+	int fd, ret;
+
+	for (;;) {
+		if (strip_option(arg, &len, ",direct"))
+			direct = true;
+		else if (strip_option(arg, &len, ",writable"))
+			writable = true;
+		else
+			break;
+	}
+	if (!len)
+		return -EINVAL;
+	/*
+	 * O_NONBLOCK because open() of a FIFO would wait for a writer
+	 * before we could refuse it; it is dropped once the type is known.
+	 */
+	fd = open_fd(arg, len, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+				       O_NONBLOCK | (direct ? O_DIRECT : 0));
+	if (fd < 0)
+		return fd;
+	ret = file_size(fd, &size);
+	if (!ret && fcntl(fd, F_SETFL, direct ? O_DIRECT : 0))
+		ret = -errno;
+	/*
+	 * O_DIRECT writes whole blocks, so writing back the last page of a
+	 * file whose size is not a whole number of pages would either fail
+	 * or make the file longer.
+	 */
+	if (!ret && direct && writable && size % PAGE)
+		ret = -EINVAL;
+	if (!ret && !(f = malloc(sizeof(*f))))
+		ret = -ENOMEM;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	f->s.ops = &store_file_ops;
+	f->s.npages = store_pages(size);
+	f->s.flags = UPAGER_STORE_SIGNAL_SAFE;
+	f->fd = fd;
+	f->direct = direct;
+	f->writable = writable;
+	f->size = size;
+	*out = &f->s;
+	return 0;
+}
+
+/*
+ * Read or write @npages pages at @pgoff, none of them past the size at
+ * open but for the tail of the last page: a read fills that tail with
+ * zeros, a write leaves it out so the file keeps its size.
+ */
+static int file_io(struct file_store *f, bool write, uint64_t pgoff,
+		   char *buf, size_t npages)
+{
+	size_t len = npages * PAGE, done = 0, want = len;
+	off_t off = (off_t)(pgoff * PAGE);
+	ssize_t n;
+
+	if (f->size - (uint64_t)off < len)
+		want = (size_t)(f->size - (uint64_t)off);
+	while (done < want) {
+		/*
+		 * A read asks for whole pages even across the end of the
+		 * file: O_DIRECT wants a length in whole blocks, and the
+		 * kernel stops at the end anyway.
+		 */
+		if (write)
+			n = pwrite(f->fd, buf + done, want - done, off + done);
+		else
+			n = pread(f->fd, buf + done, len - done, off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (size_t)n;
+		/*
+		 * 0 bytes: the file has shrunk since open.  O_DIRECT can't
+		 * go on from an unaligned offset, so there a short transfer
+		 * is as final.
+		 */
+		if (n == 0 || (f->direct && done % PAGE && done < want))
+			return -EIO;
+	}
+	if (!write && done < len)
+		memset(buf + done, 0, len - done);
+	return 0;
+}
+
+/*
+ * O_DIRECT needs an aligned buffer.  The engine's staging buffers are
+ * page aligned; another caller's buffer goes a page at a time through
+ * one on the stack, which costs no allocation and keeps fetch()
+ * async-signal-safe.
+ */
+static int file_pages(struct file_store *f, bool write, uint64_t pgoff,
+		      char *buf, size_t npages)
+{
+	char bounce[PAGE] __attribute__((aligned(PAGE)));
+	int ret;
+
+	if (!f->direct || (uintptr_t)buf % PAGE == 0)
+		return file_io(f, write, pgoff, buf, npages);
+	for (size_t i = 0; i < npages; i++) {
+		if (write)
+			memcpy(bounce, buf + i * PAGE, PAGE);
+		ret = file_io(f, write, pgoff + i, bounce, 1);
+		if (ret)
+			return ret;
+		if (!write)
+			memcpy(buf + i * PAGE, bounce, PAGE);
+	}
+	return 0;
+}
+
+static int file_fetch(struct upager_store *s, uint64_t pgoff, void *dst,
+		      size_t npages)
+{
+	return file_pages(to_file(s), false, pgoff, dst, npages);
+}
+
+static int file_writeback(struct upager_store *s, uint64_t pgoff,
+			  const void *src, size_t npages)
+{
+	struct file_store *f = to_file(s);
+
+	if (!f->writable)
+		return -EOPNOTSUPP;
+	/* file_pages() only reads from the buffer of a write. */
+	return file_pages(f, true, pgoff, (char *)src, npages);
+}
+
+/*
+ * lseek(SEEK_DATA) finds the next data at or after an offset without
+ * reading.  It also moves the fd's file position, which all threads
+ * share; that is harmless because nothing here uses the position (only
+ * pread/pwrite), and each lseek() returns its own answer.
+ */
+static size_t file_zero_run(struct upager_store *s, uint64_t pgoff,
+			    size_t npages)
+{
+	struct file_store *f = to_file(s);
+	off_t off = (off_t)(pgoff * PAGE), data;
+	uint64_t end = (pgoff + npages) * PAGE;
+	struct stat st;
+
+	data = lseek(f->fd, off, SEEK_DATA);
+	if (data >= 0) {
+		uint64_t run = (uint64_t)(data - off) / PAGE;
+
+		return run < npages ? (size_t)run : npages;
+	}
+	/*
+	 * ENXIO: no data from @off on, a hole up to the end of the file;
+	 * unless the file shrank under the run, which fetch() reports as
+	 * -EIO, not as zeros.
+	 */
+	if (errno != ENXIO || fstat(f->fd, &st))
+		return 0;
+	if (end > f->size)
+		end = f->size;
+	return (uint64_t)st.st_size >= end ? npages : 0;
+}
+
+static void file_close(struct upager_store *s)
+{
+	struct file_store *f = to_file(s);
+
+	close(f->fd);
+	free(f);
+}
+
+const struct upager_store_ops store_file_ops = {
+	.size = sizeof(struct upager_store_ops),
+	.name = "file",
+	.help = "file:PATH[,direct][,writable]  pages of a file or block "
+		"device (holes read as zeros)",
+	.open = file_open,
+	.fetch = file_fetch,
+	.close = file_close,
+	.zero_run = file_zero_run,
+	.writeback = file_writeback,
+};
