@@ -320,6 +320,7 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 	size_t n = 1, want = 1;
 	unsigned int stream = 0;
 	bool ra = r->ra_max > 1 && !(r->flags & UPAGER_MAP_IN_THREAD);
+	bool refault;
 	uint8_t st;
 	long ret;
 
@@ -339,8 +340,15 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 		STAT_ADD(r->st, faults_dup, 1);
 		return 0;
 	}
+	/*
+	 * shmem: a MISSING message for a present unit was read before the
+	 * install that resolved it.  The page cache holds the unit, perhaps
+	 * written since: map it, and fetch (through the alias, over the
+	 * cache) only if the cache lost the page (CONTINUE says -EFAULT).
+	 */
+	refault = st == UNIT_PRESENT && r->memtype == UPAGER_MEM_SHMEM && !minor;
 	/* In-thread mode stays off ra_lock: see the file comment. */
-	if (ra && !minor) {
+	if (ra && !minor && !refault) {
 		stream = ra_propose(r, u, &want);
 		if (want * r->fill > f->cap)
 			want = f->cap / r->fill ? f->cap / r->fill : 1;
@@ -349,7 +357,9 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 			n++;
 		ra_commit(r, stream, u, n);
 	}
-	ret = fill_units(r, f, u, n, minor);
+	ret = fill_units(r, f, u, n, minor || refault);
+	if (ret == -EFAULT && refault)
+		ret = fill_units(r, f, u, 1, false);
 	if (ret < 0 && n > 1) {
 		/* Give the read-ahead back and try the faulting unit alone. */
 		settle(r, u + 1, n - 1, UNIT_ABSENT);

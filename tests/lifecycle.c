@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Handler and region lifecycles, and what the engine does when a store
+ * fails:
+ *
+ * unmap_inflight  four threads fault while no worker runs; one worker
+ *                 reads the four messages in one batch and fetches from a
+ *                 store that takes 50 ms a page; the main thread unmaps
+ *                 during the first fetch.  unmap waits for the batch (all
+ *                 four fetches have returned when it does, so its table
+ *                 write lock waited for the read lock of the batch) and
+ *                 returns 0.  The threads read the pages with write(2)
+ *                 into a pipe, so an access that loses the race with
+ *                 munmap ends in EFAULT, not a crash: each gets the
+ *                 store's page or EFAULT, never zeros.  (Mostly EFAULT:
+ *                 the batch's wake comes after its read lock is dropped,
+ *                 and unmap is quicker to munmap than the woken threads
+ *                 are to run; an access racing unmap is the caller's
+ *                 bug, the point is that nothing breaks.)
+ * stop_start      a fault taken while no worker runs waits through a
+ *                 stop() and is served by a later start().
+ * free_mapped     upager_handler_free() with regions still mapped (one of
+ *                 them in-thread) and a thread waiting on a fault: the
+ *                 waiter is released, the memory and descriptors are gone.
+ * store_error     a fetch failing with -EIO: SIGBUS in the faulting
+ *                 thread, on_error with the region, the address and -EIO,
+ *                 store_errors 1, and the poisoned page raises SIGBUS
+ *                 again without fetching; other pages are fine.  With
+ *                 read-ahead, a window that covers the failing page fails
+ *                 as a whole, and the faulting page is still delivered
+ *                 alone.  On anon, and on shmem with read-ahead.
+ * run             upager_handler_run() in a thread serves faults and
+ *                 returns 0 after upager_handler_stop().
+ * bad_params      -EINVAL for a zero length, a length not a multiple of
+ *                 the fill unit, a fill unit that is not a power of two
+ *                 or below the page size, a misaligned store offset,
+ *                 unknown flags or memory type, in-thread mode with a
+ *                 store that is not signal-safe or with shmem, MOVE with
+ *                 shmem; -ERANGE for a region reaching past the store.
+ */
+#include <dirent.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#include "tstore.h"
+
+#define PG 4096
+
+static struct upager_handler *handler(unsigned int threads,
+				      upager_error_fn on_error, void *arg)
+{
+	struct upager_handler_params hp = { .size = sizeof(hp),
+					    .threads = threads,
+					    .on_error = on_error,
+					    .error_arg = arg };
+	struct upager_handler *h;
+	int err;
+
+	h = upager_handler_new(&hp, &err);
+	CHECK(h, "handler: %s", strerror(-err));
+	return h;
+}
+
+static char *map_type(struct upager_handler *h, struct upager_store *s,
+		      enum upager_memtype type, size_t len, size_t ra,
+		      unsigned int flags, struct upager_region **r)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.memtype = type,
+					.readahead_max = ra,
+					.flags = flags };
+	int err;
+	char *p = upager_map(h, s, len, &mp, r, &err);
+
+	CHECK(p, "map: %s", strerror(-err));
+	return p;
+}
+
+static char *map(struct upager_handler *h, struct upager_store *s,
+		 size_t len, size_t ra, unsigned int flags,
+		 struct upager_region **r)
+{
+	return map_type(h, s, UPAGER_MEM_ANON, len, ra, flags, r);
+}
+
+/* ---- unmap while a batch is being served ------------------------------ */
+
+static void unmap_inflight(void)
+{
+	struct upager_handler *h = handler(1, NULL, NULL);
+	struct tstore *t = tstore_open(16);
+	struct toucher to[4];
+	struct upager_region *r;
+	struct upager_stats st;
+	int fd[4][2];
+	char *p, buf[PG];
+
+	t->delay_ms = 50;
+	p = map(h, &t->s, 16 * PG, (size_t)-1, 0, &r);
+	for (int i = 0; i < 4; i++) {
+		CHECK(pipe(fd[i]) == 0, "pipe: %s", strerror(errno));
+		toucher_start(&to[i], p + (size_t)(3 * i + 1) * PG, fd[i][1]);
+	}
+	for (int i = 0; i < 4; i++)
+		toucher_wait_blocked(&to[i]);
+	CHECK_RET(upager_handler_start(h), 0);
+	for (int ms = 0; !atomic_load(&t->busy); ms++) {
+		CHECK(ms < 5000, "no fetch started");
+		t_sleep_ms(1);
+	}
+	CHECK_RET(upager_unmap(r), 0);
+	CHECK(atomic_load(&t->fetches) == 4 && !atomic_load(&t->busy),
+	      "unmap returned with %u fetches begun, %u running",
+	      atomic_load(&t->fetches), atomic_load(&t->busy));
+	for (int i = 0; i < 4; i++) {
+		pthread_join(to[i].t, NULL);
+		fprintf(stderr, "unmap_inflight: thread %d: %s\n", i,
+			to[i].ret < 0 ? strerror(to[i].err) : "the page");
+		if (to[i].ret < 0) {
+			CHECK(to[i].err == EFAULT, "write(2): %s",
+			      strerror(to[i].err));
+		} else {
+			CHECK(to[i].ret == PG, "write(2) %zd", to[i].ret);
+			CHECK(read(fd[i][0], buf, PG) == PG, "read(2)");
+			CHECK(t_verify(buf, PG, (uint64_t)(3 * i + 1)),
+			      "thread %d got the wrong page", i);
+		}
+		close(fd[i][0]);
+		close(fd[i][1]);
+	}
+	CHECK_RET(upager_handler_stop(h), 0);
+	upager_handler_stats(h, &st);
+	CHECK(st.pages_filled == 4 && st.store_errors == 0,
+	      "%llu pages filled, %llu store errors",
+	      (unsigned long long)st.pages_filled,
+	      (unsigned long long)st.store_errors);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+}
+
+/* ---- a waiter across stop() and start() -------------------------------- */
+
+static void stop_start(void)
+{
+	struct upager_handler *h = handler(2, NULL, NULL);
+	struct tstore *t = tstore_open(8);
+	struct upager_region *r;
+	struct toucher to;
+	char *p = map(h, &t->s, 8 * PG, 0, 0, &r);
+
+	CHECK_RET(upager_handler_start(h), 0);
+	CHECK(t_verify(p, PG, 0), "page 0 while running");
+	CHECK_RET(upager_handler_stop(h), 0);
+
+	toucher_start(&to, p + 5 * PG, -1);
+	toucher_wait_blocked(&to);
+	CHECK_RET(upager_handler_stop(h), 0); /* no worker: nothing to do */
+	t_sleep_ms(50);
+	CHECK(!atomic_load(&to.done), "served with no worker");
+	CHECK_RET(upager_handler_start(h), 0);
+	pthread_join(to.t, NULL);
+	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5 after restart");
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+}
+
+/* ---- free with regions mapped ------------------------------------------ */
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	CHECK(d, "opendir: %s", strerror(errno));
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static bool mapped(const void *p)
+{
+	unsigned char v;
+
+	return mincore((void *)((uintptr_t)p & ~(uintptr_t)(PG - 1)), PG,
+		       &v) == 0;
+}
+
+static void free_mapped(void)
+{
+	int fds = count_fds(), err;
+	struct upager_handler *h = handler(2, NULL, NULL);
+	struct upager_store *mem = upager_store_mem_new(64 * PG, &err);
+	struct upager_region *r1, *r2, *r3;
+	char *p1, *p2, *p3;
+	struct toucher to;
+	int fd[2];
+
+	CHECK(mem, "mem store: %s", strerror(-err));
+	t_fill(upager_store_mem_data(mem), PG, 7);
+	p1 = map(h, mem, 16 * PG, 0, 0, &r1);
+	p2 = map(h, mem, 64 * PG, 0, 0, &r2);
+	p3 = map(h, mem, 16 * PG, 0, UPAGER_MAP_IN_THREAD, &r3);
+	CHECK_RET(upager_handler_start(h), 0);
+	CHECK(t_verify(p1, PG, 7) && t_verify(p2, PG, 7) &&
+	      t_verify(p3, PG, 7), "page 0 of the regions");
+	CHECK_RET(upager_handler_stop(h), 0);
+
+	/* A waiter on a fault no worker will serve. */
+	CHECK(pipe(fd) == 0, "pipe: %s", strerror(errno));
+	toucher_start(&to, p2 + 9 * PG, fd[1]);
+	toucher_wait_blocked(&to);
+
+	upager_handler_free(h);
+	pthread_join(to.t, NULL);
+	/* Released by the unregister: zeros or, once unmapped, EFAULT. */
+	CHECK(to.ret == PG || (to.ret < 0 && to.err == EFAULT),
+	      "waiter: write(2) %zd: %s", to.ret, strerror(to.err));
+	close(fd[0]);
+	close(fd[1]);
+	CHECK(!mapped(p1) && !mapped(p2) && !mapped(p3),
+	      "a region is still mapped after upager_handler_free()");
+	CHECK(count_fds() == fds, "%d descriptors open, %d before",
+	      count_fds(), fds);
+	upager_store_close(mem);
+}
+
+/* ---- a failing store ---------------------------------------------------- */
+
+static void store_error(enum upager_memtype type, size_t ra)
+{
+	struct t_errors e = { 0 };
+	struct upager_handler *h = handler(1, t_on_error, &e);
+	struct tstore *t = tstore_open(64);
+	const size_t bad = 20;
+	struct upager_region *r;
+	struct upager_stats st;
+	unsigned int fetches;
+	char *p;
+
+	t->bad = bad;
+	p = map_type(h, &t->s, type, 64 * PG, ra, 0, &r);
+	CHECK_RET(upager_handler_start(h), 0);
+	/* Sequential: read-ahead windows double until one covers 20. */
+	for (size_t i = 0; i < 64; i++) {
+		if (i == bad)
+			continue;
+		CHECK(t_verify(p + i * PG, PG, i), "page %zu", i);
+	}
+	CHECK(atomic_load(&e.calls) == 0, "on_error before the bad page");
+	CHECK(t_read_sigbus(p + bad * PG + 100), "no SIGBUS on a failed page");
+	fetches = atomic_load(&t->fetches);
+	CHECK(t_read_sigbus(p + bad * PG), "no SIGBUS the second time");
+	CHECK(atomic_load(&t->fetches) == fetches,
+	      "a poisoned page was fetched again");
+	CHECK_RET(upager_handler_stop(h), 0);
+	CHECK(atomic_load(&e.calls) == 1, "on_error called %u times",
+	      atomic_load(&e.calls));
+	CHECK(atomic_load(&e.err) == -EIO && atomic_load(&e.r) == r &&
+		      atomic_load(&e.addr) >= (uintptr_t)p + bad * PG &&
+		      atomic_load(&e.addr) < (uintptr_t)p + (bad + 1) * PG,
+	      "on_error(%p, %#llx, %d)", (void *)atomic_load(&e.r),
+	      (unsigned long long)atomic_load(&e.addr), atomic_load(&e.err));
+	upager_region_stats(r, &st);
+	CHECK(st.store_errors == 1, "store_errors %llu",
+	      (unsigned long long)st.store_errors);
+	CHECK(st.pages_filled == 63, "pages_filled %llu",
+	      (unsigned long long)st.pages_filled);
+	if (ra != (size_t)-1)
+		CHECK(atomic_load(&t->failed_multi) >= 1 && st.ra_pages > 0,
+		      "no read-ahead window covered the bad page");
+	CHECK(t_verify(p + (bad - 1) * PG, PG, bad - 1) &&
+		      t_verify(p + (bad + 1) * PG, PG, bad + 1),
+	      "the neighbours of the bad page");
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+}
+
+/* ---- upager_handler_run() ---------------------------------------------- */
+
+struct runner {
+	struct upager_handler *h;
+	int ret;
+};
+
+static void *runner_main(void *arg)
+{
+	struct runner *rn = arg;
+
+	rn->ret = upager_handler_run(rn->h);
+	return NULL;
+}
+
+static void run(void)
+{
+	struct runner rn = { .h = handler(0, NULL, NULL), .ret = -1 };
+	struct tstore *t = tstore_open(256);
+	struct upager_region *r;
+	struct upager_stats st;
+	pthread_t thr;
+	char *p = map(rn.h, &t->s, 256 * PG, 0, 0, &r);
+
+	CHECK(pthread_create(&thr, NULL, runner_main, &rn) == 0,
+	      "pthread_create");
+	for (size_t i = 0; i < 256; i += 3)
+		CHECK(t_verify(p + i * PG, PG, i), "page %zu", i);
+	CHECK_RET(upager_handler_stop(rn.h), 0);
+	pthread_join(thr, NULL);
+	CHECK_RET(rn.ret, 0);
+	upager_region_stats(r, &st);
+	CHECK(st.faults >= 1 && st.pages_filled >= 86, "%llu faults",
+	      (unsigned long long)st.faults);
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(rn.h);
+	upager_store_close(&t->s);
+}
+
+/* ---- bad parameters ---------------------------------------------------- */
+
+static void bad_map(struct upager_handler *h, struct upager_store *s,
+		    size_t len, struct upager_map_params mp, int want,
+		    const char *what)
+{
+	struct upager_region *r;
+	int err = 0;
+	void *p;
+
+	mp.size = sizeof(mp);
+	p = upager_map(h, s, len, &mp, &r, &err);
+	CHECK(!p && err == want, "%s: map gave %p, %s (want %s)", what, p,
+	      strerror(-err), strerror(-want));
+}
+
+static void bad_params(void)
+{
+	struct upager_handler *h = handler(1, NULL, NULL);
+	struct upager_store *mem;
+	struct tstore *t = tstore_open(256); /* not SIGNAL_SAFE */
+	struct upager_stats st;
+	int err;
+
+	mem = upager_store_mem_new(256 * PG, &err);
+	CHECK(mem, "mem store: %s", strerror(-err));
+	bad_map(h, mem, 0, (struct upager_map_params){ 0 }, -EINVAL,
+		"len 0");
+	bad_map(h, mem, 17 * PG,
+		(struct upager_map_params){ .fill = 16 * PG }, -EINVAL,
+		"len not a multiple of fill");
+	bad_map(h, mem, 24 * PG, (struct upager_map_params){ .fill = 3 * PG },
+		-EINVAL, "fill not a power of two");
+	bad_map(h, mem, 16 * PG, (struct upager_map_params){ .fill = 2048 },
+		-EINVAL, "fill below the page size");
+	bad_map(h, mem, 4u << 20,
+		(struct upager_map_params){ .memtype = UPAGER_MEM_HUGETLB,
+					    .fill = PG },
+		-EINVAL, "hugetlb with 4 KiB fill");
+	bad_map(h, mem, 16 * PG,
+		(struct upager_map_params){ .store_offset = 100 }, -EINVAL,
+		"misaligned store offset");
+	bad_map(h, mem, 16 * PG, (struct upager_map_params){ .flags = 1u << 7 },
+		-EINVAL, "unknown flag");
+	bad_map(h, mem, 16 * PG, (struct upager_map_params){ .memtype = 3 },
+		-EINVAL, "unknown memory type");
+	bad_map(h, mem, 257 * PG, (struct upager_map_params){ 0 }, -ERANGE,
+		"region larger than the store");
+	bad_map(h, mem, 16 * PG,
+		(struct upager_map_params){ .store_offset = 250 * PG },
+		-ERANGE, "region reaching past the store");
+	bad_map(h, mem, 16 * PG,
+		(struct upager_map_params){ .store_offset = 300 * PG },
+		-ERANGE, "store offset past the store");
+	bad_map(h, &t->s, 16 * PG,
+		(struct upager_map_params){ .flags = UPAGER_MAP_IN_THREAD },
+		-EINVAL, "in-thread with a store that is not signal-safe");
+	bad_map(h, mem, 16 * PG,
+		(struct upager_map_params){ .memtype = UPAGER_MEM_SHMEM,
+					    .flags = UPAGER_MAP_IN_THREAD },
+		-EINVAL, "in-thread shmem");
+	bad_map(h, mem, 16 * PG,
+		(struct upager_map_params){ .memtype = UPAGER_MEM_SHMEM,
+					    .flags = UPAGER_MAP_MOVE },
+		-EINVAL, "MOVE with shmem");
+	upager_handler_stats(h, &st);
+	CHECK(st.faults == 0 && st.pages_filled == 0, "stats moved");
+	upager_handler_free(h);
+	upager_store_close(mem);
+	upager_store_close(&t->s);
+}
+
+int main(void)
+{
+	unmap_inflight();
+	stop_start();
+	free_mapped();
+	store_error(UPAGER_MEM_ANON, (size_t)-1);
+	store_error(UPAGER_MEM_ANON, 0);
+	store_error(UPAGER_MEM_SHMEM, 0);
+	run();
+	bad_params();
+	return 0;
+}

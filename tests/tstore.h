@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the engine tests share beyond harness.h: a page store of their own
+ * (registered as "engine-test", opened as "engine-test:NPAGES") whose
+ * fetches can be slow, fail, or wait at a gate, threads that sit blocked
+ * in a fault, and an on_error callback that records what it is told.
+ * Header-only, so each test program stays one file plus the harness.
+ */
+#ifndef UPAGER_TEST_TSTORE_H
+#define UPAGER_TEST_TSTORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <upager/upager.h>
+
+#include "harness.h"
+
+#define TSTORE_NONE UINT64_MAX
+
+/*
+ * Page i holds the pattern t_fill(seed + i).  Set the knobs after
+ * tstore_open(), before the store is mapped.
+ */
+struct tstore {
+	struct upager_store s;
+	uint64_t seed;
+	unsigned int delay_ms; /* every fetch sleeps this long first */
+	uint64_t bad;	       /* a fetch covering this page is -EIO */
+	unsigned int hold_at;  /* fetch number hold_at (from 1) waits at
+				  the gate until tstore_release(); 0: none */
+	atomic_uint fetches;   /* fetch() calls begun */
+	atomic_uint busy;      /* fetch() calls not yet returned */
+	atomic_uint failed;    /* of which -EIO, ... */
+	atomic_uint failed_multi; /* ... for more than one page */
+	atomic_bool held, released;
+};
+
+static inline void t_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static const struct upager_store_ops tstore_ops;
+
+static inline int tstore_open_op(const char *arg, struct upager_store **out)
+{
+	struct tstore *t;
+	char *end;
+	unsigned long long n = strtoull(arg, &end, 0);
+
+	if (!*arg || *end || !n)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->s.ops = &tstore_ops;
+	t->s.npages = n;
+	t->bad = TSTORE_NONE;
+	*out = &t->s;
+	return 0;
+}
+
+static inline int tstore_fetch_op(struct upager_store *s, uint64_t pgoff,
+				  void *dst, size_t npages)
+{
+	struct tstore *t = (struct tstore *)s;
+	unsigned int nr = atomic_fetch_add(&t->fetches, 1) + 1;
+	int ret = 0;
+
+	atomic_fetch_add(&t->busy, 1);
+	if (t->delay_ms)
+		t_sleep_ms(t->delay_ms);
+	if (nr == t->hold_at) {
+		atomic_store(&t->held, true);
+		for (int i = 0; i < 5000 && !atomic_load(&t->released); i++)
+			t_sleep_ms(1);
+	}
+	if (t->bad >= pgoff && t->bad < pgoff + npages) {
+		atomic_fetch_add(&t->failed, 1);
+		if (npages > 1)
+			atomic_fetch_add(&t->failed_multi, 1);
+		ret = -EIO;
+	} else {
+		for (size_t i = 0; i < npages; i++)
+			t_fill((char *)dst + i * UPAGER_STORE_PAGE,
+			       UPAGER_STORE_PAGE, t->seed + pgoff + i);
+	}
+	atomic_fetch_sub(&t->busy, 1);
+	return ret;
+}
+
+static inline void tstore_close_op(struct upager_store *s)
+{
+	free(s);
+}
+
+static const struct upager_store_ops tstore_ops = {
+	.size = sizeof(struct upager_store_ops),
+	.name = "engine-test",
+	.help = "engine-test:NPAGES  slow, failing or gated test pages",
+	.open = tstore_open_op,
+	.fetch = tstore_fetch_op,
+	.close = tstore_close_op,
+};
+
+/* Register the kind (once) and open a store of @npages pages. */
+static inline struct tstore *tstore_open(uint64_t npages)
+{
+	struct upager_store *s;
+	char spec[64];
+	int err = upager_store_register(&tstore_ops);
+
+	CHECK(err == 0 || err == -EEXIST, "register: %s", strerror(-err));
+	snprintf(spec, sizeof(spec), "engine-test:%llu",
+		 (unsigned long long)npages);
+	s = upager_store_open(spec, &err);
+	CHECK(s, "open %s: %s", spec, strerror(-err));
+	return (struct tstore *)s;
+}
+
+static inline void tstore_release(struct tstore *t)
+{
+	atomic_store(&t->released, true);
+}
+
+/*
+ * Wait (at most 5 s) until thread @tid is asleep: called right after the
+ * thread said it is about to touch a missing page, it then sits blocked
+ * in the fault, its message queued.
+ */
+static inline void t_wait_blocked(pid_t tid)
+{
+	char path[64], buf[256], *s;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	for (int ms = 0; ms < 5000; ms++) {
+		FILE *f = fopen(path, "r");
+		size_t n;
+
+		CHECK(f, "%s: %s", path, strerror(errno));
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		s = strrchr(buf, ')');
+		if (s && s[1] == ' ' && s[2] == 'S')
+			return;
+		t_sleep_ms(1);
+	}
+	FAIL("thread %d never blocked", (int)tid);
+}
+
+/*
+ * A thread that touches @p, a missing page: it reads a byte, or with @fd
+ * >= 0 it write(2)s the page to @fd, so that an access the region's
+ * unmapping overtakes fails with EFAULT instead of killing the test.
+ * Start it with toucher_start(), then toucher_wait_blocked() returns
+ * once it sits in its fault.
+ */
+struct toucher {
+	const volatile char *p;
+	int fd;
+	pthread_t t;
+	_Atomic pid_t tid;
+	atomic_bool done;
+	ssize_t ret; /* write(2)'s */
+	int err;     /* and its errno */
+	char byte;
+};
+
+static inline void *toucher_main(void *arg)
+{
+	struct toucher *to = arg;
+
+	atomic_store(&to->tid, gettid());
+	if (to->fd >= 0) {
+		to->ret = write(to->fd, (const char *)to->p, 4096);
+		to->err = errno;
+	} else {
+		to->byte = *to->p;
+	}
+	atomic_store(&to->done, true);
+	return NULL;
+}
+
+static inline void toucher_start(struct toucher *to, const void *p, int fd)
+{
+	memset(to, 0, sizeof(*to));
+	to->p = p;
+	to->fd = fd;
+	CHECK(pthread_create(&to->t, NULL, toucher_main, to) == 0,
+	      "pthread_create");
+}
+
+static inline void toucher_wait_blocked(struct toucher *to)
+{
+	pid_t tid;
+
+	for (int ms = 0; !(tid = atomic_load(&to->tid)); ms++) {
+		CHECK(ms < 5000, "thread never started");
+		t_sleep_ms(1);
+	}
+	t_wait_blocked(tid);
+	CHECK(!atomic_load(&to->done), "the access did not block");
+}
+
+/* An on_error callback that keeps the last report and counts them. */
+struct t_errors {
+	atomic_uint calls;
+	struct upager_region *_Atomic r;
+	_Atomic uint64_t addr;
+	atomic_int err;
+};
+
+static inline void t_on_error(void *arg, struct upager_region *r,
+			      uint64_t addr, int err, const char *what)
+{
+	struct t_errors *e = arg;
+
+	(void)what;
+	atomic_store(&e->r, r);
+	atomic_store(&e->addr, addr);
+	atomic_store(&e->err, err);
+	atomic_fetch_add(&e->calls, 1);
+}
+
+#endif
