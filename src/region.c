@@ -664,6 +664,13 @@ long upager_region_install(struct upager_region *r, size_t off,
 		 * worker settles the state.
 		 */
 		mine = st == UNIT_ABSENT && claim(r, u, UNIT_ABSENT);
+		/*
+		 * Not on shmem, though: the data would go into the page cache
+		 * under a unit its filler may already have mapped and the
+		 * application written.  That filler brings the same data.
+		 */
+		if (!mine && r->memtype == UPAGER_MEM_SHMEM)
+			continue;
 		ret = put_units(r, &f, u, 1, src);
 		if (mine)
 			settle(r, u, 1, ret >= 0 ? UNIT_PRESENT : UNIT_ABSENT);
