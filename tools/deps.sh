@@ -1,8 +1,15 @@
 #!/bin/sh
 # Install the Debian packages the build and the tests need, only those that
 # are missing, so a second run costs nothing and needs no network.
+#   tools/deps.sh        the build and the tests
+#   tools/deps.sh fuzz   and clang with its libFuzzer runtime (make fuzz)
 set -e
 pkgs="gcc make pkg-config libc6-dev iproute2 python3"
+case "${1:-}" in
+"") ;;
+fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+*) echo "usage: tools/deps.sh [fuzz]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
