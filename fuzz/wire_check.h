@@ -50,8 +50,6 @@ static inline size_t wire_check_encode(uint8_t *buf, const struct wire_msg *m)
 	case WIRE_END:
 		return wire_end(buf, m->end.pages_sent);
 	case WIRE_ERROR:
-		if (memchr(m->error.text, '\0', m->error.len))
-			return 0;
 		return wire_error(buf, m->error.code, m->error.text);
 	default:
 		return 0;

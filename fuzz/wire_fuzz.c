@@ -52,7 +52,7 @@ static void check(const uint8_t *data, size_t size, uint64_t image)
 		m.flags &= (uint16_t)~WIRE_F_CSUM;
 	len = wire_check_encode(again, &m);
 	if (!len)
-		return; /* an ERROR whose text holds a NUL */
+		BUG("%s accepted but cannot be encoded", wire_type_name(m.type));
 	ret = wire_decode(again, len, image, &m2, &why);
 	if (ret)
 		BUG("%s encoded again is refused: %s", wire_type_name(m.type),

@@ -248,6 +248,8 @@ int wire_decode(const uint8_t *buf, size_t buflen, uint64_t image_pages,
 		     -EPROTO, "ERROR length disagrees with its text");
 		memcpy(m->error.text, p + 6, m->error.len);
 		m->error.text[m->error.len] = '\0';
+		NEED(strlen(m->error.text) == m->error.len, -EPROTO,
+		     "ERROR text contains a NUL byte");
 		return 0;
 	default:
 		break;

@@ -565,6 +565,10 @@ static void small_errors(struct t *t)
 	bad(t, "ERROR text of 256 bytes", len, 0, -EPROTO, "disagrees");
 	len = relen(t, 5);
 	bad(t, "ERROR short fixed part", len, 0, -EPROTO, "shorter");
+
+	len = wire_error(t->msg, EIO, "boom");
+	t->pay[6 + 1] = '\0';
+	bad(t, "ERROR text with a NUL", len, 0, -EPROTO, "NUL");
 }
 
 /* Before WELCOME (image_pages 0) only ranges are refused. */
