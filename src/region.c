@@ -253,13 +253,12 @@ static long put_units(struct upager_region *r, struct filler *f, size_t u,
 		       dst, src, len);
 }
 
-/*
- * Fetch and install units [u, u+n) claimed by the caller.  @cached: a
- * MINOR fault said the page cache already holds the data (shmem), so only
- * map it.  Returns bytes installed or -errno.
- */
-static long fill_units(struct upager_region *r, struct filler *f, size_t u,
-		       size_t n, bool cached)
+/* Read-ahead windows are installed in chunks of this many bytes. */
+#define CHUNK (64u << 10)
+
+/* Fetch and install units [u, u+n) (anon, hugetlb) from @buf's space. */
+static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
+		       size_t n, char *buf)
 {
 	struct upager_store *s = r->store;
 	size_t len = n * r->fill, np = len / UPAGER_STORE_PAGE;
@@ -267,31 +266,68 @@ static long fill_units(struct upager_region *r, struct filler *f, size_t u,
 	const char *src = NULL;
 	int ret;
 
-	if (r->memtype == UPAGER_MEM_SHMEM) {
-		/* The store writes straight into the page cache. */
-		src = r->alias + u * r->fill;
-		if (!cached) {
-			ret = s->ops->fetch(s, pgoff, (char *)src, np);
-			if (ret < 0)
-				return ret;
-			STAT_ADD(r->st, bytes_fetched, len);
-		}
-		return put_units(r, f, u, n, src);
-	}
 	if (STORE_HAS(s->ops, zero_run) && s->ops->zero_run(s, pgoff, np) >= np)
 		return put_units(r, f, u, n, NULL);
 	if (STORE_HAS(s->ops, direct) && !(r->flags & UPAGER_MAP_MOVE))
 		src = s->ops->direct(s, pgoff, np);
 	if (!src) {
-		if (f->cap < len)
-			return -ENOBUFS;
-		ret = s->ops->fetch(s, pgoff, f->buf, np);
+		ret = s->ops->fetch(s, pgoff, buf, np);
 		if (ret < 0)
 			return ret;
-		src = f->buf;
+		src = buf;
 	}
 	STAT_ADD(r->st, bytes_fetched, len);
 	return put_units(r, f, u, n, src);
+}
+
+/*
+ * Fetch and install units [u, u+*n) claimed by the caller.  @cached: a
+ * MINOR fault said the page cache already holds the data (shmem), so only
+ * map it.  Returns bytes installed or -errno.
+ *
+ * A read-ahead window goes in chunks, the faulting unit's first, each
+ * waking the threads that wait in it: the reader runs on while the rest of
+ * the window is filled behind it, instead of waiting for all of it.  When
+ * a later chunk fails, *@n is cut to the units done; those after are the
+ * caller's to give back (their own faults will meet the error).
+ */
+static long fill_units(struct upager_region *r, struct filler *f, size_t u,
+		       size_t *n, bool cached)
+{
+	struct upager_store *s = r->store;
+	size_t chunk = CHUNK > r->fill ? CHUNK / r->fill : 1;
+	long ret, total = 0;
+
+	if (r->memtype == UPAGER_MEM_SHMEM) {
+		/* The store writes straight into the page cache. */
+		char *cache = r->alias + u * r->fill;
+		size_t len = *n * r->fill;
+
+		if (!cached) {
+			ret = s->ops->fetch(s, r->store_pgoff +
+					       u * (r->fill / UPAGER_STORE_PAGE),
+					    cache, len / UPAGER_STORE_PAGE);
+			if (ret < 0)
+				return ret;
+			STAT_ADD(r->st, bytes_fetched, len);
+		}
+		return put_units(r, f, u, *n, cache);
+	}
+	if (f->cap < *n * r->fill)
+		return -ENOBUFS;
+	for (size_t i = 0; i < *n; i += chunk) {
+		size_t k = *n - i < chunk ? *n - i : chunk;
+
+		ret = fill_chunk(r, f, u + i, k, f->buf + i * r->fill);
+		if (ret < 0) {
+			if (!i)
+				return ret;
+			*n = i;
+			break;
+		}
+		total += ret;
+	}
+	return total;
 }
 
 /* A fetch failed: the faulting thread gets SIGBUS, never zeros. */
@@ -317,7 +353,7 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 		 bool minor, uint64_t t0)
 {
 	size_t u = (addr - (uintptr_t)r->addr) / r->fill;
-	size_t n = 1, want = 1;
+	size_t n = 1, want = 1, got;
 	unsigned int stream = 0;
 	bool ra = r->ra_max > 1 && !(r->flags & UPAGER_MAP_IN_THREAD);
 	bool refault;
@@ -357,14 +393,20 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 			n++;
 		ra_commit(r, stream, u, n);
 	}
-	ret = fill_units(r, f, u, n, minor || refault);
+	got = n;
+	ret = fill_units(r, f, u, &got, minor || refault);
 	if (ret == -EFAULT && refault)
-		ret = fill_units(r, f, u, 1, false);
+		ret = fill_units(r, f, u, &got, false);
 	if (ret < 0 && n > 1) {
 		/* Give the read-ahead back and try the faulting unit alone. */
 		settle(r, u + 1, n - 1, UNIT_ABSENT);
-		n = 1;
-		ret = fill_units(r, f, u, 1, minor);
+		n = got = 1;
+		ret = fill_units(r, f, u, &got, minor);
+	}
+	if (ret >= 0 && got < n) {
+		/* A later chunk failed: give back what it did not fill. */
+		settle(r, u + got, n - got, UNIT_ABSENT);
+		n = got;
 	}
 	if (ret == -ENOENT || ret == -ESRCH || ret == -ENOSPC) {
 		/* Unregistered under us, or the mm is gone: nothing waits. */

@@ -10,6 +10,15 @@
  * rather than read zeros that were never in the file.  Every access is a
  * pread()/pwrite() at an explicit offset, so threads share one fd without
  * a lock, and fetch() is async-signal-safe.
+ *
+ * Whether the file has holes is learnt at open: a file with none then
+ * costs no lseek() per fill, and a hole punched later reads as zeros
+ * through fetch() all the same (only without the ZEROPAGE shortcut).
+ *
+ * Without ",direct" the file is also mapped read-only, and direct() hands
+ * the engine its page-cache pages: UFFDIO_COPY then copies each page once,
+ * from the page cache into the region, instead of pread() copying it into
+ * a staging buffer first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,12 +35,18 @@
 
 #define PAGE UPAGER_STORE_PAGE
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
 struct file_store {
 	struct upager_store s;
 	int fd;
 	bool direct;
 	bool writable;
+	bool sparse;  /* the file had a hole at open: zero_run() looks */
 	uint64_t size; /* bytes, at open */
+	char *map;     /* read-only shared mapping, or NULL */
 };
 
 static struct file_store *to_file(struct upager_store *s)
@@ -126,6 +142,15 @@ static int file_open(const char *arg, struct upager_store **out)
 	f->direct = direct;
 	f->writable = writable;
 	f->size = size;
+	/* A dense file never asks lseek() again (one syscall per fill). */
+	f->sparse = lseek(fd, 0, SEEK_HOLE) < (off_t)size;
+	f->map = NULL;
+	if (!direct && size) {
+		f->map = mmap(NULL, f->s.npages * PAGE, PROT_READ, MAP_SHARED,
+			      fd, 0);
+		if (f->map == MAP_FAILED)
+			f->map = NULL; /* a device that can't: pread() only */
+	}
 	*out = &f->s;
 	return 0;
 }
@@ -229,6 +254,9 @@ static size_t file_zero_run(struct upager_store *s, uint64_t pgoff,
 	uint64_t end = (pgoff + npages) * PAGE;
 	struct stat st;
 
+	if (!f->sparse)
+		return 0;
+
 	data = lseek(f->fd, off, SEEK_DATA);
 	if (data >= 0) {
 		uint64_t run = (uint64_t)(data - off) / PAGE;
@@ -247,10 +275,34 @@ static size_t file_zero_run(struct upager_store *s, uint64_t pgoff,
 	return (uint64_t)st.st_size >= end ? npages : 0;
 }
 
+/*
+ * The pages in the page cache, through the mapping.  MADV_POPULATE_READ
+ * maps the whole range in one call (reading what is not cached), so the
+ * engine's UFFDIO_COPY finds every source page present; it fails when the
+ * file shrank under the range, and fetch() then reports that as -EIO.
+ * The next range is handed to the kernel's read-ahead, so a sequential
+ * reader's disk reads overlap its faults.
+ */
+static const void *file_direct(struct upager_store *s, uint64_t pgoff,
+			       size_t npages)
+{
+	struct file_store *f = to_file(s);
+	char *p = f->map + pgoff * PAGE;
+	size_t len = npages * PAGE;
+
+	if (!f->map || madvise(p, len, MADV_POPULATE_READ))
+		return NULL;
+	if (pgoff + 2 * npages <= f->s.npages)
+		madvise(p + len, len, MADV_WILLNEED);
+	return p;
+}
+
 static void file_close(struct upager_store *s)
 {
 	struct file_store *f = to_file(s);
 
+	if (f->map)
+		munmap(f->map, f->s.npages * PAGE);
 	close(f->fd);
 	free(f);
 }
@@ -265,4 +317,5 @@ const struct upager_store_ops store_file_ops = {
 	.close = file_close,
 	.zero_run = file_zero_run,
 	.writeback = file_writeback,
+	.direct = file_direct,
 };
