@@ -280,8 +280,8 @@ static size_t file_zero_run(struct upager_store *s, uint64_t pgoff,
  * maps the whole range in one call (reading what is not cached), so the
  * engine's UFFDIO_COPY finds every source page present; it fails when the
  * file shrank under the range, and fetch() then reports that as -EIO.
- * The next range is handed to the kernel's read-ahead, so a sequential
- * reader's disk reads overlap its faults.
+ * The range after a read-ahead window is handed to the kernel's own
+ * read-ahead, so a sequential reader's disk reads overlap its faults.
  */
 static const void *file_direct(struct upager_store *s, uint64_t pgoff,
 			       size_t npages)
@@ -292,7 +292,8 @@ static const void *file_direct(struct upager_store *s, uint64_t pgoff,
 
 	if (!f->map || madvise(p, len, MADV_POPULATE_READ))
 		return NULL;
-	if (pgoff + 2 * npages <= f->s.npages)
+	/* One page is a random access: nothing to read ahead for it. */
+	if (npages > 1 && pgoff + 2 * npages <= f->s.npages)
 		madvise(p + len, len, MADV_WILLNEED);
 	return p;
 }
