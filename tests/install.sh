@@ -10,12 +10,13 @@ prefix=$tmp/prefix
 # A sanitizer build's library needs the same runtime in the program
 # (make check passes SANITIZE; a direct run of tests/run.sh does not).
 case ${SANITIZE:-$(basename "$build")} in
-build-asan | *address*) san=-fsanitize=address,undefined ;;
-build-tsan | thread) san=-fsanitize=thread ;;
-*) san= ;;
+build-asan | *address*) sanitize=address,undefined ;;
+build-tsan | thread) sanitize=thread ;;
+*) sanitize= ;;
 esac
-make -s -C "$src" install BUILD="$build" PREFIX="$prefix" >"$tmp/install.log" 2>&1 ||
-	{ cat "$tmp/install.log"; fail "make install"; }
+san=${sanitize:+-fsanitize=$sanitize}
+make -s -C "$src" install BUILD="$build" SANITIZE="$sanitize" PREFIX="$prefix" \
+	>"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "make install"; }
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 flags=$(pkg-config --cflags --libs upager) || fail "pkg-config --cflags --libs upager"
 echo "pkg-config: $flags"
