@@ -15,6 +15,7 @@
 extern const struct upager_store_ops store_zero_ops;
 extern const struct upager_store_ops store_file_ops;
 extern const struct upager_store_ops store_mem_ops;
+extern const struct upager_store_ops store_remote_ops;
 
 /*
  * Does @ops have the optional slot @slot set?  A table built against an

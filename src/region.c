@@ -625,13 +625,18 @@ int upager_unmap(struct upager_region *r)
 	struct upager_handler *h = r->h;
 	int ret;
 
-	/* A pushing store stops installing before the region goes. */
-	if (STORE_HAS(r->store->ops, detach))
-		r->store->ops->detach(r->store, r);
 	if (r->flags & UPAGER_MAP_IN_THREAD)
 		inthread_remove(r);
 	/* Waits for the batches in flight: no worker holds @r after this. */
 	handler_remove_region(h, r);
+	/*
+	 * A pushing store stops installing before the region goes, and only
+	 * once no worker can call its fetch() for @r any more: a stale
+	 * fault read just before the unmap refetches a present unit, which
+	 * the store serves from the region while it is attached.
+	 */
+	if (STORE_HAS(r->store->ops, detach))
+		r->store->ops->detach(r->store, r);
 	ret = upager_ll_unregister(r->uffd, r->addr, r->len);
 	stats_publish_release(h, r->stats_slot);
 	region_free(r);

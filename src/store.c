@@ -26,7 +26,8 @@ struct kind {
 static struct kind builtins[] = {
 	{ &store_zero_ops, &builtins[1] },
 	{ &store_file_ops, &builtins[2] },
-	{ &store_mem_ops, NULL },
+	{ &store_mem_ops, &builtins[3] },
+	{ &store_remote_ops, NULL },
 };
 
 static pthread_mutex_t kinds_lock = PTHREAD_MUTEX_INITIALIZER;

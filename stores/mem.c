@@ -5,6 +5,8 @@
  * It is the store for tests and for pages produced in memory (a snapshot
  * taken, a decompressed image), and the one store that offers direct(): a
  * handler can install from the image itself with no staging copy.
+ * upager_store_mem_wrap() puts the same store over memory the caller
+ * owns, such as a live region a page server exports.
  *
  * fetch(), direct() and writeback() are a memcpy() or an addition, with
  * no lock: memcpy() is async-signal-safe (POSIX.1-2024 lists it, and
@@ -23,6 +25,7 @@ struct mem_store {
 	struct upager_store s;
 	char *data;
 	size_t len;
+	bool owned; /* mapped here, not by upager_store_mem_wrap()'s caller */
 };
 
 static struct mem_store *to_mem(struct upager_store *s)
@@ -62,8 +65,33 @@ struct upager_store *upager_store_mem_new(uint64_t len, int *err)
 		m = NULL;
 		goto out;
 	}
+	m->owned = true;
 	m->s.ops = &store_mem_ops;
 	m->s.npages = npages;
+	m->s.flags = UPAGER_STORE_SIGNAL_SAFE;
+out:
+	if (err)
+		*err = ret;
+	return m ? &m->s : NULL;
+}
+
+struct upager_store *upager_store_mem_wrap(void *addr, uint64_t len, int *err)
+{
+	struct mem_store *m = NULL;
+	int ret = -EINVAL;
+
+	if (!addr || !len || len % UPAGER_STORE_PAGE || (size_t)len != len)
+		goto out;
+	ret = -ENOMEM;
+	m = malloc(sizeof(*m));
+	if (!m)
+		goto out;
+	ret = 0;
+	m->data = addr;
+	m->len = (size_t)len;
+	m->owned = false;
+	m->s.ops = &store_mem_ops;
+	m->s.npages = len / UPAGER_STORE_PAGE;
 	m->s.flags = UPAGER_STORE_SIGNAL_SAFE;
 out:
 	if (err)
@@ -114,7 +142,8 @@ static void mem_close(struct upager_store *s)
 {
 	struct mem_store *m = to_mem(s);
 
-	munmap(m->data, m->len);
+	if (m->owned)
+		munmap(m->data, m->len);
 	free(m);
 }
 

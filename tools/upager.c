@@ -10,6 +10,7 @@ static const struct cli_cmd cmds[] = {
 	{ "features", "what this kernel and process can use", cmd_features },
 	{ "demo", "the userfaultfd(2) man-page demo on upager", cmd_demo },
 	{ "stat", "live statistics of running upager handlers", cmd_stat },
+	{ "serve", "export page stores to remote: clients", cmd_serve },
 };
 
 static void usage(FILE *f)

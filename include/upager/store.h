@@ -140,6 +140,16 @@ void upager_store_close(struct upager_store *s);
 struct upager_store *upager_store_mem_new(uint64_t len, int *err);
 /* The image of a mem store (NULL for another kind of store). */
 void *upager_store_mem_data(struct upager_store *s);
+/*
+ * A mem store over @len bytes of existing memory at @addr (a multiple of
+ * the page size), e.g. a live region of this process to export through a
+ * page server (include/upager/remote.h): a postcopy migration source.  No
+ * copy is made: fetch() and direct() read @addr as it is at that moment.
+ * The caller keeps the memory mapped until upager_store_close(), which
+ * leaves it alone.  NULL with *err = -EINVAL (NULL @addr, @len 0 or not a
+ * multiple of UPAGER_STORE_PAGE), -ENOMEM.
+ */
+struct upager_store *upager_store_mem_wrap(void *addr, uint64_t len, int *err);
 
 #pragma GCC visibility pop
 #ifdef __cplusplus

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * upager remote pages: a page server that exports stores over the
+ * network, and the remote: store that maps them (docs/PROTOCOL.md).
+ *
+ * Source side (a page server, or a postcopy migration source):
+ *
+ *   struct upager_server *srv = upager_server_new(&sp, &err);
+ *   upager_server_export(srv, "img", upager_store_open("file:/img", &err));
+ *   upager_server_start(srv);       // accept thread + a thread per client
+ *   ...
+ *   upager_server_free(srv);        // stops first; stores stay the caller's
+ *
+ * Destination side: a region over "remote:HOST:PORT/img" runs at once; a
+ * fault sends an urgent request on its own connection while a background
+ * stream installs every other page whether or not anyone touched it.  Map
+ * such regions with readahead_max = (size_t)-1: the server already pushes
+ * everything, and a read-ahead window would only turn pushed pages into
+ * urgent requests.
+ *
+ *   struct upager_store *s = upager_store_open("remote:10.0.0.1:7070/img",
+ *                                              &err);
+ *   struct upager_map_params mp = { .size = sizeof(mp),
+ *                                   .readahead_max = (size_t)-1 };
+ *   char *p = upager_map(h, s, s->npages * 4096, &mp, &r, &err);
+ *   upager_remote_wait_complete(s, -1);   // optional: every page is here
+ *
+ * Every int function returns 0 (or a count) or -errno; those returning a
+ * pointer store -errno in *err (when err is not NULL) and return NULL.
+ */
+#ifndef UPAGER_REMOTE_H
+#define UPAGER_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <upager/store.h>
+#include <upager/upager.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default)
+
+/* ---- the page server --------------------------------------------------- */
+
+struct upager_server;
+
+/* Called for events worth a line in a log: a client that sent garbage, a
+ * store that failed.  From any of the server's threads. */
+typedef void (*upager_server_log_fn)(void *arg, const char *msg);
+
+struct upager_server_params {
+	uint32_t size;	    /* sizeof(struct upager_server_params) */
+	/*
+	 * "tcp:HOST:PORT" (HOST a name or an address, "[::1]" for IPv6, ""
+	 * or "*" for every interface; PORT 0 picks a free port) or
+	 * "unix:PATH".  NULL: "tcp:127.0.0.1:0".
+	 */
+	const char *listen;
+	/*
+	 * Limit on the background stream of each session, in bytes per
+	 * second (0: none).  Urgent answers are never limited.  For tests,
+	 * and for a migration that must leave the link to other traffic.
+	 */
+	uint64_t stream_rate;
+	upager_server_log_fn log; /* NULL: silent */
+	void *log_arg;
+};
+
+struct upager_server_stats {
+	uint64_t clients;	 /* connections accepted */
+	uint64_t clients_open;	 /* connections open now */
+	uint64_t sessions;	 /* stream sessions begun (reconnects too) */
+	uint64_t pages_streamed; /* pages sent by background streams */
+	uint64_t pages_urgent;	 /* pages sent in answer to REQUESTs */
+	uint64_t pages_zero;	 /* of both, sent as ZERO runs (no data) */
+	uint64_t requests;	 /* REQUESTs received */
+	uint64_t bytes_sent;	 /* every byte written, headers included */
+	uint64_t protocol_errors; /* messages refused (then ERROR, close) */
+};
+
+/*
+ * A server bound and listening on @p->listen (not yet accepting: see
+ * upager_server_start()).  @p may be NULL for defaults.  Any thread.
+ * NULL with *err = -EINVAL (malformed address), -EADDRINUSE, -EACCES,
+ * -ENOENT (a host name that does not resolve), -ENOMEM, or another
+ * socket(2)/bind(2) error.
+ */
+struct upager_server *upager_server_new(const struct upager_server_params *p,
+					int *err);
+/*
+ * The address the server is bound to, "tcp:ADDR:PORT" with the real port
+ * when PORT 0 was asked, or "unix:PATH", as a NUL-terminated string in
+ * @buf.  Returns its length, or -ENOSPC when @len is too small.
+ */
+int upager_server_address(struct upager_server *srv, char *buf, size_t len);
+/* The TCP port the server is bound to (0 for a unix socket). */
+unsigned int upager_server_port(struct upager_server *srv);
+/*
+ * Export @store under @name (1 to 255 bytes, no '/', ',' or NUL).  The
+ * store must have a bounded size that is a whole number of pages; it
+ * stays the caller's and must stay open until upager_server_free().  A
+ * client naming no export gets the only one when there is exactly one.
+ * Any thread, before or after start.  0, -EINVAL (bad name, unbounded or
+ * empty store), -EEXIST (the name is taken), -ENOMEM.
+ *
+ * A live region of this process can be exported through
+ * upager_store_mem_wrap(): that is a postcopy migration source.
+ */
+int upager_server_export(struct upager_server *srv, const char *name,
+			 struct upager_store *store);
+/*
+ * Start accepting: an accept thread and, per connection, a thread.  After
+ * upager_server_stop() it binds the same address again.  Any thread but
+ * the server's own.  0, -EALREADY, -errno of bind(2) or pthread_create().
+ */
+int upager_server_start(struct upager_server *srv);
+/*
+ * Stop accepting, close every connection (clients see a dropped link and
+ * try to reconnect) and the listening socket, and join the threads.  Any
+ * thread but the server's own; a stopped server is a no-op.  Returns 0.
+ */
+int upager_server_stop(struct upager_server *srv);
+/* Stop, and free.  The exported stores are left open. */
+void upager_server_free(struct upager_server *srv);
+/* A snapshot of the counters.  Any thread. */
+void upager_server_stats(struct upager_server *srv,
+			 struct upager_server_stats *st);
+
+/* ---- the remote: store ------------------------------------------------- */
+
+/*
+ * Spec: "remote:HOST:PORT[/NAME][,OPTION...]" or
+ * "remote:unix:PATH[/NAME][,OPTION...]".  For unix, PATH/NAME is read as a
+ * socket PATH and an export NAME when PATH names a socket, else all of it
+ * is the socket's path.  Options:
+ *   deadline=SECONDS  a fault waits at most this long for its page, then
+ *                     fails (-ETIMEDOUT: the engine poisons the page and
+ *                     the faulting thread gets SIGBUS); 0 waits forever;
+ *                     default 30
+ *   csum              ask for checksummed PAGES (CAP_CSUM)
+ *
+ * open() connects both channels and learns the image size; attach() (by
+ * upager_map()) starts the background stream, whose pages are installed
+ * as they come.  Connections that drop are re-established with
+ * exponential back-off (50 ms doubling to 2 s) and the stream resumes
+ * where it was: no page is installed twice, and faults wait, never get
+ * zeros.  Once every page has arrived and no fault waits, the
+ * connections are closed: the region is ordinary memory.
+ *
+ * One region per store, covering the whole image (store_offset 0, length
+ * npages * 4096), anonymous memory with 4 KiB fill units; attach()
+ * refuses others with -EINVAL (-EBUSY for a second region).  Not
+ * signal-safe (no in-thread mode).
+ */
+
+/* Remote-store statistics. */
+struct upager_remote_stats {
+	uint64_t npages;	 /* pages in the image */
+	uint64_t pages_received; /* distinct pages held */
+	uint64_t pages_pushed;	 /* of which arrived on the background stream */
+	uint64_t pages_urgent;	 /* of which arrived as urgent answers */
+	uint64_t pages_zero;	 /* of which arrived as ZERO runs */
+	uint64_t duplicates;	 /* pages dropped: already held */
+	uint64_t requests;	 /* REQUESTs sent (re-sent ones included) */
+	uint64_t fetch_local;	 /* fetches served from pages already here */
+	uint64_t timeouts;	 /* fetches failed by the deadline */
+	uint64_t reconnects;	 /* sessions re-established after a drop */
+	uint64_t protocol_errors; /* messages refused (bad checksum too) */
+	uint64_t bytes_received; /* every byte read, headers included */
+	/*
+	 * Time from a fetch's REQUEST to the arrival of its last page: bucket
+	 * i counts [2^(i-1), 2^i) µs, bucket 0 under 1 µs, as in
+	 * struct upager_stats (upager_remote_percentile() reads it).
+	 */
+	uint64_t lat_hist[UPAGER_LAT_BUCKETS];
+};
+
+/* Statistics of a remote: store.  0, or -EINVAL for another kind of
+ * store.  Any thread. */
+int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st);
+/* Percentile @p (0..100) of the urgent latency histogram, in µs. */
+double upager_remote_percentile(const struct upager_remote_stats *st, double p);
+/*
+ * Wait until every page of the image has arrived and is installed in the
+ * attached region, at most @timeout_ms milliseconds (negative: no limit).
+ * Any thread but a handler worker.  0, -ETIMEDOUT, -EINVAL (not a remote:
+ * store), -ENOTCONN (no region attached).
+ */
+int upager_remote_wait_complete(struct upager_store *s, int timeout_ms);
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,100 @@
+#!/bin/bash
+# `upager serve` exports an image file; examples/remote_sum maps it from
+# another process as remote:127.0.0.1:PORT/img and gets the file's
+# checksum.  The first line of serve is the bound address; SIGINT ends it
+# with exit 0 and its statistics (--json); a unix socket works too; bad
+# arguments exit 2 with a message naming them.
+build=$1
+. "$(dirname "$0")/lib.sh"
+
+# 8 MiB of random data with a 1 MiB hole in the middle (sparse: the
+# server sends it as zero runs without reading it) and 64 KiB of zeros
+# written out (found zero by content).
+python3 -c "
+import os
+d = bytearray(os.urandom(8 << 20)); d[3 << 20:4 << 20] = bytes(1 << 20)
+d[6 << 20:(6 << 20) + (64 << 10)] = bytes(64 << 10)
+with open('$tmp/img', 'wb') as f:
+    f.write(d[:3 << 20]); f.seek(4 << 20); f.write(d[4 << 20:])"
+want=$(python3 -c "
+import struct; d = open('$tmp/img','rb').read()
+print(sum(struct.unpack('<%dQ' % (len(d) // 8), d)) % (1 << 64))")
+
+# Start serve with "$@"; $addr gets the first line it prints.
+start() {
+	"$upager" serve "$@" >"$tmp/out" 2>"$tmp/err" &
+	pid=$!
+	for _ in $(seq 100); do
+		[ -s "$tmp/out" ] && break
+		sleep 0.05
+	done
+	addr=$(head -n1 "$tmp/out")
+	[ -n "$addr" ] || { kill $pid; fail "serve printed no address: $(cat "$tmp/err")"; }
+}
+stop() {
+	kill -INT $pid
+	wait $pid || fail "serve exited $? on SIGINT"
+}
+# remote_sum of SPEC must print WANT.
+check_sum() {
+	local got rc
+	got=$("$build/examples/remote_sum" "$1")
+	rc=$?
+	[ $rc = 0 ] || { kill $pid; fail "remote_sum $1 exited $rc"; }
+	[ "$got" = "$2" ] || { kill $pid; fail "remote_sum $1: '$got', want '$2'"; }
+}
+
+start --listen tcp:127.0.0.1:0 --json img=file:"$tmp/img"
+case $addr in tcp:127.0.0.1:[1-9]*) ;; *) kill $pid; fail "address '$addr'" ;; esac
+port=${addr##*:}
+check_sum "remote:127.0.0.1:$port/img" "sum $want pages 2048"
+# The only export is also the one a client naming none gets.
+check_sum "remote:127.0.0.1:$port,csum" "sum $want pages 2048"
+stop
+tail -n +2 "$tmp/out" >"$tmp/stats.json"
+python3 - "$tmp/stats.json" <<'PY' || fail "serve --json: $(cat "$tmp/stats.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+[e] = j["exports"]
+assert e["name"] == "img" and e["pages"] == 2048, e
+s = j["stats"]
+assert s["clients"] == 4 and s["sessions"] == 2, s
+assert s["pages_streamed"] + s["pages_urgent"] >= 2 * 2048, s
+assert s["pages_zero"] >= 2 * (256 + 16), s
+assert s["protocol_errors"] == 0, s
+PY
+
+start --listen "unix:$tmp/sock" one=file:"$tmp/img" two=zero:64K
+[ "$addr" = "unix:$tmp/sock" ] || { kill $pid; fail "unix address '$addr'"; }
+check_sum "remote:unix:$tmp/sock/one" "sum $want pages 2048"
+check_sum "remote:unix:$tmp/sock/two,deadline=5" "sum 0 pages 16"
+"$build/examples/remote_sum" "remote:unix:$tmp/sock" 2>"$tmp/err" &&
+	{ kill $pid; fail "two exports and no name: accepted"; }
+grep -q "No such file or directory" "$tmp/err" || { kill $pid; fail "no name: $(cat "$tmp/err")"; }
+stop
+grep -q "^clients 5," "$tmp/out" || fail "text statistics: $(cat "$tmp/out")"
+[ -e "$tmp/sock" ] && fail "the socket file is left behind"
+
+# Bad arguments: exit 2, and the message names what was wrong.
+bad() {
+	want_msg=$1
+	shift
+	"$upager" serve "$@" >/dev/null 2>"$tmp/err" && fail "serve $* succeeded"
+	rc=$?
+	[ $rc = 2 ] || fail "serve $*: exit $rc, want 2"
+	grep -q -- "$want_msg" "$tmp/err" || fail "serve $*: $(cat "$tmp/err")"
+}
+bad "nothing to export"
+bad "'img' is not NAME=SPEC" img
+bad "no store kind 'nosuch'" img=nosuch:x
+bad "name in '=file:x'" =file:x
+bad "'img' given twice" img=zero:1M img=zero:1M
+bad "no size" img=zero
+bad "rate 'fast' is not a number" --rate fast img=zero:1M
+bad "'nowhere' is malformed" --listen nowhere img=zero:1M
+bad "unknown option" --bogus img=zero:1M
+"$upager" serve img=file:"$tmp/nonexistent" 2>"$tmp/err"
+[ $? = 1 ] || fail "missing file: want exit 1"
+grep -q "nonexistent: No such file" "$tmp/err" || fail "missing file: $(cat "$tmp/err")"
+"$upager" serve --help | grep -q '^usage: upager serve' || fail "--help"
+exit 0

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the remote-pages tests share beyond harness.h: a page server on
+ * 127.0.0.1 exporting one store as "img", a handler whose on_error counts
+ * what it is told (timeouts apart), and a region over a remote: spec with
+ * read-ahead off, as remote regions should be mapped.  Header-only.
+ */
+#ifndef UPAGER_TEST_TREMOTE_H
+#define UPAGER_TEST_TREMOTE_H
+
+#include <stdatomic.h>
+
+#include <upager/remote.h>
+#include <upager/upager.h>
+
+#include "harness.h"
+
+#define PG 4096u
+
+static atomic_int t_errors, t_timeouts;
+
+static void t_on_error(void *arg, struct upager_region *r, uint64_t addr,
+		       int err, const char *what)
+{
+	(void)arg;
+	(void)r;
+	fprintf(stderr, "on_error: %s at %#llx: %s\n", what,
+		(unsigned long long)addr, strerror(-err));
+	atomic_fetch_add(err == -ETIMEDOUT ? &t_timeouts : &t_errors, 1);
+}
+
+/* A started server on 127.0.0.1:@port (0: any) exporting @img as "img". */
+static inline struct upager_server *t_serve(struct upager_store *img,
+					    unsigned int port, uint64_t rate)
+{
+	struct upager_server_params sp = { .size = sizeof(sp),
+					   .stream_rate = rate };
+	struct upager_server *srv;
+	char listen[64];
+	int err;
+
+	snprintf(listen, sizeof(listen), "tcp:127.0.0.1:%u", port);
+	sp.listen = listen;
+	srv = upager_server_new(&sp, &err);
+	CHECK(srv, "server on %s: %s", listen, strerror(-err));
+	CHECK_RET(upager_server_export(srv, "img", img), 0);
+	CHECK_RET(upager_server_start(srv), 0);
+	return srv;
+}
+
+/* A started handler reporting to t_on_error(). */
+static inline struct upager_handler *t_handler(void)
+{
+	struct upager_handler_params hp = { .size = sizeof(hp),
+					    .on_error = t_on_error };
+	struct upager_handler *h;
+	int err;
+
+	h = upager_handler_new(&hp, &err);
+	CHECK(h, "handler: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+	return h;
+}
+
+/* Open @spec and map all of it from @h, read-ahead off. */
+static inline void *t_map_remote(struct upager_handler *h, const char *spec,
+				 struct upager_store **s,
+				 struct upager_region **r)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.readahead_max = (size_t)-1 };
+	void *p;
+	int err;
+
+	*s = upager_store_open(spec, &err);
+	CHECK(*s, "open %s: %s", spec, strerror(-err));
+	p = upager_map(h, *s, (size_t)(*s)->npages * PG, &mp, r, &err);
+	CHECK(p, "map: %s", strerror(-err));
+	return p;
+}
+
+#endif
