@@ -694,36 +694,45 @@ long upager_region_install(struct upager_region *r, size_t off,
 		return -EINVAL;
 	if (off > r->len || len > r->len - off)
 		return -ERANGE;
-	for (size_t u = off / r->fill; u < (off + len) / r->fill; u++) {
+	for (size_t u = off / r->fill, end = (off + len) / r->fill; u < end;) {
 		const char *src = data ? (const char *)data + (u * r->fill - off)
 				       : NULL;
 		uint8_t st = atomic_load_explicit(&r->state[u],
 						  memory_order_acquire);
-		bool mine;
+		size_t n = 1;
 
 		if (st == UNIT_PRESENT) {
 			STAT_ADD(r->st, eexist, 1);
+			u++;
 			continue;
 		}
-		/*
-		 * A unit a worker is filling is installed anyway: the kernel
-		 * lets one of the two in and the other sees -EEXIST, and the
-		 * worker settles the state.
-		 */
-		mine = st == UNIT_ABSENT && claim(r, u, UNIT_ABSENT);
-		/*
-		 * Not on shmem, though: the data would go into the page cache
-		 * under a unit its filler may already have mapped and the
-		 * application written.  That filler brings the same data.
-		 */
-		if (!mine && r->memtype == UPAGER_MEM_SHMEM)
+		if (st == UNIT_ABSENT && claim(r, u, UNIT_ABSENT)) {
+			/* A run of absent units goes in with one ioctl. */
+			while (u + n < end && claim(r, u + n, UNIT_ABSENT))
+				n++;
+			ret = put_units(r, &f, u, n, src);
+			settle(r, u, n, ret >= 0 ? UNIT_PRESENT : UNIT_ABSENT);
+		} else if (r->memtype == UPAGER_MEM_SHMEM) {
+			/*
+			 * A unit another thread is filling: on shmem the data
+			 * would go into the page cache under a unit its filler
+			 * may already have mapped and the application written.
+			 * The filler brings the same data; leave it.
+			 */
+			u++;
 			continue;
-		ret = put_units(r, &f, u, 1, src);
-		if (mine)
-			settle(r, u, 1, ret >= 0 ? UNIT_PRESENT : UNIT_ABSENT);
+		} else {
+			/*
+			 * Elsewhere it is installed anyway: the kernel lets
+			 * one of the two in, the other sees -EEXIST, and the
+			 * filler settles the state.
+			 */
+			ret = put_units(r, &f, u, 1, src);
+		}
 		if (ret < 0)
 			break;
 		total += ret;
+		u += n;
 	}
 	if (f.buf)
 		munmap(f.buf, f.cap);
