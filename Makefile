@@ -42,7 +42,7 @@ ifneq ($(SANITIZE),)
 SAN := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT := -O1
 endif
-CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
+CPPFLAGS += -Iinclude -Isrc -Itools -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
 LDLIBS +=
@@ -96,8 +96,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(STATIC)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS) -lm
+# Bench programs may call into the CLI's subcommands (cmd_bench).
+CLI_OBJS := $(filter-out $(BUILD)/tools/upager.o,$(TOOL_OBJS))
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(CLI_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJS) $(STATIC) $(LDLIBS) -lm
 
 check: deps
 	@$(MAKE) --no-print-directory all

@@ -6,7 +6,7 @@
 # bench exits 1 on a content mismatch), not the speed of the machine.
 build=$1
 . "$(dirname "$0")/lib.sh"
-bench=$build/bench/upager-bench
+bench=$build/bench/upager-bench  # the same as `upager bench`
 [ -x "$bench" ] || fail "$bench is not built"
 command -v python3 >/dev/null || skip "python3 is not installed"
 
@@ -20,7 +20,7 @@ if [ $rc != 0 ]; then
 fi
 # One progress line per section on stderr.
 for s in A B C; do
-	grep -q "^upager-bench: \[$s\]" "$tmp/err" || fail "no progress line for $s"
+	grep -q "^upager bench: \[$s\]" "$tmp/err" || fail "no progress line for $s"
 done
 
 python3 - "$tmp/out.json" <<'EOF' || fail "the JSON output"
@@ -122,5 +122,5 @@ bad_arg "--dir '$tmp/none'" --dir "$tmp/none"
 bad_arg "unknown option '--bogus'" --bogus
 bad_arg "unexpected argument 'extra'" extra
 bad_arg "--size needs a value" --size
-"$bench" --help | grep -q '^usage: upager-bench' || fail "--help"
+"$bench" --help | grep -q "^usage: upager bench" || fail "--help"
 exit 0

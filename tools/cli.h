@@ -18,6 +18,8 @@ int cmd_features(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Print "upager CMD: message" to stderr; returns 2 (usage) or 1. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * upager-bench: what a fault costs through upager, measured side by side
+ * upager bench: what a fault costs through upager, measured side by side
  * with what the kernel does without it, in one run.
  *
  *   A  4 KiB fault latency seen from the faulting thread: the kernel's
@@ -45,12 +45,8 @@
 
 #include <upager/upager.h>
 
+#include "cli.h"
 #include "internal.h" /* parse_size(), ARRAY_SIZE() */
-/*
- * The CLI's JSON writer (json_*).  Bench programs link with libupager.a
- * alone, so its one copy is compiled in here rather than written twice.
- */
-#include "../tools/cli.c"
 
 #define PAGE ((size_t)UPAGER_STORE_PAGE)
 #define MIB ((uint64_t)1 << 20)
@@ -184,7 +180,7 @@ struct bench {
 static void __attribute__((format(printf, 1, 0)))
 vreport(const char *fmt, va_list ap, const char *tail)
 {
-	fputs("upager-bench: ", stderr);
+	fputs("upager bench: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputs(tail, stderr);
 }
@@ -1419,7 +1415,7 @@ static void print_json(struct bench *b, const struct utsname *u)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: upager-bench [--quick] [--json] [--dir DIR] [--size SIZE]\n"
+		"usage: upager bench [--quick] [--json] [--dir DIR] [--size SIZE]\n"
 		"                    [--only A|B|C] [--rounds N]\n"
 		"\n"
 		"Measure upager's fault path side by side with the kernel's own:\n"
@@ -1448,7 +1444,7 @@ static int __attribute__((format(printf, 1, 2))) bad_arg(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vreport(fmt, ap, "\nTry 'upager-bench --help'.\n");
+	vreport(fmt, ap, "\nTry 'upager bench --help'.\n");
 	va_end(ap);
 	return 2;
 }
@@ -1604,7 +1600,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return check_opts(o, size_set);
 }
 
-int main(int argc, char **argv)
+int cmd_bench(int argc, char **argv)
 {
 	struct bench *b = calloc(1, sizeof(*b));
 	struct utsname u;
@@ -1623,7 +1619,7 @@ int main(int argc, char **argv)
 	/* Line-buffered: the tables and the progress on stderr stay in order. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!b->o.json)
-		printf("upager-bench: %ld CPUs, kernel %s, %s%u round(s)\n\n",
+		printf("upager bench: %ld CPUs, kernel %s, %s%u round(s)\n\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), u.release,
 		       b->o.quick ? "--quick, " : "", b->o.rounds);
 	if (b->o.only & SEC_A)

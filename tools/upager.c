@@ -11,6 +11,8 @@ static const struct cli_cmd cmds[] = {
 	{ "demo", "the userfaultfd(2) man-page demo on upager", cmd_demo },
 	{ "stat", "live statistics of running upager handlers", cmd_stat },
 	{ "serve", "export page stores to remote: clients", cmd_serve },
+	{ "migrate", "postcopy live migration of a region, verified", cmd_migrate },
+	{ "bench", "fault cost side by side with the kernel's own", cmd_bench },
 };
 
 static void usage(FILE *f)
