@@ -348,3 +348,13 @@ uint64_t t_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+uint64_t t_pagemap_entry(int pm, const void *addr)
+{
+	uint64_t v;
+	off_t off = (off_t)((uintptr_t)addr / 4096 * sizeof(v));
+
+	CHECK(pread(pm, &v, sizeof(v), off) == sizeof(v), "pagemap: %s",
+	      strerror(errno));
+	return v;
+}

@@ -118,4 +118,8 @@ bool t_write_sigbus(volatile char *p);
 
 uint64_t t_now_ns(void);
 
+/* The /proc/self/pagemap entry of @addr (@pm: that file, open). */
+#define PM_UFFD_WP (1ull << 57) /* the page is uffd write-protected */
+uint64_t t_pagemap_entry(int pm, const void *addr);
+
 #endif

@@ -22,22 +22,10 @@
 #define MADV_PAGEOUT 21
 #endif
 
-#define PM_UFFD_WP (1ull << 57)
-
 struct ctx {
 	int forks;
 	int child_uffd;
 };
-
-static uint64_t pagemap_entry(int pm, const void *addr)
-{
-	uint64_t v;
-	off_t off = (off_t)((uintptr_t)addr / 4096 * sizeof(v));
-
-	CHECK(pread(pm, &v, sizeof(v), off) == sizeof(v), "pagemap: %s",
-	      strerror(errno));
-	return v;
-}
 
 static void on_event(struct t_handler *h, const struct upager_ll_event *ev)
 {
@@ -69,7 +57,7 @@ static void fork_check(int fd, const char *p, bool with_event, bool want)
 
 		if (pm < 0)
 			_exit(2);
-		v = pagemap_entry(pm, p);
+		v = t_pagemap_entry(pm, p);
 		_exit(!!(v & PM_UFFD_WP) == want ? 0 : 3);
 	}
 	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
@@ -103,10 +91,10 @@ static void run(enum upager_ll_memtype type, bool with_event)
 
 	/* A present, write-protected pte. */
 	*m.addr = 1;
-	CHECK(!(pagemap_entry(pm, m.addr) & PM_UFFD_WP), "wp before WP");
+	CHECK(!(t_pagemap_entry(pm, m.addr) & PM_UFFD_WP), "wp before WP");
 	CHECK_RET(upager_ll_writeprotect(fd, m.addr, m.page,
 					 UFFDIO_WRITEPROTECT_MODE_WP), 0);
-	CHECK(pagemap_entry(pm, m.addr) & PM_UFFD_WP, "no wp bit");
+	CHECK(t_pagemap_entry(pm, m.addr) & PM_UFFD_WP, "no wp bit");
 	fork_check(fd, m.addr, with_event, with_event);
 
 	/* Zap the pte: the protection must survive in what replaces it. */
@@ -115,14 +103,14 @@ static void run(enum upager_ll_memtype type, bool with_event)
 		      "MADV_DONTNEED: %s", strerror(errno));
 	else
 		madvise(m.addr, m.page, MADV_PAGEOUT); /* may do nothing */
-	CHECK(pagemap_entry(pm, m.addr) & PM_UFFD_WP, "wp bit lost by zap");
+	CHECK(t_pagemap_entry(pm, m.addr) & PM_UFFD_WP, "wp bit lost by zap");
 	fork_check(fd, m.addr, with_event, with_event);
 
 	/* Unprotect, then fault the page back in: no bit anywhere. */
 	CHECK_RET(upager_ll_writeprotect(fd, m.addr, m.page, 0), 0);
-	CHECK(!(pagemap_entry(pm, m.addr) & PM_UFFD_WP), "wp after unprotect");
+	CHECK(!(t_pagemap_entry(pm, m.addr) & PM_UFFD_WP), "wp after unprotect");
 	*m.addr = 2;
-	CHECK(!(pagemap_entry(pm, m.addr) & PM_UFFD_WP), "wp after write");
+	CHECK(!(t_pagemap_entry(pm, m.addr) & PM_UFFD_WP), "wp after write");
 	CHECK(*m.addr == 2, "data");
 	fork_check(fd, m.addr, with_event, false);
 

@@ -14,23 +14,12 @@
 
 #include "harness.h"
 
-#define PM_UFFD_WP (1ull << 57)
 #define PM_PRESENT (1ull << 63)
 
 struct ctx {
 	struct t_mem *m;
 	unsigned long bad;
 };
-
-static uint64_t pagemap_entry(int pm, const void *addr)
-{
-	uint64_t v;
-	off_t off = (off_t)((uintptr_t)addr / 4096 * sizeof(v));
-
-	CHECK(pread(pm, &v, sizeof(v), off) == sizeof(v), "pagemap: %s",
-	      strerror(errno));
-	return v;
-}
 
 static void on_fault(struct t_handler *h, const struct upager_ll_event *ev)
 {
@@ -71,7 +60,7 @@ int main(int argc, char **argv)
 	CHECK_RET(upager_ll_writeprotect(fd, m.addr, m.len,
 					 UFFDIO_WRITEPROTECT_MODE_WP), 0);
 	for (size_t i = 0; i < npages; i++) {
-		v = pagemap_entry(pm, m.addr + i * m.page);
+		v = t_pagemap_entry(pm, m.addr + i * m.page);
 		CHECK((v & (PM_UFFD_WP | PM_PRESENT)) == PM_UFFD_WP,
 		      "page %zu: pagemap %#llx", i, (unsigned long long)v);
 	}
@@ -84,7 +73,7 @@ int main(int argc, char **argv)
 
 		for (size_t j = 0; j < m.page; j += 512)
 			CHECK(p[j] == 0, "page %zu byte %zu", i, j);
-		CHECK(pagemap_entry(pm, m.addr + i * m.page) & PM_UFFD_WP,
+		CHECK(t_pagemap_entry(pm, m.addr + i * m.page) & PM_UFFD_WP,
 		      "page %zu lost wp on read", i);
 	}
 	CHECK(t_handler_stop(h) == 0, "reads raised faults");
@@ -100,7 +89,7 @@ int main(int argc, char **argv)
 	CHECK(c.bad == 0, "%lu faults without wp+write flags", c.bad);
 	for (size_t i = 0; i < npages; i++) {
 		CHECK(t_verify(m.addr + i * m.page, m.page, i), "page %zu", i);
-		v = pagemap_entry(pm, m.addr + i * m.page);
+		v = t_pagemap_entry(pm, m.addr + i * m.page);
 		CHECK((v & (PM_UFFD_WP | PM_PRESENT)) == PM_PRESENT,
 		      "page %zu: pagemap %#llx", i, (unsigned long long)v);
 	}
@@ -109,13 +98,13 @@ int main(int argc, char **argv)
 	CHECK(madvise(m.addr, m.len, MADV_DONTNEED) == 0, "DONTNEED");
 	CHECK_RET(upager_ll_writeprotect(fd, m.addr, m.page,
 					 UFFDIO_WRITEPROTECT_MODE_WP), 0);
-	CHECK(pagemap_entry(pm, m.addr) & PM_UFFD_WP, "no marker");
+	CHECK(t_pagemap_entry(pm, m.addr) & PM_UFFD_WP, "no marker");
 	CHECK_RET(upager_ll_writeprotect(fd, m.addr, m.page, 0), 0);
-	CHECK(!(pagemap_entry(pm, m.addr) & PM_UFFD_WP), "marker kept");
+	CHECK(!(t_pagemap_entry(pm, m.addr) & PM_UFFD_WP), "marker kept");
 	CHECK_RET(upager_ll_writeprotect(fd, m.addr, m.page,
 					 UFFDIO_WRITEPROTECT_MODE_WP), 0);
 	CHECK(madvise(m.addr, m.page, MADV_DONTNEED) == 0, "DONTNEED");
-	CHECK(!(pagemap_entry(pm, m.addr) & PM_UFFD_WP), "marker not zapped");
+	CHECK(!(t_pagemap_entry(pm, m.addr) & PM_UFFD_WP), "marker not zapped");
 	/* No marker, no fault (no handler runs: a fault would hang). */
 	*m.addr = 1;
 	CHECK(*m.addr == 1, "data");
