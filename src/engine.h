@@ -20,11 +20,19 @@ enum {
 	UNIT_PRESENT,	 /* installed */
 };
 
-/* One access stream seen by read-ahead. */
+/*
+ * One access stream seen by read-ahead.  Once a stream is confirmed, the
+ * window after the one being read is filled in the background and its
+ * first unit, the marker, is left absent: the stream's fault there says
+ * the reader moved on, and starts the next window (the kernel's
+ * PG_readahead, with a fault as the only signal userfaultfd gives).
+ */
 struct ra_stream {
-	size_t next;	/* unit expected next if the stream goes on */
+	size_t next;	/* the marker: the unit whose fault continues it */
+	size_t ahead;	/* first unit after what the stream has claimed */
 	size_t window;	/* units in the last window */
-	size_t pending; /* read-ahead units not yet reached */
+	size_t near;	/* read-ahead units before the marker */
+	size_t far;	/* read-ahead units after it */
 	uint64_t stamp; /* last use, for replacement */
 };
 
@@ -61,10 +69,19 @@ struct upager_region {
 	int stats_slot;
 };
 
+/* Units claimed by read-ahead, for any worker to fill. */
+struct ra_job {
+	struct upager_region *r;
+	size_t u, n;
+};
+
+#define RA_JOBS 256
+
 struct upager_handler {
 	int uffd;
 	int sig_uffd; /* SIGBUS-mode uffd, -1 until an in-thread region */
 	int stopfd;   /* eventfd: stop workers and run() */
+	int workfd;   /* eventfd: read-ahead jobs are queued */
 	uint64_t features;
 	unsigned int nthreads;
 	unsigned int batch;
@@ -87,6 +104,11 @@ struct upager_handler {
 	unsigned int runners;	  /* threads inside upager_handler_run() */
 	atomic_bool stopping;
 
+	pthread_mutex_t job_lock; /* the read-ahead job ring */
+	struct ra_job jobs[RA_JOBS];
+	unsigned int job_head;
+	atomic_uint njobs;
+
 	struct stats_page *pub; /* published statistics, or NULL */
 	char pub_path[64];
 };
@@ -103,12 +125,14 @@ struct filler {
 	} wake[64];
 	unsigned int nwake;
 	bool dontwake;
+	bool worker; /* a handler's server: may queue read-ahead jobs */
 };
 
 /* region.c */
 int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 		 bool minor, uint64_t t0);
-void region_removed(struct upager_region *r, uint64_t start, uint64_t end);
+void region_job(struct upager_region *r, struct filler *f, size_t u,
+		size_t n);
 void filler_flush(struct filler *f);
 int filler_reserve(struct filler *f, size_t len);
 void region_report(struct upager_region *r, uint64_t addr, int err,
@@ -119,6 +143,8 @@ struct upager_region *handler_lookup(struct upager_handler *h, uint64_t addr);
 int handler_add_region(struct upager_handler *h, struct upager_region *r);
 void handler_remove_region(struct upager_handler *h, struct upager_region *r);
 int handler_sig_uffd(struct upager_handler *h);
+bool handler_queue(struct upager_handler *h, struct upager_region *r,
+		   size_t u, size_t n);
 
 /* inthread.c */
 int inthread_add(struct upager_region *r);

@@ -6,6 +6,11 @@
  * the table's read lock, and wakes once per merged range when the batch
  * had more than one fault.  It polls only after a read found nothing, so
  * a busy worker costs one syscall per batch plus the installs.
+ *
+ * Between batches workers fill read-ahead jobs from a shared ring: the
+ * rest of a window whose first chunk the faulting worker filled, and the
+ * window after it.  Faults come first: a worker reads the uffd again
+ * after each job.
  */
 #include <errno.h>
 #include <sys/epoll.h>
@@ -79,7 +84,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 		ret = -ENOMEM;
 		goto fail;
 	}
-	h->uffd = h->sig_uffd = h->stopfd = -1;
+	h->uffd = h->sig_uffd = h->stopfd = h->workfd = -1;
 	h->retired = &h->retired_own;
 	ret = kernel_features(&h->features);
 	if (ret < 0)
@@ -91,7 +96,8 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 		goto fail;
 	}
 	h->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (h->stopfd < 0) {
+	h->workfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->stopfd < 0 || h->workfd < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -111,6 +117,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&h->run_lock, NULL);
 	pthread_cond_init(&h->run_cond, NULL);
+	pthread_mutex_init(&h->job_lock, NULL);
 	if (p.stats_name) {
 		ret = stats_publish_open(h, p.stats_name);
 		if (ret < 0) {
@@ -126,6 +133,8 @@ fail:
 			close(h->uffd);
 		if (h->stopfd >= 0)
 			close(h->stopfd);
+		if (h->workfd >= 0)
+			close(h->workfd);
 		free(h);
 	}
 	if (err)
@@ -198,9 +207,72 @@ int handler_add_region(struct upager_handler *h, struct upager_region *r)
 	return 0;
 }
 
+/* ---- read-ahead jobs ---------------------------------------------------- */
+
+/*
+ * Queue units [u, u+n) of @r, claimed by the caller, for any worker.
+ * False when the ring is full: the caller fills them itself.
+ */
+bool handler_queue(struct upager_handler *h, struct upager_region *r,
+		   size_t u, size_t n)
+{
+	uint64_t one = 1;
+	unsigned int k;
+
+	pthread_mutex_lock(&h->job_lock);
+	k = atomic_load_explicit(&h->njobs, memory_order_relaxed);
+	if (k == RA_JOBS) {
+		pthread_mutex_unlock(&h->job_lock);
+		return false;
+	}
+	h->jobs[(h->job_head + k) % RA_JOBS] = (struct ra_job){ r, u, n };
+	atomic_store_explicit(&h->njobs, k + 1, memory_order_relaxed);
+	pthread_mutex_unlock(&h->job_lock);
+	/* Wakes one idle worker; a busy one finds the job after its batch. */
+	if (write(h->workfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		h->on_error(h->error_arg, r, 0, -errno, "waking a worker");
+	return true;
+}
+
+static bool job_pop(struct upager_handler *h, struct ra_job *j)
+{
+	bool got = false;
+
+	if (!atomic_load_explicit(&h->njobs, memory_order_relaxed))
+		return false;
+	pthread_mutex_lock(&h->job_lock);
+	if (h->njobs) {
+		*j = h->jobs[h->job_head];
+		h->job_head = (h->job_head + 1) % RA_JOBS;
+		atomic_store_explicit(&h->njobs, h->njobs - 1,
+				      memory_order_relaxed);
+		got = true;
+	}
+	pthread_mutex_unlock(&h->job_lock);
+	return got;
+}
+
+/* Drop @r's queued jobs (caller holds h->lock for writing). */
+static void job_purge(struct upager_handler *h, struct upager_region *r)
+{
+	unsigned int kept = 0, n;
+
+	pthread_mutex_lock(&h->job_lock);
+	n = h->njobs;
+	for (unsigned int i = 0; i < n; i++) {
+		struct ra_job j = h->jobs[(h->job_head + i) % RA_JOBS];
+
+		if (j.r != r)
+			h->jobs[(h->job_head + kept++) % RA_JOBS] = j;
+	}
+	atomic_store_explicit(&h->njobs, kept, memory_order_relaxed);
+	pthread_mutex_unlock(&h->job_lock);
+}
+
 void handler_remove_region(struct upager_handler *h, struct upager_region *r)
 {
 	pthread_rwlock_wrlock(&h->lock);
+	job_purge(h, r);
 	for (size_t i = 0; i < h->nregions; i++) {
 		if (h->regions[i] != r)
 			continue;
@@ -240,47 +312,96 @@ static void on_event(struct upager_handler *h, struct filler *f,
 		     m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR, t0);
 }
 
+/* Resolve a batch of @n messages under the table's read lock. */
+static void serve_batch(struct upager_handler *h, struct filler *f,
+			const struct uffd_msg *msgs, int n)
+{
+	uint64_t t0 = now_ns();
+
+	f->dontwake = n > 1;
+	pthread_rwlock_rdlock(&h->lock);
+	for (int i = 0; i < n; i++) {
+		struct upager_region *r =
+			handler_lookup(h, msgs[i].arg.pagefault.address);
+		size_t need = r ? r->ra_max * r->fill : 0;
+
+		if (need > f->cap && filler_reserve(f, need) < 0 && r &&
+		    r->fill > f->cap)
+			filler_reserve(f, r->fill);
+		on_event(h, f, &msgs[i], r, t0);
+	}
+	pthread_rwlock_unlock(&h->lock);
+	filler_flush(f);
+}
+
+/* Fill one queued read-ahead job; false when there was none. */
+static bool serve_job(struct upager_handler *h, struct filler *f)
+{
+	struct ra_job j;
+
+	pthread_rwlock_rdlock(&h->lock);
+	/* Popped under the lock: an unmap purges the region's jobs first. */
+	if (!job_pop(h, &j)) {
+		pthread_rwlock_unlock(&h->lock);
+		return false;
+	}
+	f->dontwake = false;
+	if (j.n * j.r->fill > f->cap)
+		filler_reserve(f, j.n * j.r->fill);
+	region_job(j.r, f, j.u, j.n);
+	pthread_rwlock_unlock(&h->lock);
+	return true;
+}
+
+static int epoll_add(int ep, int fd, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.fd = fd };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
 /*
  * Serve until the stop eventfd fires.  The staging buffer is sized for the
  * largest read-ahead window of any region and grown on demand.
  */
 static int serve(struct upager_handler *h)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
 	struct uffd_msg msgs[64];
-	struct filler f = { 0 };
+	struct filler f = { .worker = true };
 	bool drained = true;
 	int ret = 0, ep;
 
 	/*
-	 * Each server waits in an epoll set of its own with the uffd added
-	 * EPOLLEXCLUSIVE: one fault wakes one worker, not all of them (a
-	 * herd costs a context switch per idle worker per fault).  The stop
-	 * eventfd is not exclusive: stopping wakes everyone.
+	 * Each server waits in an epoll set of its own with the uffd and the
+	 * job doorbell added EPOLLEXCLUSIVE: one fault or one job wakes one
+	 * worker, not all of them (a herd costs a context switch per idle
+	 * worker).  The stop eventfd is not exclusive: stopping wakes all.
 	 */
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		return -errno;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, h->uffd, &ev) < 0 ||
-	    epoll_ctl(ep, EPOLL_CTL_ADD, h->stopfd,
-		      &(struct epoll_event){ .events = EPOLLIN,
-					     .data.fd = h->stopfd }) < 0) {
+	if (epoll_add(ep, h->uffd, EPOLLIN | EPOLLEXCLUSIVE) < 0 ||
+	    epoll_add(ep, h->workfd, EPOLLIN | EPOLLEXCLUSIVE) < 0 ||
+	    epoll_add(ep, h->stopfd, EPOLLIN) < 0) {
 		ret = -errno;
 		close(ep);
 		return ret;
 	}
 	for (;;) {
-		uint64_t t0;
+		struct epoll_event ev;
+		uint64_t count;
 		int n;
 
 		if (atomic_load_explicit(&h->stopping, memory_order_relaxed))
 			break;
 		/*
 		 * A read that returned less than a full batch emptied the
-		 * queue: wait in poll() rather than pay for a read that finds
-		 * nothing.  After a full batch, read again at once.
+		 * queue: with no job either, wait in epoll rather than pay
+		 * for a read that finds nothing.  After a full batch, or a
+		 * job, read again at once.
 		 */
-		if (drained) {
+		if (drained && !atomic_load_explicit(&h->njobs,
+						     memory_order_relaxed)) {
 			n = epoll_wait(ep, &ev, 1, -1);
 			if (n < 0 && errno != EINTR) {
 				ret = -errno;
@@ -288,10 +409,18 @@ static int serve(struct upager_handler *h)
 			}
 			if (n > 0 && ev.data.fd == h->stopfd)
 				break;
+			/* The doorbell only wakes: the ring holds the jobs. */
+			if (n > 0 && ev.data.fd == h->workfd &&
+			    read(h->workfd, &count, sizeof(count)) < 0 &&
+			    errno != EAGAIN) {
+				ret = -errno;
+				break;
+			}
 		}
 		n = upager_ll_read(h->uffd, msgs, h->batch);
 		if (n == -EAGAIN || n == -EINTR) {
 			drained = true;
+			serve_job(h, &f);
 			continue;
 		}
 		if (n < 0) {
@@ -301,21 +430,8 @@ static int serve(struct upager_handler *h)
 			break;
 		}
 		drained = (unsigned int)n < h->batch;
-		t0 = now_ns();
-		f.dontwake = n > 1;
-		pthread_rwlock_rdlock(&h->lock);
-		for (int i = 0; i < n; i++) {
-			struct upager_region *r = handler_lookup(
-				h, msgs[i].arg.pagefault.address);
-			size_t need = r ? r->ra_max * r->fill : 0;
-
-			if (need > f.cap && filler_reserve(&f, need) < 0 &&
-			    r && r->fill > f.cap)
-				filler_reserve(&f, r->fill);
-			on_event(h, &f, &msgs[i], r, t0);
-		}
-		pthread_rwlock_unlock(&h->lock);
-		filler_flush(&f);
+		serve_batch(h, &f, msgs, n);
+		serve_job(h, &f);
 	}
 	if (f.buf)
 		munmap(f.buf, f.cap);
@@ -411,7 +527,9 @@ void upager_handler_free(struct upager_handler *h)
 	if (h->sig_uffd >= 0)
 		close(h->sig_uffd);
 	close(h->stopfd);
+	close(h->workfd);
 	pthread_rwlock_destroy(&h->lock);
+	pthread_mutex_destroy(&h->job_lock);
 	pthread_mutex_destroy(&h->run_lock);
 	pthread_cond_destroy(&h->run_cond);
 	free(h->regions);

@@ -34,12 +34,15 @@ static size_t memtype_page(enum upager_memtype t)
 /* ---- read-ahead -------------------------------------------------------- */
 
 /*
- * Pick the window for a fault on unit @u: twice the last one when @u is
- * where a known stream was expected next, else a single unit (a random
- * access pays nothing).  Returns the stream slot to commit to.
+ * Find the stream a fault on unit @u continues (at its marker, or past
+ * the window it claimed when someone else filled the marker) and its
+ * next window: twice the last one, up to ra_max.  Any other fault starts
+ * a stream with a single unit (a random access pays nothing) in the
+ * least recently used slot.  Returns the slot; *hit says the stream was
+ * continued at least twice in a row, enough to read beyond the window.
  */
 static unsigned int ra_propose(struct upager_region *r, size_t u,
-			       size_t *window)
+			       size_t *window, bool *hit)
 {
 	unsigned int i, victim = 0;
 
@@ -48,13 +51,15 @@ static unsigned int ra_propose(struct upager_region *r, size_t u,
 	for (i = 0; i < RA_STREAMS; i++) {
 		struct ra_stream *s = &r->ra[i];
 
-		if (s->window && s->next == u) {
+		if (s->window && (s->next == u || s->ahead == u)) {
 			STAT_ADD(r->st, ra_used,
-				 s->pending * r->fill / UPAGER_STORE_PAGE);
-			s->pending = 0;
+				 s->near * r->fill / UPAGER_STORE_PAGE);
+			s->near = s->far;
+			s->far = 0;
 			s->stamp = r->ra_clock;
 			*window = s->window * 2 < r->ra_max ? s->window * 2
 							    : r->ra_max;
+			*hit = s->window > 1;
 			pthread_mutex_unlock(&r->ra_lock);
 			return i;
 		}
@@ -62,21 +67,45 @@ static unsigned int ra_propose(struct upager_region *r, size_t u,
 			victim = i;
 	}
 	STAT_ADD(r->st, ra_wasted,
-		 r->ra[victim].pending * r->fill / UPAGER_STORE_PAGE);
+		 (r->ra[victim].near + r->ra[victim].far) * r->fill /
+			 UPAGER_STORE_PAGE);
 	r->ra[victim] = (struct ra_stream){ .stamp = r->ra_clock };
 	*window = 1;
+	*hit = false;
 	pthread_mutex_unlock(&r->ra_lock);
 	return victim;
 }
 
-static void ra_commit(struct upager_region *r, unsigned int i, size_t u,
-		      size_t n)
+/* Claim the absent units from @u on, at most @max: how many it got. */
+static size_t claim_run(struct upager_region *r, size_t u, size_t max);
+
+/*
+ * The fault on @u claimed [u, u+n) for stream @i.  With @lookahead (a
+ * confirmed stream, served by a worker), also claim the window after:
+ * its first unit stays absent as the new marker, the rest is queued for
+ * the workers.  Returns the units of the lookahead, queued by the caller
+ * from *@la_u.
+ */
+static size_t ra_commit(struct upager_region *r, unsigned int i, size_t u,
+			size_t n, size_t window, bool lookahead, size_t *la_u)
 {
+	struct ra_stream *s = &r->ra[i];
+	size_t base, k = 0;
+
 	pthread_mutex_lock(&r->ra_lock);
-	r->ra[i].next = u + n;
-	r->ra[i].window = n;
-	r->ra[i].pending = n - 1;
+	base = u + n;
+	if (lookahead && s->ahead > base)
+		base = s->ahead;
+	if (lookahead && base + 1 < r->nunits)
+		k = claim_run(r, base + 1, window - 1);
+	s->next = base;
+	s->ahead = k ? base + 1 + k : base;
+	s->window = window;
+	s->near += n - 1;
+	s->far = k;
 	pthread_mutex_unlock(&r->ra_lock);
+	*la_u = base + 1;
+	return k;
 }
 
 /* ---- claim state ------------------------------------------------------- */
@@ -95,6 +124,27 @@ static void settle(struct upager_region *r, size_t u, size_t n, uint8_t to)
 	for (size_t i = 0; i < n; i++)
 		atomic_store_explicit(&r->state[u + i], to,
 				      memory_order_release);
+}
+
+static size_t claim_run(struct upager_region *r, size_t u, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && u + n < r->nunits && claim(r, u + n, UNIT_ABSENT))
+		n++;
+	return n;
+}
+
+/*
+ * Give claimed units [u, u+n) back unfilled.  A thread that faulted on
+ * one of them meanwhile waits for a wake that no fill will bring: wake
+ * it, so it faults again and its own fault fills the unit (or meets the
+ * error itself).
+ */
+static void give_back(struct upager_region *r, size_t u, size_t n)
+{
+	settle(r, u, n, UNIT_ABSENT);
+	upager_ll_wake(r->uffd, r->addr + u * r->fill, n * r->fill);
 }
 
 /* ---- installing -------------------------------------------------------- */
@@ -349,14 +399,57 @@ static void fail_unit(struct upager_region *r, struct filler *f, size_t u,
 	settle(r, u, 1, ret == 0 || ret == -EEXIST ? UNIT_PRESENT : UNIT_ABSENT);
 }
 
+/* Read-ahead jobs are this many bytes (or one unit, if larger). */
+#define JOB (4 * CHUNK)
+
+void region_job(struct upager_region *r, struct filler *f, size_t u,
+		size_t n)
+{
+	size_t got = n;
+	long ret = fill_units(r, f, u, &got, false);
+
+	if (ret < 0) {
+		/* The faults that come there meet the error themselves. */
+		give_back(r, u, n);
+		return;
+	}
+	if (got < n)
+		give_back(r, u + got, n - got);
+	settle(r, u, got, UNIT_PRESENT);
+	STAT_ADD(r->st, pages_filled, (size_t)ret / UPAGER_STORE_PAGE);
+	STAT_ADD(r->st, ra_pages, got * r->fill / UPAGER_STORE_PAGE);
+}
+
+/*
+ * Hand claimed units [u, u+n) to the workers in jobs.  When the ring is
+ * full, @must (the rest of the window being faulted in) is filled here;
+ * otherwise (lookahead) it is given back.
+ */
+static void queue_units(struct upager_region *r, struct filler *f, size_t u,
+			size_t n, bool must)
+{
+	size_t per = JOB > r->fill ? JOB / r->fill : 1;
+
+	for (size_t i = 0; i < n; i += per) {
+		size_t k = n - i < per ? n - i : per;
+
+		if (handler_queue(r->h, r, u + i, k))
+			continue;
+		if (must)
+			region_job(r, f, u + i, k);
+		else
+			give_back(r, u + i, k);
+	}
+}
+
 int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 		 bool minor, uint64_t t0)
 {
 	size_t u = (addr - (uintptr_t)r->addr) / r->fill;
-	size_t n = 1, want = 1, got;
-	unsigned int stream = 0;
+	size_t n = 1, want = 1, got, la_u = 0, la_n = 0;
+	unsigned int stream;
 	bool ra = r->ra_max > 1 && !(r->flags & UPAGER_MAP_IN_THREAD);
-	bool refault;
+	bool refault, hit;
 	uint8_t st;
 	long ret;
 
@@ -385,27 +478,41 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 	refault = st == UNIT_PRESENT && r->memtype == UPAGER_MEM_SHMEM && !minor;
 	/* In-thread mode stays off ra_lock: see the file comment. */
 	if (ra && !minor && !refault) {
-		stream = ra_propose(r, u, &want);
+		stream = ra_propose(r, u, &want, &hit);
 		if (want * r->fill > f->cap)
 			want = f->cap / r->fill ? f->cap / r->fill : 1;
-		while (n < want && u + n < r->nunits &&
-		       claim(r, u + n, UNIT_ABSENT))
-			n++;
-		ra_commit(r, stream, u, n);
+		n = 1 + claim_run(r, u + 1, want - 1);
+		la_n = ra_commit(r, stream, u, n, want, hit && f->worker,
+				 &la_u);
 	}
+	/*
+	 * A worker fills the faulting chunk and queues the rest of the
+	 * window, then the lookahead, so an idle worker fills them while
+	 * this one serves the fault (and both then share the jobs).
+	 */
 	got = n;
+	if (f->worker) {
+		size_t chunk = CHUNK > r->fill ? CHUNK / r->fill : 1;
+
+		if (n > chunk) {
+			queue_units(r, f, u + chunk, n - chunk, true);
+			n = got = chunk;
+		}
+		if (la_n)
+			queue_units(r, f, la_u, la_n, false);
+	}
 	ret = fill_units(r, f, u, &got, minor || refault);
 	if (ret == -EFAULT && refault)
 		ret = fill_units(r, f, u, &got, false);
 	if (ret < 0 && n > 1) {
 		/* Give the read-ahead back and try the faulting unit alone. */
-		settle(r, u + 1, n - 1, UNIT_ABSENT);
+		give_back(r, u + 1, n - 1);
 		n = got = 1;
 		ret = fill_units(r, f, u, &got, minor);
 	}
 	if (ret >= 0 && got < n) {
 		/* A later chunk failed: give back what it did not fill. */
-		settle(r, u + got, n - got, UNIT_ABSENT);
+		give_back(r, u + got, n - got);
 		n = got;
 	}
 	if (ret == -ENOENT || ret == -ESRCH || ret == -ENOSPC) {

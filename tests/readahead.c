@@ -11,8 +11,12 @@
  *   once) gets no read-ahead worth the name, so it pays for none: one
  *   fault per page touched, nothing filled that was not asked for;
  * - readahead_max bounds the window: a scan takes at least
- *   pages / (readahead_max / 4 KiB) faults, and not many more.
+ *   pages / (readahead_max / 4 KiB) faults, and not many more;
+ * - a confirmed stream is read beyond its window (the next window is
+ *   filled while the current one is read), but no further.
  */
+#include <unistd.h>
+
 #include <upager/upager.h>
 
 #include "harness.h"
@@ -168,6 +172,54 @@ static void bounded(size_t max)
 	      (unsigned long long)st.faults, NPAGES);
 }
 
+/* Pages present in [from, NPAGES) once the workers are done. */
+static size_t present_from(struct scan *sc, size_t from, size_t *last)
+{
+	size_t count = 0, before = (size_t)-1;
+
+	for (int tries = 0; tries < 100 && count != before; tries++) {
+		before = count;
+		usleep(20000);
+		count = 0;
+		for (size_t i = from; i < NPAGES; i++)
+			if (upager_region_present(sc->r, i * PG)) {
+				count++;
+				*last = i;
+			}
+	}
+	return count;
+}
+
+static void lookahead(void)
+{
+	size_t reached = 300, last = 0, ahead;
+	struct upager_stats st;
+	struct scan sc;
+
+	scan_open(&sc, 0);
+	for (size_t i = 0; i < reached; i++)
+		touch(&sc, i);
+	ahead = present_from(&sc, reached, &last);
+	/*
+	 * Without lookahead the window page 299 is in would end before page
+	 * 300 + 256 (the scan faulted at least once in the last 256 pages).
+	 * With it, the next window is filled too: the reader is more than
+	 * one window ahead of itself, less than two, and only the marker,
+	 * the page whose fault starts the next window, is left absent.
+	 */
+	CHECK(last >= reached + 256 && last < reached + 2 * 256 &&
+		      ahead == last - reached,
+	      "%zu pages present past page %zu, the last %zu", ahead, reached,
+	      last);
+
+	for (size_t i = reached; i < NPAGES; i++)
+		touch(&sc, i);
+	scan_close(&sc, &st, "lookahead");
+	CHECK(st.ra_wasted == 0 && st.pages_filled == NPAGES,
+	      "wasted %llu, filled %llu", (unsigned long long)st.ra_wasted,
+	      (unsigned long long)st.pages_filled);
+}
+
 int main(void)
 {
 	sequential();
@@ -175,5 +227,6 @@ int main(void)
 	random_half();
 	bounded(64 << 10);
 	bounded(16 << 10);
+	lookahead();
 	return 0;
 }
