@@ -339,6 +339,8 @@ static bool serve_job(struct upager_handler *h, struct filler *f)
 {
 	struct ra_job j;
 
+	if (!atomic_load_explicit(&h->njobs, memory_order_relaxed))
+		return false;
 	pthread_rwlock_rdlock(&h->lock);
 	/* Popped under the lock: an unmap purges the region's jobs first. */
 	if (!job_pop(h, &j)) {
