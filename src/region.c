@@ -314,7 +314,7 @@ static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
 	size_t len = n * r->fill, np = len / UPAGER_STORE_PAGE;
 	uint64_t pgoff = r->store_pgoff + u * (r->fill / UPAGER_STORE_PAGE);
 	const char *src = NULL;
-	int ret;
+	long ret;
 
 	if (STORE_HAS(s->ops, zero_run) && s->ops->zero_run(s, pgoff, np) >= np)
 		return put_units(r, f, u, n, NULL);
@@ -327,7 +327,10 @@ static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
 		src = buf;
 	}
 	STAT_ADD(r->st, bytes_fetched, len);
-	return put_units(r, f, u, n, src);
+	ret = put_units(r, f, u, n, src);
+	if (src != buf && STORE_HAS(s->ops, release))
+		s->ops->release(s, pgoff, np);
+	return ret;
 }
 
 /*

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -47,7 +48,11 @@ struct file_store {
 	bool sparse;  /* the file had a hole at open: zero_run() looks */
 	uint64_t size; /* bytes, at open */
 	char *map;     /* read-only shared mapping, or NULL */
+	atomic_uint *released; /* per block of the mapping: pages released */
 };
+
+/* The mapping is given back a block at a time (see file_release()). */
+#define BLOCK_PAGES 512u
 
 static struct file_store *to_file(struct upager_store *s)
 {
@@ -145,11 +150,19 @@ static int file_open(const char *arg, struct upager_store **out)
 	/* A dense file never asks lseek() again (one syscall per fill). */
 	f->sparse = lseek(fd, 0, SEEK_HOLE) < (off_t)size;
 	f->map = NULL;
+	f->released = NULL;
 	if (!direct && size) {
 		f->map = mmap(NULL, f->s.npages * PAGE, PROT_READ, MAP_SHARED,
 			      fd, 0);
 		if (f->map == MAP_FAILED)
 			f->map = NULL; /* a device that can't: pread() only */
+		if (f->map)
+			f->released = calloc(f->s.npages / BLOCK_PAGES + 1,
+					     sizeof(*f->released));
+		if (f->map && !f->released) {
+			munmap(f->map, f->s.npages * PAGE);
+			f->map = NULL;
+		}
 	}
 	*out = &f->s;
 	return 0;
@@ -298,12 +311,48 @@ static const void *file_direct(struct upager_store *s, uint64_t pgoff,
 	return p;
 }
 
+/*
+ * Installed: drop our mapping of what was copied, not the page cache, so
+ * the process does not hold the data twice and the cache can be dropped.
+ * Unmapping costs a TLB flush on every CPU the process runs on, so it is
+ * done once a 2 MiB block has been released whole; a block read only in
+ * part (random access) stays mapped until close.  A page released twice
+ * counts twice and the block goes a little early: harmless, the mapping
+ * faults the page cache back in on the next use.
+ */
+static void file_release(struct upager_store *s, uint64_t pgoff,
+			 size_t npages)
+{
+	struct file_store *f = to_file(s);
+
+	while (npages) {
+		uint64_t b = pgoff / BLOCK_PAGES, first = b * BLOCK_PAGES;
+		size_t k = BLOCK_PAGES - pgoff % BLOCK_PAGES, whole;
+		unsigned int old;
+
+		/* The last block may be short. */
+		whole = s->npages - first < BLOCK_PAGES ? s->npages - first
+							: BLOCK_PAGES;
+		if (k > npages)
+			k = npages;
+		old = atomic_fetch_add(&f->released[b], (unsigned int)k);
+		if (old < whole && old + k >= whole) {
+			atomic_fetch_sub(&f->released[b], (unsigned int)whole);
+			madvise(f->map + first * PAGE, whole * PAGE,
+				MADV_DONTNEED);
+		}
+		pgoff += k;
+		npages -= k;
+	}
+}
+
 static void file_close(struct upager_store *s)
 {
 	struct file_store *f = to_file(s);
 
 	if (f->map)
 		munmap(f->map, f->s.npages * PAGE);
+	free(f->released);
 	close(f->fd);
 	free(f);
 }
@@ -319,4 +368,5 @@ const struct upager_store_ops store_file_ops = {
 	.zero_run = file_zero_run,
 	.writeback = file_writeback,
 	.direct = file_direct,
+	.release = file_release,
 };

@@ -8,10 +8,16 @@
  * data; ",writable" writes back without growing the file and a read-only
  * store has no writeback; a file truncated after open fails with -EIO,
  * never zeros; missing files, directories, FIFOs and empty paths are
- * refused; a path may hold commas.
+ * refused; a path may hold commas.  Buffered, direct() gives the file's
+ * pages in place and release() unmaps whole 2 MiB blocks once every page
+ * of them was released: the page cache can then be dropped, which it
+ * cannot while the store maps it.
  */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 #include <upager/store.h>
 
@@ -345,6 +351,79 @@ static void check_open_errors(void)
 	close(fd);
 }
 
+/* Pages of @fd's first @len bytes in the page cache. */
+static size_t cached(int fd, size_t len)
+{
+	size_t n = 0, pages = (len + PAGE - 1) / PAGE;
+	unsigned char *vec = malloc(pages);
+	void *view = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+
+	CHECK(vec && view != MAP_FAILED, "mmap: %s", strerror(errno));
+	CHECK(mincore(view, len, vec) == 0, "mincore: %s", strerror(errno));
+	for (size_t i = 0; i < pages; i++)
+		n += vec[i] & 1;
+	munmap(view, len);
+	free(vec);
+	return n;
+}
+
+static size_t drop_cache(int fd, size_t len)
+{
+	CHECK(fdatasync(fd) == 0, "fdatasync: %s", strerror(errno));
+	CHECK(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0,
+	      "posix_fadvise");
+	return cached(fd, len);
+}
+
+static void check_release(void)
+{
+	/* Two whole 2 MiB blocks and a short one. */
+	const size_t pages = 2 * 512 + 40, len = pages * PAGE, chunk = 16;
+	struct statfs sfs;
+	struct fixture fx;
+
+	setup(&fx, len, "");
+	CHECK(fx.s->ops->direct && fx.s->ops->release,
+	      "a buffered file store has direct() and release()");
+	CHECK(fstatfs(fx.fd, &sfs) == 0, "fstatfs: %s", strerror(errno));
+	if (sfs.f_type == TMPFS_MAGIC) {
+		fprintf(stderr, "release: %s is tmpfs, its pages cannot be "
+				"dropped: not checked\n", tmpdir());
+		teardown(&fx);
+		return;
+	}
+	for (size_t pg = 0; pg < pages; pg += chunk) {
+		size_t n = pages - pg < chunk ? pages - pg : chunk;
+		const char *p = fx.s->ops->direct(fx.s, pg, n);
+
+		CHECK(p, "direct(%zu, %zu)", pg, n);
+		for (size_t i = 0; i < n; i++)
+			CHECK(t_verify(p + i * PAGE, PAGE, pg + i), "page %zu",
+			      pg + i);
+	}
+	/* Mapped by the store: the cache stays. */
+	CHECK(drop_cache(fx.fd, len) == pages, "%zu of %zu pages cached",
+	      cached(fx.fd, len), pages);
+	/* Released but the last page of each block: still all mapped. */
+	for (size_t pg = 0; pg < pages; pg += 512) {
+		size_t n = pages - pg < 512 ? pages - pg : 512;
+
+		fx.s->ops->release(fx.s, pg, n - 1);
+	}
+	CHECK(drop_cache(fx.fd, len) == pages, "a block went early");
+	for (size_t pg = 0; pg < pages; pg += 512) {
+		size_t n = pages - pg < 512 ? pages - pg : 512;
+
+		fx.s->ops->release(fx.s, pg + n - 1, 1);
+	}
+	CHECK(drop_cache(fx.fd, len) == 0, "%zu pages cached after release",
+	      cached(fx.fd, len));
+	/* Released pages still read right: the mapping faults them back. */
+	CHECK(t_verify(fx.s->ops->direct(fx.s, 512, 16), PAGE, 512),
+	      "page 512 after release");
+	teardown(&fx);
+}
+
 int main(int argc, char **argv)
 {
 	struct upager_store *s;
@@ -365,5 +444,7 @@ int main(int argc, char **argv)
 	check_writable();
 	check_truncated();
 	check_open_errors();
+	if (!*variant)
+		check_release();
 	return 0;
 }

@@ -89,6 +89,14 @@ struct upager_store_ops {
 	 */
 	int (*attach)(struct upager_store *s, struct upager_region *r);
 	void (*detach)(struct upager_store *s, struct upager_region *r);
+	/*
+	 * Optional: the handler is done with a range direct() gave it (the
+	 * pages are installed).  A store that maps its data on demand may
+	 * unmap it here, so the memory is not held twice (the file store
+	 * drops its mapping of the range; the page cache stays and can be
+	 * reclaimed or dropped).
+	 */
+	void (*release)(struct upager_store *s, uint64_t pgoff, size_t npages);
 };
 
 /* Every store starts with this; the store's private state follows. */
