@@ -48,7 +48,8 @@ if d.get("bench") != "upager-bench" or d.get("quick") is not True:
 if not num(d.get("machine", {}).get("nproc")):
     bad.append("machine.nproc")
 
-a_ids = ["kernel", "kernel_read", "bare", "handler_1", "handler_2", "inthread"]
+a_ids = ["kernel", "kernel_read", "bare", "handler_1", "handler_2", "bare_sigbus",
+         "inthread"]
 for r in rows("A", "rows", a_ids, "A"):
     positive(r, ["p50_us", "p99_us", "faults_per_s"], "A " + r["id"])
     if r["id"] not in ("kernel", "bare"):

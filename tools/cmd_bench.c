@@ -5,11 +5,13 @@
  *
  *   A  4 KiB fault latency seen from the faulting thread: the kernel's
  *      anonymous first touch, a bare poll/read/COPY loop (the floor of any
- *      handler-thread design), upager with 1 and 2 workers, in-thread.
+ *      handler-thread design), upager with 1 and 2 workers, a bare
+ *      SIGBUS handler (the floor of in-thread mode), upager in-thread.
  *   B  sequential demand paging from the mem store with read-ahead, vs
  *      the kernel's anonymous first touch over the same size.
- *   C  file reads, sequential and random, warm and cold page cache,
- *      through a file: region vs a plain mmap of the same file.
+ *   C  file reads (every byte of each page read and checked),
+ *      sequential and random, warm and cold page cache, through a
+ *      file: region vs a plain mmap of the same file.
  *   D  (measured with A) where a fault's time goes: context switches,
  *      read(2)s and CPU time per fault, from the kernel's per-thread
  *      counters (/proc/self/task/TID/{schedstat,status,io}).
@@ -29,6 +31,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -78,7 +81,16 @@ struct tstat {
 
 /* ---- section A and D rows ----------------------------------------------- */
 
-enum { A_KERNEL, A_KERNEL_READ, A_BARE, A_H1, A_H2, A_INTHREAD, A_N };
+enum {
+	A_KERNEL,
+	A_KERNEL_READ,
+	A_BARE,
+	A_H1,
+	A_H2,
+	A_BARE_SIG,
+	A_INTHREAD,
+	A_N
+};
 
 static const struct row_def {
 	const char *id, *label;
@@ -91,6 +103,8 @@ static const struct row_def {
 	[A_BARE] = { "bare", "bare loop: poll/read/COPY, ll only", -1 },
 	[A_H1] = { "handler_1", "upager handler, mem, 1 worker", A_BARE },
 	[A_H2] = { "handler_2", "upager handler, mem, 2 workers", A_BARE },
+	[A_BARE_SIG] = { "bare_sigbus", "bare SIGBUS handler: COPY, ll only",
+			 A_KERNEL },
 	[A_INTHREAD] = { "inthread", "upager in-thread (SIGBUS), mem",
 			 A_KERNEL },
 };
@@ -227,26 +241,43 @@ static inline uint64_t pattern(uint64_t pg)
 	return (pg + 1) * 0x9e3779b97f4a7c15ull;
 }
 
-enum touch { TOUCH_WRITE, TOUCH_READ };
+enum touch { TOUCH_WRITE, TOUCH_READ, TOUCH_PAGE };
 
 /*
- * One access to the first word of a page.  The write is a locked add of
- * 0: a write fault (so the kernel's first touch allocates and zeroes a
- * page, as UFFDIO_COPY allocates and fills one) that still returns the
- * word to check.
+ * One access to the first word of a page, or a read of all of it.  The
+ * write is a locked add of 0: a write fault (so the kernel's first touch
+ * allocates and zeroes a page, as UFFDIO_COPY allocates and fills one)
+ * that still returns the word to check.  TOUCH_PAGE returns the sum of
+ * the page's words: what reading a file costs is reading its bytes.
  */
 static inline uint64_t touch(char *p, enum touch how)
 {
 	volatile uint64_t *w = (volatile uint64_t *)p;
+	const uint64_t *words = (const uint64_t *)p;
+	uint64_t sum = 0;
 
-	return how == TOUCH_WRITE ? __atomic_fetch_add(w, 0, __ATOMIC_RELAXED)
-				  : *w;
+	if (how == TOUCH_WRITE)
+		return __atomic_fetch_add(w, 0, __ATOMIC_RELAXED);
+	if (how == TOUCH_READ)
+		return *w;
+	for (size_t i = 0; i < PAGE / 8; i++)
+		sum += words[i];
+	return sum;
+}
+
+/* The sum of page @pg of the C file: word k is pattern(pg) + k. */
+static uint64_t page_sum(uint64_t pg)
+{
+	const uint64_t k = PAGE / 8;
+
+	return k * pattern(pg) + k * (k - 1) / 2;
 }
 
 /*
  * Touch page idx[i] (or i, when @idx is NULL) of @base for i < @n and
- * check each word: 0 when @zero, else pattern(page).  With @lat, time each
- * access alone into lat[i].  Returns the wall time of the whole sweep.
+ * check what it read: 0 when @zero, else pattern(page) (page_sum(page)
+ * for TOUCH_PAGE).  With @lat, time each access alone into lat[i].
+ * Returns the wall time of the whole sweep.
  */
 static uint64_t sweep(const char *what, char *base, const uint32_t *idx,
 		      size_t n, enum touch how, bool zero, uint64_t *lat)
@@ -255,7 +286,10 @@ static uint64_t sweep(const char *what, char *base, const uint32_t *idx,
 
 	for (size_t i = 0; i < n; i++) {
 		size_t pg = idx ? idx[i] : i;
-		uint64_t want = zero ? 0 : pattern(pg), v;
+		uint64_t want = zero		   ? 0
+				: how == TOUCH_PAGE ? page_sum(pg)
+						    : pattern(pg),
+			 v;
 
 		if (lat)
 			t0 = clock_ns();
@@ -622,6 +656,63 @@ static void bare_down(struct bare *b)
 	close(b->uffd);
 }
 
+/*
+ * The floor of in-thread mode: a SIGBUS handler that copies the page in
+ * with one UFFDIO_COPY and returns, with no lookup, claim or statistics.
+ * One at a time (a signal handler has only globals to go by).
+ */
+static struct {
+	int uffd;
+	char *base;
+	const char *src;
+	struct sigaction previous;
+} bare_sig;
+
+static void bare_sig_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t off = ((uintptr_t)si->si_addr & ~(uintptr_t)(PAGE - 1)) -
+			(uintptr_t)bare_sig.base;
+	size_t done;
+
+	(void)sig;
+	(void)uc;
+	upager_ll_copy(bare_sig.uffd, bare_sig.base + off, bare_sig.src + off,
+		       PAGE, 0, &done);
+}
+
+static char *bare_sig_up(const char *src, size_t len)
+{
+	struct sigaction sa = { .sa_sigaction = bare_sig_handler,
+				.sa_flags = SA_SIGINFO };
+	int ret;
+
+	bare_sig.uffd = upager_ll_open(0, NULL);
+	if (bare_sig.uffd < 0)
+		die("bare SIGBUS handler: cannot open a userfaultfd: %s",
+		    strerror(-bare_sig.uffd));
+	ret = upager_ll_api(bare_sig.uffd, UFFD_FEATURE_SIGBUS, NULL);
+	if (ret < 0)
+		die("bare SIGBUS handler: UFFDIO_API: %s", strerror(-ret));
+	bare_sig.base = anon_map("bare SIGBUS handler", len);
+	bare_sig.src = src;
+	ret = upager_ll_register(bare_sig.uffd, bare_sig.base, len,
+				 UFFDIO_REGISTER_MODE_MISSING, NULL);
+	if (ret < 0)
+		die("bare SIGBUS handler: UFFDIO_REGISTER: %s",
+		    strerror(-ret));
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &bare_sig.previous))
+		die("sigaction: %s", strerror(errno));
+	return bare_sig.base;
+}
+
+static void bare_sig_down(size_t len)
+{
+	sigaction(SIGBUS, &bare_sig.previous, NULL);
+	munmap(bare_sig.base, len);
+	close(bare_sig.uffd);
+}
+
 /* ---- A: fault latency ----------------------------------------------------- */
 
 /* Median cost of the two clock reads around an access, in ns. */
@@ -668,6 +759,9 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		memcpy(pr.servers, e.workers, sizeof(e.workers));
 		pr.nservers = e.nworkers;
 		break;
+	case A_BARE_SIG:
+		base = bare_sig_up(upager_store_mem_data(s), len);
+		break;
 	case A_INTHREAD:
 		engine_up(&e, what, s, len, 0, 0, 0, UPAGER_MAP_IN_THREAD);
 		base = e.addr;
@@ -686,6 +780,10 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 	case A_KERNEL_READ:
 		munmap(base, len);
 		st.faults = flt;
+		break;
+	case A_BARE_SIG:
+		bare_sig_down(len);
+		st.faults = n;
 		break;
 	case A_BARE:
 		bare_down(&bl);
@@ -859,12 +957,22 @@ static double cfile_resident(struct cfile *f)
 	return (double)in / (double)f->npages;
 }
 
-/* Cold: write back, then drop the file's pages (no root needed). */
+/*
+ * Cold: write back, then drop the file's pages (no root needed).  The
+ * store is opened again first: pages its mapping still maps (a block a
+ * random reader touched in part) cannot be dropped.
+ */
 static void cfile_cold(struct bench *b, struct cfile *f)
 {
+	char spec[64];
 	double left;
 	int err;
 
+	upager_store_close(f->store);
+	snprintf(spec, sizeof(spec), "file:/proc/self/fd/%d", f->fd);
+	f->store = upager_store_open(spec, &err);
+	if (!f->store)
+		die("upager_store_open(%s): %s", spec, strerror(-err));
 	if (fdatasync(f->fd))
 		die("fdatasync: %s", strerror(errno));
 	err = posix_fadvise(f->fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -912,7 +1020,7 @@ static void c_run(struct bench *b, struct cfile *f, const struct c_case *c,
 	if (c->kind == C_REGION) {
 		engine_up(&e, what, f->store, f->size, c->threads, c->fill,
 			  c->ra, 0);
-		wall = sweep(what, e.addr, idx, n, TOUCH_READ, false, NULL);
+		wall = sweep(what, e.addr, idx, n, TOUCH_PAGE, false, NULL);
 		engine_down(&e, &st);
 	} else {
 		base = mmap(NULL, f->size, PROT_READ,
@@ -920,7 +1028,7 @@ static void c_run(struct bench *b, struct cfile *f, const struct c_case *c,
 			    f->fd, 0);
 		if (base == MAP_FAILED)
 			die("%s: mmap: %s", what, strerror(errno));
-		wall = sweep(what, base, idx, n, TOUCH_READ, false, NULL);
+		wall = sweep(what, base, idx, n, TOUCH_PAGE, false, NULL);
 		munmap(base, f->size);
 	}
 	res->rate[round] = idx ? (double)n * 1e9 / (double)wall
@@ -1222,8 +1330,8 @@ static void print_tables(struct bench *b)
 			size_t nc = rnd ? C_RAND_N : C_SEQ_N;
 
 			printf("  %-36s %10s %7s %10s %7s\n",
-			       rnd ? "random 4 KiB reads, reads/s"
-				      : "sequential, one word a page, GiB/s",
+			       rnd ? "random 4 KiB pages, reads/s"
+				      : "sequential, every byte, GiB/s",
 			       "warm", "ratio", "cold", "ratio");
 			for (size_t i = 0; i < nc; i++) {
 				printf("  %-36s", cs[i].label);
@@ -1420,10 +1528,12 @@ static void usage(FILE *f)
 		"\n"
 		"Measure upager's fault path side by side with the kernel's own:\n"
 		"  A  4 KiB fault latency (kernel first touch, bare uffd loop,\n"
-		"     handler with 1 and 2 workers, in-thread) and D, the\n"
-		"     context switches, reads and CPU time per fault\n"
+		"     handler with 1 and 2 workers, bare SIGBUS handler,\n"
+		"     in-thread) and D, the context switches, reads and CPU\n"
+		"     time per fault\n"
 		"  B  sequential demand paging from the mem store, read-ahead on\n"
 		"  C  file reads through a file: region vs mmap, warm and cold\n"
+		"     (every byte of each page read and checked)\n"
 		"\n"
 		"  --quick      small sizes (tests, CI): a few seconds\n"
 		"  --json       print one JSON object instead of the tables\n"
