@@ -47,6 +47,7 @@ struct upager_region {
 	size_t fill;	       /* bytes per unit */
 	size_t nunits;
 	size_t ra_max;	       /* read-ahead limit, in units (1: off) */
+	size_t fa;	       /* fault-around block, in units (1: off) */
 	uint64_t store_pgoff;  /* first store page */
 	enum upager_memtype memtype;
 	unsigned int flags;

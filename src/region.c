@@ -25,6 +25,7 @@
 
 #define HUGE_2M (2ul << 20)
 #define DEFAULT_RA (1ul << 20)
+#define DEFAULT_FA (64ul << 10) /* the kernel's fault_around_bytes */
 
 static size_t memtype_page(enum upager_memtype t)
 {
@@ -445,14 +446,43 @@ static void queue_units(struct upager_region *r, struct filler *f, size_t u,
 	}
 }
 
+/*
+ * A fault that starts a stream (@i, just committed with a window of one
+ * unit): queue the absent units of the aligned fa-unit block around @u
+ * for the workers.  Should the stream go on sequentially, its next fault
+ * is past the block: that is where it continues, with the block as its
+ * first window.
+ */
+static void fault_around(struct upager_region *r, struct filler *f, size_t u,
+			 unsigned int i)
+{
+	size_t b = u / r->fa * r->fa, end = b + r->fa, run = 0;
+
+	if (end > r->nunits)
+		end = r->nunits;
+	for (size_t k = b; k <= end; k++) {
+		if (k < end && k != u && claim(r, k, UNIT_ABSENT)) {
+			run++;
+			continue;
+		}
+		if (run)
+			queue_units(r, f, k - run, run, false);
+		run = 0;
+	}
+	pthread_mutex_lock(&r->ra_lock);
+	r->ra[i].next = r->ra[i].ahead = end;
+	r->ra[i].window = r->fa;
+	pthread_mutex_unlock(&r->ra_lock);
+}
+
 int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 		 bool minor, uint64_t t0)
 {
 	size_t u = (addr - (uintptr_t)r->addr) / r->fill;
 	size_t n = 1, want = 1, got, la_u = 0, la_n = 0;
-	unsigned int stream;
+	unsigned int stream = 0;
 	bool ra = r->ra_max > 1 && !(r->flags & UPAGER_MAP_IN_THREAD);
-	bool refault, hit;
+	bool refault, hit = false;
 	uint8_t st;
 	long ret;
 
@@ -494,6 +524,8 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 	 * this one serves the fault (and both then share the jobs).
 	 */
 	got = n;
+	if (ra && !hit && want == 1 && f->worker && r->fa > 1)
+		fault_around(r, f, u, stream);
 	if (f->worker) {
 		size_t chunk = CHUNK > r->fill ? CHUNK / r->fill : 1;
 
@@ -597,6 +629,9 @@ static int check_params(struct upager_handler *h, struct upager_store *s,
 		return -EINVAL;
 	if (!p->fill)
 		p->fill = page;
+	if (p->fault_around && p->fault_around != (size_t)-1 &&
+	    (p->fault_around & (p->fault_around - 1)))
+		return -EINVAL;
 	if (p->fill < page || (p->fill & (p->fill - 1)) || !len ||
 	    len % p->fill || p->store_offset % UPAGER_STORE_PAGE)
 		return -EINVAL;
@@ -661,6 +696,15 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 			    p.fill;
 	if (!r->ra_max)
 		r->ra_max = 1;
+	if (p.fault_around == (size_t)-1)
+		r->fa = 1;
+	else if (p.fault_around)
+		r->fa = p.fault_around / p.fill;
+	else
+		r->fa = (s->flags & UPAGER_STORE_CHEAP) ? DEFAULT_FA / p.fill
+							: 1;
+	if (!r->fa)
+		r->fa = 1;
 	r->state = calloc(r->nunits, 1);
 	if (!r->state)
 		goto fail;

@@ -142,7 +142,9 @@ static int file_open(const char *arg, struct upager_store **out)
 	}
 	f->s.ops = &store_file_ops;
 	f->s.npages = store_pages(size);
-	f->s.flags = UPAGER_STORE_SIGNAL_SAFE;
+	/* Buffered reads come from the page cache, read ahead of us. */
+	f->s.flags = UPAGER_STORE_SIGNAL_SAFE |
+		     (direct ? 0 : UPAGER_STORE_CHEAP);
 	f->fd = fd;
 	f->direct = direct;
 	f->writable = writable;

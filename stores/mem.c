@@ -68,7 +68,7 @@ struct upager_store *upager_store_mem_new(uint64_t len, int *err)
 	m->owned = true;
 	m->s.ops = &store_mem_ops;
 	m->s.npages = npages;
-	m->s.flags = UPAGER_STORE_SIGNAL_SAFE;
+	m->s.flags = UPAGER_STORE_SIGNAL_SAFE | UPAGER_STORE_CHEAP;
 out:
 	if (err)
 		*err = ret;
@@ -92,7 +92,7 @@ struct upager_store *upager_store_mem_wrap(void *addr, uint64_t len, int *err)
 	m->owned = false;
 	m->s.ops = &store_mem_ops;
 	m->s.npages = len / UPAGER_STORE_PAGE;
-	m->s.flags = UPAGER_STORE_SIGNAL_SAFE;
+	m->s.flags = UPAGER_STORE_SIGNAL_SAFE | UPAGER_STORE_CHEAP;
 out:
 	if (err)
 		*err = ret;

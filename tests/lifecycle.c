@@ -209,7 +209,8 @@ static void free_mapped(void)
 
 	/* A waiter on a fault no worker will serve. */
 	CHECK(pipe(fd) == 0, "pipe: %s", strerror(errno));
-	toucher_start(&to, p2 + 9 * PG, fd[1]);
+	/* Past the 64 KiB around page 0 that fault-around filled. */
+	toucher_start(&to, p2 + 40 * PG, fd[1]);
 	toucher_wait_blocked(&to);
 
 	upager_handler_free(h);

@@ -13,7 +13,11 @@
  * - readahead_max bounds the window: a scan takes at least
  *   pages / (readahead_max / 4 KiB) faults, and not many more;
  * - a confirmed stream is read beyond its window (the next window is
- *   filled while the current one is read), but no further.
+ *   filled while the current one is read), but no further;
+ * - fault-around (on by default over the mem store): a random fault
+ *   fills the aligned 64 KiB around it in the background, so random
+ *   reads mostly find their page present; a sequential scan that starts
+ *   with a fault-around block continues as a stream past it.
  */
 #include <unistd.h>
 
@@ -31,11 +35,13 @@ struct scan {
 	char *p;
 };
 
-static void scan_open(struct scan *sc, size_t ra)
+/* Fault-around off, unless @fa: these counts are read-ahead's alone. */
+static void scan_open_fa(struct scan *sc, size_t ra, size_t fa)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp), .threads = 1 };
 	struct upager_map_params mp = { .size = sizeof(mp),
-					.readahead_max = ra };
+					.readahead_max = ra,
+					.fault_around = fa ? fa : (size_t)-1 };
 	char *img;
 	int err;
 
@@ -49,6 +55,11 @@ static void scan_open(struct scan *sc, size_t ra)
 	sc->p = upager_map(sc->h, sc->s, NPAGES * PG, &mp, &sc->r, &err);
 	CHECK(sc->p, "map: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(sc->h), 0);
+}
+
+static void scan_open(struct scan *sc, size_t ra)
+{
+	scan_open_fa(sc, ra, 0);
 }
 
 static void touch(struct scan *sc, size_t i)
@@ -220,6 +231,73 @@ static void lookahead(void)
 	      (unsigned long long)st.pages_filled);
 }
 
+static void around(void)
+{
+	struct upager_handler_params hp = { .size = sizeof(hp), .threads = 1 };
+	struct upager_map_params mp = { .size = sizeof(mp) }; /* defaults */
+	size_t last = 0, blocks = NPAGES / 16;
+	struct upager_stats st;
+	struct scan sc;
+	int err;
+
+	/* Page 5 of every other 64 KiB block: each fills its whole block. */
+	scan_open_fa(&sc, 0, 64 << 10);
+	for (size_t b = 0; b < blocks; b += 2)
+		touch(&sc, b * 16 + 5);
+	CHECK(present_from(&sc, 0, &last) == blocks / 2 * 16,
+	      "%zu pages present after %zu faults in %zu blocks",
+	      present_from(&sc, 0, &last), blocks / 2, blocks / 2);
+	for (size_t b = 1; b < blocks; b += 2)
+		CHECK(!upager_region_present(sc.r, b * 16 * PG),
+		      "block %zu filled without a fault in it", b);
+	/* Now every page of those blocks: no more faults. */
+	for (size_t b = 0; b < blocks; b += 2)
+		for (size_t i = 0; i < 16; i++)
+			touch(&sc, b * 16 + i);
+	scan_close(&sc, &st, "fault-around");
+	CHECK(st.faults - st.faults_dup == blocks / 2 &&
+		      st.ra_pages == blocks / 2 * 15,
+	      "%llu faults (%llu dup), %llu pages filled around",
+	      (unsigned long long)st.faults, (unsigned long long)st.faults_dup,
+	      (unsigned long long)st.ra_pages);
+
+	/* A sequential scan from page 3 continues as a stream past the
+	 * first block: as few faults as without fault-around. */
+	scan_open_fa(&sc, 0, 64 << 10);
+	for (size_t i = 3; i < NPAGES; i++)
+		touch(&sc, i);
+	scan_close(&sc, &st, "fault-around, then a stream");
+	CHECK(st.faults - st.faults_dup <= 16 && st.ra_wasted == 0,
+	      "%llu faults (%llu dup), %llu wasted",
+	      (unsigned long long)st.faults, (unsigned long long)st.faults_dup,
+	      (unsigned long long)st.ra_wasted);
+
+	/* The default over a mem store (UPAGER_STORE_CHEAP) is 64 KiB; a
+	 * fault_around that is not a power of two is refused. */
+	sc.h = upager_handler_new(&hp, &err);
+	sc.s = upager_store_mem_new(NPAGES * PG, &err);
+	CHECK(sc.h && sc.s, "handler, store");
+	CHECK(sc.s->flags & UPAGER_STORE_CHEAP,
+	      "the mem store is not flagged cheap");
+	for (size_t i = 0; i < NPAGES; i++)
+		t_fill((char *)upager_store_mem_data(sc.s) + i * PG, PG, i);
+	mp.fault_around = 48 << 10;
+	CHECK(!upager_map(sc.h, sc.s, NPAGES * PG, &mp, NULL, &err) &&
+		      err == -EINVAL,
+	      "fault_around 48 KiB: %d", err);
+	mp.fault_around = 0;
+	sc.p = upager_map(sc.h, sc.s, NPAGES * PG, &mp, &sc.r, &err);
+	CHECK(sc.p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(sc.h), 0);
+	touch(&sc, 100);
+	CHECK(present_from(&sc, 0, &last) == 16 && last == 111,
+	      "default: %zu pages present, the last %zu",
+	      present_from(&sc, 0, &last), last);
+	CHECK_RET(upager_unmap(sc.r), 0);
+	upager_handler_free(sc.h);
+	upager_store_close(sc.s);
+}
+
 int main(void)
 {
 	sequential();
@@ -228,5 +306,6 @@ int main(void)
 	bounded(64 << 10);
 	bounded(16 << 10);
 	lookahead();
+	around();
 	return 0;
 }

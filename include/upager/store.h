@@ -32,6 +32,12 @@ extern "C" {
  * own SIGBUS handler.
  */
 #define UPAGER_STORE_SIGNAL_SAFE (1u << 0)
+/*
+ * Reading pages beyond the ones asked for costs little (memory, the page
+ * cache): regions over such a store fill around a random fault by
+ * default (upager_map_params.fault_around).
+ */
+#define UPAGER_STORE_CHEAP (1u << 1)
 
 struct upager_store;
 struct upager_region;

@@ -156,6 +156,16 @@ struct upager_map_params {
 	size_t readahead_max;	  /* read-ahead window limit in bytes; 0: 1 MiB,
 				     (size_t)-1: off */
 	uint64_t store_offset;	  /* byte offset into the store (page aligned) */
+	/*
+	 * Fault-around: a fault that starts no stream fills its unit, and
+	 * the workers then fill the rest of the aligned block of this many
+	 * bytes around it in the background (as the kernel maps the page
+	 * cache around a file fault).  A power of two; 0: 64 KiB over a
+	 * UPAGER_STORE_CHEAP store, none otherwise; (size_t)-1: none.  No
+	 * effect in-thread, with read-ahead off, or when not larger than
+	 * the fill unit.
+	 */
+	size_t fault_around;
 };
 
 /*
