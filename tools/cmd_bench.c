@@ -144,6 +144,7 @@ struct c_case {
 	int kind;
 	size_t fill, ra;      /* region: map parameters (0: defaults) */
 	unsigned int threads; /* region: workers */
+	enum upager_memtype memtype;
 };
 
 static const struct c_case c_seq[] = {
@@ -159,6 +160,10 @@ static const struct c_case c_seq[] = {
 	  8 << 20, 1 },
 	{ "region_2m_2", "region fill 2M, ra 8M, 2 workers", C_REGION,
 	  2 << 20, 8 << 20, 2 },
+	{ "region_huge_1", "region hugetlb 2M, ra 8M, 1 worker", C_REGION,
+	  2 << 20, 8 << 20, 1, UPAGER_MEM_HUGETLB },
+	{ "region_huge_2", "region hugetlb 2M, ra 8M, 2 workers", C_REGION,
+	  2 << 20, 8 << 20, 2, UPAGER_MEM_HUGETLB },
 };
 #define C_SEQ_N ARRAY_SIZE(c_seq)
 #define C_SEQ_DEFAULT 3 /* region_4k_2: the defaults on 2 CPUs */
@@ -187,6 +192,7 @@ struct bench {
 	struct c_result cseq[2][C_SEQ_N], crand[2][C_RAND_N]; /* [cold] */
 	double cold_resident_max; /* fraction of the file left after a drop */
 	bool cold_dropped;	  /* every drop left < 1% of the file cached */
+	bool huge_ok;		  /* hugetlb pages reserved for C's rows */
 };
 
 /* ---- small things -------------------------------------------------------- */
@@ -496,11 +502,13 @@ struct engine {
  */
 static void engine_up(struct engine *e, const char *what,
 		      struct upager_store *s, size_t len, unsigned int threads,
-		      size_t fill, size_t ra, unsigned int flags)
+		      size_t fill, size_t ra, unsigned int flags,
+		      enum upager_memtype memtype)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp),
 					    .threads = threads ? threads : 1 };
 	struct upager_map_params mp = { .size = sizeof(mp),
+					.memtype = memtype,
 					.flags = flags,
 					.fill = fill,
 					.readahead_max = ra };
@@ -754,7 +762,7 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 	case A_H1:
 	case A_H2:
 		engine_up(&e, what, s, len, m == A_H1 ? 1 : 2, 0, (size_t)-1,
-			  0);
+			  0, UPAGER_MEM_ANON);
 		base = e.addr;
 		memcpy(pr.servers, e.workers, sizeof(e.workers));
 		pr.nservers = e.nworkers;
@@ -763,7 +771,8 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		base = bare_sig_up(upager_store_mem_data(s), len);
 		break;
 	case A_INTHREAD:
-		engine_up(&e, what, s, len, 0, 0, 0, UPAGER_MAP_IN_THREAD);
+		engine_up(&e, what, s, len, 0, 0, 0, UPAGER_MAP_IN_THREAD,
+			  UPAGER_MEM_ANON);
 		base = e.addr;
 		break;
 	}
@@ -848,7 +857,8 @@ static void b_run(struct bench *b, int m, struct upager_store *s, int round)
 		st.faults = minflt_self() - flt;
 		munmap(base, len);
 	} else {
-		engine_up(&e, what, s, len, m == B_RA2 ? 2 : 1, 0, 0, 0);
+		engine_up(&e, what, s, len, m == B_RA2 ? 2 : 1, 0, 0, 0,
+			  UPAGER_MEM_ANON);
 		wall = sweep(what, e.addr, NULL, n, TOUCH_WRITE, false, NULL);
 		engine_down(&e, &st);
 	}
@@ -1013,13 +1023,15 @@ static void c_run(struct bench *b, struct cfile *f, const struct c_case *c,
 
 	snprintf(what, sizeof(what), "C %s %s %s", idx ? "random" : "seq",
 		 cold ? "cold" : "warm", c->id);
+	if (c->memtype == UPAGER_MEM_HUGETLB && !b->huge_ok)
+		return; /* no pages: the row is left out (rate 0) */
 	if (cold)
 		cfile_cold(b, f);
 	else
 		cfile_warm(f);
 	if (c->kind == C_REGION) {
 		engine_up(&e, what, f->store, f->size, c->threads, c->fill,
-			  c->ra, 0);
+			  c->ra, 0, c->memtype);
 		wall = sweep(what, e.addr, idx, n, TOUCH_PAGE, false, NULL);
 		engine_down(&e, &st);
 	} else {
@@ -1034,6 +1046,79 @@ static void c_run(struct bench *b, struct cfile *f, const struct c_case *c,
 	res->rate[round] = idx ? (double)n * 1e9 / (double)wall
 			       : (double)f->size / GIB * 1e9 / (double)wall;
 	res->faults += st.faults;
+}
+
+/* ---- C's hugetlb pages ---------------------------------------------------- */
+
+#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+#define HUGE_SYSFS "/sys/kernel/mm/hugepages/hugepages-2048kB/"
+
+static long huge_saved = -1; /* nr_hugepages before C, restored after */
+
+static long huge_get(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	long v = -1;
+
+	if (fp) {
+		if (fscanf(fp, "%ld", &v) != 1)
+			v = -1;
+		fclose(fp);
+	}
+	return v;
+}
+
+static bool huge_set(long n)
+{
+	FILE *fp = fopen(NR_HUGEPAGES, "w");
+	bool ok;
+
+	if (!fp)
+		return false;
+	ok = fprintf(fp, "%ld\n", n) > 0;
+	return fclose(fp) == 0 && ok;
+}
+
+/* Free 2 MiB pages that no mapping has a reservation on. */
+static long huge_unpromised(void)
+{
+	long free_now = huge_get(HUGE_SYSFS "free_hugepages");
+	long resv = huge_get(HUGE_SYSFS "resv_hugepages");
+
+	return free_now < 0 || resv < 0 ? -1 : free_now - resv;
+}
+
+static void huge_restore(void)
+{
+	if (huge_saved >= 0 && huge_set(huge_saved))
+		huge_saved = -1;
+}
+
+/*
+ * Reserve the 2 MiB pages the hugetlb rows map (the file's size, and a
+ * few for the staging of a fill), and put nr_hugepages back at exit
+ * however the run ends.  False, with a note, when that is not possible
+ * (not root, or memory too fragmented): the rows are then left out.
+ */
+static bool huge_reserve(uint64_t bytes)
+{
+	long need = (long)(bytes >> 21) + 8, old = huge_get(NR_HUGEPAGES);
+	long have = huge_unpromised();
+
+	if (old < 0 || have < 0)
+		return false;
+	if (have >= need)
+		return true;
+	huge_saved = old;
+	atexit(huge_restore);
+	if (!huge_set(old + need - have) || huge_unpromised() < need) {
+		huge_restore();
+		progress("[C] cannot reserve %ld hugetlb pages (%s): the "
+			 "hugetlb rows are left out",
+			 need, geteuid() ? "not root" : "no memory");
+		return false;
+	}
+	return true;
 }
 
 static void section_c(struct bench *b)
@@ -1054,6 +1139,22 @@ static void section_c(struct bench *b)
 		idx[i] = (uint32_t)(x % f.npages);
 	}
 	b->cold_dropped = true;
+	b->huge_ok = huge_reserve(b->o.size);
+	if (b->huge_ok) {
+		/*
+		 * Untimed, once: the pool's pages get their first touch,
+		 * which in a VM is the host backing them, as they would be
+		 * in a pool that has served before.
+		 */
+		struct engine e;
+
+		cfile_warm(&f);
+		engine_up(&e, "C hugetlb warm-up", f.store, f.size, 1, 2 << 20,
+			  8 << 20, 0, UPAGER_MEM_HUGETLB);
+		sweep("C hugetlb warm-up", e.addr, NULL, f.npages, TOUCH_PAGE,
+		      false, NULL);
+		engine_down(&e, NULL);
+	}
 	for (int cold = 0; cold < 2; cold++) {
 		progress("[C] %s page cache: %zu sequential + %zu random cases "
 			 "x %u round(s)",
@@ -1080,6 +1181,7 @@ static void section_c(struct bench *b)
 			 b->cold_resident_max * 100);
 	free(idx);
 	cfile_close(&f);
+	huge_restore();
 }
 
 /* ---- results ------------------------------------------------------------- */
@@ -1342,9 +1444,12 @@ static void print_tables(struct bench *b)
 						  v / c_med(b, rnd, cold,
 							    C_MMAP_PRIVATE),
 						  i == C_MMAP_PRIVATE ? -1 : 0);
-					printf(rnd ? " %10.0f %7s"
-						      : " %10.2f %7s",
-					       v, ratio);
+					if (!v) /* left out */
+						printf(" %10s %7s", "-", "-");
+					else
+						printf(rnd ? " %10.0f %7s"
+							      : " %10.2f %7s",
+						       v, ratio);
 				}
 				putchar('\n');
 			}
@@ -1484,6 +1589,11 @@ static void print_json(struct bench *b, const struct utsname *u)
 						 cold ? "cold" : "warm");
 					json_str(&j, "id", cs[i].id);
 					json_str(&j, "label", cs[i].label);
+					if (!v) {
+						json_bool(&j, "skipped", true);
+						json_obj_close(&j);
+						continue;
+					}
 					json_f64(&j,
 						 rnd ? "reads_per_s"
 							: "gib_per_s",
