@@ -51,7 +51,7 @@ LIB_SRCS := $(wildcard src/*.c) $(wildcard stores/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
-TEST_HARNESS := $(BUILD)/tests/harness.o
+TEST_HARNESS := $(BUILD)/tests/harness.o $(BUILD)/tools/sysfs.o
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)

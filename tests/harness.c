@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sysfs.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
@@ -30,66 +31,14 @@ enum upager_ll_memtype t_memtype(int argc, char **argv)
 	exit(2);
 }
 
-static long hugetlb_old = -1;
-
-static long read_long(const char *path)
+/* Make sure @n unpromised 2 MiB pages exist (given back at exit). */
+static void hugetlb_need(size_t n)
 {
-	FILE *f = fopen(path, "r");
-	long v = -1;
+	int ret = hugetlb_reserve(n);
 
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static bool write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%ld\n", v) > 0;
-	return fclose(f) == 0 && ok;
-}
-
-#define NR_HUGE "/proc/sys/vm/nr_hugepages"
-#define FREE_HUGE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
-
-#define RESV_HUGE "/sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages"
-
-static void hugetlb_restore(void)
-{
-	if (hugetlb_old >= 0)
-		write_long(NR_HUGE, hugetlb_old);
-}
-
-/* Free huge pages not already promised to a mapping, or -1. */
-static long hugetlb_available(void)
-{
-	long fr = read_long(FREE_HUGE), rs = read_long(RESV_HUGE);
-
-	return fr < 0 || rs < 0 ? -1 : fr - rs;
-}
-
-/* Make sure @n unpromised 2 MiB pages exist, raising nr_hugepages. */
-static void hugetlb_reserve(size_t n)
-{
-	long nr = read_long(NR_HUGE), av = hugetlb_available();
-
-	if (nr < 0 || av < 0)
+	if (ret == -ENOTSUP)
 		SKIP("no 2 MiB hugetlb support");
-	if ((size_t)av >= n)
-		return;
-	if (hugetlb_old < 0) {
-		hugetlb_old = nr;
-		atexit(hugetlb_restore);
-	}
-	if (!write_long(NR_HUGE, nr + (long)(n - (size_t)av)) ||
-	    hugetlb_available() < (long)n)
+	if (ret < 0)
 		SKIP("cannot reserve %zu hugetlb pages (need root and memory)",
 		     n);
 }
@@ -111,7 +60,7 @@ void t_mem_map(struct t_mem *m, enum upager_ll_memtype type, size_t npages)
 	}
 	if (type == UPAGER_LL_MEM_HUGETLB) {
 		/* The area and its alias share pages: npages is enough. */
-		hugetlb_reserve(npages);
+		hugetlb_need(npages);
 		m->fd = memfd_create("t-hugetlb",
 				     MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
 	} else {

@@ -49,6 +49,7 @@
 #include <upager/upager.h>
 
 #include "cli.h"
+#include "sysfs.h"
 #include "internal.h" /* parse_size(), ARRAY_SIZE() */
 
 #define PAGE ((size_t)UPAGER_STORE_PAGE)
@@ -1050,50 +1051,6 @@ static void c_run(struct bench *b, struct cfile *f, const struct c_case *c,
 
 /* ---- C's hugetlb pages ---------------------------------------------------- */
 
-#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
-#define HUGE_SYSFS "/sys/kernel/mm/hugepages/hugepages-2048kB/"
-
-static long huge_saved = -1; /* nr_hugepages before C, restored after */
-
-static long huge_get(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	long v = -1;
-
-	if (fp) {
-		if (fscanf(fp, "%ld", &v) != 1)
-			v = -1;
-		fclose(fp);
-	}
-	return v;
-}
-
-static bool huge_set(long n)
-{
-	FILE *fp = fopen(NR_HUGEPAGES, "w");
-	bool ok;
-
-	if (!fp)
-		return false;
-	ok = fprintf(fp, "%ld\n", n) > 0;
-	return fclose(fp) == 0 && ok;
-}
-
-/* Free 2 MiB pages that no mapping has a reservation on. */
-static long huge_unpromised(void)
-{
-	long free_now = huge_get(HUGE_SYSFS "free_hugepages");
-	long resv = huge_get(HUGE_SYSFS "resv_hugepages");
-
-	return free_now < 0 || resv < 0 ? -1 : free_now - resv;
-}
-
-static void huge_restore(void)
-{
-	if (huge_saved >= 0 && huge_set(huge_saved))
-		huge_saved = -1;
-}
-
 /*
  * Reserve the 2 MiB pages the hugetlb rows map (the file's size, and a
  * few for the staging of a fill), and put nr_hugepages back at exit
@@ -1102,23 +1059,14 @@ static void huge_restore(void)
  */
 static bool huge_reserve(uint64_t bytes)
 {
-	long need = (long)(bytes >> 21) + 8, old = huge_get(NR_HUGEPAGES);
-	long have = huge_unpromised();
+	size_t need = (size_t)(bytes >> 21) + 8;
+	int ret = hugetlb_reserve(need);
 
-	if (old < 0 || have < 0)
-		return false;
-	if (have >= need)
-		return true;
-	huge_saved = old;
-	atexit(huge_restore);
-	if (!huge_set(old + need - have) || huge_unpromised() < need) {
-		huge_restore();
-		progress("[C] cannot reserve %ld hugetlb pages (%s): the "
+	if (ret < 0)
+		progress("[C] cannot reserve %zu hugetlb pages (%s): the "
 			 "hugetlb rows are left out",
-			 need, geteuid() ? "not root" : "no memory");
-		return false;
-	}
-	return true;
+			 need, ret == -EPERM ? "not root" : strerror(-ret));
+	return ret == 0;
 }
 
 static void section_c(struct bench *b)
@@ -1181,7 +1129,7 @@ static void section_c(struct bench *b)
 			 b->cold_resident_max * 100);
 	free(idx);
 	cfile_close(&f);
-	huge_restore();
+	hugetlb_restore();
 }
 
 /* ---- results ------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <upager/ll.h>
 
 #include "cli.h"
+#include "sysfs.h"
 
 struct sysinfo_uffd {
 	long unprivileged_sysctl; /* vm.unprivileged_userfaultfd, -1 unknown */
@@ -22,19 +23,6 @@ struct sysinfo_uffd {
 	long huge_total, huge_free, huge_kb;
 	char thp[32];	    /* [always] / madvise / never */
 };
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
 
 static bool has_cap_sys_ptrace(void)
 {
@@ -89,7 +77,7 @@ static void thp_mode(char *out, size_t len)
 static void gather(struct sysinfo_uffd *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->unprivileged_sysctl = read_long("/proc/sys/vm/unprivileged_userfaultfd");
+	s->unprivileged_sysctl = sys_read_long("/proc/sys/vm/unprivileged_userfaultfd");
 	s->cap_sys_ptrace = has_cap_sys_ptrace();
 	s->dev_node = access("/dev/userfaultfd", F_OK) == 0;
 	s->dev_access = access("/dev/userfaultfd", R_OK | W_OK) == 0;
