@@ -67,6 +67,17 @@ static void touch(struct scan *sc, size_t i)
 	CHECK(t_verify(sc->p + i * PG, PG, i), "page %zu", i);
 }
 
+/*
+ * Faults that filled their page.  Read-ahead runs in the background, so
+ * a reader can fault on a page a job is filling (faults_dup), or fault
+ * just before a job's install and have its message read after it (the
+ * refill then finds the page present: eexist); neither fills anything.
+ */
+static uint64_t fills(const struct upager_stats *st)
+{
+	return st->faults - st->faults_dup - st->eexist;
+}
+
 /* Stop the worker (it counts after the wake), then read the counts. */
 static void scan_close(struct scan *sc, struct upager_stats *st,
 		       const char *what)
@@ -81,15 +92,13 @@ static void scan_close(struct scan *sc, struct upager_stats *st,
 		(unsigned long long)st->ra_pages,
 		(unsigned long long)st->ra_used,
 		(unsigned long long)st->ra_wasted);
-	CHECK(st->faults_dup == 0 && st->eexist == 0 && st->store_errors == 0,
-	      "%s: dup %llu, eexist %llu, store errors %llu", what,
-	      (unsigned long long)st->faults_dup,
-	      (unsigned long long)st->eexist,
+	CHECK(st->store_errors == 0, "%s: %llu store errors", what,
 	      (unsigned long long)st->store_errors);
-	CHECK(st->pages_filled == st->faults + st->ra_pages,
-	      "%s: %llu filled != %llu faults + %llu read ahead", what,
+	/* Every page is filled once: by a fault or by read-ahead. */
+	CHECK(st->pages_filled == fills(st) + st->ra_pages,
+	      "%s: %llu filled != %llu filling faults + %llu read ahead", what,
 	      (unsigned long long)st->pages_filled,
-	      (unsigned long long)st->faults,
+	      (unsigned long long)fills(st),
 	      (unsigned long long)st->ra_pages);
 	CHECK_RET(upager_unmap(sc->r), 0);
 	upager_handler_free(sc->h);
@@ -106,9 +115,9 @@ static void sequential(void)
 		touch(&sc, i);
 	scan_close(&sc, &st, "sequential");
 	/* Windows 1, 2, 4 .. 256: 9 faults for 511 pages, then 256 each. */
-	CHECK(st.pages_filled == NPAGES && st.faults <= 16,
+	CHECK(st.pages_filled == NPAGES && fills(&st) <= 16,
 	      "%llu faults to fill %llu pages",
-	      (unsigned long long)st.faults,
+	      (unsigned long long)fills(&st),
 	      (unsigned long long)st.pages_filled);
 	CHECK(st.ra_wasted == 0, "ra_wasted %llu",
 	      (unsigned long long)st.ra_wasted);
@@ -128,8 +137,8 @@ static void interleaved(void)
 		touch(&sc, NPAGES / 2 + i);
 	}
 	scan_close(&sc, &st, "interleaved");
-	CHECK(st.pages_filled == NPAGES && st.faults <= 32,
-	      "%llu faults for two streams", (unsigned long long)st.faults);
+	CHECK(st.pages_filled == NPAGES && fills(&st) <= 32,
+	      "%llu faults for two streams", (unsigned long long)fills(&st));
 }
 
 static void random_half(void)
@@ -163,9 +172,9 @@ static void random_half(void)
 	 */
 	CHECK(st.ra_pages <= 4, "%llu pages read ahead for random access",
 	      (unsigned long long)st.ra_pages);
-	CHECK(st.faults + st.ra_pages >= touched && st.faults <= touched,
+	CHECK(fills(&st) + st.ra_pages >= touched && fills(&st) <= touched,
 	      "%llu faults for %zu pages touched",
-	      (unsigned long long)st.faults, touched);
+	      (unsigned long long)fills(&st), touched);
 }
 
 static void bounded(size_t max)
@@ -178,9 +187,9 @@ static void bounded(size_t max)
 	for (size_t i = 0; i < NPAGES; i++)
 		touch(&sc, i);
 	scan_close(&sc, &st, "bounded");
-	CHECK(st.faults >= NPAGES / units && st.faults <= NPAGES / units + 8,
+	CHECK(fills(&st) >= NPAGES / units && fills(&st) <= NPAGES / units + 8,
 	      "readahead_max %zu KiB: %llu faults for %d pages", max >> 10,
-	      (unsigned long long)st.faults, NPAGES);
+	      (unsigned long long)fills(&st), NPAGES);
 }
 
 /* Pages present in [from, NPAGES) once the workers are done. */
@@ -255,7 +264,7 @@ static void around(void)
 		for (size_t i = 0; i < 16; i++)
 			touch(&sc, b * 16 + i);
 	scan_close(&sc, &st, "fault-around");
-	CHECK(st.faults - st.faults_dup == blocks / 2 &&
+	CHECK(fills(&st) == blocks / 2 &&
 		      st.ra_pages == blocks / 2 * 15,
 	      "%llu faults (%llu dup), %llu pages filled around",
 	      (unsigned long long)st.faults, (unsigned long long)st.faults_dup,
@@ -267,7 +276,7 @@ static void around(void)
 	for (size_t i = 3; i < NPAGES; i++)
 		touch(&sc, i);
 	scan_close(&sc, &st, "fault-around, then a stream");
-	CHECK(st.faults - st.faults_dup <= 16 && st.ra_wasted == 0,
+	CHECK(fills(&st) <= 16 && st.ra_wasted == 0,
 	      "%llu faults (%llu dup), %llu wasted",
 	      (unsigned long long)st.faults, (unsigned long long)st.faults_dup,
 	      (unsigned long long)st.ra_wasted);
