@@ -17,6 +17,13 @@
  *                 and unmap is quicker to munmap than the woken threads
  *                 are to run; an access racing unmap is the caller's
  *                 bug, the point is that nothing breaks.)
+ * unmap_jobs      a sequential reader's fault on a read-ahead marker
+ *                 queues the next window as a job while its own fetch
+ *                 waits at a gate; the region is unmapped then: unmap
+ *                 waits for the batch, drops the queued job (no fetch
+ *                 starts after it returns, and nothing is left to touch
+ *                 the freed region: ASan in CI), and the handler serves
+ *                 a new region afterwards.
  * stop_start      a fault taken while no worker runs waits through a
  *                 stop() and is served by a later start().
  * free_mapped     upager_handler_free() with regions still mapped (one of
@@ -134,6 +141,80 @@ static void unmap_inflight(void)
 	      "%llu pages filled, %llu store errors",
 	      (unsigned long long)st.pages_filled,
 	      (unsigned long long)st.store_errors);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+}
+
+/* ---- unmap with read-ahead jobs queued ---------------------------------- */
+
+struct unmapper {
+	struct upager_region *r;
+	pthread_t t;
+	atomic_bool done;
+	int ret;
+};
+
+static void *unmapper_main(void *arg)
+{
+	struct unmapper *u = arg;
+
+	u->ret = upager_unmap(u->r);
+	atomic_store(&u->done, true);
+	return NULL;
+}
+
+static void unmap_jobs(void)
+{
+	struct upager_handler *h = handler(1, NULL, NULL);
+	struct tstore *t = tstore_open(256);
+	struct unmapper um = { 0 };
+	struct toucher to;
+	int fd[2];
+	char *p;
+
+	p = map(h, &t->s, 256 * PG, 0, 0, &um.r);
+	CHECK_RET(upager_handler_start(h), 0);
+	/*
+	 * Windows 1, 2 and 4 (pages 0-6), the window after queued behind it
+	 * (8-10), page 7 left absent as the marker.  Wait for the worker.
+	 */
+	for (size_t i = 0; i < 7; i++)
+		CHECK(t_verify(p + i * PG, PG, i), "page %zu", i);
+	for (int ms = 0; ms < 5000 && (atomic_load(&t->busy) ||
+				       !upager_region_present(um.r, 10 * PG));
+	     ms++)
+		t_sleep_ms(1);
+	CHECK(!upager_region_present(um.r, 7 * PG), "the marker is present");
+	/*
+	 * The marker's fault queues the next window as a job, then fetches
+	 * page 7, which waits at the gate: the job stays queued.
+	 */
+	t->hold_at = atomic_load(&t->fetches) + 1;
+	CHECK(pipe(fd) == 0, "pipe: %s", strerror(errno));
+	toucher_start(&to, p + 7 * PG, fd[1]);
+	for (int ms = 0; ms < 5000 && !atomic_load(&t->held); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&t->held), "the marker's fetch never came");
+	/* unmap waits for the batch holding page 7, then drops the job. */
+	CHECK(pthread_create(&um.t, NULL, unmapper_main, &um) == 0,
+	      "pthread_create");
+	t_sleep_ms(50);
+	CHECK(!atomic_load(&um.done), "unmap did not wait for the batch");
+	tstore_release(t);
+	pthread_join(um.t, NULL);
+	CHECK_RET(um.ret, 0);
+	pthread_join(to.t, NULL);
+	t_sleep_ms(100);
+	/* The marker's fetch was the last: the job never ran. */
+	CHECK(atomic_load(&t->fetches) == t->hold_at,
+	      "%u fetches after the marker's: a queued job outlived its "
+	      "region", atomic_load(&t->fetches) - t->hold_at);
+	close(fd[0]);
+	close(fd[1]);
+	/* The handler goes on serving. */
+	p = map(h, &t->s, 16 * PG, (size_t)-1, 0, &um.r);
+	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5 of a new region");
+	CHECK_RET(upager_unmap(um.r), 0);
 	upager_handler_free(h);
 	upager_store_close(&t->s);
 }
@@ -393,6 +474,7 @@ static void bad_params(void)
 int main(void)
 {
 	unmap_inflight();
+	unmap_jobs();
 	stop_start();
 	free_mapped();
 	store_error(UPAGER_MEM_ANON, (size_t)-1);

@@ -29,7 +29,7 @@ struct tstore {
 	uint64_t seed;
 	unsigned int delay_ms; /* every fetch sleeps this long first */
 	uint64_t bad;	       /* a fetch covering this page is -EIO */
-	unsigned int hold_at;  /* fetch number hold_at (from 1) waits at
+	atomic_uint hold_at;   /* fetch number hold_at (from 1) waits at
 				  the gate until tstore_release(); 0: none */
 	atomic_uint fetches;   /* fetch() calls begun */
 	atomic_uint busy;      /* fetch() calls not yet returned */
