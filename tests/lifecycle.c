@@ -24,6 +24,11 @@
  *                 starts after it returns, and nothing is left to touch
  *                 the freed region: ASan in CI), and the handler serves
  *                 a new region afterwards.
+ * job_error       a thread waits on a page of a read-ahead job (the other
+ *                 worker read its fault and found the page claimed) when
+ *                 the job's fetch fails: the job gives its pages back and
+ *                 wakes it, and its own fault then fills the page (it is
+ *                 not the bad one).
  * stop_start      a fault taken while no worker runs waits through a
  *                 stop() and is served by a later start().
  * free_mapped     upager_handler_free() with regions still mapped (one of
@@ -147,6 +152,27 @@ static void unmap_inflight(void)
 
 /* ---- unmap with read-ahead jobs queued ---------------------------------- */
 
+/*
+ * Read pages 0-6 of a new region: windows 1, 2 and 4, the window after
+ * (8-10) queued behind them, page 7 left absent as the marker.  Returns
+ * once the worker is done.
+ */
+static char *stream_to_marker(struct upager_handler *h, struct tstore *t,
+			      struct upager_region **r)
+{
+	char *p = map(h, &t->s, 256 * PG, 0, 0, r);
+
+	CHECK_RET(upager_handler_start(h), 0);
+	for (size_t i = 0; i < 7; i++)
+		CHECK(t_verify(p + i * PG, PG, i), "page %zu", i);
+	for (int ms = 0; ms < 5000 && (atomic_load(&t->busy) ||
+				       !upager_region_present(*r, 10 * PG));
+	     ms++)
+		t_sleep_ms(1);
+	CHECK(!upager_region_present(*r, 7 * PG), "the marker is present");
+	return p;
+}
+
 struct unmapper {
 	struct upager_region *r;
 	pthread_t t;
@@ -172,19 +198,8 @@ static void unmap_jobs(void)
 	int fd[2];
 	char *p;
 
-	p = map(h, &t->s, 256 * PG, 0, 0, &um.r);
-	CHECK_RET(upager_handler_start(h), 0);
-	/*
-	 * Windows 1, 2 and 4 (pages 0-6), the window after queued behind it
-	 * (8-10), page 7 left absent as the marker.  Wait for the worker.
-	 */
-	for (size_t i = 0; i < 7; i++)
-		CHECK(t_verify(p + i * PG, PG, i), "page %zu", i);
-	for (int ms = 0; ms < 5000 && (atomic_load(&t->busy) ||
-				       !upager_region_present(um.r, 10 * PG));
-	     ms++)
-		t_sleep_ms(1);
-	CHECK(!upager_region_present(um.r, 7 * PG), "the marker is present");
+	p = stream_to_marker(h, t, &um.r);
+
 	/*
 	 * The marker's fault queues the next window as a job, then fetches
 	 * page 7, which waits at the gate: the job stays queued.
@@ -215,6 +230,54 @@ static void unmap_jobs(void)
 	p = map(h, &t->s, 16 * PG, (size_t)-1, 0, &um.r);
 	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5 of a new region");
 	CHECK_RET(upager_unmap(um.r), 0);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+}
+
+/* ---- a read-ahead job fails under a waiter ------------------------------- */
+
+static void job_error(void)
+{
+	struct upager_handler *h = handler(2, NULL, NULL);
+	struct tstore *t = tstore_open(256);
+	struct upager_region *r;
+	struct toucher marker, waiter;
+	int fd[2];
+	char *p = stream_to_marker(h, t, &r);
+
+	/*
+	 * The marker's fault fills page 7 and queues pages 12-18 as a job,
+	 * whose fetch waits at the gate and then fails: page 14 is bad.
+	 */
+	t->bad = 14;
+	t->hold_bad = true;
+	CHECK(pipe(fd) == 0, "pipe: %s", strerror(errno));
+	toucher_start(&marker, p + 7 * PG, fd[1]);
+	for (int ms = 0; ms < 5000 && !atomic_load(&t->held); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&t->held), "the job's fetch never came");
+	pthread_join(marker.t, NULL);
+	CHECK(marker.ret == PG, "the marker page: %zd", marker.ret);
+	/*
+	 * Page 13 is the job's: the other worker reads this fault, finds
+	 * the page claimed and leaves it to the job's wake.
+	 */
+	toucher_start(&waiter, p + 13 * PG, fd[1]);
+	toucher_wait_blocked(&waiter);
+	tstore_release(t);
+	for (int ms = 0; ms < 2000 && !atomic_load(&waiter.done); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&waiter.done),
+	      "the waiter was not woken when its job failed");
+	pthread_join(waiter.t, NULL);
+	CHECK(waiter.ret == PG, "page 13: %zd", waiter.ret);
+	CHECK(t_verify(p + 13 * PG, PG, 13) && t_verify(p + 12 * PG, PG, 12),
+	      "pages 12 and 13 after the failed job");
+	CHECK(atomic_load(&t->failed_multi) == 1, "%u multi-page failures",
+	      atomic_load(&t->failed_multi));
+	close(fd[0]);
+	close(fd[1]);
+	CHECK_RET(upager_unmap(r), 0);
 	upager_handler_free(h);
 	upager_store_close(&t->s);
 }
@@ -475,6 +538,7 @@ int main(void)
 {
 	unmap_inflight();
 	unmap_jobs();
+	job_error();
 	stop_start();
 	free_mapped();
 	store_error(UPAGER_MEM_ANON, (size_t)-1);

@@ -31,6 +31,7 @@ struct tstore {
 	uint64_t bad;	       /* a fetch covering this page is -EIO */
 	atomic_uint hold_at;   /* fetch number hold_at (from 1) waits at
 				  the gate until tstore_release(); 0: none */
+	atomic_bool hold_bad;  /* a fetch covering page bad waits there too */
 	atomic_uint fetches;   /* fetch() calls begun */
 	atomic_uint busy;      /* fetch() calls not yet returned */
 	atomic_uint failed;    /* of which -EIO, ... */
@@ -75,7 +76,8 @@ static inline int tstore_fetch_op(struct upager_store *s, uint64_t pgoff,
 	atomic_fetch_add(&t->busy, 1);
 	if (t->delay_ms)
 		t_sleep_ms(t->delay_ms);
-	if (nr == t->hold_at) {
+	if (nr == t->hold_at ||
+	    (t->hold_bad && t->bad >= pgoff && t->bad < pgoff + npages)) {
 		atomic_store(&t->held, true);
 		for (int i = 0; i < 5000 && !atomic_load(&t->released); i++)
 			t_sleep_ms(1);
