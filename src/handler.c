@@ -238,8 +238,6 @@ static bool job_pop(struct upager_handler *h, struct ra_job *j)
 {
 	bool got = false;
 
-	if (!atomic_load_explicit(&h->njobs, memory_order_relaxed))
-		return false;
 	pthread_mutex_lock(&h->job_lock);
 	if (h->njobs) {
 		*j = h->jobs[h->job_head];

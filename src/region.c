@@ -32,6 +32,46 @@ static size_t memtype_page(enum upager_memtype t)
 	return t == UPAGER_MEM_HUGETLB ? HUGE_2M : UPAGER_STORE_PAGE;
 }
 
+/* ---- claim state ------------------------------------------------------- */
+
+static bool claim(struct upager_region *r, size_t u, uint8_t from)
+{
+	uint8_t expect = from;
+
+	return atomic_compare_exchange_strong_explicit(
+		&r->state[u], &expect, UNIT_INFLIGHT, memory_order_acquire,
+		memory_order_relaxed);
+}
+
+static void settle(struct upager_region *r, size_t u, size_t n, uint8_t to)
+{
+	for (size_t i = 0; i < n; i++)
+		atomic_store_explicit(&r->state[u + i], to,
+				      memory_order_release);
+}
+
+/* Claim the absent units from @u on, at most @max: how many it got. */
+static size_t claim_run(struct upager_region *r, size_t u, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && u + n < r->nunits && claim(r, u + n, UNIT_ABSENT))
+		n++;
+	return n;
+}
+
+/*
+ * Give claimed units [u, u+n) back unfilled.  A thread that faulted on
+ * one of them meanwhile waits for a wake that no fill will bring: wake
+ * it, so it faults again and its own fault fills the unit (or meets the
+ * error itself).
+ */
+static void give_back(struct upager_region *r, size_t u, size_t n)
+{
+	settle(r, u, n, UNIT_ABSENT);
+	upager_ll_wake(r->uffd, r->addr + u * r->fill, n * r->fill);
+}
+
 /* ---- read-ahead -------------------------------------------------------- */
 
 /*
@@ -39,11 +79,11 @@ static size_t memtype_page(enum upager_memtype t)
  * the window it claimed when someone else filled the marker) and its
  * next window: twice the last one, up to ra_max.  Any other fault starts
  * a stream with a single unit (a random access pays nothing) in the
- * least recently used slot.  Returns the slot; *hit says the stream was
- * continued at least twice in a row, enough to read beyond the window.
+ * least recently used slot.  Returns the slot; *confirmed says the stream
+ * was continued at least twice in a row, enough to read beyond the window.
  */
 static unsigned int ra_propose(struct upager_region *r, size_t u,
-			       size_t *window, bool *hit)
+			       size_t *window, bool *confirmed)
 {
 	unsigned int i, victim = 0;
 
@@ -60,7 +100,7 @@ static unsigned int ra_propose(struct upager_region *r, size_t u,
 			s->stamp = r->ra_clock;
 			*window = s->window * 2 < r->ra_max ? s->window * 2
 							    : r->ra_max;
-			*hit = s->window > 1;
+			*confirmed = s->window > 1;
 			pthread_mutex_unlock(&r->ra_lock);
 			return i;
 		}
@@ -72,13 +112,10 @@ static unsigned int ra_propose(struct upager_region *r, size_t u,
 			 UPAGER_STORE_PAGE);
 	r->ra[victim] = (struct ra_stream){ .stamp = r->ra_clock };
 	*window = 1;
-	*hit = false;
+	*confirmed = false;
 	pthread_mutex_unlock(&r->ra_lock);
 	return victim;
 }
-
-/* Claim the absent units from @u on, at most @max: how many it got. */
-static size_t claim_run(struct upager_region *r, size_t u, size_t max);
 
 /*
  * The fault on @u claimed [u, u+n) for stream @i.  With @lookahead (a
@@ -107,45 +144,6 @@ static size_t ra_commit(struct upager_region *r, unsigned int i, size_t u,
 	pthread_mutex_unlock(&r->ra_lock);
 	*la_u = base + 1;
 	return k;
-}
-
-/* ---- claim state ------------------------------------------------------- */
-
-static bool claim(struct upager_region *r, size_t u, uint8_t from)
-{
-	uint8_t expect = from;
-
-	return atomic_compare_exchange_strong_explicit(
-		&r->state[u], &expect, UNIT_INFLIGHT, memory_order_acquire,
-		memory_order_relaxed);
-}
-
-static void settle(struct upager_region *r, size_t u, size_t n, uint8_t to)
-{
-	for (size_t i = 0; i < n; i++)
-		atomic_store_explicit(&r->state[u + i], to,
-				      memory_order_release);
-}
-
-static size_t claim_run(struct upager_region *r, size_t u, size_t max)
-{
-	size_t n = 0;
-
-	while (n < max && u + n < r->nunits && claim(r, u + n, UNIT_ABSENT))
-		n++;
-	return n;
-}
-
-/*
- * Give claimed units [u, u+n) back unfilled.  A thread that faulted on
- * one of them meanwhile waits for a wake that no fill will bring: wake
- * it, so it faults again and its own fault fills the unit (or meets the
- * error itself).
- */
-static void give_back(struct upager_region *r, size_t u, size_t n)
-{
-	settle(r, u, n, UNIT_ABSENT);
-	upager_ll_wake(r->uffd, r->addr + u * r->fill, n * r->fill);
 }
 
 /* ---- installing -------------------------------------------------------- */
@@ -482,7 +480,7 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 	size_t n = 1, want = 1, got, la_u = 0, la_n = 0;
 	unsigned int stream = 0;
 	bool ra = r->ra_max > 1 && !(r->flags & UPAGER_MAP_IN_THREAD);
-	bool refault, hit = false;
+	bool refault, confirmed = false;
 	uint8_t st;
 	long ret;
 
@@ -511,12 +509,12 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 	refault = st == UNIT_PRESENT && r->memtype == UPAGER_MEM_SHMEM && !minor;
 	/* In-thread mode stays off ra_lock: see the file comment. */
 	if (ra && !minor && !refault) {
-		stream = ra_propose(r, u, &want, &hit);
+		stream = ra_propose(r, u, &want, &confirmed);
 		if (want * r->fill > f->cap)
 			want = f->cap / r->fill ? f->cap / r->fill : 1;
 		n = 1 + claim_run(r, u + 1, want - 1);
-		la_n = ra_commit(r, stream, u, n, want, hit && f->worker,
-				 &la_u);
+		la_n = ra_commit(r, stream, u, n, want,
+				 confirmed && f->worker, &la_u);
 	}
 	/*
 	 * A worker fills the faulting chunk and queues the rest of the
@@ -524,7 +522,7 @@ int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
 	 * this one serves the fault (and both then share the jobs).
 	 */
 	got = n;
-	if (ra && !hit && want == 1 && f->worker && r->fa > 1)
+	if (ra && want == 1 && f->worker && r->fa > 1)
 		fault_around(r, f, u, stream);
 	if (f->worker) {
 		size_t chunk = CHUNK > r->fill ? CHUNK / r->fill : 1;
