@@ -207,9 +207,7 @@ static void unmap_jobs(void)
 	t->hold_at = atomic_load(&t->fetches) + 1;
 	CHECK(pipe(fd) == 0, "pipe: %s", strerror(errno));
 	toucher_start(&to, p + 7 * PG, fd[1]);
-	for (int ms = 0; ms < 5000 && !atomic_load(&t->held); ms++)
-		t_sleep_ms(1);
-	CHECK(atomic_load(&t->held), "the marker's fetch never came");
+	tstore_wait_held(t, "the marker's fetch");
 	/* unmap waits for the batch holding page 7, then drops the job. */
 	CHECK(pthread_create(&um.t, NULL, unmapper_main, &um) == 0,
 	      "pthread_create");
@@ -253,9 +251,7 @@ static void job_error(void)
 	t->hold_bad = true;
 	CHECK(pipe(fd) == 0, "pipe: %s", strerror(errno));
 	toucher_start(&marker, p + 7 * PG, fd[1]);
-	for (int ms = 0; ms < 5000 && !atomic_load(&t->held); ms++)
-		t_sleep_ms(1);
-	CHECK(atomic_load(&t->held), "the job's fetch never came");
+	tstore_wait_held(t, "the job's fetch");
 	pthread_join(marker.t, NULL);
 	CHECK(marker.ret == PG, "the marker page: %zd", marker.ret);
 	/*

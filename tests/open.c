@@ -17,41 +17,18 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sysfs.h"
 
 #define SYSCTL "/proc/sys/vm/unprivileged_userfaultfd"
 
-static int sysctl_old = -1;
+static long sysctl_old = -1;
 static pid_t sysctl_owner;
-
-static int sysctl_read(void)
-{
-	FILE *f = fopen(SYSCTL, "r");
-	int v = -1;
-
-	if (f) {
-		if (fscanf(f, "%d", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static bool sysctl_write(int v)
-{
-	FILE *f = fopen(SYSCTL, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%d\n", v) > 0;
-	return fclose(f) == 0 && ok;
-}
 
 /* At exit of the parent only: the child inherits the atexit list. */
 static void sysctl_restore(void)
 {
-	if (getpid() == sysctl_owner && !sysctl_write(sysctl_old))
-		fprintf(stderr, "cannot restore %s to %d\n", SYSCTL,
+	if (getpid() == sysctl_owner && !sys_write_long(SYSCTL, sysctl_old))
+		fprintf(stderr, "cannot restore %s to %ld\n", SYSCTL,
 			sysctl_old);
 }
 
@@ -168,12 +145,12 @@ int main(void)
 	CHECK_RET(upager_ll_open(UPAGER_LL_VIA_SYSCALL | UPAGER_LL_VIA_DEVICE,
 				 &path), -EINVAL);
 
-	sysctl_old = sysctl_read();
+	sysctl_old = sys_read_long(SYSCTL);
 	CHECK(sysctl_old >= 0, "cannot read %s", SYSCTL);
 	if (sysctl_old != 0) {
 		sysctl_owner = getpid();
 		atexit(sysctl_restore);
-		CHECK(sysctl_write(0), "cannot set %s to 0", SYSCTL);
+		CHECK(sys_write_long(SYSCTL, 0), "cannot set %s to 0", SYSCTL);
 	}
 	fflush(NULL);
 	pid = fork();

@@ -125,6 +125,14 @@ static inline struct tstore *tstore_open(uint64_t npages)
 	return (struct tstore *)s;
 }
 
+/* Wait until a fetch waits at the gate; @what names it on failure. */
+static inline void tstore_wait_held(struct tstore *t, const char *what)
+{
+	for (int ms = 0; ms < 5000 && !atomic_load(&t->held); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&t->held), "%s never came", what);
+}
+
 static inline void tstore_release(struct tstore *t)
 {
 	atomic_store(&t->released, true);
