@@ -47,7 +47,7 @@ CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
 LDLIBS +=
 
-LIB_SRCS := $(wildcard src/*.c) $(wildcard stores/*.c)
+LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
@@ -71,7 +71,7 @@ all: $(STATIC) $(SHARED) $(CLI) $(TESTS) $(EXAMPLES) $(BENCHES)
 deps:
 	@tools/deps.sh
 
-$(BUILD)/%.o: %.c $(wildcard include/upager/*.h) $(wildcard src/*.h) \
+$(BUILD)/%.o: %.c $(wildcard include/upager/*.h) $(wildcard src/*/*.h) \
 		$(wildcard tests/*.h) $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
@@ -135,7 +135,7 @@ clean:
 	rm -rf build build-asan build-tsan
 
 # `make fuzz FUZZ_SECONDS=N`: the wire decoder under libFuzzer, ASan and
-# UBSan for N seconds (default 30), built with clang from src/wire.c alone.
+# UBSan for N seconds (default 30), built with clang from src/net/wire.c alone.
 # The corpus is $(BUILD)/fuzz/corpus: the seeds fuzz/seeds.c writes, and
 # what the fuzzer adds, kept between runs; a crash is saved beside it.
 FUZZ_SECONDS ?= 30
@@ -154,16 +154,16 @@ fuzz:
 		-timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ)/ \
 		$(FUZZ)/corpus
 
-$(FUZZ)/wire_fuzz: fuzz/wire_fuzz.c fuzz/wire_check.h src/wire.c src/wire.h
+$(FUZZ)/wire_fuzz: fuzz/wire_fuzz.c fuzz/wire_check.h src/net/wire.c src/net/wire.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) \
-		-fsanitize=fuzzer,address,undefined -o $@ fuzz/wire_fuzz.c src/wire.c
+		-fsanitize=fuzzer,address,undefined -o $@ fuzz/wire_fuzz.c src/net/wire.c
 
-$(FUZZ)/seeds: fuzz/seeds.c src/wire.c src/wire.h
+$(FUZZ)/seeds: fuzz/seeds.c src/net/wire.c src/net/wire.h
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=address,undefined \
-		-o $@ fuzz/seeds.c src/wire.c
+		-o $@ fuzz/seeds.c src/net/wire.c
 
 # The codec's test shares the fuzzer's re-encoder.
 $(BUILD)/tests/wire_codec.o: fuzz/wire_check.h

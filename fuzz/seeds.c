@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wire.h"
+#include "net/wire.h"
 
 static int put(const char *dir, const char *name, const uint8_t *buf,
 	       size_t len)

@@ -3,14 +3,14 @@
  * Shared by the codec's unit test (tests/wire_codec.c) and its fuzz
  * harness (fuzz/wire_fuzz.c): encode a message again with the wire_*
  * encoders, and compare two messages field by field.  Static functions in
- * a header, so the harness links src/wire.c and nothing else.
+ * a header, so the harness links src/net/wire.c and nothing else.
  */
 #ifndef UPAGER_WIRE_CHECK_H
 #define UPAGER_WIRE_CHECK_H
 
 #include <string.h>
 
-#include "wire.h"
+#include "net/wire.h"
 
 /*
  * Encode @m into @buf (room for WIRE_HDR + WIRE_MAX_PAYLOAD) with the

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The wire codec (src/wire.c, docs/PROTOCOL.md).  Every message type
+ * The wire codec (src/net/wire.c, docs/PROTOCOL.md).  Every message type
  * survives encode and decode with its fields equal, and encodes back to
  * the same bytes; cut short or followed by a byte, it is refused.  Every
  * malformed message is refused with the errno wire.h promises and a reason
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "wire.h"
+#include "net/wire.h"
 #include "../fuzz/wire_check.h"
 
 #define IMAGE 1000u /* pages in the image most cases check against */

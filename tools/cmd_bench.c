@@ -50,7 +50,7 @@
 
 #include "cli.h"
 #include "sysfs.h"
-#include "internal.h" /* parse_size(), ARRAY_SIZE() */
+#include "base/util.h" /* parse_size(), ARRAY_SIZE() */
 
 #define PAGE ((size_t)UPAGER_STORE_PAGE)
 #define MIB ((uint64_t)1 << 20)

@@ -2,7 +2,7 @@
 /*
  * upager stat: live statistics of running handlers.  A handler created
  * with a stats_name keeps its counters in /dev/shm/upager-PID-NAME (see
- * src/stats_page.h); this command maps those files read-only, so reading
+ * src/engine/stats_page.h); this command maps those files read-only, so reading
  * them costs the running process nothing.
  */
 #include <dirent.h>
@@ -20,7 +20,7 @@
 #include <upager/upager.h>
 
 #include "cli.h"
-#include "stats_page.h"
+#include "engine/stats_page.h"
 
 struct stat_opts {
 	bool json;

@@ -118,15 +118,23 @@ struct upager_store {
  * or close, or @size too small).  Thread-safe.
  */
 int upager_store_register(const struct upager_store_ops *ops);
+/*
+ * Make @ops unfindable again: stores already open from it keep working
+ * (the table must outlive them).  Returns 0, -ENOENT (not registered),
+ * -EPERM (a built-in kind), -EINVAL (@ops NULL).  Thread-safe.
+ */
+int upager_store_unregister(const struct upager_store_ops *ops);
 /* The ops table registered under @name, or NULL.  Thread-safe. */
 const struct upager_store_ops *upager_store_find(const char *name);
 /*
  * Call @fn for each registered store kind (built-in ones first), e.g. to
- * list them in --help.  Thread-safe.
+ * list them in --help.  @fn may itself register, unregister, find or
+ * open stores; kinds registered meanwhile are left for the next walk.
+ * Returns 0, or -ENOMEM without calling @fn.  Thread-safe.
  */
-void upager_store_foreach(void (*fn)(const struct upager_store_ops *ops,
-				     void *arg),
-			  void *arg);
+int upager_store_foreach(void (*fn)(const struct upager_store_ops *ops,
+				    void *arg),
+			 void *arg);
 
 /*
  * Open a store from a spec "NAME" or "NAME:ARG".  On error returns NULL

@@ -1,46 +1,58 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * The store registry and the calls every store goes through.  See
- * include/upager/store.h for the contracts; the stores themselves live in
- * stores/, one file each.
+ * include/upager/store.h for the contracts; the stores themselves are
+ * one file each, here and (remote) in src/net/.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "upager/store.h"
-#include "internal.h"
+#include "base/util.h"
+#include "engine/store_call.h"
+#include "store/builtin.h"
 
 /*
- * The registry is a singly linked list that only grows: nothing is ever
- * unlinked, and once linked a node changes only in the tail's next.  The
- * built-in stores are its first nodes from the start, so no one-time
- * initialisation is needed.
+ * The built-in kinds (src/builtin.c) come first and never change; the
+ * kinds users register follow in a list under kinds_lock.
  */
 struct kind {
 	const struct upager_store_ops *ops;
 	struct kind *next;
 };
 
-static struct kind builtins[] = {
-	{ &store_zero_ops, &builtins[1] },
-	{ &store_file_ops, &builtins[2] },
-	{ &store_mem_ops, &builtins[3] },
-	{ &store_remote_ops, NULL },
-};
-
 static pthread_mutex_t kinds_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct kind *kinds_tail = &builtins[ARRAY_SIZE(builtins) - 1];
+static struct kind *kinds;
+static size_t nkinds;
+
+static bool name_is(const struct upager_store_ops *ops, const char *name,
+		    size_t len)
+{
+	return !strncmp(ops->name, name, len) && !ops->name[len];
+}
+
+static const struct upager_store_ops *find_builtin(const char *name,
+						   size_t len)
+{
+	for (size_t i = 0; i < store_nbuiltins; i++)
+		if (name_is(store_builtins[i], name, len))
+			return store_builtins[i];
+	return NULL;
+}
 
 /* The kind named by the @len bytes at @name (not NUL-terminated there). */
 static const struct upager_store_ops *find_locked(const char *name,
 						  size_t len)
 {
-	for (struct kind *k = builtins; k; k = k->next)
-		if (!strncmp(k->ops->name, name, len) && !k->ops->name[len])
-			return k->ops;
-	return NULL;
+	const struct upager_store_ops *ops = find_builtin(name, len);
+
+	for (struct kind *k = kinds; !ops && k; k = k->next)
+		if (name_is(k->ops, name, len))
+			ops = k->ops;
+	return ops;
 }
 
 static const struct upager_store_ops *find(const char *name, size_t len)
@@ -55,7 +67,7 @@ static const struct upager_store_ops *find(const char *name, size_t len)
 
 int upager_store_register(const struct upager_store_ops *ops)
 {
-	struct kind *k;
+	struct kind *k, **tail;
 	int ret = 0;
 
 	/*
@@ -78,8 +90,10 @@ int upager_store_register(const struct upager_store_ops *ops)
 	if (find_locked(ops->name, strlen(ops->name))) {
 		ret = -EEXIST;
 	} else {
-		kinds_tail->next = k;
-		kinds_tail = k;
+		for (tail = &kinds; *tail; tail = &(*tail)->next)
+			;
+		*tail = k;
+		nkinds++;
 	}
 	pthread_mutex_unlock(&kinds_lock);
 	if (ret)
@@ -87,32 +101,60 @@ int upager_store_register(const struct upager_store_ops *ops)
 	return ret;
 }
 
+int upager_store_unregister(const struct upager_store_ops *ops)
+{
+	struct kind **p, *k = NULL;
+
+	if (!ops)
+		return -EINVAL;
+	for (size_t i = 0; i < store_nbuiltins; i++)
+		if (store_builtins[i] == ops)
+			return -EPERM;
+	pthread_mutex_lock(&kinds_lock);
+	for (p = &kinds; *p; p = &(*p)->next) {
+		if ((*p)->ops == ops) {
+			k = *p;
+			*p = k->next;
+			nkinds--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&kinds_lock);
+	free(k);
+	return k ? 0 : -ENOENT;
+}
+
 const struct upager_store_ops *upager_store_find(const char *name)
 {
 	return name ? find(name, strlen(name)) : NULL;
 }
 
-void upager_store_foreach(void (*fn)(const struct upager_store_ops *ops,
-				     void *arg),
-			  void *arg)
+int upager_store_foreach(void (*fn)(const struct upager_store_ops *ops,
+				    void *arg),
+			 void *arg)
 {
-	struct kind *last;
-
-	pthread_mutex_lock(&kinds_lock);
-	last = kinds_tail;
-	pthread_mutex_unlock(&kinds_lock);
+	const struct upager_store_ops **list;
+	size_t n = 0;
 
 	/*
-	 * Up to the tail seen under the lock, every next was written before
-	 * that unlock and never again: walk unlocked, so that @fn may itself
-	 * register, find or open stores.  Kinds registered meanwhile are
-	 * left for the next walk.
+	 * @fn runs on a copy taken under the lock, so that it may itself
+	 * register, unregister, find or open stores.
 	 */
-	for (struct kind *k = builtins;; k = k->next) {
-		fn(k->ops, arg);
-		if (k == last)
-			break;
+	pthread_mutex_lock(&kinds_lock);
+	list = malloc((store_nbuiltins + nkinds) * sizeof(*list));
+	if (list) {
+		for (size_t i = 0; i < store_nbuiltins; i++)
+			list[n++] = store_builtins[i];
+		for (struct kind *k = kinds; k; k = k->next)
+			list[n++] = k->ops;
 	}
+	pthread_mutex_unlock(&kinds_lock);
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		fn(list[i], arg);
+	free(list);
+	return 0;
 }
 
 struct upager_store *upager_store_open(const char *spec, int *err)

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "base/util.h"
+#include "engine/store_call.h"
+#include "store/builtin.h"
 
 struct mem_store {
 	struct upager_store s;

@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "net.h"
+#include "net/net.h"
 
 static int parse_tcp(const char *s, size_t len, struct net_addr *a)
 {

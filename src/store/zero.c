@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base/util.h"
+#include "engine/store_call.h"
+#include "store/builtin.h"
 
 static int zero_open(const char *arg, struct upager_store **out)
 {

@@ -16,8 +16,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "internal.h"
+#include "engine/engine.h"
+#include "base/util.h"
+#include "engine/store_call.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)

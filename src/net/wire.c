@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "wire.h"
+#include "net/wire.h"
 
 static void put16(uint8_t *p, uint16_t v)
 {

@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "internal.h"
-#include "stats_page.h"
+#include "engine/engine.h"
+#include "base/util.h"
+#include "engine/stats_page.h"
 
 #define NFIELDS (sizeof(struct upager_stats) / sizeof(uint64_t))
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* Small parsers shared by the library's files.  See src/internal.h. */
+/* Small parsers shared by the library's files.  See src/base/util.h. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "base/util.h"
 
 int parse_size(const char *str, uint64_t *out)
 {

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "upager/ll.h"
-#include "internal.h"
+#include "base/util.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)

@@ -38,8 +38,9 @@
 #include <unistd.h>
 
 #include "upager/remote.h"
-#include "internal.h"
-#include "net.h"
+#include "base/util.h"
+#include "net/net.h"
+#include "net/remote_store.h"
 
 #define PAGE WIRE_PAGE
 #define BACKOFF_MIN_NS (50 * 1000000ull)

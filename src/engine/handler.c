@@ -21,8 +21,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "internal.h"
+#include "engine/engine.h"
+#include "base/util.h"
 
 static void default_on_error(void *arg, struct upager_region *r,
 			     uint64_t addr, int err, const char *what)

@@ -18,8 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "internal.h"
+#include "engine/engine.h"
+#include "base/util.h"
 
 #define INTHREAD_MAX 256
 

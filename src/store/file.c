@@ -32,7 +32,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "base/util.h"
+#include "engine/store_call.h"
+#include "store/builtin.h"
 
 #define PAGE UPAGER_STORE_PAGE
 

@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "wire.h"
+#include "net/wire.h"
 
 /* Every message a peer can send fits in this. */
 #define NET_MSG_MAX (WIRE_HDR + WIRE_MAX_PAYLOAD)

@@ -29,8 +29,9 @@
 #include <unistd.h>
 
 #include "upager/remote.h"
-#include "internal.h"
-#include "net.h"
+#include "base/util.h"
+#include "engine/store_call.h"
+#include "net/net.h"
 
 #define PAGE WIRE_PAGE
 #define STAT(srv, field, n) \
