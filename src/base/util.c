@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/util.h"
 
@@ -30,5 +31,25 @@ int parse_size(const char *str, uint64_t *out)
 	if (v > UINT64_MAX >> shift)
 		return -ERANGE;
 	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int params_copy(void *dst, size_t dsize, const void *src)
+{
+	const unsigned char *tail;
+	uint32_t usize;
+
+	if (!src)
+		return 0;
+	memcpy(&usize, src, sizeof(usize));
+	if (usize < sizeof(usize))
+		return -EINVAL;
+	for (tail = (const unsigned char *)src + dsize;
+	     usize > dsize && tail < (const unsigned char *)src + usize; tail++)
+		if (*tail)
+			return -E2BIG;
+	memcpy(dst, src, usize < dsize ? usize : dsize);
+	/* The caller's size is not ours: keep the field as this build's. */
+	memcpy(dst, &(uint32_t){ (uint32_t)dsize }, sizeof(uint32_t));
 	return 0;
 }

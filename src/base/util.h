@@ -6,6 +6,7 @@
 #ifndef UPAGER_BASE_UTIL_H
 #define UPAGER_BASE_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -16,5 +17,16 @@
  * fit in 64 bits).
  */
 int parse_size(const char *str, uint64_t *out);
+
+/*
+ * Copy a caller's parameter struct that starts with its own size (a
+ * uint32_t, sizeof as the caller was built), the way the kernel's
+ * copy_struct_from_user() does: a smaller struct from an older caller
+ * leaves the fields it lacks as @dst had them (the defaults); a larger
+ * one from a newer caller is taken if the part this library does not
+ * know is all zeros.  @src NULL leaves @dst alone.  0, -EINVAL (@usize
+ * smaller than the size field itself), -E2BIG (a non-zero unknown tail).
+ */
+int params_copy(void *dst, size_t dsize, const void *src);
 
 #endif
