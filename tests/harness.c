@@ -3,9 +3,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -185,6 +187,27 @@ static void *handler_main(void *p)
 	}
 }
 
+/*
+ * A thread running @fn, which polls *@stopfd (an eventfd) and returns
+ * once stoppable_stop() makes it readable: t_handler and t_watch.
+ */
+static void stoppable_start(pthread_t *t, void *(*fn)(void *), void *arg,
+			    int *stopfd)
+{
+	*stopfd = eventfd(0, EFD_CLOEXEC);
+	CHECK(*stopfd >= 0, "eventfd: %s", strerror(errno));
+	CHECK(pthread_create(t, NULL, fn, arg) == 0, "pthread_create");
+}
+
+static void stoppable_stop(pthread_t t, int stopfd)
+{
+	uint64_t one = 1;
+
+	CHECK(write(stopfd, &one, sizeof(one)) == sizeof(one), "eventfd");
+	pthread_join(t, NULL);
+	close(stopfd);
+}
+
 struct t_handler *t_handler_start(int uffd, t_event_fn fn, void *arg)
 {
 	struct t_handler *h = calloc(1, sizeof(*h));
@@ -196,21 +219,15 @@ struct t_handler *t_handler_start(int uffd, t_event_fn fn, void *arg)
 	h->uffd = uffd;
 	h->fn = fn;
 	h->arg = arg;
-	h->stopfd = eventfd(0, EFD_CLOEXEC);
-	CHECK(h->stopfd >= 0, "eventfd: %s", strerror(errno));
-	CHECK(pthread_create(&h->thread, NULL, handler_main, h) == 0,
-	      "pthread_create");
+	stoppable_start(&h->thread, handler_main, h, &h->stopfd);
 	return h;
 }
 
 unsigned long t_handler_stop(struct t_handler *h)
 {
-	uint64_t one = 1;
 	unsigned long n;
 
-	CHECK(write(h->stopfd, &one, sizeof(one)) == sizeof(one), "eventfd");
-	pthread_join(h->thread, NULL);
-	close(h->stopfd);
+	stoppable_stop(h->thread, h->stopfd);
 	n = h->events;
 	free(h);
 	return n;
@@ -253,22 +270,23 @@ bool t_verify(const void *src, size_t len, uint64_t seed)
 	return true;
 }
 
-static __thread sigjmp_buf sigbus_jmp;
+static __thread sigjmp_buf fault_jmp;
 
-static void on_sigbus(int sig)
+static void on_fault(int sig)
 {
 	(void)sig;
-	siglongjmp(sigbus_jmp, 1);
+	siglongjmp(fault_jmp, 1);
 }
 
-static bool access_sigbus(volatile char *p, bool write)
+/* Does the access to @p raise @sig?  Runs it under a handler. */
+static bool access_signal(volatile char *p, bool write, int sig)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	struct sigaction sa = { .sa_handler = on_fault }, old;
 	bool hit = false;
 
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(sigbus_jmp, 1) == 0) {
+	sigaction(sig, &sa, &old);
+	if (sigsetjmp(fault_jmp, 1) == 0) {
 		if (write)
 			*p = 1;
 		else
@@ -276,18 +294,23 @@ static bool access_sigbus(volatile char *p, bool write)
 	} else {
 		hit = true;
 	}
-	sigaction(SIGBUS, &old, NULL);
+	sigaction(sig, &old, NULL);
 	return hit;
 }
 
 bool t_read_sigbus(const volatile char *p)
 {
-	return access_sigbus((volatile char *)p, false);
+	return access_signal((volatile char *)p, false, SIGBUS);
 }
 
 bool t_write_sigbus(volatile char *p)
 {
-	return access_sigbus(p, true);
+	return access_signal(p, true, SIGBUS);
+}
+
+bool t_read_sigsegv(const volatile char *p)
+{
+	return access_signal((volatile char *)p, false, SIGSEGV);
 }
 
 uint64_t t_now_ns(void)
@@ -306,4 +329,125 @@ uint64_t t_pagemap_entry(int pm, const void *addr)
 	CHECK(pread(pm, &v, sizeof(v), off) == sizeof(v), "pagemap: %s",
 	      strerror(errno));
 	return v;
+}
+
+int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed)
+{
+	const char *dir = getenv("TMPDIR");
+	static char page[4096];
+	int fd;
+
+	snprintf(path, size, "%s/upager-test-XXXXXX", dir && *dir ? dir : "/tmp");
+	fd = mkstemp(path);
+	CHECK(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
+	for (size_t off = 0; off < len; off += sizeof(page)) {
+		t_fill(page, sizeof(page), seed + off / sizeof(page));
+		CHECK(pwrite(fd, page, sizeof(page), (off_t)off) == sizeof(page),
+		      "pwrite %s: %s", path, strerror(errno));
+	}
+	return fd;
+}
+
+int t_wait_child(pid_t pid, unsigned int ms, int *status)
+{
+	uint64_t end = t_now_ns() + (uint64_t)ms * 1000000;
+	pid_t got;
+
+	for (;;) {
+		got = waitpid(pid, status, WNOHANG);
+		CHECK(got >= 0, "waitpid: %s", strerror(errno));
+		if (got == pid)
+			return 0;
+		if (t_now_ns() > end)
+			break;
+		usleep(5000);
+	}
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, status, 0) == pid, "waitpid: %s", strerror(errno));
+	return -ETIMEDOUT;
+}
+
+struct t_watch {
+	unsigned int nslots, limit_ms;
+	const char *what;
+	void (*diag)(void *);
+	void *arg;
+	pthread_t thread;
+	int stopfd;
+	_Atomic uint64_t *since; /* 0: idle */
+};
+
+static void *watch_main(void *p)
+{
+	struct t_watch *w = p;
+	struct pollfd pfd = { .fd = w->stopfd, .events = POLLIN };
+
+	/* Anything on stopfd, even an error, means stop. */
+	while (poll(&pfd, 1, 10) <= 0) {
+		uint64_t now = t_now_ns();
+
+		for (unsigned int i = 0; i < w->nslots; i++) {
+			uint64_t t = atomic_load(&w->since[i]);
+
+			/* t > now: begun after now was read. */
+			if (!t || t > now ||
+			    now - t <= (uint64_t)w->limit_ms * 1000000)
+				continue;
+			fprintf(stderr, "FAIL watchdog: %s (slot %u busy %llu ms)\n",
+				w->what, i,
+				(unsigned long long)((now - t) / 1000000));
+			if (w->diag)
+				w->diag(w->arg);
+			hugetlb_restore();
+			_exit(1);
+		}
+	}
+	return NULL;
+}
+
+struct t_watch *t_watch_new(unsigned int nslots, unsigned int limit_ms,
+			    const char *what, void (*diag)(void *), void *arg)
+{
+	struct t_watch *w = calloc(1, sizeof(*w));
+
+	CHECK(w, "calloc");
+	w->since = calloc(nslots, sizeof(*w->since));
+	CHECK(w->since, "calloc");
+	w->nslots = nslots;
+	w->limit_ms = limit_ms;
+	w->what = what;
+	w->diag = diag;
+	w->arg = arg;
+	stoppable_start(&w->thread, watch_main, w, &w->stopfd);
+	return w;
+}
+
+void t_watch_begin(struct t_watch *w, unsigned int slot)
+{
+	atomic_store(&w->since[slot], t_now_ns());
+}
+
+void t_watch_end(struct t_watch *w, unsigned int slot)
+{
+	atomic_store(&w->since[slot], 0);
+}
+
+void t_watch_free(struct t_watch *w)
+{
+	stoppable_stop(w->thread, w->stopfd);
+	free((void *)w->since);
+	free(w);
+}
+
+void t_deadline(unsigned int secs, const char *what)
+{
+	static struct t_watch *dl;
+
+	if (dl)
+		t_watch_free(dl);
+	dl = NULL;
+	if (!secs)
+		return;
+	dl = t_watch_new(1, secs * 1000, what, NULL, NULL);
+	t_watch_begin(dl, 0);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <upager/ll.h>
 
@@ -115,8 +116,46 @@ bool t_verify(const void *src, size_t len, uint64_t seed);
 bool t_read_sigbus(const volatile char *p);
 /* Does writing @p raise SIGBUS? */
 bool t_write_sigbus(volatile char *p);
+/* Does reading @p raise SIGSEGV (nothing mapped there)? */
+bool t_read_sigsegv(const volatile char *p);
 
 uint64_t t_now_ns(void);
+
+/*
+ * A temporary file in $TMPDIR (default /tmp) of @len bytes, page i
+ * holding t_fill(seed + i), open for reading and writing; its name goes
+ * to @path (@size bytes).  The caller unlinks it.
+ */
+int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed);
+
+/*
+ * Wait up to @ms for child @pid: 0 with its wait status in *@status, or
+ * -ETIMEDOUT once it has been killed (SIGKILL) and reaped.
+ */
+int t_wait_child(pid_t pid, unsigned int ms, int *status);
+
+/*
+ * A watchdog for operations that must not block: @nslots slots, each
+ * the start time of the operation it stands for (t_watch_begin()) or
+ * idle (t_watch_end()).  A thread looks every 10 ms; once a slot has
+ * been busy for more than @limit_ms it prints "FAIL watchdog: @what",
+ * calls @diag (may be NULL) to print what the test knows, gives the
+ * hugetlb pages back and ends the process with status 1.  It does not
+ * exit(): the blocked thread never returns, and atexit handlers and
+ * stdio locks are no place to wait for it.
+ */
+struct t_watch;
+struct t_watch *t_watch_new(unsigned int nslots, unsigned int limit_ms,
+			    const char *what, void (*diag)(void *),
+			    void *arg);
+void t_watch_begin(struct t_watch *w, unsigned int slot);
+void t_watch_end(struct t_watch *w, unsigned int slot);
+void t_watch_free(struct t_watch *w);
+/*
+ * A deadline for the whole program (or the phase it names): fail with
+ * "@what" unless called again within @secs seconds; @secs 0 disarms.
+ */
+void t_deadline(unsigned int secs, const char *what);
 
 /* The /proc/self/pagemap entry of @addr (@pm: that file, open). */
 #define PM_UFFD_WP (1ull << 57) /* the page is uffd write-protected */
