@@ -218,6 +218,44 @@ static inline void toucher_wait_blocked(struct toucher *to)
 	CHECK(!atomic_load(&to->done), "the access did not block");
 }
 
+/*
+ * The engine's memory type named by argv[1] (anon, shmem, hugetlb);
+ * skips hugetlb unless @hugetlb.  The caller reserves hugetlb pages.
+ */
+static inline enum upager_memtype t_upager_memtype(int argc, char **argv,
+						   bool hugetlb)
+{
+	switch (t_memtype(argc, argv)) {
+	case UPAGER_LL_MEM_ANON:
+		return UPAGER_MEM_ANON;
+	case UPAGER_LL_MEM_SHMEM:
+		return UPAGER_MEM_SHMEM;
+	default:
+		if (!hugetlb)
+			SKIP("anon and shmem only");
+		return UPAGER_MEM_HUGETLB;
+	}
+}
+
+/*
+ * A handler (not started) with @threads workers, reporting to @on_error
+ * (NULL: one line to stderr).
+ */
+static inline struct upager_handler *
+t_upager_handler(unsigned int threads, upager_error_fn on_error, void *arg)
+{
+	struct upager_handler_params hp = { .size = sizeof(hp),
+					    .threads = threads,
+					    .on_error = on_error,
+					    .error_arg = arg };
+	struct upager_handler *h;
+	int err;
+
+	h = upager_handler_new(&hp, &err);
+	CHECK(h, "handler: %s", strerror(-err));
+	return h;
+}
+
 /* An on_error callback that keeps the last report and counts them. */
 struct t_errors {
 	atomic_uint calls;
