@@ -61,16 +61,7 @@
 static struct upager_handler *handler(unsigned int threads,
 				      upager_error_fn on_error, void *arg)
 {
-	struct upager_handler_params hp = { .size = sizeof(hp),
-					    .threads = threads,
-					    .on_error = on_error,
-					    .error_arg = arg };
-	struct upager_handler *h;
-	int err;
-
-	h = upager_handler_new(&hp, &err);
-	CHECK(h, "handler: %s", strerror(-err));
-	return h;
+	return t_upager_handler(threads, on_error, arg);
 }
 
 static char *map_type(struct upager_handler *h, struct upager_store *s,
