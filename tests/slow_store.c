@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * One slow store must not stall the other regions of its handler (issue
+ * 8, defect 6).  Before the fix the region table's rwlock was read-held
+ * across the store's fetch; a upager_map() waiting for the write lock
+ * then held back every other fault of the handler (writers are
+ * preferred), so a store sleeping 2 s delayed an unrelated fault by
+ * ~1.8 s.  No lock may be held across a store call, and unmap waits only
+ * for its own region's fills.
+ *
+ * A handler with two workers serves region A, over a store whose every
+ * fetch sleeps 2 s, and region B, over a mem store; read-ahead and
+ * fault-around are off, so every access to a fresh page is one fault.
+ *
+ * phase 1  a thread reads A's pages one after the other (write(2) of each
+ *          page to a memfd, so that the access that meets A's unmap in
+ *          phase 2 fails with EFAULT instead of killing the test): one
+ *          worker is always inside a 2 s fetch.  Meanwhile a thread maps
+ *          and unmaps small regions over `zero` in a loop, and four
+ *          threads time their faults on fresh pages of B (one every
+ *          3 ms each, for 4 s).
+ * phase 2  while a fetch of A is in flight, A is unmapped: upager_unmap()
+ *          returns once that fetch has returned (and no other fetch of A
+ *          begins), while B is still being served.
+ *
+ * B's fault latency p99 must stay under 10 ms in each phase, the issue's
+ * target; the stall it guards against is 2 s, 200 times more.  No map or
+ * unmap of the small regions may take a second: only a stall behind the
+ * 2 s fetch takes that long.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tstore.h"
+
+#define PG 4096
+#define A_PAGES 16
+#define NB 4
+#define B_PER 4096 /* fresh pages per timing thread */
+#define PACE_MS 3
+#define PHASE1_MS 4000
+#define P99_MAX_US 10000
+#define MAPLOOP_MAX_US 1000000
+
+static struct {
+	struct upager_handler *h;
+	struct tstore *a_store;
+	char *a, *b;
+	atomic_bool stop_a, stop_b, stop_maps;
+	atomic_int phase; /* 1, 2, or 3 once A is unmapped */
+} g;
+
+/* ---- region A: one slow fetch after another ----------------------------- */
+
+struct a_reader {
+	pthread_t t;
+	int sink;
+	unsigned int pages, efault;
+	atomic_bool in_write;
+};
+
+static void *a_main(void *arg)
+{
+	struct a_reader *ar = arg;
+	char buf[PG];
+
+	for (size_t i = 0; i < A_PAGES && !atomic_load(&g.stop_a); i++) {
+		ssize_t n;
+
+		atomic_store(&ar->in_write, true);
+		n = pwrite(ar->sink, g.a + i * PG, PG, 0);
+		atomic_store(&ar->in_write, false);
+		if (n < 0 && errno == EFAULT) {
+			/* Only the access that meets the unmap may fail. */
+			CHECK(atomic_load(&g.phase) >= 2,
+			      "A page %zu: EFAULT before A was unmapped (a "
+			      "user-mode-only uffd serves no write(2)?)",
+			      i);
+			ar->efault++;
+			break;
+		}
+		CHECK(n == PG, "A page %zu: write(2) %zd: %s", i, n,
+		      strerror(errno));
+		CHECK(pread(ar->sink, buf, PG, 0) == PG, "pread: %s",
+		      strerror(errno));
+		CHECK(t_verify(buf, PG, i), "A page %zu: wrong data", i);
+		ar->pages++;
+	}
+	return NULL;
+}
+
+/* ---- maps and unmaps of other regions ---------------------------------- */
+
+struct mapper {
+	pthread_t t;
+	struct upager_store *zero;
+	unsigned int loops;
+	uint64_t map_max, unmap_max; /* ns */
+};
+
+static void *map_main(void *arg)
+{
+	struct mapper *m = arg;
+
+	while (!atomic_load(&g.stop_maps)) {
+		struct upager_region *r;
+		uint64_t t0 = t_now_ns(), t1;
+		int err;
+		char *p = upager_map(g.h, m->zero, 16 * PG, NULL, &r, &err);
+
+		CHECK(p, "map over zero: %s", strerror(-err));
+		t1 = t_now_ns();
+		if (t1 - t0 > m->map_max)
+			m->map_max = t1 - t0;
+		CHECK_RET(upager_unmap(r), 0);
+		t0 = t_now_ns();
+		if (t0 - t1 > m->unmap_max)
+			m->unmap_max = t0 - t1;
+		m->loops++;
+		t_sleep_ms(1);
+	}
+	return NULL;
+}
+
+/* ---- region B: timed faults -------------------------------------------- */
+
+struct timer {
+	pthread_t t;
+	unsigned int k, n;
+	uint32_t us[B_PER];
+	uint8_t phase[B_PER];
+};
+
+static void *b_main(void *arg)
+{
+	struct timer *tm = arg;
+
+	while (!atomic_load(&g.stop_b) && tm->n < B_PER) {
+		size_t i = (size_t)tm->k * B_PER + tm->n;
+		int ph = atomic_load(&g.phase);
+		uint64_t t0 = t_now_ns();
+		volatile char c = g.b[i * PG];
+		uint64_t us = (t_now_ns() - t0) / 1000;
+
+		(void)c;
+		tm->us[tm->n] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+		tm->phase[tm->n++] = (uint8_t)ph;
+		t_sleep_ms(PACE_MS);
+	}
+	return NULL;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* Check the p99 of B's faults in phase @ph. */
+static void check_p99(struct timer *tms, int ph, const char *what)
+{
+	uint32_t *v = malloc(sizeof(*v) * NB * B_PER);
+	size_t n = 0, slow = 0;
+	uint32_t p99, max;
+
+	CHECK(v, "malloc");
+	for (unsigned int k = 0; k < NB; k++)
+		for (unsigned int j = 0; j < tms[k].n; j++)
+			if (tms[k].phase[j] == ph)
+				v[n++] = tms[k].us[j];
+	CHECK(n, "%s: no fault on B was timed", what);
+	qsort(v, n, sizeof(*v), cmp_u32);
+	p99 = v[(n * 99 + 99) / 100 - 1];
+	max = v[n - 1];
+	for (size_t i = 0; i < n; i++)
+		slow += v[i] >= P99_MAX_US;
+	fprintf(stderr,
+		"%s: %zu faults on B: p50 %u us, p99 %u us, max %u us, %zu "
+		"over %d ms\n",
+		what, n, v[n / 2], p99, max, slow, P99_MAX_US / 1000);
+	CHECK(p99 < P99_MAX_US,
+	      "%s: B's fault p99 is %u us (max %u us, %zu of %zu faults "
+	      "over %d ms): faults on B wait behind A's 2 s fetch",
+	      what, p99, max, slow, n, P99_MAX_US / 1000);
+	/* Fewer would make the p99 the maximum of a handful. */
+	CHECK(n >= 100, "%s: only %zu faults on B timed", what, n);
+	free(v);
+}
+
+struct unmapper {
+	pthread_t t;
+	struct upager_region *r;
+	atomic_bool done;
+	int ret;
+	unsigned int busy_after, fetches_after;
+};
+
+static void *unmap_main(void *arg)
+{
+	struct unmapper *u = arg;
+
+	u->ret = upager_unmap(u->r);
+	u->busy_after = atomic_load(&g.a_store->busy);
+	u->fetches_after = atomic_load(&g.a_store->fetches);
+	atomic_store(&u->done, true);
+	return NULL;
+}
+
+int main(void)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.readahead_max = (size_t)-1,
+					.fault_around = (size_t)-1 };
+	static struct timer tms[NB];
+	struct unmapper um = { 0 };
+	struct mapper mapper = { 0 };
+	struct a_reader ar = { 0 };
+	struct upager_region *rb;
+	struct upager_store *bs;
+	unsigned int fetches;
+	uint64_t t0;
+	int err;
+
+	t_deadline(14, "slow_store did not finish in 14 s");
+	g.phase = 1;
+	g.h = t_upager_handler(2, NULL, NULL);
+	g.a_store = tstore_open(A_PAGES);
+	g.a_store->delay_ms = 2000;
+	g.a = upager_map(g.h, &g.a_store->s, A_PAGES * PG, &mp, &um.r, &err);
+	CHECK(g.a, "map A: %s", strerror(-err));
+	bs = upager_store_mem_new((uint64_t)NB * B_PER * PG, &err);
+	CHECK(bs, "mem store: %s", strerror(-err));
+	g.b = upager_map(g.h, bs, (size_t)NB * B_PER * PG, &mp, &rb, &err);
+	CHECK(g.b, "map B: %s", strerror(-err));
+	mapper.zero = upager_store_open("zero", &err);
+	CHECK(mapper.zero, "open zero: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(g.h), 0);
+
+	/* Phase 1: a worker sits in A's fetch from now on. */
+	ar.sink = memfd_create("slow-store-sink", MFD_CLOEXEC);
+	CHECK(ar.sink >= 0, "memfd_create: %s", strerror(errno));
+	CHECK(pthread_create(&ar.t, NULL, a_main, &ar) == 0, "pthread_create");
+	for (int ms = 0; !atomic_load(&g.a_store->busy); ms++) {
+		CHECK(ms < 5000, "A's first fetch never began");
+		t_sleep_ms(1);
+	}
+	CHECK(pthread_create(&mapper.t, NULL, map_main, &mapper) == 0,
+	      "pthread_create");
+	t_sleep_ms(50);
+	for (unsigned int k = 0; k < NB; k++) {
+		tms[k].k = k;
+		CHECK(pthread_create(&tms[k].t, NULL, b_main, &tms[k]) == 0,
+		      "pthread_create");
+	}
+	t_sleep_ms(PHASE1_MS);
+
+	/* Phase 2: unmap A in the middle of one of its fetches. */
+	for (int ms = 0; !(atomic_load(&g.a_store->busy) &&
+			   atomic_load(&ar.in_write));
+	     ms++) {
+		CHECK(ms < 5000, "no fetch of A in flight to unmap under");
+		t_sleep_ms(1);
+	}
+	atomic_store(&g.stop_a, true);
+	fetches = atomic_load(&g.a_store->fetches);
+	atomic_store(&g.phase, 2);
+	t0 = t_now_ns();
+	CHECK(pthread_create(&um.t, NULL, unmap_main, &um) == 0,
+	      "pthread_create");
+	for (int ms = 0; !atomic_load(&um.done); ms++) {
+		CHECK(ms < 6000, "unmap of A did not return in 6 s");
+		t_sleep_ms(1);
+	}
+	atomic_store(&g.phase, 3);
+	pthread_join(um.t, NULL);
+	fprintf(stderr, "unmap of A took %llu ms\n",
+		(unsigned long long)((t_now_ns() - t0) / 1000000));
+	t_sleep_ms(100);
+	atomic_store(&g.stop_b, true);
+	atomic_store(&g.stop_maps, true);
+	for (unsigned int k = 0; k < NB; k++)
+		pthread_join(tms[k].t, NULL);
+	pthread_join(mapper.t, NULL);
+	pthread_join(ar.t, NULL);
+
+	fprintf(stderr,
+		"A: %u pages read, %u EFAULT; %u maps and unmaps, longest "
+		"map %llu ms, unmap %llu ms\n",
+		ar.pages, ar.efault, mapper.loops,
+		(unsigned long long)(mapper.map_max / 1000000),
+		(unsigned long long)(mapper.unmap_max / 1000000));
+	check_p99(tms, 1, "phase 1 (A fetching, maps and unmaps)");
+	check_p99(tms, 2, "phase 2 (A being unmapped)");
+	CHECK(mapper.map_max < MAPLOOP_MAX_US * 1000ull &&
+		      mapper.unmap_max < MAPLOOP_MAX_US * 1000ull,
+	      "a map or unmap of another region took %llu ms: it waited for "
+	      "A's fetch",
+	      (unsigned long long)((mapper.map_max > mapper.unmap_max
+					    ? mapper.map_max
+					    : mapper.unmap_max) /
+				   1000000));
+	CHECK_RET(um.ret, 0);
+	CHECK(um.busy_after == 0,
+	      "unmap of A returned with its fetch still running");
+	CHECK(um.fetches_after == fetches,
+	      "%u fetches of A began during its unmap",
+	      um.fetches_after - fetches);
+	CHECK(ar.pages + ar.efault >= 2, "A: only %u pages read",
+	      ar.pages + ar.efault);
+
+	CHECK_RET(upager_unmap(rb), 0);
+	upager_handler_free(g.h);
+	upager_store_close(bs);
+	upager_store_close(mapper.zero);
+	upager_store_close(&g.a_store->s);
+	close(ar.sink);
+	t_deadline(0, NULL);
+	return 0;
+}
