@@ -6,17 +6,17 @@
  * unmap_inflight  four threads fault while no worker runs; one worker
  *                 reads the four messages in one batch and fetches from a
  *                 store that takes 50 ms a page; the main thread unmaps
- *                 during the first fetch.  unmap waits for the batch (all
- *                 four fetches have returned when it does, so its table
- *                 write lock waited for the read lock of the batch) and
- *                 returns 0.  The threads read the pages with write(2)
+ *                 during the first fetch.  unmap waits for that fetch
+ *                 (none runs when it returns) and returns 0; no fetch
+ *                 begins after it (the batch's other faults are left
+ *                 waiting for unmap).  The threads read the pages with
+ *                 write(2)
  *                 into a pipe, so an access that loses the race with
- *                 munmap ends in EFAULT, not a crash: each gets the
- *                 store's page or EFAULT, never zeros.  (Mostly EFAULT:
- *                 the batch's wake comes after its read lock is dropped,
- *                 and unmap is quicker to munmap than the woken threads
- *                 are to run; an access racing unmap is the caller's
- *                 bug, the point is that nothing breaks.)
+ *                 unmap ends in EFAULT, not a crash: each gets the
+ *                 store's page or EFAULT, never zeros (unmap closes the
+ *                 range before it unregisters it).  An access racing
+ *                 unmap is the caller's bug, the point is that nothing
+ *                 breaks.
  * unmap_jobs      a sequential reader's fault on a read-ahead marker
  *                 queues the next window as a job while its own fetch
  *                 waits at a gate; the region is unmapped then: unmap
@@ -95,6 +95,7 @@ static void unmap_inflight(void)
 	struct toucher to[4];
 	struct upager_region *r;
 	struct upager_stats st;
+	unsigned int fetched;
 	int fd[4][2];
 	char *p, buf[PG];
 
@@ -112,9 +113,10 @@ static void unmap_inflight(void)
 		t_sleep_ms(1);
 	}
 	CHECK_RET(upager_unmap(r), 0);
-	CHECK(atomic_load(&t->fetches) == 4 && !atomic_load(&t->busy),
-	      "unmap returned with %u fetches begun, %u running",
-	      atomic_load(&t->fetches), atomic_load(&t->busy));
+	fetched = atomic_load(&t->fetches);
+	CHECK(fetched >= 1 && !atomic_load(&t->busy),
+	      "unmap returned with %u fetches begun, %u running", fetched,
+	      atomic_load(&t->busy));
 	for (int i = 0; i < 4; i++) {
 		pthread_join(to[i].t, NULL);
 		fprintf(stderr, "unmap_inflight: thread %d: %s\n", i,
@@ -132,8 +134,11 @@ static void unmap_inflight(void)
 		close(fd[i][1]);
 	}
 	CHECK_RET(upager_handler_stop(h), 0);
+	CHECK(atomic_load(&t->fetches) == fetched,
+	      "%u fetches began after unmap returned",
+	      atomic_load(&t->fetches) - fetched);
 	upager_handler_stats(h, &st);
-	CHECK(st.pages_filled == 4 && st.store_errors == 0,
+	CHECK(st.pages_filled <= fetched && st.store_errors == 0,
 	      "%llu pages filled, %llu store errors",
 	      (unsigned long long)st.pages_filled,
 	      (unsigned long long)st.store_errors);

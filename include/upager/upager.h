@@ -64,8 +64,18 @@ struct upager_stats {
 	uint64_t eagain;	 /* installs cut short while the map changed */
 	uint64_t store_errors;	 /* failed fetches (the fault got SIGBUS) */
 	uint64_t lat_hist[UPAGER_LAT_BUCKETS]; /* fault service time */
+	/*
+	 * A MISSING fault on a unit already installed and still resident: a
+	 * second thread's message for a page the first one's fill brought
+	 * in.  Woken without fetching.
+	 */
+	uint64_t faults_spurious;
+	uint64_t pages_removed;	 /* 4 KiB pages dropped (EVENT_REMOVE) */
+	uint64_t forks;		 /* child copies adopted (EVENT_FORK) */
+	uint64_t remaps;	 /* moves followed (EVENT_REMAP) */
+	uint64_t pages_unmapped; /* 4 KiB pages the application unmapped */
+	uint64_t reserved[11];	 /* zero; room to grow without a new size */
 };
-
 /* Percentile @p (0..100) of a latency histogram, in µs (bucket bound). */
 double upager_stats_percentile(const struct upager_stats *s, double p);
 
@@ -74,10 +84,18 @@ double upager_stats_percentile(const struct upager_stats *s, double p);
 /* Called for errors that have no caller to return to (a fetch that failed
  * inside a worker, a fault outside every region).  May be called from any
  * worker thread, or from a SIGBUS handler for in-thread regions (so it
- * must then be async-signal-safe).  @r is NULL for a stray fault. */
+ * must then be async-signal-safe, as the default one is).  @r is NULL for
+ * a stray fault. */
 typedef void (*upager_error_fn)(void *arg, struct upager_region *r,
 				uint64_t addr, int err, const char *what);
 
+/*
+ * Parameter structs (this one, upager_map_params) start with their size:
+ * set it to sizeof the struct as your program was built.  A library newer
+ * than the program takes the defaults for fields the program's struct
+ * lacks; an older library refuses (-E2BIG) a struct whose fields it does
+ * not know unless they are zero; a size below 4 is -EINVAL.
+ */
 struct upager_handler_params {
 	uint32_t size;	      /* sizeof(struct upager_handler_params) */
 	unsigned int threads; /* workers for upager_handler_start(); 0: one
@@ -88,15 +106,28 @@ struct upager_handler_params {
 	/*
 	 * Publish live statistics in a shared-memory file
 	 * /dev/shm/upager-PID-ID for `upager stat` (name below, or NULL).
+	 * The file is readable by its owner only (it holds addresses).
 	 */
 	const char *stats_name;
+	/*
+	 * Spare workers the handler may start while workers wait in slow
+	 * stores (stores without UPAGER_STORE_CHEAP), so that a store that
+	 * sleeps delays only its own region.  0: 64; -1: none.
+	 */
+	int spare_workers;
 };
 
 /*
- * A new handler with its uffd (features probed: POISON when the kernel has
- * it, so a failed fetch becomes SIGBUS in the faulting thread).  @p may be
- * NULL for defaults.  NULL and *err = -errno on failure (those of
- * upager_ll_open()/upager_ll_api(), -ENOMEM).
+ * A new handler with its uffd.  Features are probed and used when the
+ * kernel has them: POISON (a failed fetch becomes SIGBUS in the faulting
+ * thread), EVENT_REMOVE/REMAP/UNMAP (the engine follows MADV_DONTNEED,
+ * mremap and munmap), EVENT_FORK (a forked child's copy of a region is
+ * served too; needs CAP_SYS_PTRACE, without it regions are not inherited),
+ * THREAD_ID.  Because of the events, a thread that calls madvise(), mremap()
+ * or munmap() on a region, or fork(), waits until a worker (or run()) has
+ * read the event: serve the handler while the program does those.  @p may
+ * be NULL for defaults.  NULL and *err = -errno on failure (those of
+ * upager_ll_open()/upager_ll_api(), -EINVAL/-E2BIG for @p, -ENOMEM).
  */
 struct upager_handler *upager_handler_new(const struct upager_handler_params *p,
 					  int *err);
@@ -131,6 +162,48 @@ enum upager_memtype {
 	UPAGER_MEM_HUGETLB,  /* private 2 MiB hugetlb pages: COPY */
 };
 
+/*
+ * What a forked child sees of a region.  A child's copy of memory the
+ * handler serves would otherwise be ordinary memory in the child, reading
+ * zeros where the parent had not yet filled it.
+ */
+enum upager_fork_policy {
+	/* FOLLOW when the handler has EVENT_FORK, else DONTFORK. */
+	UPAGER_FORK_AUTO = 0,
+	/*
+	 * The handler adopts the child's uffd (UFFD_FEATURE_EVENT_FORK) and
+	 * serves its copy from the same store: the child reads the parent's
+	 * data as of the fork for the pages the parent had, the store's for
+	 * the rest, two and more levels deep.  The copy is served while the
+	 * parent's region is mapped: upager_unmap() of it (and
+	 * upager_handler_free()) poisons what children have not yet filled
+	 * (SIGBUS there, never zeros).  A parent that exits without either
+	 * leaves its children's unfilled pages to the kernel, which makes
+	 * them zero: keep the parent alive while its children use the
+	 * region.  -EOPNOTSUPP at map without EVENT_FORK (CAP_SYS_PTRACE).
+	 */
+	UPAGER_FORK_FOLLOW,
+	/* MADV_DONTFORK: the child has no such mapping (SIGSEGV there). */
+	UPAGER_FORK_DONTFORK,
+};
+
+/* What an access reads after MADV_DONTNEED (or MADV_REMOVE, MADV_FREE). */
+enum upager_remove_policy {
+	/*
+	 * The store's data again, as a private mapping of a file reads the
+	 * file after MADV_DONTNEED: the next access fetches the unit anew
+	 * (only the pages dropped are installed; the others keep what was
+	 * written there).  shmem regions are shared mappings: MADV_DONTNEED
+	 * keeps their data; MADV_REMOVE drops it, and the store's comes back.
+	 */
+	UPAGER_REMOVE_REFETCH = 0,
+	/*
+	 * Zeros, as anonymous memory reads after MADV_DONTNEED (a balloon's
+	 * semantics: what the program gave back comes back empty).
+	 */
+	UPAGER_REMOVE_ZERO,
+};
+
 /* Region flags. */
 /*
  * In-thread mode: the faulting thread gets SIGBUS and resolves its own
@@ -139,7 +212,10 @@ enum upager_memtype {
  * (a read(2) or write(2) whose buffer is in the region, futexes...) do
  * not raise SIGBUS: the syscall fails with EFAULT instead, so prefault
  * such buffers with upager_region_prefault() first.  anon and hugetlb
- * only.
+ * only.  Not inherited by fork() (UPAGER_FORK_DONTFORK; FOLLOW is
+ * -EINVAL); MADV_DONTNEED is seen at the next access, with no event.  A
+ * page whose fetch failed raises SIGBUS once more after on_error: the
+ * application's handler (or the default action) gets it.
  */
 #define UPAGER_MAP_IN_THREAD (1u << 0)
 /* Install anon pages with UFFDIO_MOVE from the staging buffer instead of
@@ -166,27 +242,38 @@ struct upager_map_params {
 	 * the fill unit.
 	 */
 	size_t fault_around;
+	enum upager_fork_policy fork;
+	enum upager_remove_policy remove;
 };
 
 /*
  * Map @len bytes (a multiple of the fill unit) whose pages are filled on
- * first touch from @s, served by @h.  The region does not own the store:
- * close it after upager_unmap().  Any thread may call this, also while
- * workers run.  Returns the address, or NULL with *err = -EINVAL (bad
- * length, fill or flags, in-thread with a store that is not signal-safe),
- * -ERANGE (the region reaches past the store), -EOPNOTSUPP (the kernel
- * lacks a feature the memory type needs), -ENOMEM.
+ * first touch from @s, served by @h.  The mapping reserves no memory
+ * (MAP_NORESERVE; hugetlb reserves its pages at map), so a region may be
+ * far larger than memory: it costs one byte of state per unit, allocated
+ * as the units are touched.  The region does not own the store: close it
+ * after upager_unmap().  Any thread may call this, also while workers run.
+ * Returns the address, or NULL with *err = -EINVAL (bad length, fill,
+ * flags or policy, in-thread with a store that is not signal-safe),
+ * -E2BIG (see the parameter structs), -ERANGE (the region reaches past
+ * the store), -EOPNOTSUPP (the kernel or the privileges lack a feature
+ * the memory type or UPAGER_FORK_FOLLOW needs), -ENOMEM.
  */
 void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 		 const struct upager_map_params *p, struct upager_region **out,
 		 int *err);
 /*
- * Unmap a region: waits for the fills in flight, unregisters (waking any
- * waiter: an access racing with unmap is the caller's bug, as with
- * munmap) and releases the memory.  Any thread but a worker.  0 or -errno.
+ * Unmap a region: unregisters (waking any waiter: an access racing with
+ * unmap is the caller's bug, as with munmap), waits for this region's
+ * fills in flight (no other region's), tears down forked children's
+ * copies (see UPAGER_FORK_FOLLOW) and releases the memory.  A region the
+ * application already unmapped itself (munmap, EVENT_UNMAP) is only
+ * freed: its address range is no longer upager's to touch.  Any thread
+ * but a worker.  0 or -errno.
  */
 int upager_unmap(struct upager_region *r);
 void upager_region_stats(struct upager_region *r, struct upager_stats *s);
+/* The region's address: where it lives now (it follows mremap()). */
 void *upager_region_addr(struct upager_region *r);
 size_t upager_region_len(struct upager_region *r);
 /*
@@ -202,9 +289,13 @@ int upager_region_prefault(struct upager_region *r, size_t off, size_t len);
  * Units already present are left alone (counted as EEXIST races), so a
  * page is never installed twice; threads waiting on the range are woken.
  * Any thread may call it, typically a store's receiver between attach()
- * and detach().  Returns the bytes newly installed, or -errno (-EINVAL
- * misaligned, -ERANGE outside the region, -ENOENT/-ESRCH when the region
- * or the process is going away).
+ * and detach().  Units the application dropped (MADV_DONTNEED), unmapped
+ * or that are poisoned are left alone too.  Returns the bytes newly
+ * installed, or -errno when a unit could not be installed (the units
+ * before it that went in stay in; upager_region_present() tells which):
+ * -EINVAL misaligned, -ERANGE outside the region, -ENOENT/-ESRCH when
+ * the region or the process is going away, -EAGAIN when the memory map
+ * kept changing and no worker read its events for a second.
  */
 long upager_region_install(struct upager_region *r, size_t off,
 			   const void *data, size_t len);

@@ -1,118 +1,215 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The paging engine's internal types: handler, region, fill path.
- * Layering (../docs/DESIGN.md): handler.c owns threads and the region
- * table; region.c owns policy (claim state, read-ahead) and the fill path;
- * inthread.c is the SIGBUS entry; stats.c aggregates and publishes.
+ * The paging engine's internal types.  One file a concern
+ * (docs/ARCHITECTURE.md has the map, the locks and the thread contexts):
+ *
+ *   handler.c   a handler: its uffds, worker threads, the job ring
+ *   space.c     an address space: one uffd and the regions it serves
+ *               (this process, or a forked child adopted by EVENT_FORK)
+ *   events.c    FORK, REMOVE, REMAP, UNMAP: the engine follows the memory
+ *   fault.c     one fault: claim, plan, fill, settle
+ *   readahead.c the read-ahead policy (pure)
+ *   fill.c      fill mechanics: fetch, install, poison, wake
+ *   region.c    a region's life: map, unmap, install, prefault
+ *   inthread.c  the SIGBUS entry of in-thread regions
+ *   stats.c     counters and their publication
  */
 #ifndef UPAGER_ENGINE_H
 #define UPAGER_ENGINE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "upager/upager.h"
+#include "engine/readahead.h"
+#include "engine/unit.h"
 
-/* Claim state of one fill unit. */
-enum {
-	UNIT_ABSENT = 0, /* never filled, or removed */
-	UNIT_INFLIGHT,	 /* claimed by one filler; others leave it alone */
-	UNIT_PRESENT,	 /* installed */
-};
+struct upager_region;
+struct space;
+struct filler;
 
-/*
- * One access stream seen by read-ahead.  Once a stream is confirmed, the
- * window after the one being read is filled in the background and its
- * first unit, the marker, is left absent: the stream's fault there says
- * the reader moved on, and starts the next window (the kernel's
- * PG_readahead, with a fault as the only signal userfaultfd gives).
- */
-struct ra_stream {
-	size_t next;	/* the marker: the unit whose fault continues it */
-	size_t ahead;	/* first unit after what the stream has claimed */
-	size_t window;	/* units in the last window */
-	size_t near;	/* read-ahead units before the marker */
-	size_t far;	/* read-ahead units after it */
-	uint64_t stamp; /* last use, for replacement */
-};
-
-#define RA_STREAMS 4
 #define INTHREAD_SLOTS 4
 
 struct upager_region {
 	struct upager_handler *h;
+	struct space *sp;	/* the address space it lives in */
 	struct upager_store *store;
-	char *addr;
+	char *addr;		/* moves with EVENT_REMAP */
 	size_t len;
-	size_t fill;	       /* bytes per unit */
+	size_t fill;		/* bytes per unit */
 	size_t nunits;
-	size_t ra_max;	       /* read-ahead limit, in units (1: off) */
-	size_t fa;	       /* fault-around block, in units (1: off) */
-	uint64_t store_pgoff;  /* first store page */
+	size_t ra_max;		/* read-ahead limit, in units (1: off) */
+	size_t fa;		/* fault-around block, in units (1: off) */
+	uint64_t store_pgoff;	/* first store page */
 	enum upager_memtype memtype;
+	enum upager_fork_policy fork;
+	enum upager_remove_policy remove;
 	unsigned int flags;
-	int uffd;	       /* the handler uffd serving this region */
-	int memfd;	       /* shmem: the backing memfd, else -1 */
-	char *alias;	       /* shmem: second mapping the store fills */
-	_Atomic uint8_t *state; /* one per unit */
+	int uffd;		/* sp->uffd, or the handler's SIGBUS uffd */
+	int memfd;		/* shmem: the backing memfd, else -1 */
+	char *alias;		/* shmem: second mapping the store fills */
+	unit_t *state;		/* one per unit (shmem: shared with forks) */
+	size_t state_len;	/* bytes mapped for it, if owned; else 0 */
 
 	pthread_mutex_t ra_lock;
-	struct ra_stream ra[RA_STREAMS];
-	uint64_t ra_clock;
+	struct ra_table ra;
 
 	/* In-thread mode: staging buffers a signal handler can claim. */
 	char *slots;
 	atomic_uint slot_busy;
-	atomic_int users; /* signal handlers inside this region */
 
-	struct upager_stats *st; /* in the published page, or &own */
+	/*
+	 * Lifetime.  @users counts the threads inside a fill of this region
+	 * (workers, jobs, event handlers); unmap waits for it to drop to
+	 * zero after taking the region out of its space's table, so no
+	 * lock is held across a store call.  @gone: the memory is no longer
+	 * ours to touch (the application unmapped all of it, or its
+	 * process exited): nothing is installed, unregistered or unmapped
+	 * there any more.
+	 */
+	atomic_uint users;
+	atomic_bool closing; /* upager_unmap() runs: faults wait for it */
+	atomic_bool gone;
+	atomic_bool listed; /* in its space's table */
+	atomic_bool retired; /* its counters went to the handler's */
+	struct upager_region *next_root, *prev_root; /* h->roots (fork_lock) */
+
+	/*
+	 * Forks: the region the application mapped is the root; a child's
+	 * copy (adopted with EVENT_FORK) points at it, shares its store,
+	 * counters and (shmem) backing, and goes when the root goes.
+	 */
+	struct upager_region *root;
+	struct upager_region *children; /* copies in children's spaces */
+	struct upager_region *sibling;	/* next in the root's children */
+	struct upager_region *next_owned; /* next in its space's owned */
+
+	struct upager_stats *st; /* the root's: in the published page, or own */
 	struct upager_stats own;
 	int stats_slot;
 };
 
-/* Units claimed by read-ahead, for any worker to fill. */
+/*
+ * An address space served through one uffd: this process's (the
+ * handler's main uffd), or a forked child's, whose uffd EVENT_FORK
+ * handed us.  Its regions are sorted by address; the table's lock is
+ * held only to look one up and pin it (users), never across a fill.
+ */
+struct space {
+	struct upager_handler *h;
+	int uffd;
+	uint64_t id;		 /* epoll's name for it; 0: the handler's own */
+	bool self;		 /* our own memory: mincore() sees it */
+	atomic_int pagemap;	 /* another process's /proc/TID/pagemap, or -1 */
+	struct space *parent;	 /* the space it was forked from */
+	struct space *next;	 /* in the handler's list, or its graveyard */
+
+	/*
+	 * Held across a read of the uffd and the handling of the events in
+	 * it: the kernel queues an mremap's UNMAP only once its REMAP was
+	 * read, and the two must be handled in that order, so a second
+	 * worker may not read on while the first still handles the REMAP.
+	 */
+	pthread_mutex_t rd_lock;
+	pthread_rwlock_t lock;	 /* the table */
+	struct upager_region **regions;
+	size_t nregions, cap;
+	struct upager_region *owned; /* forked copies living here (fork_lock) */
+
+	atomic_bool dead;	 /* the process exited: ESRCH */
+	atomic_bool dropped;	 /* out of the handler's list */
+	atomic_uint users;	 /* workers holding it between two reads */
+	atomic_ulong drains;	 /* reads that emptied its queue */
+};
+
+/* Units claimed by read-ahead or fault-around, for any worker to fill. */
 struct ra_job {
 	struct upager_region *r;
 	size_t u, n;
 };
 
 #define RA_JOBS 256
+#define STRAYS 8
 
 struct upager_handler {
-	int uffd;
-	int sig_uffd; /* SIGBUS-mode uffd, -1 until an in-thread region */
-	int stopfd;   /* eventfd: stop workers and run() */
-	int workfd;   /* eventfd: read-ahead jobs are queued */
-	uint64_t features;
+	struct space self;   /* this process: the main uffd */
+	int sig_uffd;	     /* SIGBUS-mode uffd, -1 until an in-thread region */
+	int stopfd;	     /* eventfd: stop workers and run() */
+	int workfd;	     /* eventfd: read-ahead jobs are queued */
+	int timerfd;	     /* the sweep of adopted children */
+	char *probe;	     /* a page children do not inherit (DONTFORK) */
+	uint64_t features;   /* of the main uffd */
 	unsigned int nthreads;
 	unsigned int batch;
 	upager_error_fn on_error;
 	void *error_arg;
 
-	pthread_rwlock_t lock; /* region table; held for reading while
-				  a worker resolves a batch */
-	struct upager_region **regions; /* sorted by address */
-	size_t nregions, cap;
+	/*
+	 * Adopted children's spaces (self is not on the list), and the
+	 * dropped ones waiting until no worker holds them.
+	 */
+	pthread_rwlock_t spaces_lock;
+	struct space *children;
+	struct space *graveyard;
+	uint64_t next_id;
+	atomic_uint nchildren;
+	pthread_mutex_t fork_lock; /* roots, their children, spaces' owned */
+	struct upager_region *roots; /* the regions the application mapped */
+
 	/* Unmapped regions' counters and stray faults: in the published
 	 * page, or retired_own. */
 	struct upager_stats *retired;
 	struct upager_stats retired_own;
 
-	pthread_mutex_t run_lock; /* start/stop/run and sig_uffd */
+	pthread_mutex_t run_lock; /* start/stop/run, sig_uffd, epoll sets */
 	pthread_cond_t run_cond;
 	pthread_t *threads;
 	unsigned int running;	  /* workers started */
 	unsigned int runners;	  /* threads inside upager_handler_run() */
+	int eps[128];		  /* every serving thread's epoll set */
+	unsigned int neps;
 	atomic_bool stopping;
+
+	/*
+	 * Seats: a worker about to wait in a slow store (one without
+	 * UPAGER_STORE_CHEAP) gives up its seat; when no seated server is
+	 * left, a spare worker is started, so a store that sleeps delays
+	 * only its own region.  Spares leave once the seats are full again.
+	 */
+	atomic_int seated;	  /* servers not inside a slow store call */
+	atomic_uint spares;	  /* spare workers alive */
+	unsigned int spare_max;
+
+	pthread_mutex_t idle_lock; /* region_wait_idle() */
+	pthread_cond_t idle_cond;
 
 	pthread_mutex_t job_lock; /* the read-ahead job ring */
 	struct ra_job jobs[RA_JOBS];
 	unsigned int job_head;
 	atomic_uint njobs;
 
+	/* Faults at addresses in no region (see handler.c stray()). */
+	pthread_mutex_t stray_lock;
+	struct {
+		struct space *sp;
+		uint64_t page;
+		uint64_t drains; /* the space's when first seen */
+		uint64_t first, last; /* ns */
+	} strays[STRAYS];
+	unsigned int stray_next;
+
 	struct stats_page *pub; /* published statistics, or NULL */
 	char pub_path[64];
 };
+
+/* A message read but left for later (see filler.pump). */
+struct deferred {
+	struct space *sp;
+	struct uffd_msg msg;
+};
+
+#define DEFERRED_MAX 64
 
 /* A filler's scratch space: a worker's, or a slot of in-thread mode. */
 struct filler {
@@ -126,26 +223,97 @@ struct filler {
 	} wake[64];
 	unsigned int nwake;
 	bool dontwake;
-	bool worker; /* a handler's server: may queue read-ahead jobs */
+	size_t partial; /* bytes a failed install put in before its error */
+	/*
+	 * A worker's, set by the handler; NULL elsewhere (in-thread, an
+	 * application thread in install or prefault).  queue() hands
+	 * claimed units to the job ring (false when it is full); pump()
+	 * reads the events that keep an install waiting (-EAGAIN while
+	 * the kernel holds mmap_changing), keeping the faults it reads on
+	 * @deferred for the worker's loop; its return is false when
+	 * nothing can come (the handler stops).
+	 */
+	struct upager_handler *h;
+	bool (*queue)(struct filler *f, struct upager_region *r, size_t u,
+		      size_t n);
+	bool (*pump)(struct filler *f, struct space *sp);
+	struct deferred deferred[DEFERRED_MAX];
+	unsigned int ndeferred;
 };
 
-/* region.c */
-int region_fault(struct upager_region *r, struct filler *f, uint64_t addr,
-		 bool minor, uint64_t t0);
+static inline size_t memtype_page(enum upager_memtype t)
+{
+	return t == UPAGER_MEM_HUGETLB ? (2ul << 20) : 4096;
+}
+
+/* fault.c */
+struct fault {
+	uint64_t addr;
+	bool minor;
+	pid_t tid; /* the faulting thread, 0 when unknown */
+	uint64_t t0;
+};
+int region_fault(struct upager_region *r, struct filler *f,
+		 const struct fault *ft);
 void region_job(struct upager_region *r, struct filler *f, size_t u,
 		size_t n);
-void filler_flush(struct filler *f);
+
+/* fill.c */
 int filler_reserve(struct filler *f, size_t len);
+void filler_release(struct filler *f);
+void filler_flush(struct filler *f);
+void fill_wake(struct upager_region *r, struct filler *f, size_t u,
+	       size_t n);
+long fill_units(struct upager_region *r, struct filler *f, size_t u,
+		size_t *n, unsigned int from);
+long fill_zero(struct upager_region *r, struct filler *f, size_t u,
+	       size_t n);
+long fill_data(struct upager_region *r, struct filler *f, size_t u, size_t n,
+	       const char *src);
+int fill_map_cached(struct upager_region *r, struct filler *f, size_t u,
+		    size_t n);
+void fill_poison(struct upager_region *r, struct filler *f, size_t u,
+		 uint64_t addr, int err);
+void fill_poison_absent(struct upager_region *r);
+void fill_poison_range(int uffd, char *addr, size_t len, size_t page);
+int fill_settle(struct upager_region *r, struct filler *f, size_t u,
+		size_t n, unsigned int to);
 void region_report(struct upager_region *r, uint64_t addr, int err,
 		   const char *what);
 
+/* space.c */
+int space_init(struct space *sp, struct upager_handler *h, int uffd,
+	       bool self);
+void space_destroy(struct space *sp);
+struct upager_region *space_get(struct space *sp, uint64_t addr);
+struct upager_region **space_range(struct space *sp, uint64_t start,
+				  uint64_t end);
+void region_put(struct upager_region *r);
+int space_add(struct space *sp, struct upager_region *r);
+void space_remove(struct space *sp, struct upager_region *r);
+void space_move(struct space *sp, struct upager_region *r, char *to);
+int space_resident(struct space *sp, const char *addr, size_t len,
+		   pid_t tid);
+
+/* events.c */
+void event_fork(struct space *sp, int child_uffd);
+void event_remove(struct space *sp, uint64_t start, uint64_t end);
+void event_unmap(struct space *sp, uint64_t start, uint64_t end);
+void event_remap(struct space *sp, uint64_t from, uint64_t to, uint64_t len);
+void space_exited(struct space *sp);
+
+/* region.c */
+struct upager_region *region_alloc(struct upager_handler *h);
+void region_wait_idle(struct upager_region *r);
+void region_free(struct upager_region *r);
+void region_retire(struct upager_region *r);
+
 /* handler.c */
-struct upager_region *handler_lookup(struct upager_handler *h, uint64_t addr);
-int handler_add_region(struct upager_handler *h, struct upager_region *r);
-void handler_remove_region(struct upager_handler *h, struct upager_region *r);
 int handler_sig_uffd(struct upager_handler *h);
-bool handler_queue(struct upager_handler *h, struct upager_region *r,
-		   size_t u, size_t n);
+int handler_adopt(struct upager_handler *h, struct space *sp);
+void handler_drop(struct upager_handler *h, struct space *sp);
+void handler_purge_jobs(struct upager_handler *h, struct upager_region *r);
+void handler_seat(struct upager_handler *h, bool leave);
 
 /* inthread.c */
 int inthread_add(struct upager_region *r);

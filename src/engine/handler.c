@@ -1,36 +1,94 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * Handlers: one uffd, the region table, and the threads that serve it.
+ * Handlers: the uffds, the threads that serve them, and the job ring.
  *
- * A worker reads a batch of messages in one read(2), resolves each under
- * the table's read lock, and wakes once per merged range when the batch
- * had more than one fault.  It polls only after a read found nothing, so
- * a busy worker costs one syscall per batch plus the installs.
+ * A worker waits in an epoll set of its own holding every uffd the
+ * handler serves (its own process's, and forked children's), reads a
+ * batch of messages in one read(2), handles the events in it first and
+ * then the faults, and wakes once per merged range when the batch had
+ * more than one fault.  It polls only after a read found nothing, so a
+ * busy worker costs one syscall per batch plus the installs.
  *
  * Between batches workers fill read-ahead jobs from a shared ring: the
  * rest of a window whose first chunk the faulting worker filled, and the
- * window after it.  Faults come first: a worker reads the uffd again
- * after each job.
+ * window after it.  Faults come first: a worker reads again after each
+ * job.
+ *
+ * No lock is held while a region is filled: a fault pins its region
+ * (users) under its space's table lock, and unpins it after.  A worker
+ * about to wait in a slow store gives up its seat, and a spare worker
+ * takes it when no seated one is left (handler_seat()).
  */
 #include <errno.h>
-#include <sys/epoll.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
 #include "base/util.h"
+#include "engine/engine.h"
 
+/* epoll names: spaces by id (self is 0), the handler's own fds above. */
+#define ID_STOP UINT64_MAX
+#define ID_WORK (UINT64_MAX - 1)
+#define ID_TIMER (UINT64_MAX - 2)
+
+/* Append @s, or the number @v in @base, to the line at @p. */
+static char *put_str(char *p, char *end, const char *s)
+{
+	while (*s && p < end)
+		*p++ = *s++;
+	return p;
+}
+
+static char *put_num(char *p, char *end, uint64_t v, unsigned int base)
+{
+	char digits[24];
+	int n = 0;
+
+	do {
+		digits[n++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v);
+	while (n && p < end)
+		*p++ = digits[--n];
+	return p;
+}
+
+/*
+ * One line to stderr, built without stdio or strerror(): the in-thread
+ * path reports from a SIGBUS handler, where only async-signal-safe
+ * calls may be made (strerrorname_np() reads a constant table).
+ */
 static void default_on_error(void *arg, struct upager_region *r,
 			     uint64_t addr, int err, const char *what)
 {
+	char line[256], *p = line, *end = line + sizeof(line) - 1;
+	const char *name = strerrorname_np(-err);
+
 	(void)arg;
-	fprintf(stderr, "upager: %s at %#llx%s: %s\n", what,
-		(unsigned long long)addr, r ? "" : " (no region)",
-		strerror(-err));
+	p = put_str(p, end, "upager: ");
+	p = put_str(p, end, what);
+	p = put_str(p, end, " at 0x");
+	p = put_num(p, end, addr, 16);
+	if (!r)
+		p = put_str(p, end, " (no region)");
+	p = put_str(p, end, ": ");
+	if (name) {
+		p = put_str(p, end, name);
+	} else {
+		p = put_str(p, end, "error ");
+		p = put_num(p, end, (uint64_t)-(int64_t)err, 10);
+	}
+	*p++ = '\n';
+	if (write(STDERR_FILENO, line, (size_t)(p - line)) < 0)
+		return; /* nowhere left to report to */
 }
 
 /* The features this kernel offers, from a descriptor of our own. */
@@ -65,78 +123,111 @@ static int open_uffd(uint64_t features)
 #define HANDLER_FEATURES                                                   \
 	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |     \
 	 UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MINOR_HUGETLBFS |         \
-	 UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE)
+	 UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE |                         \
+	 UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP |            \
+	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_THREAD_ID)
+/* The in-thread uffd: no events, which no thread would be there to read. */
+#define SIGBUS_FEATURES                                                    \
+	(UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_POISON |            \
+	 UFFD_FEATURE_MOVE | UFFD_FEATURE_SIGBUS)
+
+/*
+ * The main uffd: with EVENT_FORK when the process may have it (it needs
+ * CAP_SYS_PTRACE), else without; regions then are not inherited.
+ */
+static int open_main(struct upager_handler *h, uint64_t kernel)
+{
+	uint64_t want = kernel & HANDLER_FEATURES;
+	int fd = -EPERM;
+
+	if (kernel & UFFD_FEATURE_EVENT_FORK)
+		fd = open_uffd(want | UFFD_FEATURE_EVENT_FORK);
+	if (fd >= 0) {
+		h->features = want | UFFD_FEATURE_EVENT_FORK;
+		return fd;
+	}
+	if (fd != -EPERM)
+		return fd;
+	fd = open_uffd(want);
+	h->features = want;
+	return fd;
+}
 
 struct upager_handler *upager_handler_new(const struct upager_handler_params *params,
 					  int *err)
 {
 	struct upager_handler_params p = { .size = sizeof(p) };
-	struct upager_handler *h;
-	pthread_rwlockattr_t attr;
+	struct upager_handler *h = NULL;
+	uint64_t kernel;
 	long ncpu;
-	int ret;
+	int ret, fd;
 
-	if (params)
-		memcpy(&p, params,
-		       params->size < sizeof(p) ? params->size : sizeof(p));
+	ret = params_copy(&p, sizeof(p), params);
+	if (ret < 0)
+		goto fail;
+	ret = kernel_features(&kernel);
+	if (ret < 0)
+		goto fail;
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		ret = -ENOMEM;
 		goto fail;
 	}
-	h->uffd = h->sig_uffd = h->stopfd = h->workfd = -1;
+	h->sig_uffd = h->stopfd = h->workfd = h->timerfd = -1;
 	h->retired = &h->retired_own;
-	ret = kernel_features(&h->features);
-	if (ret < 0)
-		goto fail;
-	h->features &= HANDLER_FEATURES;
-	h->uffd = open_uffd(h->features);
-	if (h->uffd < 0) {
-		ret = h->uffd;
+	fd = open_main(h, kernel);
+	if (fd < 0) {
+		ret = fd;
+		free(h);
+		h = NULL;
 		goto fail;
 	}
+	space_init(&h->self, h, fd, true);
+	pthread_rwlock_init(&h->spaces_lock, NULL);
+	pthread_mutex_init(&h->fork_lock, NULL);
+	pthread_mutex_init(&h->run_lock, NULL);
+	pthread_cond_init(&h->run_cond, NULL);
+	pthread_mutex_init(&h->idle_lock, NULL);
+	pthread_cond_init(&h->idle_cond, NULL);
+	pthread_mutex_init(&h->job_lock, NULL);
+	pthread_mutex_init(&h->stray_lock, NULL);
 	h->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	h->workfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (h->stopfd < 0 || h->workfd < 0) {
+	h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	h->probe = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+	if (h->probe == MAP_FAILED) {
+		h->probe = NULL;
+		ret = -ENOMEM;
+		goto fail;
+	}
+	if (h->stopfd < 0 || h->workfd < 0 || h->timerfd < 0 ||
+	    madvise(h->probe, 4096, MADV_DONTFORK) < 0) {
 		ret = -errno;
 		goto fail;
 	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	h->nthreads = p.threads ? p.threads
 				: (unsigned int)(ncpu < 1 ? 1 : ncpu > 4 ? 4 : ncpu);
+	if (h->nthreads > 32)
+		h->nthreads = 32;
 	h->batch = p.batch ? p.batch : 32;
 	if (h->batch > 64)
 		h->batch = 64;
 	h->on_error = p.on_error ? p.on_error : default_on_error;
 	h->error_arg = p.error_arg;
-	/* A writer (map/unmap) must not starve behind a stream of batches. */
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr,
-				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&h->lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	pthread_mutex_init(&h->run_lock, NULL);
-	pthread_cond_init(&h->run_cond, NULL);
-	pthread_mutex_init(&h->job_lock, NULL);
+	h->spare_max = p.spare_workers < 0    ? 0
+		       : p.spare_workers == 0 ? 64
+		       : p.spare_workers > 64 ? 64
+					      : (unsigned int)p.spare_workers;
 	if (p.stats_name) {
 		ret = stats_publish_open(h, p.stats_name);
-		if (ret < 0) {
-			upager_handler_free(h);
-			h = NULL;
+		if (ret < 0)
 			goto fail;
-		}
 	}
 	return h;
 fail:
-	if (h) {
-		if (h->uffd >= 0)
-			close(h->uffd);
-		if (h->stopfd >= 0)
-			close(h->stopfd);
-		if (h->workfd >= 0)
-			close(h->workfd);
-		free(h);
-	}
+	upager_handler_free(h);
 	if (err)
 		*err = ret;
 	return NULL;
@@ -148,7 +239,8 @@ int handler_sig_uffd(struct upager_handler *h)
 
 	pthread_mutex_lock(&h->run_lock);
 	if (h->sig_uffd < 0) {
-		fd = open_uffd(h->features | UFFD_FEATURE_SIGBUS);
+		fd = open_uffd((h->features & SIGBUS_FEATURES) |
+			       UFFD_FEATURE_SIGBUS);
 		if (fd >= 0)
 			h->sig_uffd = fd;
 	}
@@ -159,52 +251,186 @@ int handler_sig_uffd(struct upager_handler *h)
 
 int upager_handler_fd(struct upager_handler *h)
 {
-	return h->uffd;
+	return h->self.uffd;
 }
 
-/* ---- the region table -------------------------------------------------- */
+/* ---- the spaces of forked children --------------------------------------- */
 
-/* Caller holds h->lock (either way). */
-struct upager_region *handler_lookup(struct upager_handler *h, uint64_t addr)
+static int epoll_add(int ep, int fd, uint64_t id, uint32_t events)
 {
-	size_t lo = 0, hi = h->nregions;
+	struct epoll_event ev = { .events = events, .data.u64 = id };
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		struct upager_region *r = h->regions[mid];
-
-		if (addr < (uintptr_t)r->addr)
-			hi = mid;
-		else if (addr >= (uintptr_t)r->addr + r->len)
-			lo = mid + 1;
-		else
-			return r;
-	}
-	return NULL;
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-int handler_add_region(struct upager_handler *h, struct upager_region *r)
+/* The sweep runs once a second while there are children to look after. */
+static void arm_sweep(struct upager_handler *h, bool on)
 {
-	size_t i;
+	struct itimerspec its = { { on, 0 }, { on, 0 } };
 
-	pthread_rwlock_wrlock(&h->lock);
-	if (h->nregions == h->cap) {
-		size_t cap = h->cap ? 2 * h->cap : 8;
-		void *n = realloc(h->regions, cap * sizeof(*h->regions));
+	timerfd_settime(h->timerfd, 0, &its, NULL);
+}
 
-		if (!n) {
-			pthread_rwlock_unlock(&h->lock);
-			return -ENOMEM;
-		}
-		h->regions = n;
-		h->cap = cap;
-	}
-	for (i = h->nregions; i > 0 && h->regions[i - 1]->addr > r->addr; i--)
-		h->regions[i] = h->regions[i - 1];
-	h->regions[i] = r;
-	h->nregions++;
-	pthread_rwlock_unlock(&h->lock);
+int handler_adopt(struct upager_handler *h, struct space *sp)
+{
+	pthread_rwlock_wrlock(&h->spaces_lock);
+	sp->id = ++h->next_id;
+	sp->next = h->children;
+	h->children = sp;
+	pthread_rwlock_unlock(&h->spaces_lock);
+	atomic_fetch_add(&h->nchildren, 1);
+
+	pthread_mutex_lock(&h->run_lock);
+	for (unsigned int i = 0; i < h->neps; i++)
+		epoll_add(h->eps[i], sp->uffd, sp->id,
+			  EPOLLIN | EPOLLEXCLUSIVE);
+	pthread_mutex_unlock(&h->run_lock);
+	arm_sweep(h, true);
 	return 0;
+}
+
+/*
+ * Take @sp out of service: no epoll set wakes for it and no lookup finds
+ * it.  It goes to the graveyard; reap() frees it once no worker holds it.
+ */
+void handler_drop(struct upager_handler *h, struct space *sp)
+{
+	struct space **p;
+	bool was = false;
+
+	if (!atomic_compare_exchange_strong(&sp->dropped, &was, true))
+		return;
+	pthread_rwlock_wrlock(&h->spaces_lock);
+	for (p = &h->children; *p && *p != sp; p = &(*p)->next)
+		;
+	if (*p)
+		*p = sp->next;
+	sp->next = h->graveyard;
+	h->graveyard = sp;
+	pthread_rwlock_unlock(&h->spaces_lock);
+	atomic_fetch_sub(&h->nchildren, 1);
+
+	pthread_mutex_lock(&h->run_lock);
+	for (unsigned int i = 0; i < h->neps; i++)
+		epoll_ctl(h->eps[i], EPOLL_CTL_DEL, sp->uffd, NULL);
+	pthread_mutex_unlock(&h->run_lock);
+}
+
+/* Find an adopted space by its epoll name and hold it. */
+static struct space *space_hold(struct upager_handler *h, uint64_t id)
+{
+	struct space *sp;
+
+	pthread_rwlock_rdlock(&h->spaces_lock);
+	for (sp = h->children; sp && sp->id != id; sp = sp->next)
+		;
+	if (sp)
+		atomic_fetch_add(&sp->users, 1);
+	pthread_rwlock_unlock(&h->spaces_lock);
+	return sp;
+}
+
+static void space_release(struct space *sp)
+{
+	if (!sp->self)
+		atomic_fetch_sub(&sp->users, 1);
+}
+
+/* Is anything of @sp in use by a fill or a worker? */
+static bool space_busy(struct space *sp)
+{
+	if (atomic_load(&sp->users))
+		return true;
+	for (struct upager_region *c = sp->owned; c; c = c->next_owned)
+		if (atomic_load(&c->users))
+			return true;
+	return false;
+}
+
+/*
+ * Free the dropped spaces no worker holds: their regions (forked copies,
+ * unlinked from their roots here) and their uffd, whose release gives
+ * the child's memory back to the kernel.  @wait: the caller may block
+ * (no worker runs), so every one goes.
+ */
+static void reap(struct upager_handler *h, bool wait)
+{
+	struct space *keep = NULL, *sp, *next;
+
+	pthread_rwlock_wrlock(&h->spaces_lock);
+	sp = h->graveyard;
+	h->graveyard = NULL;
+	pthread_rwlock_unlock(&h->spaces_lock);
+	for (; sp; sp = next) {
+		struct upager_region *c, *cn;
+
+		next = sp->next;
+		pthread_mutex_lock(&h->fork_lock);
+		if (!wait && space_busy(sp)) {
+			pthread_mutex_unlock(&h->fork_lock);
+			sp->next = keep;
+			keep = sp;
+			continue;
+		}
+		c = sp->owned;
+		sp->owned = NULL;
+		for (cn = c; cn; cn = cn->next_owned) {
+			struct upager_region **q = &cn->root->children;
+
+			while (*q && *q != cn)
+				q = &(*q)->sibling;
+			if (*q)
+				*q = cn->sibling;
+		}
+		pthread_mutex_unlock(&h->fork_lock);
+		for (; c; c = cn) {
+			cn = c->next_owned;
+			space_remove(sp, c);
+			region_wait_idle(c);
+			region_free(c);
+		}
+		close(sp->uffd);
+		space_destroy(sp);
+		free(sp);
+	}
+	if (keep) {
+		pthread_rwlock_wrlock(&h->spaces_lock);
+		for (sp = keep; sp->next; sp = sp->next)
+			;
+		sp->next = h->graveyard;
+		h->graveyard = keep;
+		pthread_rwlock_unlock(&h->spaces_lock);
+	}
+}
+
+/*
+ * Once a second while there are children: a child that exited without
+ * faulting again is found by asking its uffd about a page it cannot
+ * have (the probe page is MADV_DONTFORK): -ENOENT while it lives,
+ * -ESRCH once its memory is gone.  Then the dead are reaped.
+ */
+static void sweep(struct upager_handler *h)
+{
+	struct space *dead[16];
+	unsigned int n = 0;
+
+	pthread_rwlock_rdlock(&h->spaces_lock);
+	for (struct space *sp = h->children; sp && n < ARRAY_SIZE(dead);
+	     sp = sp->next) {
+		if (upager_ll_writeprotect(sp->uffd, h->probe, 4096, 0) ==
+		    -ESRCH) {
+			atomic_fetch_add(&sp->users, 1);
+			dead[n++] = sp;
+		}
+	}
+	pthread_rwlock_unlock(&h->spaces_lock);
+	for (unsigned int i = 0; i < n; i++) {
+		space_exited(dead[i]);
+		space_release(dead[i]);
+	}
+	reap(h, false);
+	if (!atomic_load(&h->nchildren) && !h->graveyard)
+		arm_sweep(h, false);
 }
 
 /* ---- read-ahead jobs ---------------------------------------------------- */
@@ -213,9 +439,10 @@ int handler_add_region(struct upager_handler *h, struct upager_region *r)
  * Queue units [u, u+n) of @r, claimed by the caller, for any worker.
  * False when the ring is full: the caller fills them itself.
  */
-bool handler_queue(struct upager_handler *h, struct upager_region *r,
-		   size_t u, size_t n)
+static bool job_queue(struct filler *f, struct upager_region *r, size_t u,
+		      size_t n)
 {
+	struct upager_handler *h = f->h;
 	uint64_t one = 1;
 	unsigned int k;
 
@@ -234,6 +461,7 @@ bool handler_queue(struct upager_handler *h, struct upager_region *r,
 	return true;
 }
 
+/* Take the next job, its region pinned (unmap purges first, see below). */
 static bool job_pop(struct upager_handler *h, struct ra_job *j)
 {
 	bool got = false;
@@ -244,92 +472,269 @@ static bool job_pop(struct upager_handler *h, struct ra_job *j)
 		h->job_head = (h->job_head + 1) % RA_JOBS;
 		atomic_store_explicit(&h->njobs, h->njobs - 1,
 				      memory_order_relaxed);
+		atomic_fetch_add(&j->r->users, 1);
 		got = true;
 	}
 	pthread_mutex_unlock(&h->job_lock);
 	return got;
 }
 
-/* Drop @r's queued jobs (caller holds h->lock for writing). */
-static void job_purge(struct upager_handler *h, struct upager_region *r)
+/*
+ * Drop @r's queued jobs, after it left its table: from then on no job
+ * pins it, so waiting for its users covers every fill of it.  The units
+ * those jobs claimed go back, woken.
+ */
+void handler_purge_jobs(struct upager_handler *h, struct upager_region *r)
 {
-	unsigned int kept = 0, n;
+	struct ra_job gone[RA_JOBS];
+	unsigned int kept = 0, ngone = 0, n;
+	struct filler f = { 0 };
 
 	pthread_mutex_lock(&h->job_lock);
 	n = h->njobs;
 	for (unsigned int i = 0; i < n; i++) {
 		struct ra_job j = h->jobs[(h->job_head + i) % RA_JOBS];
 
-		if (j.r != r)
+		if (j.r == r)
+			gone[ngone++] = j;
+		else
 			h->jobs[(h->job_head + kept++) % RA_JOBS] = j;
 	}
 	atomic_store_explicit(&h->njobs, kept, memory_order_relaxed);
 	pthread_mutex_unlock(&h->job_lock);
-}
-
-void handler_remove_region(struct upager_handler *h, struct upager_region *r)
-{
-	pthread_rwlock_wrlock(&h->lock);
-	job_purge(h, r);
-	for (size_t i = 0; i < h->nregions; i++) {
-		if (h->regions[i] != r)
-			continue;
-		memmove(&h->regions[i], &h->regions[i + 1],
-			(h->nregions - i - 1) * sizeof(*h->regions));
-		h->nregions--;
-		break;
+	for (unsigned int i = 0; i < ngone; i++) {
+		fill_settle(r, &f, gone[i].u, gone[i].n, UNIT_ABSENT);
+		fill_wake(r, &f, gone[i].u, gone[i].n);
 	}
-	stats_add(h->retired, r->st);
-	pthread_rwlock_unlock(&h->lock);
 }
 
-/* ---- serving ----------------------------------------------------------- */
+/* ---- seats -------------------------------------------------------------- */
 
-static void on_event(struct upager_handler *h, struct filler *f,
-		     const struct uffd_msg *m, struct upager_region *r,
-		     uint64_t t0)
+static int serve(struct upager_handler *h, bool spare);
+
+static void *spare_main(void *arg)
 {
-	uint64_t addr = m->arg.pagefault.address;
+	struct upager_handler *h = arg;
 
-	if (m->event != UFFD_EVENT_PAGEFAULT)
-		return; /* no non-cooperative events are asked for */
-	if (!r) {
-		/*
-		 * Only a region being unmapped can fault here without an
-		 * entry; waking lets the thread retry once it is gone.
-		 */
-		STAT_ADD(h->retired, faults_stray, 1);
-		h->on_error(h->error_arg, NULL, addr, -EFAULT,
-			    "fault outside every region");
-		upager_ll_wake(h->uffd,
-			       (void *)(uintptr_t)(addr & ~(uint64_t)4095),
-			       4096);
+	serve(h, true);
+	pthread_mutex_lock(&h->run_lock);
+	atomic_fetch_sub(&h->spares, 1);
+	pthread_cond_broadcast(&h->run_cond);
+	pthread_mutex_unlock(&h->run_lock);
+	return NULL;
+}
+
+/*
+ * A server leaves its seat (@leave) before a call into a slow store, or
+ * takes it back after.  The last seated server to leave starts a spare,
+ * so that a fault on another region always finds a server.
+ */
+void handler_seat(struct upager_handler *h, bool leave)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!leave) {
+		atomic_fetch_add(&h->seated, 1);
 		return;
 	}
-	region_fault(r, f, addr,
-		     m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR, t0);
+	if (atomic_fetch_sub(&h->seated, 1) != 1 ||
+	    atomic_load(&h->stopping))
+		return;
+	pthread_mutex_lock(&h->run_lock);
+	if (atomic_load(&h->spares) < h->spare_max &&
+	    !atomic_load(&h->stopping)) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		atomic_fetch_add(&h->spares, 1);
+		if (pthread_create(&t, &attr, spare_main, h))
+			atomic_fetch_sub(&h->spares, 1);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_mutex_unlock(&h->run_lock);
 }
 
-/* Resolve a batch of @n messages under the table's read lock. */
+/* A spare may go when more servers are seated than there are regulars. */
+static bool spare_surplus(struct upager_handler *h)
+{
+	int regulars;
+
+	pthread_mutex_lock(&h->run_lock);
+	regulars = (int)(h->running + h->runners);
+	pthread_mutex_unlock(&h->run_lock);
+	return atomic_load(&h->seated) > regulars;
+}
+
+/* ---- serving ------------------------------------------------------------ */
+
+/*
+ * A fault at an address in no region of its space.  Usually a race: the
+ * region was just unmapped, or it moved (mremap) and the REMAP event is
+ * still queued behind this fault; the thread is woken and comes again.
+ * A page that keeps faulting for 100 ms, across reads that emptied the
+ * queue, lies in memory no region covers any more (a region grown in
+ * place with mremap, part of one moved away): it is poisoned, so the
+ * thread gets SIGBUS instead of spinning.  POISON itself waits (-EAGAIN)
+ * while an event is pending.
+ */
+static void stray(struct upager_handler *h, struct space *sp, uint64_t addr)
+{
+	uint64_t page = addr & ~(uint64_t)4095, now = now_ns();
+	uint64_t drains = atomic_load(&sp->drains);
+	unsigned int i;
+	bool poison = false;
+
+	STAT_ADD(h->retired, faults_stray, 1);
+	pthread_mutex_lock(&h->stray_lock);
+	for (i = 0; i < STRAYS; i++)
+		if (h->strays[i].sp == sp && h->strays[i].page == page)
+			break;
+	if (i == STRAYS || now - h->strays[i].last > 1000000000ull) {
+		if (i == STRAYS)
+			i = h->stray_next++ % STRAYS;
+		h->strays[i].sp = sp;
+		h->strays[i].page = page;
+		h->strays[i].drains = drains;
+		h->strays[i].first = now;
+	} else if (drains > h->strays[i].drains &&
+		   now - h->strays[i].first > 100000000ull) {
+		poison = true;
+		h->strays[i].sp = NULL;
+	}
+	h->strays[i].last = now;
+	pthread_mutex_unlock(&h->stray_lock);
+	if (poison) {
+		/* Told first: the thread may see its SIGBUS at once. */
+		h->on_error(h->error_arg, NULL, addr, -EFAULT,
+			    "fault outside every region; poisoned");
+		if (!upager_ll_poison(sp->uffd, (void *)(uintptr_t)page, 4096,
+				      0, NULL))
+			return;
+	}
+	upager_ll_wake(sp->uffd, (void *)(uintptr_t)page, 4096);
+}
+
+static void on_fault(struct upager_handler *h, struct filler *f,
+		     struct space *sp, const struct uffd_msg *m, uint64_t t0)
+{
+	struct fault ft = {
+		.addr = m->arg.pagefault.address,
+		.minor = m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR,
+		.t0 = t0,
+	};
+	struct upager_region *r = space_get(sp, ft.addr);
+	size_t need;
+
+	if (!r) {
+		stray(h, sp, ft.addr);
+		return;
+	}
+	if (atomic_load(&r->closing)) {
+		/* upager_unmap() wakes it, into a closed range. */
+		region_put(r);
+		return;
+	}
+	if (h->features & UFFD_FEATURE_THREAD_ID)
+		ft.tid = (pid_t)m->arg.pagefault.feat.ptid;
+	need = r->ra_max * r->fill;
+	if (need > f->cap && filler_reserve(f, need) < 0 && r->fill > f->cap)
+		filler_reserve(f, r->fill);
+	region_fault(r, f, &ft);
+	region_put(r);
+}
+
+static void on_event(struct space *sp, const struct uffd_msg *m)
+{
+	switch (m->event) {
+	case UFFD_EVENT_FORK:
+		event_fork(sp, (int)m->arg.fork.ufd);
+		break;
+	case UFFD_EVENT_REMOVE:
+		event_remove(sp, m->arg.remove.start, m->arg.remove.end);
+		break;
+	case UFFD_EVENT_UNMAP:
+		event_unmap(sp, m->arg.remove.start, m->arg.remove.end);
+		break;
+	case UFFD_EVENT_REMAP:
+		event_remap(sp, m->arg.remap.from, m->arg.remap.to,
+			    m->arg.remap.len);
+		break;
+	}
+}
+
+/*
+ * Read up to @max messages of @sp and handle the events among them, in
+ * the order the kernel queued them (under rd_lock, see struct space).
+ * Events go before the faults read with them: a fault read in the same
+ * batch as the REMAP or UNMAP that explains it then finds the table as
+ * it now is.  Returns what upager_ll_read() did.
+ */
+static int read_events(struct space *sp, struct uffd_msg *msgs, size_t max)
+{
+	int n;
+
+	pthread_mutex_lock(&sp->rd_lock);
+	n = upager_ll_read(sp->uffd, msgs, max);
+	for (int i = 0; i < n; i++)
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+			on_event(sp, &msgs[i]);
+	pthread_mutex_unlock(&sp->rd_lock);
+	return n;
+}
+
+/* The faults of a batch of @n messages from @sp. */
 static void serve_batch(struct upager_handler *h, struct filler *f,
-			const struct uffd_msg *msgs, int n)
+			struct space *sp, const struct uffd_msg *msgs, int n)
 {
 	uint64_t t0 = now_ns();
 
 	f->dontwake = n > 1;
-	pthread_rwlock_rdlock(&h->lock);
-	for (int i = 0; i < n; i++) {
-		struct upager_region *r =
-			handler_lookup(h, msgs[i].arg.pagefault.address);
-		size_t need = r ? r->ra_max * r->fill : 0;
-
-		if (need > f->cap && filler_reserve(f, need) < 0 && r &&
-		    r->fill > f->cap)
-			filler_reserve(f, r->fill);
-		on_event(h, f, &msgs[i], r, t0);
-	}
-	pthread_rwlock_unlock(&h->lock);
+	for (int i = 0; i < n; i++)
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			on_fault(h, f, sp, &msgs[i], t0);
 	filler_flush(f);
+	f->dontwake = false;
+}
+
+/*
+ * An install waits (-EAGAIN) until the event the kernel holds for it is
+ * read: read it here, as this worker may be the only one left to.  The
+ * faults read with it are kept for the worker's loop.
+ */
+static bool pump(struct filler *f, struct space *sp)
+{
+	struct upager_handler *h = f->h;
+	struct uffd_msg msgs[16];
+	size_t room = DEFERRED_MAX - f->ndeferred;
+	int n;
+
+	if (atomic_load(&h->stopping))
+		return false;
+	if (!room)
+		return true;
+	n = read_events(sp, msgs,
+			room < ARRAY_SIZE(msgs) ? room : ARRAY_SIZE(msgs));
+	for (int i = 0; i < n; i++) {
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		if (!sp->self)
+			atomic_fetch_add(&sp->users, 1);
+		f->deferred[f->ndeferred].sp = sp;
+		f->deferred[f->ndeferred++].msg = msgs[i];
+	}
+	return true;
+}
+
+/* The faults a pump read while this worker was filling. */
+static void serve_deferred(struct upager_handler *h, struct filler *f)
+{
+	while (f->ndeferred) {
+		struct deferred d = f->deferred[--f->ndeferred];
+
+		on_fault(h, f, d.sp, &d.msg, now_ns());
+		filler_flush(f);
+		space_release(d.sp);
+	}
 }
 
 /* Fill one queued read-ahead job; false when there was none. */
@@ -337,111 +742,186 @@ static bool serve_job(struct upager_handler *h, struct filler *f)
 {
 	struct ra_job j;
 
-	if (!atomic_load_explicit(&h->njobs, memory_order_relaxed))
+	if (!atomic_load_explicit(&h->njobs, memory_order_relaxed) ||
+	    !job_pop(h, &j))
 		return false;
-	pthread_rwlock_rdlock(&h->lock);
-	/* Popped under the lock: an unmap purges the region's jobs first. */
-	if (!job_pop(h, &j)) {
-		pthread_rwlock_unlock(&h->lock);
-		return false;
-	}
-	f->dontwake = false;
 	if (j.n * j.r->fill > f->cap)
 		filler_reserve(f, j.n * j.r->fill);
-	region_job(j.r, f, j.u, j.n);
-	pthread_rwlock_unlock(&h->lock);
+	if (atomic_load(&j.r->closing)) {
+		fill_settle(j.r, f, j.u, j.n, UNIT_ABSENT);
+		fill_wake(j.r, f, j.u, j.n);
+	} else {
+		region_job(j.r, f, j.u, j.n);
+	}
+	filler_flush(f);
+	region_put(j.r);
 	return true;
 }
 
-static int epoll_add(int ep, int fd, uint32_t events)
+/*
+ * Read and serve one batch of @sp's; returns false when the read found
+ * the queue empty (after this read, so is every event read before it).
+ */
+static bool serve_space(struct upager_handler *h, struct filler *f,
+			struct space *sp, struct uffd_msg *msgs)
 {
-	struct epoll_event ev = { .events = events, .data.fd = fd };
+	int n = read_events(sp, msgs, h->batch);
 
-	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	if (n < (int)h->batch)
+		atomic_fetch_add(&sp->drains, 1);
+	if (n == -EAGAIN || n == -EINTR)
+		return false;
+	if (n < 0) {
+		h->on_error(h->error_arg, NULL, 0, n, "reading a userfaultfd");
+		if (!sp->self)
+			space_exited(sp);
+		return false;
+	}
+	serve_batch(h, f, sp, msgs, n);
+	return n == (int)h->batch;
 }
 
 /*
- * Serve until the stop eventfd fires.  The staging buffer is sized for the
- * largest read-ahead window of any region and grown on demand.
+ * A new epoll set with the handler's fds and every space's uffd (a
+ * spare's without the job doorbell: it takes no jobs).
  */
-static int serve(struct upager_handler *h)
+static int server_epoll(struct upager_handler *h, bool spare)
 {
-	struct uffd_msg msgs[64];
-	struct filler f = { .worker = true };
-	bool drained = true;
-	int ret = 0, ep;
+	int ep = epoll_create1(EPOLL_CLOEXEC), ret = 0;
 
-	/*
-	 * Each server waits in an epoll set of its own with the uffd and the
-	 * job doorbell added EPOLLEXCLUSIVE: one fault or one job wakes one
-	 * worker, not all of them (a herd costs a context switch per idle
-	 * worker).  The stop eventfd is not exclusive: stopping wakes all.
-	 */
-	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		return -errno;
-	if (epoll_add(ep, h->uffd, EPOLLIN | EPOLLEXCLUSIVE) < 0 ||
-	    epoll_add(ep, h->workfd, EPOLLIN | EPOLLEXCLUSIVE) < 0 ||
-	    epoll_add(ep, h->stopfd, EPOLLIN) < 0) {
-		ret = -errno;
-		close(ep);
-		return ret;
+	pthread_mutex_lock(&h->run_lock);
+	/*
+	 * One fault or one job wakes one worker, not all of them (a herd
+	 * costs a context switch per idle worker); stopping wakes all.
+	 */
+	if (h->neps == ARRAY_SIZE(h->eps) ||
+	    epoll_add(ep, h->self.uffd, 0, EPOLLIN | EPOLLEXCLUSIVE) < 0 ||
+	    (!spare &&
+	     epoll_add(ep, h->workfd, ID_WORK, EPOLLIN | EPOLLEXCLUSIVE) < 0) ||
+	    epoll_add(ep, h->timerfd, ID_TIMER, EPOLLIN | EPOLLEXCLUSIVE) < 0 ||
+	    epoll_add(ep, h->stopfd, ID_STOP, EPOLLIN) < 0) {
+		ret = h->neps == ARRAY_SIZE(h->eps) ? -EMFILE : -errno;
+	} else {
+		pthread_rwlock_rdlock(&h->spaces_lock);
+		for (struct space *sp = h->children; sp; sp = sp->next)
+			epoll_add(ep, sp->uffd, sp->id,
+				  EPOLLIN | EPOLLEXCLUSIVE);
+		pthread_rwlock_unlock(&h->spaces_lock);
+		h->eps[h->neps++] = ep;
+		atomic_fetch_add(&h->seated, 1);
 	}
+	pthread_mutex_unlock(&h->run_lock);
+	if (ret < 0)
+		close(ep);
+	return ret < 0 ? ret : ep;
+}
+
+static void server_close(struct upager_handler *h, int ep)
+{
+	pthread_mutex_lock(&h->run_lock);
+	for (unsigned int i = 0; i < h->neps; i++) {
+		if (h->eps[i] == ep) {
+			h->eps[i] = h->eps[--h->neps];
+			break;
+		}
+	}
+	atomic_fetch_sub(&h->seated, 1);
+	pthread_mutex_unlock(&h->run_lock);
+	close(ep);
+}
+
+#define READY_MAX 8
+
+/*
+ * Serve until the stop eventfd fires (a spare: also once it is surplus).
+ * The staging buffer is sized for the largest read-ahead window of any
+ * region and grown on demand.
+ */
+static int serve(struct upager_handler *h, bool spare)
+{
+	struct uffd_msg msgs[64];
+	struct filler f = { .h = h, .queue = job_queue, .pump = pump };
+	struct space *ready[READY_MAX];
+	unsigned int nready = 0;
+	bool self_pending = true;
+	int ret = 0, ep = server_epoll(h, spare);
+
+	if (ep < 0)
+		return ep;
 	for (;;) {
-		struct epoll_event ev;
+		struct epoll_event evs[8];
 		uint64_t count;
 		int n;
 
 		if (atomic_load_explicit(&h->stopping, memory_order_relaxed))
 			break;
-		/*
-		 * A read that returned less than a full batch emptied the
-		 * queue: with no job either, wait in epoll rather than pay
-		 * for a read that finds nothing.  After a full batch, or a
-		 * job, read again at once.
-		 */
-		if (drained && !atomic_load_explicit(&h->njobs,
-						     memory_order_relaxed)) {
-			n = epoll_wait(ep, &ev, 1, -1);
+		if (spare && spare_surplus(h))
+			break;
+		if (!self_pending && !nready && !f.ndeferred &&
+		    (spare || !atomic_load_explicit(&h->njobs,
+						    memory_order_relaxed))) {
+			n = epoll_wait(ep, evs, ARRAY_SIZE(evs), -1);
 			if (n < 0 && errno != EINTR) {
 				ret = -errno;
 				break;
 			}
-			if (n > 0 && ev.data.fd == h->stopfd)
-				break;
-			/* The doorbell only wakes: the ring holds the jobs. */
-			if (n > 0 && ev.data.fd == h->workfd &&
-			    read(h->workfd, &count, sizeof(count)) < 0 &&
-			    errno != EAGAIN) {
-				ret = -errno;
-				break;
+			for (int i = 0; i < n; i++) {
+				uint64_t id = evs[i].data.u64;
+				struct space *sp;
+
+				if (id == ID_STOP)
+					goto out;
+				if (id == ID_WORK || id == ID_TIMER) {
+					/* The ring holds the jobs. */
+					if (read(id == ID_WORK ? h->workfd
+							       : h->timerfd,
+						 &count, sizeof(count)) > 0 &&
+					    id == ID_TIMER)
+						sweep(h);
+					continue;
+				}
+				if (!id) {
+					self_pending = true;
+					continue;
+				}
+				sp = nready < READY_MAX ? space_hold(h, id)
+							: NULL;
+				if (sp)
+					ready[nready++] = sp;
 			}
 		}
-		n = upager_ll_read(h->uffd, msgs, h->batch);
-		if (n == -EAGAIN || n == -EINTR) {
-			drained = true;
+		if (self_pending)
+			self_pending = serve_space(h, &f, &h->self, msgs);
+		for (unsigned int i = 0; i < nready;) {
+			if (serve_space(h, &f, ready[i], msgs)) {
+				i++;
+				continue;
+			}
+			space_release(ready[i]);
+			ready[i] = ready[--nready];
+		}
+		serve_deferred(h, &f);
+		/*
+		 * Spares serve faults only: read-ahead from a slow store is
+		 * left to the regular workers, not given threads of its own.
+		 */
+		if (!spare)
 			serve_job(h, &f);
-			continue;
-		}
-		if (n < 0) {
-			ret = n;
-			h->on_error(h->error_arg, NULL, 0, n,
-				    "reading the userfaultfd");
-			break;
-		}
-		drained = (unsigned int)n < h->batch;
-		serve_batch(h, &f, msgs, n);
-		serve_job(h, &f);
 	}
-	if (f.buf)
-		munmap(f.buf, f.cap);
-	close(ep);
+out:
+	for (unsigned int i = 0; i < nready; i++)
+		space_release(ready[i]);
+	serve_deferred(h, &f);
+	filler_release(&f);
+	server_close(h, ep);
 	return ret;
 }
 
 static void *worker_main(void *arg)
 {
-	serve(arg);
+	serve(arg, false);
 	return NULL;
 }
 
@@ -452,7 +932,7 @@ int upager_handler_run(struct upager_handler *h)
 	pthread_mutex_lock(&h->run_lock);
 	h->runners++;
 	pthread_mutex_unlock(&h->run_lock);
-	ret = serve(h);
+	ret = serve(h, false);
 	pthread_mutex_lock(&h->run_lock);
 	h->runners--;
 	pthread_cond_broadcast(&h->run_cond);
@@ -494,18 +974,20 @@ int upager_handler_stop(struct upager_handler *h)
 	pthread_mutex_lock(&h->run_lock);
 	/*
 	 * The flag stops a server that never finds its queue empty; the
-	 * eventfd wakes one blocked in poll().  Both stay set until every
-	 * worker and every run() caller has returned.
+	 * eventfd wakes one blocked in epoll.  Both stay set until every
+	 * worker, spare and run() caller has returned.
 	 */
 	atomic_store(&h->stopping, true);
 	if (write(h->stopfd, &one, sizeof(one)) != sizeof(one))
 		ret = -errno;
+	pthread_mutex_unlock(&h->run_lock);
 	for (unsigned int i = 0; i < h->running; i++)
 		pthread_join(h->threads[i], NULL);
+	pthread_mutex_lock(&h->run_lock);
 	h->running = 0;
 	free(h->threads);
 	h->threads = NULL;
-	while (h->runners)
+	while (h->runners || atomic_load(&h->spares))
 		pthread_cond_wait(&h->run_cond, &h->run_lock);
 	if (read(h->stopfd, &drain, sizeof(drain)) < 0 && errno != EAGAIN &&
 	    !ret)
@@ -517,22 +999,47 @@ int upager_handler_stop(struct upager_handler *h)
 
 void upager_handler_free(struct upager_handler *h)
 {
+	struct space *sp;
+
 	if (!h)
 		return;
-	upager_handler_stop(h);
-	while (h->nregions)
-		upager_unmap(h->regions[h->nregions - 1]);
-	stats_publish_close(h);
-	close(h->uffd);
+	if (h->self.uffd > 0) {
+		upager_handler_stop(h);
+		while (h->roots)
+			upager_unmap(h->roots);
+		/* Children whose roots are gone hold no region; drop them. */
+		pthread_rwlock_rdlock(&h->spaces_lock);
+		sp = h->children;
+		pthread_rwlock_unlock(&h->spaces_lock);
+		while (sp) {
+			handler_drop(h, sp);
+			pthread_rwlock_rdlock(&h->spaces_lock);
+			sp = h->children;
+			pthread_rwlock_unlock(&h->spaces_lock);
+		}
+		reap(h, true);
+		stats_publish_close(h);
+		close(h->self.uffd);
+		space_destroy(&h->self);
+	}
 	if (h->sig_uffd >= 0)
 		close(h->sig_uffd);
-	close(h->stopfd);
-	close(h->workfd);
-	pthread_rwlock_destroy(&h->lock);
+	if (h->stopfd >= 0)
+		close(h->stopfd);
+	if (h->workfd >= 0)
+		close(h->workfd);
+	if (h->timerfd >= 0)
+		close(h->timerfd);
+	if (h->probe)
+		munmap(h->probe, 4096);
+	pthread_rwlock_destroy(&h->spaces_lock);
+	pthread_mutex_destroy(&h->fork_lock);
 	pthread_mutex_destroy(&h->job_lock);
+	pthread_mutex_destroy(&h->stray_lock);
 	pthread_mutex_destroy(&h->run_lock);
 	pthread_cond_destroy(&h->run_cond);
-	free(h->regions);
+	pthread_mutex_destroy(&h->idle_lock);
+	pthread_cond_destroy(&h->idle_cond);
 	free(h);
 }
 
@@ -540,11 +1047,11 @@ void upager_handler_stats(struct upager_handler *h, struct upager_stats *s)
 {
 	struct upager_stats one;
 
-	pthread_rwlock_rdlock(&h->lock);
+	pthread_rwlock_rdlock(&h->self.lock);
 	stats_read(h->retired, s);
-	for (size_t i = 0; i < h->nregions; i++) {
-		stats_read(h->regions[i]->st, &one);
+	for (size_t i = 0; i < h->self.nregions; i++) {
+		stats_read(h->self.regions[i]->st, &one);
 		stats_add(s, &one);
 	}
-	pthread_rwlock_unlock(&h->lock);
+	pthread_rwlock_unlock(&h->self.lock);
 }

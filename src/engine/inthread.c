@@ -3,7 +3,9 @@
  * In-thread mode: regions whose uffd has UFFD_FEATURE_SIGBUS.  A missing
  * page raises SIGBUS (BUS_ADRERR) in the faulting thread, whose handler
  * fills the unit with UFFDIO_COPY and returns; the access then restarts.
- * No event, no worker, no context switch.
+ * No event, no worker, no context switch.  A page whose fetch failed is
+ * poisoned: its next SIGBUS is the application's, passed on once per
+ * access, never filled again in a loop.
  *
  * The handler is process-wide, so it finds regions in a fixed table it can
  * read without locks: each entry carries its range, so a lookup never
@@ -64,22 +66,32 @@ static unsigned int slot_get(struct upager_region *r)
 	}
 }
 
+/*
+ * Resolve the SIGBUS at @addr in the region of entry @i.  False when it
+ * is not a missing page of ours to fill: a poisoned unit (its fetch
+ * failed: the application gets this SIGBUS), a unit unmapped, or an
+ * address the entry no longer covers.
+ */
 static bool resolve(unsigned int i, uintptr_t addr)
 {
 	struct upager_region *r = atomic_load(&tab.region[i]);
 	struct filler f = { 0 };
-	unsigned int s;
-	uint64_t t0;
+	struct fault ft = { .addr = addr };
+	unsigned int s, st;
 
 	/* Pinned: unmap waits for users[i]; recheck the entry is still r. */
 	if (!r || addr < (uintptr_t)r->addr || addr >= (uintptr_t)r->addr + r->len)
 		return false;
-	t0 = now_ns();
+	st = unit_state(unit_load(&r->state[(addr - (uintptr_t)r->addr) /
+					    r->fill]));
+	if (st == UNIT_POISONED || st == UNIT_GONE)
+		return false;
+	ft.t0 = now_ns();
 	s = slot_get(r);
 	f.buf = r->slots + (size_t)s * r->fill;
 	f.cap = r->fill;
 	STAT_ADD(r->st, faults_inthread, 1);
-	region_fault(r, &f, addr, false, t0);
+	region_fault(r, &f, &ft);
 	atomic_fetch_and(&r->slot_busy, ~(1u << s));
 	return true;
 }
@@ -89,7 +101,11 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	uintptr_t addr = (uintptr_t)si->si_addr;
 	int saved = errno;
 
-	/* Poison and real memory errors are BUS_MCEERR_*: not ours. */
+	/*
+	 * A missing page of a SIGBUS-mode uffd is BUS_ADRERR; so, on this
+	 * kernel, is a page poisoned with UFFDIO_POISON (resolve() tells
+	 * them apart by the unit's state).  Memory errors are BUS_MCEERR_*.
+	 */
 	if (si->si_code == BUS_ADRERR) {
 		for (unsigned int i = 0; i < INTHREAD_MAX; i++) {
 			bool done;

@@ -77,7 +77,8 @@ int stats_publish_open(struct upager_handler *h, const char *name)
 		return -EINVAL;
 	snprintf(h->pub_path, sizeof(h->pub_path), STATS_DIR "/" STATS_PREFIX
 		 "%d-%s", (int)getpid(), name);
-	fd = open(h->pub_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	/* The owner only: the file holds the addresses of the regions. */
+	fd = open(h->pub_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, sizeof(*pg)) < 0) {

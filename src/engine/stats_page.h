@@ -14,7 +14,7 @@
 #include "upager/upager.h"
 
 #define STATS_MAGIC 0x7473726567617075ull /* "upagerst" */
-#define STATS_VERSION 1
+#define STATS_VERSION 2 /* 2: upager_stats grew (events, spurious, reserved) */
 #define STATS_SLOTS 64
 #define STATS_DIR "/dev/shm"
 #define STATS_PREFIX "upager-"

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * One fault, from the unit's state to a settled unit: claim it, ask the
+ * read-ahead policy for a plan, claim the plan's units, fill (fill.c),
+ * settle, wake.  A worker fills the faulting chunk itself and hands the
+ * rest of a window to the job ring (through its filler's queue()); a
+ * signal handler or an application thread fills just its unit.
+ *
+ * The rule that keeps every fault answered: a fault this code does not
+ * fill itself is either woken here, or left on a unit another filler
+ * holds with UNIT_WAITERS set, so that filler wakes it when it settles.
+ */
+#include <errno.h>
+
+#include "engine/engine.h"
+
+/* Faults fill in chunks of this many bytes; read-ahead jobs are four. */
+#define CHUNK (64u << 10)
+#define JOB (4 * CHUNK)
+
+/* Claim the absent units from @u on, at most @max: how many it got. */
+static size_t claim_run(struct upager_region *r, size_t u, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && u + n < r->nunits &&
+	       unit_claim(&r->state[u + n], UNIT_ABSENT))
+		n++;
+	return n;
+}
+
+/*
+ * Give claimed units [u, u+n) back unfilled, in state @to.  A thread that
+ * faulted on one of them waits for a wake no fill will bring: wake them,
+ * so the fault comes again and fills the unit (or meets the error
+ * itself).
+ */
+static void give_back(struct upager_region *r, struct filler *f, size_t u,
+		      size_t n, unsigned int to)
+{
+	fill_settle(r, f, u, n, to);
+	fill_wake(r, f, u, n);
+}
+
+/* The process the region lives in exited, or it was unmapped under us. */
+static bool gone_error(long ret)
+{
+	return ret == -ENOENT || ret == -ESRCH || ret == -ENOSPC;
+}
+
+static void fill_failed_gone(struct upager_region *r, struct filler *f,
+			     size_t u, size_t n, unsigned int from, long ret)
+{
+	give_back(r, f, u, n, from);
+	if ((ret == -ESRCH || ret == -ENOSPC) && !r->sp->self)
+		space_exited(r->sp);
+}
+
+void region_job(struct upager_region *r, struct filler *f, size_t u,
+		size_t n)
+{
+	size_t got = n;
+	long ret = fill_units(r, f, u, &got, UNIT_ABSENT);
+
+	if (ret < 0) {
+		/* The faults that come there meet the error themselves. */
+		fill_failed_gone(r, f, u, n, UNIT_ABSENT, ret);
+		return;
+	}
+	if (got < n)
+		give_back(r, f, u + got, n - got, UNIT_ABSENT);
+	fill_settle(r, f, u, got, UNIT_PRESENT);
+	STAT_ADD(r->st, pages_filled, (size_t)ret / UPAGER_STORE_PAGE);
+	STAT_ADD(r->st, ra_pages, got * r->fill / UPAGER_STORE_PAGE);
+}
+
+/*
+ * Hand claimed units [u, u+n) to the workers in jobs.  When the ring is
+ * full (or there is no ring: not a worker), @must (the rest of the
+ * window being faulted in) is filled here; otherwise (lookahead) it is
+ * given back.
+ */
+static void queue_units(struct upager_region *r, struct filler *f, size_t u,
+			size_t n, bool must)
+{
+	size_t per = JOB > r->fill ? JOB / r->fill : 1;
+
+	for (size_t i = 0; i < n; i += per) {
+		size_t k = n - i < per ? n - i : per;
+
+		if (f->queue && f->queue(f, r, u + i, k))
+			continue;
+		if (must)
+			region_job(r, f, u + i, k);
+		else
+			give_back(r, f, u + i, k, UNIT_ABSENT);
+	}
+}
+
+/*
+ * A fault that starts a stream (@stream, just committed with a window of
+ * one unit): queue the absent units of the aligned fa-unit block around
+ * @u for the workers.  Should the stream go on sequentially, its next
+ * fault is past the block: that is where it continues, with the block as
+ * its first window.
+ */
+static void fault_around(struct upager_region *r, struct filler *f, size_t u,
+			 unsigned int stream)
+{
+	size_t b = u / r->fa * r->fa, end = b + r->fa, run = 0;
+
+	if (end > r->nunits)
+		end = r->nunits;
+	for (size_t k = b; k <= end; k++) {
+		if (k < end && k != u &&
+		    unit_claim(&r->state[k], UNIT_ABSENT)) {
+			run++;
+			continue;
+		}
+		if (run)
+			queue_units(r, f, k - run, run, false);
+		run = 0;
+	}
+	pthread_mutex_lock(&r->ra_lock);
+	ra_around(&r->ra, stream, end, r->fa);
+	pthread_mutex_unlock(&r->ra_lock);
+}
+
+/*
+ * Read-ahead for a fault on unit @u (claimed): claim the window the
+ * policy plans, and the lookahead after it for a confirmed stream.  A
+ * worker fills the faulting chunk and queues the rest, then the
+ * lookahead, so an idle worker fills them while this one serves the
+ * fault.  Returns the units this thread fills from @u on.
+ */
+static size_t read_ahead(struct upager_region *r, struct filler *f, size_t u)
+{
+	size_t n, want, marker, k = 0;
+	bool lookahead;
+	struct ra_plan plan;
+
+	pthread_mutex_lock(&r->ra_lock);
+	ra_propose(&r->ra, u, r->ra_max, &plan);
+	STAT_ADD(r->st, ra_used, plan.used * r->fill / UPAGER_STORE_PAGE);
+	STAT_ADD(r->st, ra_wasted, plan.wasted * r->fill / UPAGER_STORE_PAGE);
+	want = plan.window;
+	if (want * r->fill > f->cap)
+		want = f->cap / r->fill ? f->cap / r->fill : 1;
+	n = 1 + claim_run(r, u + 1, want - 1);
+	lookahead = plan.confirmed && f->queue;
+	marker = lookahead ? ra_marker(&r->ra, &plan, u, n) : u + n;
+	if (lookahead && marker + 1 < r->nunits)
+		k = claim_run(r, marker + 1, plan.window - 1);
+	ra_commit(&r->ra, &plan, n, marker, k);
+	pthread_mutex_unlock(&r->ra_lock);
+
+	if (plan.window == 1 && f->queue && r->fa > 1)
+		fault_around(r, f, u, plan.stream);
+	if (f->queue) {
+		size_t chunk = CHUNK > r->fill ? CHUNK / r->fill : 1;
+
+		if (n > chunk) {
+			queue_units(r, f, u + chunk, n - chunk, true);
+			n = chunk;
+		}
+		if (k)
+			queue_units(r, f, marker + 1, k, false);
+	}
+	return n;
+}
+
+/*
+ * shmem: the page cache may hold unit @u (a MINOR fault says it does; a
+ * REMOVED unit may have kept it through MADV_DONTNEED): map it.  Returns
+ * the bytes mapped, 0 when all of it was mapped already, -EFAULT when
+ * the cache lacks a page (then it must be filled), or another error.
+ */
+static long map_cached(struct upager_region *r, struct filler *f, size_t u)
+{
+	return fill_map_cached(r, f, u, 1);
+}
+
+static int fault_done(struct upager_region *r, const struct fault *ft,
+		      long bytes)
+{
+	STAT_ADD(r->st, pages_filled, (size_t)bytes / UPAGER_STORE_PAGE);
+	stats_latency(r->st, now_ns() - ft->t0);
+	return 0;
+}
+
+/*
+ * Look at unit @u for a fault: claim it (returns 1 and the state it was
+ * claimed from in *@from), or answer the fault without a fill (returns
+ * 0: a duplicate left to the filler, a spurious message woken).
+ */
+static int fault_claim(struct upager_region *r, struct filler *f,
+		       const struct fault *ft, size_t u, unsigned int *from)
+{
+	unit_t *unit = &r->state[u];
+
+	for (;;) {
+		uint8_t v = unit_load(unit);
+		int res;
+
+		switch (unit_state(v)) {
+		case UNIT_INFLIGHT:
+			if (!unit_add_waiter(unit, v))
+				continue;
+			STAT_ADD(r->st, faults_dup, 1);
+			return 0;
+		case UNIT_PRESENT:
+			/*
+			 * Installed: a second message for a page one fill
+			 * brought in, or a page the kernel dropped after the
+			 * install (a MADV_DONTNEED whose zap came after its
+			 * REMOVE event, which this unit's fill overtook).  A
+			 * MINOR fault maps the cache, shmem asks CONTINUE
+			 * (below), anon and hugetlb ask the page tables.
+			 */
+			if (!ft->minor && r->memtype != UPAGER_MEM_SHMEM) {
+				res = space_resident(r->sp,
+						     r->addr + u * r->fill,
+						     r->fill, ft->tid);
+				if (res > 0) {
+					STAT_ADD(r->st, faults_spurious, 1);
+					fill_wake(r, f, u, 1);
+					return 0;
+				}
+			}
+			if (!unit_claim(unit, UNIT_PRESENT))
+				continue;
+			*from = UNIT_REMOVED;
+			return 1;
+		case UNIT_POISONED:
+		case UNIT_GONE:
+			/* Nothing to fill: a stale message.  Let it retry. */
+			fill_wake(r, f, u, 1);
+			return 0;
+		default:
+			*from = unit_state(v);
+			if (!unit_claim(unit, *from))
+				continue;
+			return 1;
+		}
+	}
+}
+
+int region_fault(struct upager_region *r, struct filler *f,
+		 const struct fault *ft)
+{
+	size_t u = (ft->addr - (uintptr_t)r->addr) / r->fill, n = 1, got;
+	unsigned int from;
+	long ret;
+
+	STAT_ADD(r->st, faults, 1);
+	if (ft->minor)
+		STAT_ADD(r->st, faults_minor, 1);
+	else
+		STAT_ADD(r->st, faults_missing, 1);
+	if (!fault_claim(r, f, ft, u, &from))
+		return 0;
+	if (r->memtype == UPAGER_MEM_SHMEM &&
+	    (ft->minor || from == UNIT_REMOVED)) {
+		ret = map_cached(r, f, u);
+		if (ret >= 0) {
+			if (!ret)
+				STAT_ADD(r->st, faults_spurious, 1);
+			fill_settle(r, f, u, 1, UNIT_PRESENT);
+			return fault_done(r, ft, ret);
+		}
+		if (ret != -EFAULT)
+			goto failed;
+		/* The cache lost (part of) it: fill the holes. */
+		from = UNIT_REMOVED;
+	}
+	if (from == UNIT_ABSENT && r->ra_max > 1 && !ft->minor)
+		n = read_ahead(r, f, u);
+	got = n;
+	ret = fill_units(r, f, u, &got, from);
+	if (ret < 0 && n > 1 && !gone_error(ret) && ret != -EAGAIN) {
+		/* Give the read-ahead back and try the faulting unit alone. */
+		give_back(r, f, u + 1, n - 1, UNIT_ABSENT);
+		n = got = 1;
+		ret = fill_units(r, f, u, &got, from);
+	}
+	if (ret >= 0 && got < n) {
+		/* A later chunk failed: give back what it did not fill. */
+		give_back(r, f, u + got, n - got, UNIT_ABSENT);
+		n = got;
+	}
+	if (ret < 0) {
+failed:
+		if (gone_error(ret) || ret == -EAGAIN) {
+			/* Unregistered, exited, or stopping: no fill here. */
+			fill_failed_gone(r, f, u, 1, from, ret);
+			if (n > 1)
+				give_back(r, f, u + 1, n - 1, UNIT_ABSENT);
+			return (int)ret;
+		}
+		fill_poison(r, f, u, ft->addr, (int)ret);
+		return (int)ret;
+	}
+	fill_settle(r, f, u, n, UNIT_PRESENT);
+	if (n > 1)
+		STAT_ADD(r->st, ra_pages, (n - 1) * r->fill / UPAGER_STORE_PAGE);
+	return fault_done(r, ft, ret);
+}

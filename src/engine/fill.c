@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Fill mechanics: fetch units from the store, install them with the
+ * ioctl the memory type needs, poison what cannot be fetched, wake.
+ * Both a worker and an in-thread SIGBUS handler run this code, so
+ * nothing here allocates or takes a lock (a staging buffer is reserved
+ * by the caller beforehand).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "engine/engine.h"
+#include "engine/store_call.h"
+
+/* Faults fill in chunks of this many bytes (see fault.c). */
+#define CHUNK (64u << 10)
+
+int filler_reserve(struct filler *f, size_t len)
+{
+	void *p;
+
+	if (f->cap >= len)
+		return 0;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	/* UFFDIO_MOVE refuses to split a huge page it would move from. */
+	madvise(p, len, MADV_NOHUGEPAGE);
+	filler_release(f);
+	f->buf = p;
+	f->cap = len;
+	return 0;
+}
+
+void filler_release(struct filler *f)
+{
+	if (f->buf)
+		munmap(f->buf, f->cap);
+	f->buf = NULL;
+	f->cap = 0;
+}
+
+static void wake_later(struct filler *f, int uffd, char *addr, size_t len)
+{
+	if (f->nwake) {
+		__typeof__(f->wake[0]) *w = &f->wake[f->nwake - 1];
+
+		if (w->uffd == uffd && w->addr + w->len == addr) {
+			w->len += len;
+			return;
+		}
+	}
+	if (f->nwake == ARRAY_SIZE(f->wake))
+		filler_flush(f);
+	f->wake[f->nwake].uffd = uffd;
+	f->wake[f->nwake].addr = addr;
+	f->wake[f->nwake].len = len;
+	f->nwake++;
+}
+
+void filler_flush(struct filler *f)
+{
+	for (unsigned int i = 0; i < f->nwake; i++)
+		upager_ll_wake(f->wake[i].uffd, f->wake[i].addr,
+			       f->wake[i].len);
+	f->nwake = 0;
+}
+
+/* Wake the threads waiting on units [u, u+n): now, or with the batch. */
+void fill_wake(struct upager_region *r, struct filler *f, size_t u, size_t n)
+{
+	char *addr = r->addr + u * r->fill;
+
+	if (f->dontwake)
+		wake_later(f, r->uffd, addr, n * r->fill);
+	else
+		upager_ll_wake(r->uffd, addr, n * r->fill);
+}
+
+int fill_settle(struct upager_region *r, struct filler *f, size_t u,
+		size_t n, unsigned int to)
+{
+	bool wake = false;
+
+	for (size_t i = 0; i < n; i++)
+		wake |= unit_settle(&r->state[u + i], to);
+	if (wake)
+		fill_wake(r, f, u, n);
+	return 0;
+}
+
+void region_report(struct upager_region *r, uint64_t addr, int err,
+		   const char *what)
+{
+	struct upager_handler *h = r->h;
+
+	h->on_error(h->error_arg, r, addr, err, what);
+}
+
+/*
+ * The kernel answered -EAGAIN with nothing done: a non-cooperative event
+ * (REMOVE, REMAP, UNMAP, FORK) is queued on the uffd and holds
+ * mmap_changing until it has been read and its thread has run on.  A
+ * worker reads it itself (the pump), since it may be the only one that
+ * can; other threads wait for the workers.  False: give up (the handler
+ * stops, or no worker read the event within a second), and the caller
+ * gives its units back so that the faults come again.
+ */
+static bool wait_mm_change(struct upager_region *r, struct filler *f,
+			   unsigned int *tries)
+{
+	struct timespec pause = { 0, 50 * 1000 };
+
+	STAT_ADD(r->st, eagain, 1);
+	if (f->pump) {
+		if (!f->pump(f, r->sp))
+			return false;
+	} else if (*tries > 20000) {
+		return false;
+	}
+	if (++*tries < 16)
+		sched_yield();
+	else
+		nanosleep(&pause, NULL);
+	return true;
+}
+
+enum install_op { OP_COPY, OP_MOVE, OP_ZERO, OP_CONTINUE };
+
+static int install_op(struct upager_region *r, enum install_op op, char *dst,
+		      const char *src, size_t len, uint64_t mode, size_t *done)
+{
+	switch (op) {
+	case OP_COPY:
+		return upager_ll_copy(r->uffd, dst, src, len, mode, done);
+	case OP_MOVE:
+		return upager_ll_move(r->uffd, dst, (char *)src, len, mode,
+				      done);
+	case OP_ZERO:
+		return upager_ll_zeropage(r->uffd, dst, len, mode, done);
+	case OP_CONTINUE:
+		break;
+	}
+	return upager_ll_continue(r->uffd, dst, len, mode, done);
+}
+
+/*
+ * Install [dst, dst+len) with @op, resuming after partial progress.  A
+ * page found present (-EEXIST: another resolver won, or the application
+ * kept it through a partial MADV_DONTNEED) is skipped; -EAGAIN waits for
+ * the map to settle; a range with a hole in it (the application unmapped
+ * part of a unit: -ENOENT) goes in page by page around the hole.
+ * Returns the bytes this call installed (pages found present count as
+ * done), or the error that stopped it, with the bytes put in before it
+ * in f->partial: -ENOENT (nothing there is registered any more),
+ * -ESRCH/-ENOSPC (the process is gone), -EAGAIN (gave up waiting, see
+ * wait_mm_change()), -EFAULT (CONTINUE: a page is not in the page
+ * cache), -ENOMEM (no page: a hugetlb pool ran out).
+ */
+static long install(struct upager_region *r, struct filler *f,
+		    enum install_op op, char *dst, const char *src, size_t len)
+{
+	size_t off = 0, page = memtype_page(r->memtype), put = 0;
+	unsigned int tries = 0;
+	bool single = false, hole = false;
+	uint64_t mode = 0;
+	int ret;
+
+	if (f->dontwake)
+		mode = UFFDIO_COPY_MODE_DONTWAKE; /* same bit for every op */
+	while (off < len) {
+		size_t want = single ? page : len - off, done = 0;
+
+		ret = install_op(r, op, dst + off, src ? src + off : NULL,
+				 want, mode, &done);
+		off += done;
+		put += done;
+		if (ret == 0)
+			continue;
+		if (ret == -EAGAIN) {
+			if (!done && !wait_mm_change(r, f, &tries))
+				break;
+			continue;
+		}
+		if (ret == -EEXIST) {
+			STAT_ADD(r->st, eexist, 1);
+			off = (off + page) & ~(page - 1);
+			continue;
+		}
+		if (ret == -ENOENT && !single && len - off > page) {
+			single = true;
+			continue;
+		}
+		if (ret == -ENOENT && single) {
+			hole = true;
+			off += page;
+			continue;
+		}
+		break;
+	}
+	if (off < len || (hole && !put)) {
+		f->partial = put;
+		if (put && f->dontwake)
+			wake_later(f, r->uffd, dst, put);
+		return off < len ? ret : -ENOENT;
+	}
+	if (f->dontwake)
+		wake_later(f, r->uffd, dst, len);
+	return (long)put;
+}
+
+/* Map units [u, u+n) whose data the page cache holds (shmem). */
+int fill_map_cached(struct upager_region *r, struct filler *f, size_t u,
+		    size_t n)
+{
+	long ret = install(r, f, OP_CONTINUE, r->addr + u * r->fill, NULL,
+			   n * r->fill);
+
+	return ret < 0 ? (int)ret : 0;
+}
+
+/*
+ * shmem: is [off, off+len) of the memfd all hole (SEEK_DATA finds no
+ * data before its end)?  lseek() moves the fd's shared file position,
+ * which nothing here uses.
+ */
+static bool shmem_hole(struct upager_region *r, size_t off, size_t len)
+{
+	off_t data = lseek(r->memfd, (off_t)off, SEEK_DATA);
+
+	return data < 0 || (size_t)data >= off + len;
+}
+
+/*
+ * Put @src (NULL: zeros) into units [u, u+n) of a shmem region's page
+ * cache, through the alias, then map them.  With @holes_only, pages the
+ * cache still holds are left alone: a unit that was REMOVED may have been
+ * dropped by MADV_DONTNEED, which keeps a shared mapping's data (perhaps
+ * written since), or in part by MADV_REMOVE.
+ */
+static long shmem_put(struct upager_region *r, struct filler *f, size_t u,
+		      size_t n, const char *src, bool holes_only)
+{
+	size_t base = u * r->fill, len = n * r->fill;
+	char *cache = r->alias + base;
+
+	if (!holes_only) {
+		if (!src)
+			memset(cache, 0, len);
+		else if (src != cache)
+			memcpy(cache, src, len);
+	} else {
+		for (size_t off = 0; off < len; off += UPAGER_STORE_PAGE) {
+			if (!shmem_hole(r, base + off, UPAGER_STORE_PAGE))
+				continue;
+			if (src)
+				memcpy(cache + off, src + off,
+				       UPAGER_STORE_PAGE);
+			else
+				memset(cache + off, 0, UPAGER_STORE_PAGE);
+		}
+	}
+	return install(r, f, OP_CONTINUE, r->addr + base, NULL, len);
+}
+
+long fill_zero(struct upager_region *r, struct filler *f, size_t u, size_t n)
+{
+	size_t len = n * r->fill;
+	long ret;
+
+	if (r->memtype == UPAGER_MEM_SHMEM)
+		return shmem_put(r, f, u, n, NULL, true);
+	if (r->memtype == UPAGER_MEM_HUGETLB) {
+		/* hugetlb has no ZEROPAGE: copy from a zeroed buffer. */
+		if (f->cap < len)
+			return -ENOMEM;
+		memset(f->buf, 0, len);
+		return install(r, f, OP_COPY, r->addr + u * r->fill, f->buf,
+			       len);
+	}
+	ret = install(r, f, OP_ZERO, r->addr + u * r->fill, NULL, len);
+	if (ret > 0)
+		STAT_ADD(r->st, zero_pages, (size_t)ret / UPAGER_STORE_PAGE);
+	return ret;
+}
+
+long fill_data(struct upager_region *r, struct filler *f, size_t u, size_t n,
+	       const char *src)
+{
+	if (r->memtype == UPAGER_MEM_SHMEM)
+		return shmem_put(r, f, u, n, src, false);
+	return install(r, f, (r->flags & UPAGER_MAP_MOVE) ? OP_MOVE : OP_COPY,
+		       r->addr + u * r->fill, src, n * r->fill);
+}
+
+/*
+ * Fetch units [u, u+n) into @buf's space and install them.  @from is the
+ * state they were claimed from: REMOVED units follow the region's REMOVE
+ * policy, and on shmem only the pages the page cache lost are written.
+ */
+static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
+		       size_t n, char *buf, unsigned int from)
+{
+	struct upager_store *s = r->store;
+	size_t len = n * r->fill, np = len / UPAGER_STORE_PAGE;
+	uint64_t pgoff = r->store_pgoff + u * (r->fill / UPAGER_STORE_PAGE);
+	bool removed = from == UNIT_REMOVED;
+	bool slow = f->h && !(s->flags & UPAGER_STORE_CHEAP);
+	const char *src = NULL;
+	long ret;
+
+	if (removed && r->remove == UPAGER_REMOVE_ZERO)
+		return fill_zero(r, f, u, n);
+	if (STORE_HAS(s->ops, zero_run) && s->ops->zero_run(s, pgoff, np) >= np)
+		return fill_zero(r, f, u, n);
+	if (STORE_HAS(s->ops, direct) && !(r->flags & UPAGER_MAP_MOVE))
+		src = s->ops->direct(s, pgoff, np);
+	if (!src) {
+		if (slow)
+			handler_seat(f->h, true);
+		ret = s->ops->fetch(s, pgoff, buf, np);
+		if (slow)
+			handler_seat(f->h, false);
+		if (ret < 0)
+			return ret;
+		src = buf;
+	}
+	STAT_ADD(r->st, bytes_fetched, len);
+	if (r->memtype == UPAGER_MEM_SHMEM)
+		ret = shmem_put(r, f, u, n, src, removed);
+	else
+		ret = fill_data(r, f, u, n, src);
+	if (src != buf && STORE_HAS(s->ops, release))
+		s->ops->release(s, pgoff, np);
+	return ret;
+}
+
+/*
+ * Fetch and install units [u, u+*n) claimed by the caller from state
+ * @from, in chunks (the faulting one first, so its thread runs on while
+ * the rest is filled).  Returns the bytes installed, with *n cut to the
+ * units done when a later chunk failed, or the first chunk's error.
+ */
+long fill_units(struct upager_region *r, struct filler *f, size_t u,
+		size_t *n, unsigned int from)
+{
+	size_t chunk = CHUNK > r->fill ? CHUNK / r->fill : 1;
+	/*
+	 * shmem fetches straight into the page cache, unless some of it may
+	 * still be there (REMOVED): then into staging, and only the holes
+	 * are copied.
+	 */
+	bool staged = r->memtype != UPAGER_MEM_SHMEM || from == UNIT_REMOVED;
+	long total = 0, ret;
+
+	if (staged && *n * r->fill > f->cap)
+		return -ENOMEM;
+	for (size_t i = 0; i < *n; i += chunk) {
+		size_t k = *n - i < chunk ? *n - i : chunk;
+		char *buf = staged ? f->buf + i * r->fill
+				   : r->alias + (u + i) * r->fill;
+
+		ret = fill_chunk(r, f, u + i, k, buf, from);
+		if (ret < 0) {
+			if (!i)
+				return ret;
+			*n = i;
+			break;
+		}
+		total += ret;
+	}
+	return total;
+}
+
+/*
+ * A fetch failed: the faulting thread gets SIGBUS, never zeros.  The
+ * unit, claimed by the caller, settles POISONED (the marker is a page
+ * table entry: an access raises SIGBUS, no fault comes); if the marker
+ * cannot go in, it is given back unfilled and its waiters woken.
+ */
+void fill_poison(struct upager_region *r, struct filler *f, size_t u,
+		 uint64_t addr, int err)
+{
+	char *dst = r->addr + u * r->fill;
+	size_t done;
+	int ret;
+
+	STAT_ADD(r->st, store_errors, 1);
+	region_report(r, addr, err, "store fetch failed; poisoning the page");
+	ret = upager_ll_poison(r->uffd, dst, r->fill,
+			       f->dontwake ? UFFDIO_POISON_MODE_DONTWAKE : 0,
+			       &done);
+	if (ret == 0 || ret == -EEXIST) {
+		if (ret == 0 && f->dontwake)
+			wake_later(f, r->uffd, dst, r->fill);
+		fill_settle(r, f, u, 1, UNIT_POISONED);
+	} else {
+		fill_settle(r, f, u, 1, UNIT_ABSENT);
+		fill_wake(r, f, u, 1);
+	}
+}
+
+/*
+ * Poison [addr, addr+len) on @uffd, around the pages that are present:
+ * what a process can no longer be served raises SIGBUS, never zeros.
+ */
+void fill_poison_range(int uffd, char *addr, size_t len, size_t page)
+{
+	size_t off = 0;
+	unsigned int tries = 0;
+
+	while (off < len) {
+		size_t done = 0;
+		int ret = upager_ll_poison(uffd, addr + off, len - off, 0,
+					   &done);
+
+		off += done;
+		if (ret == -EEXIST)
+			off = (off + page) & ~(page - 1);
+		else if (ret == -EAGAIN && !done && ++tries < 10000)
+			sched_yield();
+		else if (ret < 0 && ret != -EAGAIN)
+			return;
+	}
+}
+
+/*
+ * The region will not be served any more but its memory stays (a
+ * forked child's copy, whose root is unmapped): poison what was never
+ * filled or was dropped.  No fill is in flight (the caller waited).
+ */
+void fill_poison_absent(struct upager_region *r)
+{
+	size_t page = memtype_page(r->memtype);
+
+	for (size_t u = 0; u < r->nunits;) {
+		size_t n = 0;
+
+		while (u + n < r->nunits &&
+		       (unit_state(unit_load(&r->state[u + n])) == UNIT_ABSENT ||
+			unit_state(unit_load(&r->state[u + n])) == UNIT_REMOVED))
+			n++;
+		if (n)
+			fill_poison_range(r->uffd, r->addr + u * r->fill,
+					  n * r->fill, page);
+		u += n + 1;
+	}
+}

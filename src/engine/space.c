@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Address spaces: one uffd and the regions it serves, sorted by address.
+ * A handler has its own process's space, and one for each forked child
+ * it adopted (events.c); the same addresses may then be regions in
+ * several spaces.
+ *
+ * The table's lock is held only to find a region and pin it (users),
+ * never across a fill: a store that sleeps delays no other region, and a
+ * map or unmap (the writers) waits for no fill but its own region's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "engine/engine.h"
+
+int space_init(struct space *sp, struct upager_handler *h, int uffd,
+	       bool self)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->h = h;
+	sp->uffd = uffd;
+	sp->self = self;
+	atomic_init(&sp->pagemap, -1);
+	pthread_mutex_init(&sp->rd_lock, NULL);
+	return -pthread_rwlock_init(&sp->lock, NULL);
+}
+
+void space_destroy(struct space *sp)
+{
+	int pm = atomic_load(&sp->pagemap);
+
+	if (pm >= 0)
+		close(pm);
+	pthread_rwlock_destroy(&sp->lock);
+	pthread_mutex_destroy(&sp->rd_lock);
+	free(sp->regions);
+}
+
+/* Caller holds sp->lock (either way). */
+static size_t lookup(struct space *sp, uint64_t addr, bool *found)
+{
+	size_t lo = 0, hi = sp->nregions;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		struct upager_region *r = sp->regions[mid];
+
+		if (addr < (uintptr_t)r->addr) {
+			hi = mid;
+		} else if (addr >= (uintptr_t)r->addr + r->len) {
+			lo = mid + 1;
+		} else {
+			*found = true;
+			return mid;
+		}
+	}
+	return lo;
+}
+
+struct upager_region *space_get(struct space *sp, uint64_t addr)
+{
+	struct upager_region *r = NULL;
+	bool found;
+	size_t i;
+
+	pthread_rwlock_rdlock(&sp->lock);
+	i = lookup(sp, addr, &found);
+	if (found) {
+		r = sp->regions[i];
+		atomic_fetch_add(&r->users, 1);
+	}
+	pthread_rwlock_unlock(&sp->lock);
+	return r;
+}
+
+/*
+ * Done with a region space_get() (or the job ring) pinned.  The last
+ * user of a region being unmapped, or taken out of its table, wakes
+ * region_wait_idle().
+ */
+void region_put(struct upager_region *r)
+{
+	struct upager_handler *h = r->h;
+
+	if (atomic_fetch_sub(&r->users, 1) == 1 &&
+	    (atomic_load(&r->closing) || !atomic_load(&r->listed))) {
+		pthread_mutex_lock(&h->idle_lock);
+		pthread_cond_broadcast(&h->idle_cond);
+		pthread_mutex_unlock(&h->idle_lock);
+	}
+}
+
+/* Wait until no thread is inside a fill of @r (taken out of its table). */
+void region_wait_idle(struct upager_region *r)
+{
+	struct upager_handler *h = r->h;
+
+	pthread_mutex_lock(&h->idle_lock);
+	while (atomic_load(&r->users))
+		pthread_cond_wait(&h->idle_cond, &h->idle_lock);
+	pthread_mutex_unlock(&h->idle_lock);
+}
+
+static void insert_locked(struct space *sp, struct upager_region *r)
+{
+	bool found;
+	size_t i = lookup(sp, (uintptr_t)r->addr, &found);
+
+	memmove(&sp->regions[i + 1], &sp->regions[i],
+		(sp->nregions - i) * sizeof(*sp->regions));
+	sp->regions[i] = r;
+	sp->nregions++;
+}
+
+static void erase_locked(struct space *sp, struct upager_region *r)
+{
+	for (size_t i = 0; i < sp->nregions; i++) {
+		if (sp->regions[i] != r)
+			continue;
+		memmove(&sp->regions[i], &sp->regions[i + 1],
+			(sp->nregions - i - 1) * sizeof(*sp->regions));
+		sp->nregions--;
+		return;
+	}
+}
+
+int space_add(struct space *sp, struct upager_region *r)
+{
+	pthread_rwlock_wrlock(&sp->lock);
+	if (sp->nregions == sp->cap) {
+		size_t cap = sp->cap ? 2 * sp->cap : 8;
+		void *n = realloc(sp->regions, cap * sizeof(*sp->regions));
+
+		if (!n) {
+			pthread_rwlock_unlock(&sp->lock);
+			return -ENOMEM;
+		}
+		sp->regions = n;
+		sp->cap = cap;
+	}
+	insert_locked(sp, r);
+	atomic_store(&r->listed, true);
+	pthread_rwlock_unlock(&sp->lock);
+	return 0;
+}
+
+/* Take @r out of the table: no new fault or job finds it after this. */
+void space_remove(struct space *sp, struct upager_region *r)
+{
+	pthread_rwlock_wrlock(&sp->lock);
+	if (atomic_load(&r->listed))
+		erase_locked(sp, r);
+	atomic_store(&r->listed, false);
+	pthread_rwlock_unlock(&sp->lock);
+	handler_purge_jobs(sp->h, r);
+}
+
+/*
+ * The region moved to @to (EVENT_REMAP).  Fills in flight install at the
+ * old address, find it unregistered (-ENOENT) and give their units back;
+ * the faults come again at the new one.
+ */
+void space_move(struct space *sp, struct upager_region *r, char *to)
+{
+	pthread_rwlock_wrlock(&sp->lock);
+	erase_locked(sp, r);
+	r->addr = to;
+	insert_locked(sp, r);
+	pthread_rwlock_unlock(&sp->lock);
+}
+
+/* The regions overlapping [start, end), pinned; NULL-terminated, malloc'd. */
+struct upager_region **space_range(struct space *sp, uint64_t start,
+				  uint64_t end)
+{
+	struct upager_region **out;
+	size_t n = 0;
+	bool found;
+
+	pthread_rwlock_rdlock(&sp->lock);
+	out = calloc(sp->nregions + 1, sizeof(*out));
+	if (out) {
+		for (size_t i = lookup(sp, start, &found); i < sp->nregions;
+		     i++) {
+			struct upager_region *r = sp->regions[i];
+
+			if ((uintptr_t)r->addr >= end)
+				break;
+			if ((uintptr_t)r->addr + r->len <= start)
+				continue;
+			atomic_fetch_add(&r->users, 1);
+			out[n++] = r;
+		}
+	}
+	pthread_rwlock_unlock(&sp->lock);
+	return out;
+}
+
+/* /proc/TID/pagemap of the process a foreign space's fault came from. */
+static int pagemap_fd(struct space *sp, pid_t tid)
+{
+	char path[64];
+	int fd = atomic_load(&sp->pagemap), expect = -1;
+
+	if (fd >= 0 || !tid)
+		return fd;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (!atomic_compare_exchange_strong(&sp->pagemap, &expect, fd)) {
+		close(fd);
+		fd = expect;
+	}
+	return fd;
+}
+
+#define PM_PRESENT (1ull << 63)
+
+/*
+ * Is all of [addr, addr+len) mapped in @sp's page tables?  1 yes, 0 no,
+ * -1 unknown.  Our own memory asks mincore() (async-signal-safe, which
+ * the in-thread path needs); another process's asks its pagemap, found
+ * through the thread @tid that faulted there (UFFD_FEATURE_THREAD_ID).
+ */
+int space_resident(struct space *sp, const char *addr, size_t len, pid_t tid)
+{
+	uint64_t ent[64];
+	unsigned char vec[64];
+	size_t pages = len / 4096;
+	int fd;
+
+	if (sp->self) {
+		for (size_t i = 0; i < pages; i += sizeof(vec)) {
+			size_t k = pages - i < sizeof(vec) ? pages - i
+							   : sizeof(vec);
+
+			if (mincore((void *)(addr + i * 4096), k * 4096, vec))
+				return -1;
+			for (size_t j = 0; j < k; j++)
+				if (!(vec[j] & 1))
+					return 0;
+		}
+		return 1;
+	}
+	fd = pagemap_fd(sp, tid);
+	if (fd < 0)
+		return -1;
+	for (size_t i = 0; i < pages; i += ARRAY_SIZE(ent)) {
+		size_t k = pages - i < ARRAY_SIZE(ent) ? pages - i
+						     : ARRAY_SIZE(ent);
+		off_t off = (off_t)(((uintptr_t)addr / 4096 + i) * 8);
+
+		if (pread(fd, ent, k * 8, off) != (ssize_t)(k * 8))
+			return -1;
+		for (size_t j = 0; j < k; j++)
+			if (!(ent[j] & PM_PRESENT))
+				return 0;
+	}
+	return 1;
+}
