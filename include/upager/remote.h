@@ -155,10 +155,20 @@ void upager_server_stats(struct upager_server *srv,
  * signal-safe (no in-thread mode).
  */
 
-/* Remote-store statistics. */
+/*
+ * Remote-store statistics.  They start with their size rather than end in
+ * reserved space: counters come with every feature of the protocol, at a
+ * pace no fixed reserve would follow.  Fields are only appended.
+ */
 struct upager_remote_stats {
+	/*
+	 * In: sizeof(struct upager_remote_stats) as the caller was built.
+	 * Out: the bytes filled (an older library fills less; the rest of a
+	 * newer caller's struct is zeroed).
+	 */
+	uint32_t size;
 	uint64_t npages;	 /* pages in the image */
-	uint64_t pages_received; /* distinct pages held */
+	uint64_t pages_received; /* distinct pages held, installed */
 	uint64_t pages_pushed;	 /* of which arrived on the background stream */
 	uint64_t pages_urgent;	 /* of which arrived as urgent answers */
 	uint64_t pages_zero;	 /* of which arrived as ZERO runs */
@@ -175,18 +185,31 @@ struct upager_remote_stats {
 	 * struct upager_stats (upager_remote_percentile() reads it).
 	 */
 	uint64_t lat_hist[UPAGER_LAT_BUCKETS];
+	/*
+	 * Pages that arrived but could not be installed (that part of the
+	 * region was unmapped or unregistered); each stays wanted.
+	 */
+	uint64_t install_errors;
 };
 
-/* Statistics of a remote: store.  0, or -EINVAL for another kind of
- * store.  Any thread. */
+/*
+ * Statistics of a remote: store into @st, whose size field the caller
+ * sets.  0, or -EINVAL for another kind of store or a size smaller than
+ * the size field.  Any thread.
+ */
 int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st);
 /* Percentile @p (0..100) of the urgent latency histogram, in µs. */
 double upager_remote_percentile(const struct upager_remote_stats *st, double p);
 /*
  * Wait until every page of the image has arrived and is installed in the
- * attached region, at most @timeout_ms milliseconds (negative: no limit).
- * Any thread but a handler worker.  0, -ETIMEDOUT, -EINVAL (not a remote:
- * store), -ENOTCONN (no region attached).
+ * attached region, at most @timeout_ms milliseconds (negative: no limit),
+ * sleeping meanwhile.  Any thread but a handler worker.  0, -ETIMEDOUT,
+ * -EINVAL (not a remote: store), -ENOTCONN (no region attached), or, once
+ * every other page is in, the error of upager_region_install() for a
+ * page that arrived but could not be installed (-ENOENT: that part of the
+ * region is no longer mapped or registered; -ESRCH...).  Such a page is
+ * not received and stays wanted: a fault on it asks the server for it
+ * again, and a later call returns 0 once it is in.
  */
 int upager_remote_wait_complete(struct upager_store *s, int timeout_ms);
 
