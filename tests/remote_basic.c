@@ -99,7 +99,7 @@ int main(void)
 					   .stream_rate = 128u << 20 };
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.readahead_max = (size_t)-1 };
-	struct upager_server_stats ss;
+	struct upager_server_stats ss = { .size = sizeof(ss) };
 	struct upager_remote_stats rst = { .size = sizeof(rst) };
 	struct reader rd[READERS];
 	struct upager_stats st;

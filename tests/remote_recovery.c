@@ -39,7 +39,8 @@ static void *reader_main(void *arg)
 
 static void recovery(struct upager_store *img)
 {
-	struct upager_server_stats ss1, ss2;
+	struct upager_server_stats ss1 = { .size = sizeof(ss1) };
+	struct upager_server_stats ss2 = { .size = sizeof(ss2) };
 	struct upager_remote_stats rst = { .size = sizeof(rst) };
 	struct upager_server *srv;
 	struct upager_handler *h = t_handler();

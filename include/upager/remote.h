@@ -50,6 +50,12 @@ struct upager_server;
  * store that failed.  From any of the server's threads. */
 typedef void (*upager_server_log_fn)(void *arg, const char *msg);
 
+/*
+ * Copied by its size, as the kernel's copy_struct_from_user() does: a
+ * caller built with an older, smaller struct gets the defaults for the
+ * fields it lacks; a newer, larger one is accepted when the part this
+ * library does not know is all zeros.
+ */
 struct upager_server_params {
 	uint32_t size;	    /* sizeof(struct upager_server_params) */
 	/*
@@ -68,7 +74,18 @@ struct upager_server_params {
 	void *log_arg;
 };
 
+/*
+ * Server statistics; like struct upager_remote_stats they start with their
+ * size, since counters come with every feature of the protocol.  Fields
+ * are only appended.
+ */
 struct upager_server_stats {
+	/*
+	 * In: sizeof(struct upager_server_stats) as the caller was built.
+	 * Out: the bytes filled (an older library fills less; the rest of a
+	 * newer caller's struct is zeroed).
+	 */
+	uint32_t size;
 	uint64_t clients;	 /* connections accepted */
 	uint64_t clients_open;	 /* connections open now */
 	uint64_t sessions;	 /* stream sessions begun (reconnects too) */
@@ -83,7 +100,9 @@ struct upager_server_stats {
 /*
  * A server bound and listening on @p->listen (not yet accepting: see
  * upager_server_start()).  @p may be NULL for defaults.  Any thread.
- * NULL with *err = -EINVAL (malformed address), -EADDRINUSE, -EACCES,
+ * NULL with *err = -EINVAL (malformed address, or @p->size smaller than
+ * the size field), -E2BIG (@p is larger than this library's struct and
+ * sets a field it does not know), -EADDRINUSE, -EACCES,
  * -ENOENT (a host name that does not resolve), -ENOMEM, or another
  * socket(2)/bind(2) error.
  */
@@ -124,9 +143,12 @@ int upager_server_start(struct upager_server *srv);
 int upager_server_stop(struct upager_server *srv);
 /* Stop, and free.  The exported stores are left open. */
 void upager_server_free(struct upager_server *srv);
-/* A snapshot of the counters.  Any thread. */
-void upager_server_stats(struct upager_server *srv,
-			 struct upager_server_stats *st);
+/*
+ * A snapshot of the counters into @st, whose size field the caller sets.
+ * 0, or -EINVAL (a size smaller than the size field).  Any thread.
+ */
+int upager_server_stats(struct upager_server *srv,
+			struct upager_server_stats *st);
 
 /* ---- the remote: store ------------------------------------------------- */
 
