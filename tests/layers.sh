@@ -5,9 +5,9 @@
 # below it, never of a layer above; the public headers belong to layers
 # too (uapi.h and ll.h: ll; upager.h, store.h and stat.h: engine, whose
 # store interface the stores implement; remote.h: net).  Programs outside
-# the library (tools/, bench/, examples/) include public headers
-# (<upager/...>) and their own, never the library's private ones.  Tests
-# may (they test internals).
+# the library (tools/, bench/, examples/, and common/, which tools/ and
+# bench/ share) include public headers (<upager/...>) and their own,
+# never the library's private ones.  Tests may (they test internals).
 set -u
 cd "$(dirname "$0")/.."
 rank() {
@@ -43,7 +43,8 @@ for f in src/*.c src/*/*.c src/*/*.h include/upager/*.h; do
 	done < <(sed -n -e 's/^#include "\([a-z]*\/[^"]*\)".*/\1/p' \
 		-e 's/^#include <\(upager\/[^>]*\)>.*/\1/p' "$f")
 done
-for f in tools/*.c tools/*.h bench/*.c bench/*.h examples/*.c; do
+for f in tools/*.c tools/*.h bench/*.c bench/*.h common/*.c common/*.h \
+	examples/*.c; do
 	[ -f "$f" ] || continue
 	if grep -Hn '^#include "\(base\|ll\|engine\|store\|net\)/' "$f"; then
 		echo "FAIL $f includes a private header of the library"

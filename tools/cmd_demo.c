@@ -19,6 +19,7 @@
 #include <upager/ll.h>
 
 #include "cli.h"
+#include "cmds.h"
 
 struct demo {
 	int uffd;

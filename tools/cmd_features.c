@@ -13,6 +13,7 @@
 #include <upager/ll.h>
 
 #include "cli.h"
+#include "cmds.h"
 #include "sysfs.h"
 
 struct sysinfo_uffd {

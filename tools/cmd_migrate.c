@@ -33,6 +33,7 @@
 #include <upager/upager.h>
 
 #include "cli.h"
+#include "cmds.h"
 
 #define PAGE 4096u
 #define WORDS (PAGE / 8)

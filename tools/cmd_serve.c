@@ -16,6 +16,7 @@
 #include <upager/remote.h>
 
 #include "cli.h"
+#include "cmds.h"
 
 #define MAX_EXPORTS 64
 

@@ -18,6 +18,7 @@
 #include <upager/upager.h>
 
 #include "cli.h"
+#include "cmds.h"
 
 struct stat_opts {
 	bool json;
