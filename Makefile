@@ -14,6 +14,9 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
+# upager-bench goes here; `upager bench` finds it as ../libexec/upager
+# from its own directory, so keep BINDIR and LIBEXECDIR side by side.
+LIBEXECDIR ?= $(PREFIX)/libexec
 MANDIR ?= $(PREFIX)/share/man
 
 SANITIZE ?=
@@ -42,22 +45,29 @@ ifneq ($(SANITIZE),)
 SAN := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT := -O1
 endif
-CPPFLAGS += -Iinclude -Isrc -Itools -D_GNU_SOURCE
+CPPFLAGS += -Iinclude -Isrc -Icommon -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
 LDLIBS +=
 
 LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# common/: what the programs beside the library share (messages, number
+# arguments, JSON, /proc and the hugetlb pool), linked by the CLI, the
+# benchmark and the tests; it depends on neither of them.
+COMMON_SRCS := $(wildcard common/*.c)
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
-TEST_HARNESS := $(BUILD)/tests/harness.o $(BUILD)/tools/sysfs.o
+TEST_HARNESS := $(BUILD)/tests/harness.o $(BUILD)/common/sysfs.o
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
-BENCH_SRCS := $(wildcard bench/*.c)
-BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+# bench/: upager-bench (upager-bench.c and its parts, bench_*.c) and relay.
+BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
+BENCH := $(BUILD)/bench/upager-bench
+BENCHES := $(BENCH) $(BUILD)/bench/relay
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
@@ -72,7 +82,8 @@ deps:
 	@tools/deps.sh
 
 $(BUILD)/%.o: %.c $(wildcard include/upager/*.h) $(wildcard src/*/*.h) \
-		$(wildcard tests/*.h) $(wildcard tools/*.h)
+		$(wildcard tests/*.h) $(wildcard tools/*.h) \
+		$(wildcard common/*.h) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
@@ -87,8 +98,13 @@ $(SHARED): $(LIB_OBJS) src/libupager.map
 	$(Q)ln -sf libupager.so.$(VERSION) $(BUILD)/libupager.so.$(SOVERSION)
 	$(Q)ln -sf libupager.so.$(SOVERSION) $(BUILD)/libupager.so
 
-$(CLI): $(TOOL_OBJS) $(STATIC)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(STATIC) $(LDLIBS) -lm
+# Programs beside the library see its public headers only.
+$(BUILD)/tools/%.o $(BUILD)/bench/%.o $(BUILD)/examples/%.o \
+$(BUILD)/common/%.o: CPPFLAGS := $(filter-out -Isrc,$(CPPFLAGS))
+
+$(CLI): $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC) \
+		$(LDLIBS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
@@ -96,10 +112,14 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
-# Bench programs may call into the CLI's subcommands (cmd_bench).
-CLI_OBJS := $(filter-out $(BUILD)/tools/upager.o,$(TOOL_OBJS))
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(CLI_OBJS) $(STATIC)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJS) $(STATIC) $(LDLIBS) -lm
+# The benchmark links the library and common/, never tools/ (and the CLI
+# never bench/: `upager bench` runs this program).
+$(BENCH): $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) \
+		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
+
+$(BUILD)/bench/relay: $(BUILD)/bench/relay.o
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory all
@@ -111,9 +131,10 @@ demo: deps
 	@echo
 	@$(CLI) features
 
-install: $(STATIC) $(SHARED) $(CLI)
+install: $(STATIC) $(SHARED) $(CLI) $(BENCH)
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/upager \
-		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/upager \
+		$(DESTDIR)$(MANDIR)/man1
 	install -m 644 include/upager/*.h $(DESTDIR)$(INCLUDEDIR)/upager/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
@@ -124,12 +145,14 @@ install: $(STATIC) $(SHARED) $(CLI)
 	    -e 's|@LIBS@|$(LDLIBS)|' upager.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(BENCH) $(DESTDIR)$(LIBEXECDIR)/upager/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/upager
 	rm -f $(DESTDIR)$(LIBDIR)/libupager.* $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
 	rm -f $(DESTDIR)$(BINDIR)/upager $(DESTDIR)$(MANDIR)/man1/upager.1
+	rm -rf $(DESTDIR)$(LIBEXECDIR)/upager
 
 clean:
 	rm -rf build build-asan build-tsan

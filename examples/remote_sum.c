@@ -28,7 +28,7 @@ int main(int argc, char **argv)
 {
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.readahead_max = (size_t)-1 };
-	struct upager_remote_stats st;
+	struct upager_remote_stats st = { .size = sizeof(st) };
 	struct upager_handler *h;
 	struct upager_store *s;
 	struct upager_region *r;

@@ -5,7 +5,9 @@
  * (not -EOPNOTSUPP) with nothing missing; an unknown feature bit is
  * -EOPNOTSUPP with that bit in info->missing, named "bit62".  Every known
  * feature bit has a name, and upager_ll_probe() agrees with a plain
- * handshake and sees the range ioctls anonymous memory must grant.
+ * handshake, finds each feature either available or refused (every one
+ * available to root), and sees the range ioctls anonymous memory must
+ * grant.
  */
 #include <unistd.h>
 
@@ -23,7 +25,7 @@ int main(void)
 				     BIT(_UFFDIO_WRITEPROTECT) |
 				     BIT(_UFFDIO_MOVE) | BIT(_UFFDIO_POISON);
 	struct upager_ll_api_info info, plain;
-	struct upager_ll_probe probe;
+	struct upager_ll_probe probe = { .size = sizeof(probe) };
 	char names[256];
 	int fd, n;
 
@@ -91,6 +93,19 @@ int main(void)
 	CHECK(probe.features == plain.features, "probe %#llx vs %#llx",
 	      (unsigned long long)probe.features,
 	      (unsigned long long)plain.features);
+	CHECK(!(probe.available & ~probe.features) &&
+		      !(probe.refused & ~probe.features) &&
+		      !(probe.available & probe.refused),
+	      "available %#llx, refused %#llx, features %#llx",
+	      (unsigned long long)probe.available,
+	      (unsigned long long)probe.refused,
+	      (unsigned long long)probe.features);
+	/* Each feature alone: root may have every one the kernel has. */
+	CHECK(geteuid() != 0 || probe.available == probe.features,
+	      "as root, %#llx of %#llx available",
+	      (unsigned long long)probe.available,
+	      (unsigned long long)probe.features);
+	CHECK(probe.size == sizeof(probe), "size %u", probe.size);
 	CHECK(probe.ioctls == plain.ioctls, "probe ioctls %#llx vs %#llx",
 	      (unsigned long long)probe.ioctls,
 	      (unsigned long long)plain.ioctls);

@@ -1,12 +1,13 @@
 #!/bin/bash
 # `upager-bench --quick --json` runs every section and prints one JSON
 # object with every row, its numbers positive; bad arguments are refused
-# with a message naming them.  No timing thresholds: this checks the
-# benchmark, and that the engine it drives returns the right bytes (the
-# bench exits 1 on a content mismatch), not the speed of the machine.
+# with a message naming them; `upager bench` runs the same program with
+# the same arguments.  No timing thresholds: this checks the benchmark,
+# and that the engine it drives returns the right bytes (the bench exits
+# 1 on a content mismatch), not the speed of the machine.
 build=$1
 . "$(dirname "$0")/lib.sh"
-bench=$build/bench/upager-bench  # the same as `upager bench`
+bench=$build/bench/upager-bench  # what `upager bench` runs
 [ -x "$bench" ] || fail "$bench is not built"
 command -v python3 >/dev/null || skip "python3 is not installed"
 
@@ -129,4 +130,12 @@ bad_arg "unknown option '--bogus'" --bogus
 bad_arg "unexpected argument 'extra'" extra
 bad_arg "--size needs a value" --size
 "$bench" --help | grep -q "^usage: upager bench" || fail "--help"
+
+# `upager bench` is the same program: same help, same refusals.
+"$bench" --help >"$tmp/h1" && "$upager" bench --help >"$tmp/h2" ||
+	fail "upager bench --help"
+cmp -s "$tmp/h1" "$tmp/h2" || fail "upager bench --help differs from upager-bench's"
+"$upager" bench --only Z >/dev/null 2>"$tmp/err"
+[ $? = 2 ] && grep -q -- "--only 'Z': want A, B or C" "$tmp/err" ||
+	fail "upager bench --only Z: $(cat "$tmp/err")"
 exit 0

@@ -2,7 +2,9 @@
 # `upager stat` reads the counters a running handler publishes: the
 # examples/mapfile program maps a file through upager and holds it; stat
 # (text and --json) shows its region with every page filled; the file is
-# gone once the program ends.
+# gone once the program ends.  A file of a live process that is not a
+# statistics file (here this shell's, truncated) is an error that names
+# it, exit 1.
 build=$1
 . "$(dirname "$0")/lib.sh"
 
@@ -47,4 +49,11 @@ PY
 "$upager" stat $pid >/dev/null 2>&1 && fail "stat of a gone process succeeded"
 "$upager" stat --help | grep -q '^usage: upager stat' || fail "--help"
 "$upager" stat notapid 2>/dev/null; [ $? = 2 ] || fail "bad pid: want exit 2"
+bad=/dev/shm/upager-$$-broken
+trap 'rm -rf "$tmp" "$bad"' EXIT
+printf 'upagerst' >"$bad"
+"$upager" stat $$ >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] || fail "broken file: exit $rc, want 1"
+grep -q "^upager stat: $bad: Bad message" "$tmp/err" ||
+	fail "broken file: $(cat "$tmp/err")"
 exit 0

@@ -1,7 +1,9 @@
 #!/bin/bash
 # `make install` into a prefix gives a working pkg-config file, and the
 # example compiles against the installed header and library (shared and
-# static) and runs.
+# static) and runs; the installed `upager bench` runs the installed
+# upager-bench (and says so when it is missing); `make uninstall` takes
+# it away.
 build=$1
 . "$(dirname "$0")/lib.sh"
 command -v pkg-config >/dev/null || skip "pkg-config missing"
@@ -35,4 +37,16 @@ cc -Wall -Werror $san -o "$tmp/demo-static" "$src/examples/demo.c" \
 nm -D --defined-only "$prefix/lib/libupager.so" | awk '$2 == "T" {print $3}' |
 	grep -v '^upager_' && fail "non-upager symbols exported"
 "$prefix/bin/upager" features >/dev/null || fail "installed CLI"
+[ -x "$prefix/libexec/upager/upager-bench" ] || fail "upager-bench not installed"
+# The installed CLI runs the installed benchmark, not the build tree's.
+"$prefix/bin/upager" bench --help | grep -q "^usage: upager bench" ||
+	fail "installed upager bench --help"
+mv "$prefix/libexec/upager/upager-bench" "$tmp/moved"
+"$prefix/bin/upager" bench --help >/dev/null 2>"$tmp/err" &&
+	fail "upager bench ran with upager-bench gone"
+grep -q "upager-bench is not installed" "$tmp/err" ||
+	fail "upager bench without upager-bench: $(cat "$tmp/err")"
+make -s -C "$src" uninstall BUILD="$build" PREFIX="$prefix" >/dev/null ||
+	fail "make uninstall"
+[ -e "$prefix/libexec/upager" ] && fail "uninstall left libexec/upager"
 exit 0

@@ -3,9 +3,10 @@
 #   src/base < src/ll < src/engine < src/store < src/net < src/*.c (top)
 # A file may include the private headers of its own layer and the layers
 # below it, never of a layer above; the public headers belong to layers
-# too (uapi.h and ll.h: ll; upager.h and store.h: engine, whose store
-# interface the stores implement; remote.h: net).  Programs outside the library (tools/,
-# bench/, examples/) include public headers (<upager/...>) and their own,
+# too (uapi.h and ll.h: ll; upager.h, store.h and stat.h: engine, whose
+# store interface the stores implement; remote.h: net).  Programs outside
+# the library (tools/, bench/, examples/, and common/, which tools/ and
+# bench/ share) include public headers (<upager/...>) and their own,
 # never the library's private ones.  Tests may (they test internals).
 set -u
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ rank() {
 layer_of() {
 	case $1 in
 	upager/uapi.h | upager/ll.h) echo ll ;;
-	upager/upager.h | upager/store.h) echo engine ;;
+	upager/upager.h | upager/store.h | upager/stat.h) echo engine ;;
 	upager/remote.h) echo net ;;
 	upager/*) echo top ;;
 	*) echo "${1%%/*}" ;;
@@ -42,7 +43,8 @@ for f in src/*.c src/*/*.c src/*/*.h include/upager/*.h; do
 	done < <(sed -n -e 's/^#include "\([a-z]*\/[^"]*\)".*/\1/p' \
 		-e 's/^#include <\(upager\/[^>]*\)>.*/\1/p' "$f")
 done
-for f in tools/*.c tools/*.h bench/*.c bench/*.h examples/*.c; do
+for f in tools/*.c tools/*.h bench/*.c bench/*.h common/*.c common/*.h \
+	examples/*.c; do
 	[ -f "$f" ] || continue
 	if grep -Hn '^#include "\(base\|ll\|engine\|store\|net\)/' "$f"; then
 		echo "FAIL $f includes a private header of the library"

@@ -99,8 +99,8 @@ int main(void)
 					   .stream_rate = 128u << 20 };
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.readahead_max = (size_t)-1 };
-	struct upager_server_stats ss;
-	struct upager_remote_stats rst;
+	struct upager_server_stats ss = { .size = sizeof(ss) };
+	struct upager_remote_stats rst = { .size = sizeof(rst) };
 	struct reader rd[READERS];
 	struct upager_stats st;
 	struct upager_handler *h;
@@ -216,10 +216,7 @@ int main(void)
 	CHECK(ss.clients_open == 0, "%llu connections still open",
 	      (unsigned long long)ss.clients_open);
 
-	CHECK_RET(upager_unmap(r), 0);
-	upager_handler_free(h);
-	upager_store_close(s);
-	upager_server_free(srv);
+	t_remote_done(r, h, s, srv);
 	upager_store_close(img);
 	return 0;
 }

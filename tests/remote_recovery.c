@@ -39,8 +39,9 @@ static void *reader_main(void *arg)
 
 static void recovery(struct upager_store *img)
 {
-	struct upager_server_stats ss1, ss2;
-	struct upager_remote_stats rst;
+	struct upager_server_stats ss1 = { .size = sizeof(ss1) };
+	struct upager_server_stats ss2 = { .size = sizeof(ss2) };
+	struct upager_remote_stats rst = { .size = sizeof(rst) };
 	struct upager_server *srv;
 	struct upager_handler *h = t_handler();
 	struct upager_region *r;
@@ -110,7 +111,7 @@ static void recovery(struct upager_store *img)
 
 static void deadline(struct upager_store *img)
 {
-	struct upager_remote_stats rst;
+	struct upager_remote_stats rst = { .size = sizeof(rst) };
 	struct upager_server *srv;
 	struct upager_handler *h = t_handler();
 	struct upager_region *r;

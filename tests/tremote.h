@@ -79,4 +79,16 @@ static inline void *t_map_remote(struct upager_handler *h, const char *spec,
 	return p;
 }
 
+/* Unmap @r, free @h, close @s, free @srv: a remote test's end. */
+static inline void t_remote_done(struct upager_region *r,
+				 struct upager_handler *h,
+				 struct upager_store *s,
+				 struct upager_server *srv)
+{
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(s);
+	upager_server_free(srv);
+}
+
 #endif

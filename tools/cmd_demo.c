@@ -19,6 +19,7 @@
 #include <upager/ll.h>
 
 #include "cli.h"
+#include "cmds.h"
 
 struct demo {
 	int uffd;
@@ -120,7 +121,7 @@ int cmd_demo(int argc, char **argv)
 	struct upager_ll_api_info info;
 	struct demo d = { .uffd = -1 };
 	uint64_t npages = 3, delay_ms = 0, features = 0;
-	struct upager_ll_probe probe;
+	struct upager_ll_probe probe = { .size = sizeof(probe) };
 	pthread_t thr;
 	size_t len;
 	char *addr;
@@ -158,7 +159,7 @@ int cmd_demo(int argc, char **argv)
 	 * EXACT_ADDRESS is asked for; the man page prints the exact byte.
 	 */
 	if (upager_ll_probe(&probe) == 0)
-		features = probe.features & UFFD_FEATURE_EXACT_ADDRESS;
+		features = probe.available & UFFD_FEATURE_EXACT_ADDRESS;
 	ret = upager_ll_api(d.uffd, features, &info);
 	if (ret < 0)
 		return cli_error("demo", "UFFDIO_API: %s", strerror(-ret));

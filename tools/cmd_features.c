@@ -13,6 +13,7 @@
 #include <upager/ll.h>
 
 #include "cli.h"
+#include "cmds.h"
 #include "sysfs.h"
 
 struct sysinfo_uffd {
@@ -112,22 +113,59 @@ static void ioctl_names(uint64_t ioctls, char *buf, size_t len)
 	}
 }
 
+/* What this process may do with feature bit @i. */
+static const char *feature_status(const struct upager_ll_probe *p,
+				  unsigned int i)
+{
+	uint64_t bit = 1ull << i;
+
+	if (p->available & bit)
+		return "available";
+	if (p->refused & bit)
+		return "refused";
+	return p->features & bit ? "failed" : "absent";
+}
+
+static void print_features(const struct upager_ll_probe *p)
+{
+	printf("features:\n");
+	for (unsigned int i = 0; i < 64; i++) {
+		uint64_t bit = 1ull << i;
+		const char *name = upager_ll_feature_name(bit);
+		const char *priv = upager_ll_feature_privilege(bit);
+		char unknown[16];
+
+		if (!name && !(p->features & bit))
+			continue;
+		if (!name) {
+			snprintf(unknown, sizeof(unknown), "bit%u", i);
+			name = unknown;
+		}
+		printf("  %-20s ", name);
+		if (p->available & bit)
+			printf("yes%s%s%s", priv ? " (needs " : "",
+			       priv ? priv : "", priv ? ")" : "");
+		else if (p->refused & bit)
+			printf("no: needs %s", priv ? priv : "a privilege");
+		else if (p->features & bit)
+			printf("no: the kernel refused it");
+		else
+			printf("no: not in this kernel%s%s%s",
+			       priv ? " (needs " : "", priv ? priv : "",
+			       priv ? ")" : "");
+		if (!upager_ll_feature_name(bit))
+			printf(" (unknown to this upager)");
+		putchar('\n');
+	}
+}
+
 static void print_text(const struct upager_ll_probe *p,
 		       const struct sysinfo_uffd *s)
 {
 	char buf[512];
 
 	printf("userfaultfd: opened via %s\n", path_name(p->path));
-	printf("features:\n");
-	for (unsigned int i = 0; i < 64; i++) {
-		const char *name = upager_ll_feature_name(1ull << i);
-
-		if (name)
-			printf("  %-20s %s\n", name,
-			       p->features & (1ull << i) ? "yes" : "no");
-		else if (p->features & (1ull << i))
-			printf("  bit%-17u yes (unknown to this upager)\n", i);
-	}
+	print_features(p);
 	ioctl_names(p->ioctls, buf, sizeof(buf));
 	printf("api ioctls: %s\n", buf);
 	printf("memory types (register modes; range ioctls):\n");
@@ -153,27 +191,42 @@ static void print_text(const struct upager_ll_probe *p,
 	printf("transparent hugepages: %s\n", s->thp);
 }
 
+static void json_features(struct json *j, const struct upager_ll_probe *p)
+{
+	char unknown[16];
+
+	json_u64(j, "features_mask", p->features);
+	json_u64(j, "available_mask", p->available);
+	json_obj_open(j, "features");
+	for (unsigned int i = 0; i < 64; i++) {
+		uint64_t bit = 1ull << i;
+		const char *name = upager_ll_feature_name(bit);
+		const char *priv = upager_ll_feature_privilege(bit);
+
+		if (!name && !(p->features & bit))
+			continue;
+		if (!name) {
+			snprintf(unknown, sizeof(unknown), "bit%u", i);
+			name = unknown;
+		}
+		json_obj_open(j, name);
+		json_u64(j, "bit", i);
+		json_str(j, "status", feature_status(p, i));
+		if (priv)
+			json_str(j, "privilege", priv);
+		json_obj_close(j);
+	}
+	json_obj_close(j);
+}
+
 static void print_json(const struct upager_ll_probe *p,
 		       const struct sysinfo_uffd *s)
 {
 	struct json j;
-	char buf[512];
 
 	json_begin(&j, stdout);
 	json_str(&j, "open_path", path_name(p->path));
-	json_u64(&j, "features_mask", p->features);
-	json_obj_open(&j, "features");
-	for (unsigned int i = 0; i < 64; i++) {
-		const char *name = upager_ll_feature_name(1ull << i);
-
-		if (!name && (p->features & (1ull << i))) {
-			snprintf(buf, sizeof(buf), "bit%u", i);
-			name = buf;
-		}
-		if (name)
-			json_bool(&j, name, p->features & (1ull << i));
-	}
-	json_obj_close(&j);
+	json_features(&j, p);
 	json_arr_open(&j, "ioctls");
 	for (unsigned int nr = 0; nr < 64; nr++)
 		if ((p->ioctls & (1ull << nr)) && upager_ll_ioctl_name(nr))
@@ -219,7 +272,7 @@ int cmd_features(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct upager_ll_probe p;
+	struct upager_ll_probe p = { .size = sizeof(p) };
 	struct sysinfo_uffd s;
 	bool json = false;
 	int c, ret;
@@ -232,11 +285,13 @@ int cmd_features(int argc, char **argv)
 		case 'h':
 			printf("usage: upager features [--json]\n\n"
 			       "Probe what userfaultfd offers this process on the "
-			       "running kernel:\nevery feature and ioctl by name, "
-			       "which memory types can be registered\nin which "
-			       "modes, how the descriptor was opened, privileges, "
-			       "hugetlb\npages and the transparent-hugepage mode."
-			       "\n\n  --json   one JSON object, for scripts\n");
+			       "running kernel:\nevery feature by name (yes; no: "
+			       "needs a privilege, and which; no: not\nin this "
+			       "kernel), the ioctls, which memory types can be "
+			       "registered in which\nmodes, how the descriptor "
+			       "was opened, privileges, hugetlb pages and the\n"
+			       "transparent-hugepage mode.\n\n"
+			       "  --json   one JSON object, for scripts\n");
 			return 0;
 		default:
 			return cli_usage_error("features", "unknown option");

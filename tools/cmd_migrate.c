@@ -33,6 +33,7 @@
 #include <upager/upager.h>
 
 #include "cli.h"
+#include "cmds.h"
 
 #define PAGE 4096u
 #define WORDS (PAGE / 8)
@@ -355,7 +356,7 @@ static int run_dest(struct opts *o)
 	struct upager_handler_params hp = { .size = sizeof(hp), .threads = 2 };
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.readahead_max = (size_t)-1 };
-	struct upager_remote_stats rs;
+	struct upager_remote_stats rs = { .size = sizeof(rs) };
 	struct dest d = { .o = o };
 	struct upager_handler *h;
 	struct upager_store *s;

@@ -16,6 +16,7 @@
 #include <upager/remote.h>
 
 #include "cli.h"
+#include "cmds.h"
 
 #define MAX_EXPORTS 64
 
@@ -155,7 +156,7 @@ static int serve(const char *listen, uint64_t rate, bool json,
 					   .listen = listen,
 					   .stream_rate = rate,
 					   .log = log_line };
-	struct upager_server_stats st;
+	struct upager_server_stats st = { .size = sizeof(st) };
 	struct upager_server *srv;
 	char addr[256];
 	sigset_t set;

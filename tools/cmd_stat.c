@@ -1,48 +1,32 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * upager stat: live statistics of running handlers.  A handler created
- * with a stats_name keeps its counters in /dev/shm/upager-PID-NAME (see
- * src/engine/stats_page.h); this command maps those files read-only, so reading
- * them costs the running process nothing.
+ * with a stats_name keeps its counters in /dev/shm/upager-PID-NAME; this
+ * command reads them through the library's reader (<upager/stat.h>), so
+ * reading costs the running process nothing and a file that is not what
+ * it should be is an error naming it, never a crash.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <upager/stat.h>
 #include <upager/upager.h>
 
 #include "cli.h"
-#include "engine/stats_page.h"
+#include "cmds.h"
 
 struct stat_opts {
 	bool json;
 	long pid; /* 0: every process */
 	struct json j;
 	int shown;
+	int errors; /* files that could not be read */
 };
-
-static void sum_page(const struct stats_page *pg, struct upager_stats *tot)
-{
-	const uint64_t *src;
-	uint64_t *dst = (uint64_t *)tot;
-
-	memcpy(tot, &pg->retired, sizeof(*tot));
-	for (int i = 0; i < STATS_SLOTS; i++) {
-		if (__atomic_load_n(&pg->slot[i].used, __ATOMIC_ACQUIRE) != 1)
-			continue;
-		src = (const uint64_t *)&pg->slot[i].st;
-		for (size_t k = 0; k < sizeof(*tot) / sizeof(uint64_t); k++)
-			dst[k] += src[k];
-	}
-}
 
 static void text_stats(const char *indent, const struct upager_stats *s)
 {
@@ -93,43 +77,44 @@ static void json_stats(struct json *j, const char *key,
 	json_obj_close(j);
 }
 
-static void show(struct stat_opts *o, const struct stats_page *pg)
+static void show(struct stat_opts *o, const struct upager_stat *st)
 {
-	struct upager_stats tot;
+	struct upager_stat_info info = { .size = sizeof(info) };
+	struct upager_stats tot, rs;
 
-	sum_page(pg, &tot);
+	upager_stat_info(st, &info);
+	upager_stat_total(st, &tot);
 	if (o->json) {
 		json_obj_open(&o->j, NULL);
-		json_u64(&o->j, "pid", pg->pid);
-		json_str(&o->j, "name", pg->name);
-		json_u64(&o->j, "threads", pg->threads);
+		json_u64(&o->j, "pid", info.pid);
+		json_str(&o->j, "name", info.name);
+		json_u64(&o->j, "threads", info.threads);
 		json_stats(&o->j, "total", &tot);
 		json_arr_open(&o->j, "regions");
 	} else {
 		printf("%spid %u handler '%s' (%" PRIu64 " workers)\n",
-		       o->shown ? "\n" : "", pg->pid, pg->name, pg->threads);
+		       o->shown ? "\n" : "", info.pid, info.name, info.threads);
 		text_stats("  ", &tot);
 	}
-	for (int i = 0; i < STATS_SLOTS; i++) {
-		const struct stats_slot *s = &pg->slot[i];
+	for (unsigned int i = 0; i < info.nregions; i++) {
+		struct upager_stat_region r = { .size = sizeof(r) };
 
-		if (__atomic_load_n(&s->used, __ATOMIC_ACQUIRE) != 1)
-			continue;
+		upager_stat_region(st, i, &r, &rs);
 		if (o->json) {
 			json_obj_open(&o->j, NULL);
-			json_u64(&o->j, "addr", s->addr);
-			json_u64(&o->j, "len", s->len);
-			json_u64(&o->j, "fill", s->fill);
-			json_str(&o->j, "store", s->store);
-			json_str(&o->j, "memtype", s->memtype);
-			json_stats(&o->j, "stats", &s->st);
+			json_u64(&o->j, "addr", r.addr);
+			json_u64(&o->j, "len", r.len);
+			json_u64(&o->j, "fill", r.fill);
+			json_str(&o->j, "store", r.store);
+			json_str(&o->j, "memtype", r.memtype);
+			json_stats(&o->j, "stats", &rs);
 			json_obj_close(&o->j);
 		} else {
 			printf("  region %#" PRIx64 " %.1f MiB, %s, fill %" PRIu64
 			       " KiB, store %s\n",
-			       s->addr, (double)s->len / (1 << 20), s->memtype,
-			       s->fill >> 10, s->store);
-			text_stats("    ", &s->st);
+			       r.addr, (double)r.len / (1 << 20), r.memtype,
+			       r.fill >> 10, r.store);
+			text_stats("    ", &rs);
 		}
 	}
 	if (o->json) {
@@ -139,29 +124,37 @@ static void show(struct stat_opts *o, const struct stats_page *pg)
 	o->shown++;
 }
 
-/* Map one statistics file; NULL (and a reason) when it is not one. */
-static const struct stats_page *open_page(const char *path)
+/* upager_stat_list()'s callback: one file. */
+static int show_file(const char *path, int pid, const char *name, void *arg)
 {
-	const struct stats_page *pg;
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat_opts *o = arg;
+	struct upager_stat *st;
+	const char *why;
+	int err;
 
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size != sizeof(*pg)) {
-		close(fd);
-		return NULL;
+	(void)name;
+	if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+		unlink(path); /* its process died without cleaning up */
+		return 0;
 	}
-	pg = mmap(NULL, sizeof(*pg), PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (pg == MAP_FAILED)
-		return NULL;
-	if (__atomic_load_n(&pg->magic, __ATOMIC_ACQUIRE) != STATS_MAGIC ||
-	    pg->version != STATS_VERSION) {
-		munmap((void *)pg, sizeof(*pg));
-		return NULL;
+	st = upager_stat_read(path, &why, &err);
+	if (!st) {
+		/*
+		 * Being created, or gone since it was listed: not there yet
+		 * or any more.  Another user's file is theirs, unless its
+		 * process was asked for by name.
+		 */
+		if (err == -EAGAIN || err == -ENOENT ||
+		    (err == -EACCES && !o->pid))
+			return 0;
+		cli_error("stat", "%s: %s%s%s", path, strerror(-err),
+			  why ? ": " : "", why ? why : "");
+		o->errors++;
+		return 0;
 	}
-	return pg;
+	show(o, st);
+	upager_stat_free(st);
+	return 0;
 }
 
 static int usage(void)
@@ -186,9 +179,7 @@ int cmd_stat(int argc, char **argv)
 	};
 	struct stat_opts o = { 0 };
 	uint64_t pid;
-	struct dirent *de;
-	DIR *d;
-	int c;
+	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
@@ -210,43 +201,24 @@ int cmd_stat(int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("stat", "unexpected argument '%s'",
 				       argv[optind]);
-	d = opendir(STATS_DIR);
-	if (!d)
-		return cli_error("stat", "%s: %s", STATS_DIR, strerror(errno));
 	if (o.json) {
 		json_begin(&o.j, stdout);
 		json_arr_open(&o.j, "handlers");
 	}
-	while ((de = readdir(d))) {
-		char path[512];
-		const struct stats_page *pg;
-		long fpid;
-
-		if (strncmp(de->d_name, STATS_PREFIX, strlen(STATS_PREFIX)))
-			continue;
-		fpid = strtol(de->d_name + strlen(STATS_PREFIX), NULL, 10);
-		if (o.pid && fpid != o.pid)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", STATS_DIR, de->d_name);
-		if (fpid > 0 && kill((pid_t)fpid, 0) < 0 && errno == ESRCH) {
-			unlink(path); /* its process died without cleaning up */
-			continue;
-		}
-		pg = open_page(path);
-		if (!pg)
-			continue;
-		show(&o, pg);
-		munmap((void *)pg, sizeof(*pg));
-	}
-	closedir(d);
+	ret = upager_stat_list((int)o.pid, show_file, &o);
 	if (o.json) {
 		json_arr_close(&o.j);
 		json_end(&o.j);
-	} else if (!o.shown && o.pid) {
+	}
+	if (ret < 0)
+		return cli_error("stat", "/dev/shm: %s", strerror(-ret));
+	if (o.errors)
+		return 1;
+	if (!o.json && !o.shown && o.pid) {
 		printf("no upager statistics published by pid %ld\n", o.pid);
 		return 1;
-	} else if (!o.shown) {
-		printf("no upager statistics published\n");
 	}
+	if (!o.json && !o.shown)
+		printf("no upager statistics published\n");
 	return 0;
 }

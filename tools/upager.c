@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cmds.h"
 
 static const struct cli_cmd cmds[] = {
 	{ "features", "what this kernel and process can use", cmd_features },

@@ -83,30 +83,70 @@ enum upager_ll_memtype {
 	UPAGER_LL_MEM_COUNT,
 };
 
+/* Room for memory types to come in struct upager_ll_probe's arrays. */
+#define UPAGER_LL_MEM_SLOTS 8
+
+/*
+ * What the kernel offers this process.  It starts with its size, not
+ * reserved space: the probe grows with the kernel (each new feature or
+ * memory type may bring a field), at no pace a fixed reserve could
+ * follow.  Fields are only ever appended; the per-memory-type arrays
+ * have room for UPAGER_LL_MEM_SLOTS types so that a new type appends
+ * nothing.
+ */
 struct upager_ll_probe {
+	/*
+	 * In: sizeof(struct upager_ll_probe) as the caller was built.  Out:
+	 * the bytes upager_ll_probe() filled (an older library fills less;
+	 * the rest of a newer caller's struct is zeroed).
+	 */
+	uint32_t size;
 	enum upager_ll_path path; /* how a fresh fd was opened */
 	uint64_t features;	  /* every feature bit the kernel reported */
-	uint64_t ioctls;	  /* fd-wide ioctls */
+	/*
+	 * Of those, the ones this process may enable: each feature is asked
+	 * for alone on a descriptor of its own, so that one the kernel
+	 * refuses hides no other.
+	 */
+	uint64_t available;
+	/*
+	 * Reported by the kernel but refused to this process for lack of a
+	 * privilege (EPERM); upager_ll_feature_privilege() names it.  A bit
+	 * in features that is in neither mask was refused for another
+	 * reason.
+	 */
+	uint64_t refused;
+	uint64_t ioctls; /* fd-wide ioctls */
 	/*
 	 * Range ioctls the kernel grants when a small area of each memory type
-	 * is registered with MISSING (and WP, MINOR where the features allow);
-	 * 0 when that memory type could not be tried (e.g. no free hugetlb
-	 * page: registering hugetlb needs no page, but the area does).
+	 * is registered with MISSING (and WP, MINOR where the features allow),
+	 * on a descriptor with every available feature but WP_ASYNC; 0 when
+	 * that memory type could not be tried (e.g. no free hugetlb page:
+	 * registering hugetlb needs no page, but the area does).
 	 */
-	uint64_t range_ioctls[UPAGER_LL_MEM_COUNT];
-	uint64_t register_modes[UPAGER_LL_MEM_COUNT]; /* modes accepted */
+	uint64_t range_ioctls[UPAGER_LL_MEM_SLOTS];
+	uint64_t register_modes[UPAGER_LL_MEM_SLOTS]; /* modes accepted */
 };
 
 /*
- * Fill @p from a descriptor of its own (the handshake can be done only
- * once per fd, so probing never consumes the caller's).  Registers a
- * one-page area of each memory type to learn the range ioctls.
- * Returns 0 or the -errno of upager_ll_open() / UFFDIO_API.
+ * Fill @p, whose size field the caller sets, from descriptors of its own
+ * (the handshake can be done only once per fd, so probing never consumes
+ * the caller's): one per feature, then one per memory type, registering
+ * a one-page area of each type to learn the range ioctls.  Any thread.
+ * Returns 0, -EINVAL (@p->size smaller than the size field), or the
+ * -errno of upager_ll_open() / UFFDIO_API on the first descriptor.
  */
 int upager_ll_probe(struct upager_ll_probe *p);
 
 /* Kernel name of one feature bit ("MOVE", "WP_ASYNC"...), or NULL. */
 const char *upager_ll_feature_name(uint64_t bit);
+/*
+ * The privilege the kernel wants before it enables feature @bit, or NULL
+ * when it wants none: "CAP_SYS_PTRACE" for UFFD_FEATURE_EVENT_FORK (the
+ * child's memory is handed to whoever holds the descriptor, which is
+ * what ptrace would allow), however the descriptor was opened.
+ */
+const char *upager_ll_feature_privilege(uint64_t bit);
 /* Kernel name of one ioctl number, _UFFDIO_x ("COPY"...), or NULL. */
 const char *upager_ll_ioctl_name(unsigned int nr);
 /* Name of a memory type ("anon", "shmem", "hugetlb"). */

@@ -50,6 +50,12 @@ struct upager_server;
  * store that failed.  From any of the server's threads. */
 typedef void (*upager_server_log_fn)(void *arg, const char *msg);
 
+/*
+ * Copied by its size, as the kernel's copy_struct_from_user() does: a
+ * caller built with an older, smaller struct gets the defaults for the
+ * fields it lacks; a newer, larger one is accepted when the part this
+ * library does not know is all zeros.
+ */
 struct upager_server_params {
 	uint32_t size;	    /* sizeof(struct upager_server_params) */
 	/*
@@ -68,7 +74,18 @@ struct upager_server_params {
 	void *log_arg;
 };
 
+/*
+ * Server statistics; like struct upager_remote_stats they start with their
+ * size, since counters come with every feature of the protocol.  Fields
+ * are only appended.
+ */
 struct upager_server_stats {
+	/*
+	 * In: sizeof(struct upager_server_stats) as the caller was built.
+	 * Out: the bytes filled (an older library fills less; the rest of a
+	 * newer caller's struct is zeroed).
+	 */
+	uint32_t size;
 	uint64_t clients;	 /* connections accepted */
 	uint64_t clients_open;	 /* connections open now */
 	uint64_t sessions;	 /* stream sessions begun (reconnects too) */
@@ -83,7 +100,9 @@ struct upager_server_stats {
 /*
  * A server bound and listening on @p->listen (not yet accepting: see
  * upager_server_start()).  @p may be NULL for defaults.  Any thread.
- * NULL with *err = -EINVAL (malformed address), -EADDRINUSE, -EACCES,
+ * NULL with *err = -EINVAL (malformed address, or @p->size smaller than
+ * the size field), -E2BIG (@p is larger than this library's struct and
+ * sets a field it does not know), -EADDRINUSE, -EACCES,
  * -ENOENT (a host name that does not resolve), -ENOMEM, or another
  * socket(2)/bind(2) error.
  */
@@ -124,9 +143,12 @@ int upager_server_start(struct upager_server *srv);
 int upager_server_stop(struct upager_server *srv);
 /* Stop, and free.  The exported stores are left open. */
 void upager_server_free(struct upager_server *srv);
-/* A snapshot of the counters.  Any thread. */
-void upager_server_stats(struct upager_server *srv,
-			 struct upager_server_stats *st);
+/*
+ * A snapshot of the counters into @st, whose size field the caller sets.
+ * 0, or -EINVAL (a size smaller than the size field).  Any thread.
+ */
+int upager_server_stats(struct upager_server *srv,
+			struct upager_server_stats *st);
 
 /* ---- the remote: store ------------------------------------------------- */
 
@@ -155,10 +177,20 @@ void upager_server_stats(struct upager_server *srv,
  * signal-safe (no in-thread mode).
  */
 
-/* Remote-store statistics. */
+/*
+ * Remote-store statistics.  They start with their size rather than end in
+ * reserved space: counters come with every feature of the protocol, at a
+ * pace no fixed reserve would follow.  Fields are only appended.
+ */
 struct upager_remote_stats {
+	/*
+	 * In: sizeof(struct upager_remote_stats) as the caller was built.
+	 * Out: the bytes filled (an older library fills less; the rest of a
+	 * newer caller's struct is zeroed).
+	 */
+	uint32_t size;
 	uint64_t npages;	 /* pages in the image */
-	uint64_t pages_received; /* distinct pages held */
+	uint64_t pages_received; /* distinct pages held, installed */
 	uint64_t pages_pushed;	 /* of which arrived on the background stream */
 	uint64_t pages_urgent;	 /* of which arrived as urgent answers */
 	uint64_t pages_zero;	 /* of which arrived as ZERO runs */
@@ -175,18 +207,31 @@ struct upager_remote_stats {
 	 * struct upager_stats (upager_remote_percentile() reads it).
 	 */
 	uint64_t lat_hist[UPAGER_LAT_BUCKETS];
+	/*
+	 * Pages that arrived but could not be installed (that part of the
+	 * region was unmapped or unregistered); each stays wanted.
+	 */
+	uint64_t install_errors;
 };
 
-/* Statistics of a remote: store.  0, or -EINVAL for another kind of
- * store.  Any thread. */
+/*
+ * Statistics of a remote: store into @st, whose size field the caller
+ * sets.  0, or -EINVAL for another kind of store or a size smaller than
+ * the size field.  Any thread.
+ */
 int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st);
 /* Percentile @p (0..100) of the urgent latency histogram, in µs. */
 double upager_remote_percentile(const struct upager_remote_stats *st, double p);
 /*
  * Wait until every page of the image has arrived and is installed in the
- * attached region, at most @timeout_ms milliseconds (negative: no limit).
- * Any thread but a handler worker.  0, -ETIMEDOUT, -EINVAL (not a remote:
- * store), -ENOTCONN (no region attached).
+ * attached region, at most @timeout_ms milliseconds (negative: no limit),
+ * sleeping meanwhile.  Any thread but a handler worker.  0, -ETIMEDOUT,
+ * -EINVAL (not a remote: store), -ENOTCONN (no region attached), or, once
+ * every other page is in, the error of upager_region_install() for a
+ * page that arrived but could not be installed (-ENOENT: that part of the
+ * region is no longer mapped or registered; -ESRCH...).  Such a page is
+ * not received and stays wanted: a fault on it asks the server for it
+ * again, and a later call returns 0 once it is in.
  */
 int upager_remote_wait_complete(struct upager_store *s, int timeout_ms);
 

@@ -154,6 +154,15 @@ int upager_store_writeback(struct upager_store *s, uint64_t pgoff,
 void upager_store_close(struct upager_store *s);
 
 /*
+ * A size as store specs write it ("mem:64M", "zero:1G"): decimal digits
+ * with an optional K, M, G or T suffix (powers of 1024, either case), and
+ * nothing else.  For stores of one's own, so that their specs read sizes
+ * as the built-in ones do.  0, -EINVAL (not such a size), -ERANGE (more
+ * than 64 bits).  Any thread.
+ */
+int upager_store_parse_size(const char *str, uint64_t *out);
+
+/*
  * The mem store: an in-memory image of @len bytes (rounded up to whole
  * pages), zeroed, that the caller fills through upager_store_mem_data().
  * Also opened by spec as "mem:SIZE" (K/M/G suffixes).  Its fetch() is

@@ -53,3 +53,18 @@ int params_copy(void *dst, size_t dsize, const void *src)
 	memcpy(dst, &(uint32_t){ (uint32_t)dsize }, sizeof(uint32_t));
 	return 0;
 }
+
+int output_copy(void *dst, const void *src, size_t ksize)
+{
+	uint32_t usize, filled;
+
+	memcpy(&usize, dst, sizeof(usize));
+	if (usize < sizeof(usize))
+		return -EINVAL;
+	filled = usize < ksize ? usize : (uint32_t)ksize;
+	memcpy(dst, src, filled);
+	if (usize > ksize)
+		memset((unsigned char *)dst + ksize, 0, usize - ksize);
+	memcpy(dst, &filled, sizeof(filled));
+	return 0;
+}

@@ -29,4 +29,15 @@ int parse_size(const char *str, uint64_t *out);
  */
 int params_copy(void *dst, size_t dsize, const void *src);
 
+/*
+ * The other way: fill a caller's output struct that starts with its own
+ * size (set by the caller, sizeof as it was built) from this library's
+ * @src of @ksize bytes, the way the kernel's copy_struct_to_user() and
+ * sched_getattr() do: an older caller gets the part it knows of, a newer
+ * one gets zeros where this library has no field, and the size field
+ * says how many bytes were filled (the smaller of the two sizes).
+ * 0, or -EINVAL (the caller's size is smaller than the size field).
+ */
+int output_copy(void *dst, const void *src, size_t ksize);
+
 #endif

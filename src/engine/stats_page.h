@@ -3,8 +3,12 @@
  * The published-statistics file: /dev/shm/upager-PID-NAME, one per
  * handler created with stats_name.  The library updates the counters in
  * place with relaxed atomics, so publishing costs nothing on the fault
- * path; `upager stat` maps the file read-only.  Fixed little-endian
- * native layout, versioned by magic + version.
+ * path; `upager stat` reads the file (src/engine/stat_read.c).  Native
+ * layout, versioned by magic + version.  Every version starts with the
+ * magic, the version, the pid and the name as below.  Changing the layout
+ * means a new STATS_VERSION, and a frozen copy of the old layout in
+ * stat_read.c, which reads files of processes still running an older
+ * library by their own version.
  */
 #ifndef UPAGER_STATS_PAGE_H
 #define UPAGER_STATS_PAGE_H

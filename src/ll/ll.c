@@ -239,7 +239,8 @@ static void *probe_area(enum upager_ll_memtype t, size_t *len)
 	return mmap(NULL, *len, PROT_READ | PROT_WRITE, flags, -1, 0);
 }
 
-static void probe_memtype(struct upager_ll_probe *p, enum upager_ll_memtype t)
+static void probe_memtype(struct upager_ll_probe *p, enum upager_ll_memtype t,
+			  uint64_t features)
 {
 	static const uint64_t modes[] = { UFFDIO_REGISTER_MODE_MISSING,
 					  UFFDIO_REGISTER_MODE_WP,
@@ -251,7 +252,7 @@ static void probe_memtype(struct upager_ll_probe *p, enum upager_ll_memtype t)
 	if (area == MAP_FAILED)
 		return;
 	fd = upager_ll_open(0, NULL);
-	if (fd >= 0 && upager_ll_api(fd, p->features, NULL) == 0) {
+	if (fd >= 0 && upager_ll_api(fd, features, NULL) == 0) {
 		for (unsigned int i = 0; i < ARRAY_SIZE(modes); i++) {
 			uint64_t ioctls = 0;
 
@@ -268,35 +269,74 @@ static void probe_memtype(struct upager_ll_probe *p, enum upager_ll_memtype t)
 	munmap(area, len);
 }
 
-int upager_ll_probe(struct upager_ll_probe *p)
+_Static_assert(UPAGER_LL_MEM_COUNT <= UPAGER_LL_MEM_SLOTS,
+	       "struct upager_ll_probe has no room for another memory type");
+
+/* UFFDIO_API for @features alone on a descriptor of its own. */
+static int probe_feature(uint64_t features)
 {
+	struct uffdio_api api;
+	int fd = upager_ll_open(0, NULL), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = raw_api(fd, features, &api);
+	close(fd);
+	return ret;
+}
+
+int upager_ll_probe(struct upager_ll_probe *out)
+{
+	struct upager_ll_probe p = { .size = sizeof(p) };
 	struct uffdio_api api;
 	int fd, ret;
 
-	memset(p, 0, sizeof(*p));
-	fd = upager_ll_open(0, &p->path);
+	if (out->size < sizeof(out->size))
+		return -EINVAL;
+	fd = upager_ll_open(0, &p.path);
 	if (fd < 0)
 		return fd;
 	ret = raw_api(fd, 0, &api);
 	close(fd);
 	if (ret < 0)
 		return ret;
+	/* With features 0 the kernel reports everything it supports. */
+	p.features = api.features;
+	p.ioctls = api.ioctls;
 	/*
-	 * With features 0 the kernel reports everything it supports.  Some
-	 * of those cannot be enabled together on one fd (WP_ASYNC changes
-	 * what a WP fault is), so the per-memtype probe asks for the rest.
+	 * One refused feature fails the whole handshake, so each is asked
+	 * for alone: EVENT_FORK without CAP_SYS_PTRACE must not make the
+	 * rest look absent.
 	 */
-	p->features = api.features;
-	p->ioctls = api.ioctls;
-	{
-		uint64_t all = p->features;
+	for (unsigned int i = 0; i < 64; i++) {
+		uint64_t bit = 1ull << i;
 
-		p->features &= ~(uint64_t)UFFD_FEATURE_WP_ASYNC;
-		for (int t = 0; t < UPAGER_LL_MEM_COUNT; t++)
-			probe_memtype(p, (enum upager_ll_memtype)t);
-		p->features = all;
+		if (!(p.features & bit))
+			continue;
+		ret = probe_feature(bit);
+		if (ret == 0)
+			p.available |= bit;
+		else if (ret == -EPERM)
+			p.refused |= bit;
 	}
-	return 0;
+	/*
+	 * Some features cannot be enabled together on one fd (WP_ASYNC
+	 * changes what a WP fault is), so the per-memtype probe asks for the
+	 * rest of what this process may have.
+	 */
+	for (int t = 0; t < UPAGER_LL_MEM_COUNT; t++)
+		probe_memtype(&p, (enum upager_ll_memtype)t,
+			      p.available & ~(uint64_t)UFFD_FEATURE_WP_ASYNC);
+	return output_copy(out, &p, sizeof(p));
+}
+
+const char *upager_ll_feature_privilege(uint64_t bit)
+{
+	/*
+	 * userfaultfd_api() refuses EVENT_FORK with EPERM unless the caller
+	 * is capable(CAP_SYS_PTRACE); no other feature is checked.
+	 */
+	return bit == UFFD_FEATURE_EVENT_FORK ? "CAP_SYS_PTRACE" : NULL;
 }
 
 int upager_ll_register(int fd, void *addr, size_t len, uint64_t mode,

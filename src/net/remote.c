@@ -10,7 +10,12 @@
  * each page whose bit in the received-bitmap it was first to set.  The
  * bitmap is what makes "no page installed twice" hold across duplicates,
  * races between the two channels and reconnections, and it is what the
- * client sends back as HAVE after a drop.
+ * client sends back as HAVE after a drop.  A page whose install fails (the
+ * application unmapped or unregistered that part of the region) gets its
+ * bit back: it is not received, so a fault there asks for it again and a
+ * later session's HAVE leaves it out; the lost-map counts it meanwhile, so
+ * that upager_remote_wait_complete() can tell "nothing more will come" and
+ * say why.
  *
  * fetch() (a handler worker on a fault) serves a page that is already
  * installed from the region itself, waiting for a receiver that is
@@ -95,7 +100,10 @@ struct remote_store {
 
 	pthread_mutex_t send_lock; /* one writer at a time on ufd */
 	_Atomic uint64_t *have;	   /* received-bitmap */
-	_Atomic uint64_t received; /* bits set in it */
+	_Atomic uint64_t received; /* pages received and installed */
+	_Atomic uint64_t *lost;	   /* pages that arrived but would not go in */
+	_Atomic uint64_t nlost;	   /* bits set in it */
+	int install_err;	   /* the last such install's error */
 
 	pthread_t mgr, rx[2];
 	uint8_t *buf[3]; /* a message each: stream rx, urgent rx, manager */
@@ -125,6 +133,45 @@ static bool have_test(struct remote_store *rs, uint64_t i)
 static bool complete(struct remote_store *rs)
 {
 	return atomic_load(&rs->received) == rs->s.npages;
+}
+
+/*
+ * Every page received or lost: nothing more arrives unless asked for.
+ * The sum never overshoots: a page is marked lost before its bit is
+ * cleared, and unmarked before it is counted received again.
+ */
+static bool settled(struct remote_store *rs)
+{
+	return atomic_load(&rs->received) + atomic_load(&rs->nlost) >=
+	       rs->s.npages;
+}
+
+/*
+ * Page @i arrived but could not be installed: not received.  Marked lost
+ * first, then its bit is cleared, so whoever claims it next finds the
+ * mark to take off.
+ */
+static void unreceive(struct remote_store *rs, uint64_t i)
+{
+	uint64_t m = 1ull << (i % 64);
+
+	if (!(atomic_fetch_or(&rs->lost[i / 64], m) & m))
+		atomic_fetch_add(&rs->nlost, 1);
+	atomic_fetch_and(&rs->have[i / 64], ~m);
+	STAT(rs, install_errors, 1);
+}
+
+/* Pages [page, page+n) went in: none of them is lost any more. */
+static void found(struct remote_store *rs, uint64_t page, uint64_t n)
+{
+	if (!atomic_load(&rs->nlost))
+		return;
+	for (uint64_t i = page; i < page + n; i++) {
+		uint64_t m = 1ull << (i % 64);
+
+		if (atomic_fetch_and(&rs->lost[i / 64], ~m) & m)
+			atomic_fetch_sub(&rs->nlost, 1);
+	}
 }
 
 /* ---- connections ------------------------------------------------------- */
@@ -210,11 +257,16 @@ static int handshake(struct remote_store *rs, int *sfd, int *ufd)
 		ret = hello(rs, *sfd, WIRE_ROLE_STREAM, &session, &caps, &bytes);
 	if (ret < 0)
 		goto fail;
-	/* A server restarted with another image is not ours to resume. */
+	/*
+	 * A server restarted with another image is not ours to resume.  The
+	 * size is learnt once, by open(): written again on a reconnection it
+	 * would race with readers of npages for nothing.
+	 */
 	ret = -ESTALE;
 	if (rs->s.npages && bytes / PAGE != rs->s.npages)
 		goto fail;
-	rs->s.npages = bytes / PAGE;
+	if (!rs->s.npages)
+		rs->s.npages = bytes / PAGE;
 	*ufd = net_connect(&rs->addr, true, HANDSHAKE_TIMEOUT_S);
 	if (*ufd < 0) {
 		ret = *ufd;
@@ -245,11 +297,12 @@ fail:
 
 /*
  * Is a connection needed?  While a fetch waits, or the attached region
- * lacks pages.  Caller holds rs->lock.
+ * lacks pages that may still come (a lost page comes again only when a
+ * fault asks for it).  Caller holds rs->lock.
  */
 static bool needed(struct remote_store *rs)
 {
-	return rs->waiters || (rs->region && !complete(rs));
+	return rs->waiters || (rs->region && !settled(rs));
 }
 
 /* Caller holds rs->lock. */
@@ -498,6 +551,51 @@ static void feed_waiters(struct remote_store *rs, uint64_t page, uint32_t n,
 }
 
 /*
+ * Install pages [page, page+n), whose bits this thread set.  Returns how
+ * many went in; the others are not received (unreceive()), and *@err gets
+ * their install's error.
+ */
+static uint32_t install_run(struct remote_store *rs, struct upager_region *r,
+			    uint64_t page, uint32_t n, const uint8_t *data,
+			    int *err)
+{
+	long ret = upager_region_install(r, page * PAGE, data,
+					 (size_t)n * PAGE);
+	uint32_t in = 0;
+
+	if (ret == (long)n * PAGE) {
+		found(rs, page, n);
+		return n;
+	}
+	/*
+	 * Fewer bytes than asked: units a fault's fill had installed or was
+	 * installing (counted as races, not bytes), or an install that
+	 * failed part-way, which the engine reports as an error only when
+	 * nothing went in before it and whose units it may leave marked
+	 * absent though some are in.  Page by page tells them apart: a page
+	 * the engine does not show present goes in alone again, which for
+	 * one that is in finds -EEXIST and settles it present.
+	 */
+	for (uint32_t i = 0; i < n; i++) {
+		size_t off = (size_t)(page + i) * PAGE;
+		long one = 0;
+
+		if (!upager_region_present(r, off))
+			one = upager_region_install(
+				r, off, data ? data + (size_t)i * PAGE : NULL,
+				PAGE);
+		if (one < 0) {
+			*err = (int)one;
+			unreceive(rs, page + i);
+			continue;
+		}
+		found(rs, page + i, 1);
+		in++;
+	}
+	return in;
+}
+
+/*
  * Pages [page, page+n) arrived (@data NULL: zeros): to the waiters, then
  * into the region, each page by the one thread that set its bit.
  */
@@ -506,6 +604,7 @@ static void deliver(struct remote_store *rs, uint64_t page, uint32_t n,
 {
 	struct upager_region *r;
 	uint64_t fresh = 0;
+	int err = 0;
 
 	pthread_mutex_lock(&rs->lock);
 	feed_waiters(rs, page, n, data);
@@ -527,10 +626,9 @@ static void deliver(struct remote_store *rs, uint64_t page, uint32_t n,
 		}
 		for (j = i + 1; j < n && have_claim(rs, page + j);)
 			j++;
-		upager_region_install(r, (page + i) * PAGE,
-				      data ? data + (size_t)i * PAGE : NULL,
-				      (size_t)(j - i) * PAGE);
-		fresh += j - i;
+		fresh += install_run(rs, r, page + i, j - i,
+				     data ? data + (size_t)i * PAGE : NULL,
+				     &err);
 	}
 	if (urgent)
 		STAT(rs, pages_urgent, fresh);
@@ -540,13 +638,18 @@ static void deliver(struct remote_store *rs, uint64_t page, uint32_t n,
 		STAT(rs, pages_zero, fresh);
 
 	pthread_mutex_lock(&rs->lock);
+	if (err)
+		rs->install_err = err;
+	atomic_fetch_add(&rs->received, fresh);
 	rs->installing--;
 	if (rs->install_waits)
 		pthread_cond_broadcast(&rs->idle);
 	put_region(rs);
-	/* The manager lets go, wait_complete() returns. */
-	if (fresh && atomic_fetch_add(&rs->received, fresh) + fresh ==
-			     rs->s.npages)
+	/*
+	 * The manager lets go, wait_complete() returns: every page is in
+	 * or lost, and no install that could change that is under way.
+	 */
+	if (!rs->installing && settled(rs))
 		pthread_cond_broadcast(&rs->cond);
 	pthread_mutex_unlock(&rs->lock);
 }
@@ -747,7 +850,7 @@ static int remote_fetch(struct upager_store *s, uint64_t pgoff, void *dst,
 			break;
 		}
 	}
-	if (!rs->waiters && complete(rs))
+	if (!rs->waiters && settled(rs))
 		pthread_cond_broadcast(&rs->cond); /* the manager may let go */
 	pthread_mutex_unlock(&rs->lock);
 	if (ret == -ETIMEDOUT)
@@ -799,9 +902,13 @@ static void remote_detach(struct upager_store *s, struct upager_region *r)
 	rs->region = NULL;
 	while (rs->region_users)
 		pthread_cond_wait(&rs->idle, &rs->lock);
-	for (uint64_t i = 0; i < (s->npages + 63) / 64; i++)
+	for (uint64_t i = 0; i < (s->npages + 63) / 64; i++) {
 		atomic_store(&rs->have[i], 0);
+		atomic_store(&rs->lost[i], 0);
+	}
 	atomic_store(&rs->received, 0);
+	atomic_store(&rs->nlost, 0);
+	rs->install_err = 0;
 	broken(rs, rs->gen);
 	pthread_cond_broadcast(&rs->cond);
 	pthread_mutex_unlock(&rs->lock);
@@ -810,6 +917,7 @@ static void remote_detach(struct upager_store *s, struct upager_region *r)
 static void remote_free(struct remote_store *rs)
 {
 	free(rs->have);
+	free(rs->lost);
 	for (int i = 0; i < 3; i++)
 		free(rs->buf[i]);
 	pthread_mutex_destroy(&rs->lock);
@@ -954,7 +1062,8 @@ static int remote_open(const char *arg, struct upager_store **out)
 	if (ret < 0)
 		goto fail;
 	rs->have = calloc((rs->s.npages + 63) / 64, sizeof(*rs->have));
-	if (!rs->have) {
+	rs->lost = calloc((rs->s.npages + 63) / 64, sizeof(*rs->lost));
+	if (!rs->have || !rs->lost) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -1005,19 +1114,32 @@ const struct upager_store_ops store_remote_ops = {
 
 int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st)
 {
+	struct upager_remote_stats k;
 	struct remote_store *rs;
-	const uint64_t *src;
-	uint64_t *dst = (uint64_t *)st;
 
 	if (!s || s->ops != &store_remote_ops)
 		return -EINVAL;
 	rs = to_remote(s);
-	src = (const uint64_t *)&rs->st;
-	for (size_t i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
-		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
-	st->npages = s->npages;
-	st->pages_received = atomic_load(&rs->received);
-	return 0;
+	memset(&k, 0, sizeof(k));
+	/* The counters are bumped outside the lock: read each atomically. */
+#define READ(field) k.field = __atomic_load_n(&rs->st.field, __ATOMIC_RELAXED)
+	READ(pages_pushed);
+	READ(pages_urgent);
+	READ(pages_zero);
+	READ(duplicates);
+	READ(requests);
+	READ(fetch_local);
+	READ(timeouts);
+	READ(reconnects);
+	READ(protocol_errors);
+	READ(bytes_received);
+	READ(install_errors);
+	for (int i = 0; i < UPAGER_LAT_BUCKETS; i++)
+		READ(lat_hist[i]);
+#undef READ
+	k.npages = s->npages;
+	k.pages_received = atomic_load(&rs->received);
+	return output_copy(st, &k, sizeof(k));
 }
 
 double upager_remote_percentile(const struct upager_remote_stats *st, double p)
@@ -1031,46 +1153,31 @@ double upager_remote_percentile(const struct upager_remote_stats *st, double p)
 int upager_remote_wait_complete(struct upager_store *s, int timeout_ms)
 {
 	struct remote_store *rs;
-	struct upager_region *r;
-	uint64_t due = now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) *
-					   1000000ull;
-	struct timespec ts = abstime(due);
-	uint64_t i = 0;
+	struct timespec ts;
 	int ret = 0;
 
 	if (!s || s->ops != &store_remote_ops)
 		return -EINVAL;
 	rs = to_remote(s);
+	ts = abstime(now_ns() +
+		     (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull);
+	/*
+	 * deliver() counts a page received once it is installed, and wakes
+	 * rs->cond when the last install that settles the image ends.
+	 */
 	pthread_mutex_lock(&rs->lock);
-	while (rs->region && !complete(rs) && !ret) {
+	while (rs->region && (!settled(rs) || rs->installing) && !ret) {
 		if (timeout_ms < 0)
 			pthread_cond_wait(&rs->cond, &rs->lock);
 		else if (pthread_cond_timedwait(&rs->cond, &rs->lock, &ts) ==
-			 ETIMEDOUT)
-			ret = complete(rs) ? 0 : -ETIMEDOUT;
-	}
-	r = rs->region;
-	if (!r)
-		ret = -ENOTCONN;
-	if (!ret)
-		rs->region_users++;
-	pthread_mutex_unlock(&rs->lock);
-	if (ret)
-		return ret;
-	/*
-	 * Every page has arrived; a few may still be on their way into the
-	 * page table (set in the bitmap, installed a moment later).
-	 */
-	while (i < s->npages && !ret) {
-		if (upager_region_present(r, i * PAGE))
-			i++;
-		else if (timeout_ms >= 0 && now_ns() >= due)
+				 ETIMEDOUT &&
+			 (!settled(rs) || rs->installing))
 			ret = -ETIMEDOUT;
-		else
-			usleep(200);
 	}
-	pthread_mutex_lock(&rs->lock);
-	put_region(rs);
+	if (!rs->region)
+		ret = -ENOTCONN;
+	else if (!ret && !complete(rs))
+		ret = rs->install_err ? rs->install_err : -EIO;
 	pthread_mutex_unlock(&rs->lock);
 	return ret;
 }

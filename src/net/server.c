@@ -659,14 +659,14 @@ struct upager_server *upager_server_new(const struct upager_server_params *param
 					int *err)
 {
 	struct upager_server_params p = { .size = sizeof(p) };
-	struct upager_server *srv;
+	struct upager_server *srv = NULL;
 	pthread_condattr_t ca;
 	const char *listen;
 	int ret;
 
-	if (params)
-		memcpy(&p, params,
-		       params->size < sizeof(p) ? params->size : sizeof(p));
+	ret = params_copy(&p, sizeof(p), params);
+	if (ret < 0)
+		goto fail;
 	listen = p.listen ? p.listen : "tcp:127.0.0.1:0";
 	srv = calloc(1, sizeof(*srv));
 	if (!srv) {
@@ -843,12 +843,23 @@ void upager_server_free(struct upager_server *srv)
 	free(srv);
 }
 
-void upager_server_stats(struct upager_server *srv,
-			 struct upager_server_stats *st)
+int upager_server_stats(struct upager_server *srv,
+			struct upager_server_stats *st)
 {
-	const uint64_t *s = (const uint64_t *)&srv->st;
-	uint64_t *d = (uint64_t *)st;
+	struct upager_server_stats k;
 
-	for (size_t i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
-		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+	memset(&k, 0, sizeof(k));
+	/* The counters are bumped outside the lock: read each atomically. */
+#define READ(field) k.field = __atomic_load_n(&srv->st.field, __ATOMIC_RELAXED)
+	READ(clients);
+	READ(clients_open);
+	READ(sessions);
+	READ(pages_streamed);
+	READ(pages_urgent);
+	READ(pages_zero);
+	READ(requests);
+	READ(bytes_sent);
+	READ(protocol_errors);
+#undef READ
+	return output_copy(st, &k, sizeof(k));
 }

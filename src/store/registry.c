@@ -215,3 +215,8 @@ void upager_store_close(struct upager_store *s)
 	if (s)
 		s->ops->close(s);
 }
+
+int upager_store_parse_size(const char *str, uint64_t *out)
+{
+	return parse_size(str, out);
+}

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Numbers in /proc and /sys, and the 2 MiB hugetlb pool: shared by the
- * CLI (features, bench) and the test harness, which reserve pages for a
- * run and give them back at exit.
+ * CLI (features), the benchmark and the test harness, which reserve pages
+ * for a run and give them back at exit.
  */
 #ifndef UPAGER_SYSFS_H
 #define UPAGER_SYSFS_H

@@ -1,31 +1,29 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What the upager subcommands share: the dispatch signature, argument
- * parsing with errors that name the argument, and a small JSON writer. */
-#ifndef UPAGER_CLI_H
-#define UPAGER_CLI_H
+/*
+ * What the programs beside the library share (the upager command in
+ * tools/, upager-bench in bench/): messages that name the command and the
+ * argument that was wrong, number arguments, and a small JSON writer.
+ * Built once as an object set both link; it uses no header of theirs and
+ * no private one of the library.
+ */
+#ifndef UPAGER_COMMON_CLI_H
+#define UPAGER_COMMON_CLI_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
-struct cli_cmd {
-	const char *name;
-	const char *summary;
-	int (*run)(int argc, char **argv);
-};
-
-int cmd_features(int argc, char **argv);
-int cmd_demo(int argc, char **argv);
-int cmd_stat(int argc, char **argv);
-int cmd_serve(int argc, char **argv);
-int cmd_migrate(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-
-/* Print "upager CMD: message" to stderr; returns 2 (usage) or 1. */
+/*
+ * Print "upager CMD: message" to stderr, and for a usage error (@code 2)
+ * a line pointing to 'upager CMD --help'.  Returns @code: 2 (usage) or 1.
+ */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int cli_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+int cli_verror(int code, const char *cmd, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 /*
  * Parse an unsigned integer argument in [min, max] with an optional
  * K/M/G suffix when @suffix; on error print which argument was wrong and

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+/* Messages, number arguments and JSON for the programs (see cli.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -7,7 +8,7 @@
 
 #include "cli.h"
 
-static int verror(int code, const char *cmd, const char *fmt, va_list ap)
+int cli_verror(int code, const char *cmd, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "upager %s: ", cmd);
 	vfprintf(stderr, fmt, ap);
@@ -23,7 +24,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	int r;
 
 	va_start(ap, fmt);
-	r = verror(2, cmd, fmt, ap);
+	r = cli_verror(2, cmd, fmt, ap);
 	va_end(ap);
 	return r;
 }
@@ -34,7 +35,7 @@ int cli_error(const char *cmd, const char *fmt, ...)
 	int r;
 
 	va_start(ap, fmt);
-	r = verror(1, cmd, fmt, ap);
+	r = cli_verror(1, cmd, fmt, ap);
 	va_end(ap);
 	return r;
 }

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the parts of upager-bench share (upager-bench.c says what it
+ * measures): the options, each section's rows and results, and the
+ * helpers every section uses.  The benchmark is a client of the library
+ * like any other program: public headers only, and common/.
+ */
+#ifndef UPAGER_BENCH_H
+#define UPAGER_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include <upager/upager.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define PAGE ((size_t)UPAGER_STORE_PAGE)
+#define MIB ((uint64_t)1 << 20)
+#define GIB ((uint64_t)1 << 30)
+#define MAX_ROUNDS 25
+#define MAX_WORKERS 8
+
+enum { SEC_A = 1, SEC_B = 2, SEC_C = 4 };
+
+struct opts {
+	bool quick, json;
+	const char *dir;
+	uint64_t size;	   /* C: the file */
+	unsigned int rounds;
+	unsigned int only; /* SEC_* */
+	size_t a_pages;	   /* A: pages per run */
+	uint64_t b_bytes;  /* B: bytes swept per run */
+	size_t c_reads;	   /* C: random reads per run, warm cache */
+	size_t c_cold_reads; /* and cold: disk-bound, fewer with --quick */
+};
+
+/* Per-thread counters of the kernel, summed over some threads. */
+struct tstat {
+	uint64_t cpu_ns;  /* schedstat: time on a CPU */
+	uint64_t wait_ns; /* schedstat: time runnable, waiting for a CPU */
+	uint64_t csw;	  /* status: voluntary + nonvoluntary switches */
+	uint64_t syscr;	  /* io: read(2)-family syscalls */
+};
+
+/* ---- section A and D rows ----------------------------------------------- */
+
+enum {
+	A_KERNEL,
+	A_KERNEL_READ,
+	A_BARE,
+	A_H1,
+	A_H2,
+	A_BARE_SIG,
+	A_INTHREAD,
+	A_N
+};
+
+struct row_def {
+	const char *id, *label;
+	int baseline; /* row the ratio is against, or -1 */
+};
+extern const struct row_def a_rows[A_N];
+
+struct a_result {
+	double p50[MAX_ROUNDS], p99[MAX_ROUNDS], rate[MAX_ROUNDS]; /* ns, /s */
+	/* D: summed over the rounds */
+	uint64_t accesses;	/* pages touched */
+	uint64_t faults;	/* the engine's count, or the kernel's */
+	struct tstat faulting;	/* the thread that touched the pages */
+	struct tstat server;	/* the threads that served the faults */
+	uint64_t polls, copies; /* bare loop only: counted in its code */
+	bool has_server, counters_ok;
+};
+
+/* ---- section B rows ------------------------------------------------------ */
+
+enum { B_KERNEL, B_KERNEL_READ, B_RA2, B_RA1, B_N };
+
+extern const struct row_def b_rows[B_N];
+
+/* ---- section C cases ----------------------------------------------------- */
+
+enum { C_MMAP_PRIVATE, C_MMAP_SHARED, C_REGION };
+
+struct c_case {
+	const char *id, *label;
+	int kind;
+	size_t fill, ra;      /* region: map parameters (0: defaults) */
+	unsigned int threads; /* region: workers */
+	enum upager_memtype memtype;
+};
+
+#define C_SEQ_N ((size_t)10)
+#define C_SEQ_DEFAULT 3 /* region_4k_2: the defaults on 2 CPUs */
+#define C_RAND_N ((size_t)4)
+#define C_RAND_4K 2 /* region_4k: the random-read target's case */
+extern const struct c_case c_seq[];
+extern const struct c_case c_rand[];
+
+struct c_result {
+	double rate[MAX_ROUNDS]; /* GiB/s (sequential) or reads/s (random) */
+	uint64_t faults;	 /* region: the engine's, summed over rounds */
+};
+
+struct bench {
+	struct opts o;
+	double timer_ns; /* cost of the clock_gettime() pair around an access */
+	struct a_result a[A_N];
+	double b_rate[B_N][MAX_ROUNDS]; /* GiB/s */
+	uint64_t b_faults[B_N];		/* summed over rounds */
+	struct c_result cseq[2][C_SEQ_N], crand[2][C_RAND_N]; /* [cold] */
+	double cold_resident_max; /* fraction of the file left after a drop */
+	bool cold_dropped;	  /* every drop left < 1% of the file cached */
+	bool huge_ok;		  /* hugetlb pages reserved for C's rows */
+};
+
+/* ---- helpers (bench_util.c) ---------------------------------------------- */
+
+void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...);
+void __attribute__((format(printf, 1, 2))) progress(const char *fmt, ...);
+void *xmalloc(size_t len);
+
+static inline uint64_t clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Word 0 of store page @pg; never 0, so a zero page can't pass for it. */
+static inline uint64_t pattern(uint64_t pg)
+{
+	return (pg + 1) * 0x9e3779b97f4a7c15ull;
+}
+
+enum touch { TOUCH_WRITE, TOUCH_READ, TOUCH_PAGE };
+
+/*
+ * One access to the first word of a page, or a read of all of it.  The
+ * write is a locked add of 0: a write fault (so the kernel's first touch
+ * allocates and zeroes a page, as UFFDIO_COPY allocates and fills one)
+ * that still returns the word to check.  TOUCH_PAGE returns the sum of
+ * the page's words: what reading a file costs is reading its bytes.
+ */
+static inline uint64_t touch(char *p, enum touch how)
+{
+	volatile uint64_t *w = (volatile uint64_t *)p;
+	const uint64_t *words = (const uint64_t *)p;
+	uint64_t sum = 0;
+
+	if (how == TOUCH_WRITE)
+		return __atomic_fetch_add(w, 0, __ATOMIC_RELAXED);
+	if (how == TOUCH_READ)
+		return *w;
+	for (size_t i = 0; i < PAGE / 8; i++)
+		sum += words[i];
+	return sum;
+}
+
+uint64_t page_sum(uint64_t pg);
+uint64_t sweep(const char *what, char *base, const uint32_t *idx, size_t n,
+	       enum touch how, bool zero, uint64_t *lat);
+double median(const double *v, unsigned int n);
+char *anon_map(const char *what, size_t len);
+struct upager_store *pattern_store(uint64_t len);
+ssize_t slurp(const char *path, char *buf, size_t len);
+int64_t field(const char *buf, const char *key);
+uint64_t minflt_self(void);
+
+/* An upager handler with one region. */
+struct engine {
+	struct upager_handler *h;
+	struct upager_region *r;
+	char *addr;
+	pid_t workers[MAX_WORKERS];
+	int nworkers;
+};
+void engine_up(struct engine *e, const char *what, struct upager_store *s,
+	       size_t len, unsigned int threads, size_t fill, size_t ra,
+	       unsigned int flags, enum upager_memtype memtype);
+void engine_down(struct engine *e, struct upager_stats *st);
+
+/* ---- the sections and the report ----------------------------------------- */
+
+void section_a(struct bench *b); /* bench_a.c */
+void section_b(struct bench *b); /* bench_b.c */
+void section_c(struct bench *b); /* bench_c.c */
+void print_tables(struct bench *b);			  /* bench_report.c */
+void print_json(struct bench *b, const struct utsname *u); /* bench_report.c */
+
+#endif
