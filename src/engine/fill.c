@@ -155,10 +155,11 @@ static int install_op(struct upager_region *r, enum install_op op, char *dst,
  * page found present (-EEXIST: another resolver won, or the application
  * kept it through a partial MADV_DONTNEED) is skipped; -EAGAIN waits for
  * the map to settle; a range with a hole in it (the application unmapped
- * part of a unit: -ENOENT) goes in page by page around the hole.
- * Returns the bytes this call installed (pages found present count as
- * done), or the error that stopped it, with the bytes put in before it
- * in f->partial: -ENOENT (nothing there is registered any more),
+ * part of a unit: -ENOENT) goes in page by page around the hole, so the
+ * faulting page is there, and the hole is reported.  Returns the bytes
+ * this call installed (pages found present count as done), or the error
+ * that stopped it, with f->partial the bytes from @dst on that are all
+ * in: -ENOENT (a hole, or nothing there is registered any more),
  * -ESRCH/-ENOSPC (the process is gone), -EAGAIN (gave up waiting, see
  * wait_mm_change()), -EFAULT (CONTINUE: a page is not in the page
  * cache), -ENOMEM (no page: a hugetlb pool ran out).
@@ -166,9 +167,9 @@ static int install_op(struct upager_region *r, enum install_op op, char *dst,
 static long install(struct upager_region *r, struct filler *f,
 		    enum install_op op, char *dst, const char *src, size_t len)
 {
-	size_t off = 0, page = memtype_page(r->memtype), put = 0;
+	size_t off = 0, page = memtype_page(r->memtype), put = 0, hole = len;
 	unsigned int tries = 0;
-	bool single = false, hole = false;
+	bool single = false;
 	uint64_t mode = 0;
 	int ret;
 
@@ -198,16 +199,17 @@ static long install(struct upager_region *r, struct filler *f,
 			continue;
 		}
 		if (ret == -ENOENT && single) {
-			hole = true;
+			if (hole == len)
+				hole = off;
 			off += page;
 			continue;
 		}
 		break;
 	}
-	if (off < len || (hole && !put)) {
-		f->partial = put;
+	if (off < len || hole < len) {
+		f->partial = off < hole ? off : hole;
 		if (put && f->dontwake)
-			wake_later(f, r->uffd, dst, put);
+			wake_later(f, r->uffd, dst, off);
 		return off < len ? ret : -ENOENT;
 	}
 	if (f->dontwake)
