@@ -83,6 +83,25 @@ void fill_wake(struct upager_region *r, struct filler *f, size_t u, size_t n)
 		upager_ll_wake(r->uffd, addr, n * r->fill);
 }
 
+/*
+ * A shmem region and its forked copies share one page cache and one
+ * unit state: a fault in any of their spaces may wait on a unit the
+ * filler of another holds.  Wake them all.
+ */
+static void wake_copies(struct upager_region *r, size_t u, size_t n)
+{
+	struct upager_region *root = r->root ? r->root : r;
+	size_t off = u * r->fill, len = n * r->fill;
+
+	pthread_mutex_lock(&r->h->fork_lock);
+	if (root != r && !atomic_load(&root->gone))
+		upager_ll_wake(root->uffd, root->addr + off, len);
+	for (struct upager_region *c = root->children; c; c = c->sibling)
+		if (c != r)
+			upager_ll_wake(c->uffd, c->addr + off, len);
+	pthread_mutex_unlock(&r->h->fork_lock);
+}
+
 int fill_settle(struct upager_region *r, struct filler *f, size_t u,
 		size_t n, unsigned int to)
 {
@@ -90,8 +109,11 @@ int fill_settle(struct upager_region *r, struct filler *f, size_t u,
 
 	for (size_t i = 0; i < n; i++)
 		wake |= unit_settle(&r->state[u + i], to);
-	if (wake)
-		fill_wake(r, f, u, n);
+	if (!wake)
+		return 0;
+	fill_wake(r, f, u, n);
+	if (r->memtype == UPAGER_MEM_SHMEM)
+		wake_copies(r, u, n);
 	return 0;
 }
 
