@@ -157,6 +157,28 @@ void t_watch_free(struct t_watch *w);
  */
 void t_deadline(unsigned int secs, const char *what);
 
+/* Where tests make files: $TMPDIR, or /tmp. */
+const char *t_tmpdir(void);
+/* Write @len bytes at offset 0 of @fd: page i is t_fill(seed i), cut short
+ * at @len. */
+void t_fill_file(int fd, size_t len);
+/*
+ * A file of @len bytes of that pattern in t_tmpdir(), already unlinked
+ * (a store opens it again as /proc/self/fd/N), so that a failing test
+ * leaves nothing behind.  Returns its fd.
+ */
+int t_tmpfile(size_t len);
+
+/*
+ * A part of a test this machine cannot run (a filesystem without holes,
+ * a page cache that cannot be dropped): say why, and go on with the
+ * rest.  t_end() then exits 77 naming each such part instead of passing,
+ * so that a pass never stands for a check that did not run.
+ */
+void t_not_checked(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* main()'s return once every check passed: 0, or exit 77 as above. */
+int t_end(void);
+
 /* The /proc/self/pagemap entry of @addr (@pm: that file, open). */
 #define PM_UFFD_WP (1ull << 57) /* the page is uffd write-protected */
 uint64_t t_pagemap_entry(int pm, const void *addr);
