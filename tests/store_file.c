@@ -7,8 +7,8 @@
  * zero_run() finds a punched hole and a hole left by ftruncate(), and 0 on
  * data; ",writable" writes back without growing the file and a read-only
  * store has no writeback; a file truncated after open fails with -EIO,
- * never zeros; missing files, directories, FIFOs and empty paths are
- * refused; a path may hold commas.
+ * never zeros, also where its hole ran to the old end; missing files,
+ * directories, FIFOs and empty paths are refused; a path may hold commas.
  * Buffered, direct() gives the file's pages in place and release() unmaps
  * whole 2 MiB blocks once every page of them was released: the page cache
  * can then be dropped, which it cannot while the store maps it.  A check
@@ -274,6 +274,46 @@ static void check_truncated(void)
 	teardown(&fx);
 }
 
+/*
+ * A file whose hole runs to its end, shrunk after open: zero_run() may
+ * call the hole zeros only up to the new end, and past it fetch() fails
+ * with -EIO, as for a dense file (check_truncated()).  Zeros there would
+ * be data the file does not have; this is the one way to the check in
+ * zero_run() that the file did not shrink under the run.
+ */
+static void check_shrunk_hole(void)
+{
+	size_t (*zero_run)(struct upager_store *, uint64_t, size_t);
+	struct upager_store *s;
+	struct fixture fx;
+
+	/* Pages 0-15 data, 16-23 a hole to the end left by ftruncate(). */
+	setup(&fx, 16 * PAGE, "");
+	CHECK(!ftruncate(fx.fd, 24 * PAGE), "ftruncate: %s", strerror(errno));
+	upager_store_close(fx.s);
+	fx.s = open_ok(fx.fd, "");
+	s = fx.s;
+	zero_run = s->ops->zero_run;
+	if (zero_run(s, 16, 8) != 8) {
+		t_not_checked("a hole at the end (%s left none)", t_tmpdir());
+		teardown(&fx);
+		return;
+	}
+	CHECK(!ftruncate(fx.fd, 18 * PAGE), "ftruncate: %s", strerror(errno));
+	CHECK(zero_run(s, 16, 2) == 2, "the hole before the new end: %zu",
+	      zero_run(s, 16, 2));
+	CHECK(zero_run(s, 16, 8) == 0, "a hole past the new end: %zu",
+	      zero_run(s, 16, 8));
+	CHECK(zero_run(s, 20, 4) == 0, "past the new end: %zu",
+	      zero_run(s, 20, 4));
+	CHECK_RET(upager_store_fetch(s, 16, fx.buf, 2), 0);
+	CHECK(all_zero(fx.buf, 2 * PAGE), "the hole before the new end");
+	CHECK_RET(upager_store_fetch(s, 18, fx.buf, 1), -EIO);
+	CHECK_RET(upager_store_fetch(s, 23, fx.buf, 1), -EIO);
+	CHECK_RET(upager_store_fetch(s, 16, fx.buf, 8), -EIO);
+	teardown(&fx);
+}
+
 static void check_open_errors(void)
 {
 	char path[256], spec[300];
@@ -406,6 +446,7 @@ int main(int argc, char **argv)
 	check_sparse();
 	check_writable();
 	check_truncated();
+	check_shrunk_hole();
 	check_open_errors();
 	if (!*variant)
 		check_release();
