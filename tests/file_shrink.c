@@ -22,8 +22,6 @@
 int main(int argc, char **argv)
 {
 	enum upager_ll_memtype t = t_memtype(argc, argv);
-	struct upager_handler_params hp = { .size = sizeof(hp),
-					    .on_error = t_on_error };
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.memtype = (enum upager_memtype)t };
 	static const char zero[PG];
@@ -37,8 +35,7 @@ int main(int argc, char **argv)
 
 	if (t == UPAGER_LL_MEM_HUGETLB)
 		SKIP("2 MiB units would cover the whole file");
-	hp.error_arg = &e;
-	fd = t_tmpfile(DATA * PG);
+	fd = t_tmp_unlinked(DATA * PG);
 	CHECK(!ftruncate(fd, PAGES * PG), "ftruncate: %s", strerror(errno));
 	snprintf(spec, sizeof(spec), "file:/proc/self/fd/%d", fd);
 	s = upager_store_open(spec, &err);
@@ -48,8 +45,7 @@ int main(int argc, char **argv)
 		SKIP("%s left no hole at the end of a file", t_tmpdir());
 	CHECK(!ftruncate(fd, KEPT * PG), "ftruncate: %s", strerror(errno));
 
-	h = upager_handler_new(&hp, &err);
-	CHECK(h, "handler: %s", strerror(-err));
+	h = t_upager_handler(0, t_on_error, &e);
 	p = upager_map(h, s, PAGES * PG, &mp, &r, &err);
 	CHECK(p, "map: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(h), 0);

@@ -332,23 +332,6 @@ uint64_t t_pagemap_entry(int pm, const void *addr)
 	return v;
 }
 
-int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed)
-{
-	const char *dir = getenv("TMPDIR");
-	static char page[4096];
-	int fd;
-
-	snprintf(path, size, "%s/upager-test-XXXXXX", dir && *dir ? dir : "/tmp");
-	fd = mkstemp(path);
-	CHECK(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
-	for (size_t off = 0; off < len; off += sizeof(page)) {
-		t_fill(page, sizeof(page), seed + off / sizeof(page));
-		CHECK(pwrite(fd, page, sizeof(page), (off_t)off) == sizeof(page),
-		      "pwrite %s: %s", path, strerror(errno));
-	}
-	return fd;
-}
-
 int t_wait_child(pid_t pid, unsigned int ms, int *status)
 {
 	uint64_t end = t_now_ns() + (uint64_t)ms * 1000000;
@@ -460,29 +443,36 @@ const char *t_tmpdir(void)
 	return dir && *dir ? dir : "/tmp";
 }
 
-void t_fill_file(int fd, size_t len)
+void t_fill_file(int fd, size_t len, uint64_t seed)
 {
 	static char page[4096];
 	size_t n;
 
 	for (size_t off = 0; off < len; off += n) {
 		n = len - off < sizeof(page) ? len - off : sizeof(page);
-		t_fill(page, sizeof(page), off / sizeof(page));
+		t_fill(page, sizeof(page), seed + off / sizeof(page));
 		CHECK(pwrite(fd, page, n, (off_t)off) == (ssize_t)n,
 		      "pwrite: %s", strerror(errno));
 	}
 }
 
-int t_tmpfile(size_t len)
+int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed)
 {
-	char path[256];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/upager-test-XXXXXX", t_tmpdir());
+	snprintf(path, size, "%s/upager-test-XXXXXX", t_tmpdir());
 	fd = mkstemp(path);
 	CHECK(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
+	t_fill_file(fd, len, seed);
+	return fd;
+}
+
+int t_tmp_unlinked(size_t len)
+{
+	char path[256];
+	int fd = t_tmp_file(path, sizeof(path), len, 0);
+
 	unlink(path);
-	t_fill_file(fd, len);
 	return fd;
 }
 

@@ -122,13 +122,6 @@ bool t_read_sigsegv(const volatile char *p);
 uint64_t t_now_ns(void);
 
 /*
- * A temporary file in $TMPDIR (default /tmp) of @len bytes, page i
- * holding t_fill(seed + i), open for reading and writing; its name goes
- * to @path (@size bytes).  The caller unlinks it.
- */
-int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed);
-
-/*
  * Wait up to @ms for child @pid: 0 with its wait status in *@status, or
  * -ETIMEDOUT once it has been killed (SIGKILL) and reaped.
  */
@@ -159,15 +152,20 @@ void t_deadline(unsigned int secs, const char *what);
 
 /* Where tests make files: $TMPDIR, or /tmp. */
 const char *t_tmpdir(void);
-/* Write @len bytes at offset 0 of @fd: page i is t_fill(seed i), cut short
- * at @len. */
-void t_fill_file(int fd, size_t len);
+/* Write @len bytes at offset 0 of @fd: page i is t_fill(seed + i), the
+ * last one cut short at @len. */
+void t_fill_file(int fd, size_t len, uint64_t seed);
 /*
- * A file of @len bytes of that pattern in t_tmpdir(), already unlinked
- * (a store opens it again as /proc/self/fd/N), so that a failing test
- * leaves nothing behind.  Returns its fd.
+ * A temporary file in t_tmpdir() of @len bytes of that pattern, open for
+ * reading and writing; its name goes to @path (@size bytes).  The caller
+ * unlinks it.
  */
-int t_tmpfile(size_t len);
+int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed);
+/*
+ * The same with seed 0, already unlinked (a store opens it again as
+ * /proc/self/fd/N), so that a failing test leaves nothing behind.
+ */
+int t_tmp_unlinked(size_t len);
 
 /*
  * A part of a test this machine cannot run (a filesystem without holes,

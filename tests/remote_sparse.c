@@ -53,7 +53,7 @@ static bool page_ok(const uint8_t *p, uint64_t i)
 /* A file of NPAGES pages, the pattern written only outside the holes. */
 static int sparse_file(void)
 {
-	int fd = t_tmpfile(0);
+	int fd = t_tmp_unlinked(0);
 	char page[PG];
 
 	CHECK(!ftruncate(fd, NPAGES * PG), "ftruncate: %s", strerror(errno));

@@ -80,7 +80,7 @@ static void setup(struct fixture *fx, size_t len, const char *opts)
 {
 	void *p;
 
-	fx->fd = t_tmpfile(len);
+	fx->fd = t_tmp_unlinked(len);
 	fx->s = open_ok(fx->fd, opts);
 	CHECK(!posix_memalign(&p, PAGE, BUF_PAGES * PAGE), "posix_memalign");
 	fx->buf = p;
@@ -237,7 +237,7 @@ static void check_writable(void)
 	 * block, so it refuses such a file for writing.
 	 */
 	if (*variant) {
-		fd = t_tmpfile(2 * PAGE + 100);
+		fd = t_tmp_unlinked(2 * PAGE + 100);
 		CHECK(!open_fd(fd, ",writable", &err) && err == -EINVAL,
 		      "direct,writable with a partial page: err %d", err);
 		close(fd);
@@ -345,7 +345,7 @@ static void check_open_errors(void)
 	snprintf(path, sizeof(path), "%s/upager,direct,x-XXXXXX", t_tmpdir());
 	fd = mkstemp(path);
 	CHECK(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
-	t_fill_file(fd, 3 * PAGE);
+	t_fill_file(fd, 3 * PAGE, 0);
 	snprintf(spec, sizeof(spec), "file:%s%s", path, variant);
 	s = upager_store_open(spec, &err);
 	unlink(path);
@@ -434,7 +434,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "direct")) {
 		variant = ",direct";
-		fd = t_tmpfile(PAGE);
+		fd = t_tmp_unlinked(PAGE);
 		s = open_fd(fd, "", &err);
 		if (!s && err == -EINVAL)
 			SKIP("%s refuses O_DIRECT", t_tmpdir());

@@ -98,7 +98,7 @@ static void *work(void *arg)
 /* An unlinked file of NPAGES pages of the pattern, with the hole; its fd. */
 static int make_image(struct shared *sh)
 {
-	int fd = t_tmpfile(NPAGES * PAGE);
+	int fd = t_tmp_unlinked(NPAGES * PAGE);
 
 	sh->hole = !fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      HOLE_START * PAGE,

@@ -47,7 +47,7 @@ static struct upager_store *open_store(enum kind k, size_t npages, int *fd)
 			       j);
 		return s;
 	case FILE_STORE:
-		*fd = t_tmpfile(npages * PG);
+		*fd = t_tmp_unlinked(npages * PG);
 		/* Where holes cannot be punched, zeros read the same. */
 		if (fallocate(*fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (OFF + HOLE) * PG, HOLE * PG)) {
