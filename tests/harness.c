@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -331,23 +332,6 @@ uint64_t t_pagemap_entry(int pm, const void *addr)
 	return v;
 }
 
-int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed)
-{
-	const char *dir = getenv("TMPDIR");
-	static char page[4096];
-	int fd;
-
-	snprintf(path, size, "%s/upager-test-XXXXXX", dir && *dir ? dir : "/tmp");
-	fd = mkstemp(path);
-	CHECK(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
-	for (size_t off = 0; off < len; off += sizeof(page)) {
-		t_fill(page, sizeof(page), seed + off / sizeof(page));
-		CHECK(pwrite(fd, page, sizeof(page), (off_t)off) == sizeof(page),
-		      "pwrite %s: %s", path, strerror(errno));
-	}
-	return fd;
-}
-
 int t_wait_child(pid_t pid, unsigned int ms, int *status)
 {
 	uint64_t end = t_now_ns() + (uint64_t)ms * 1000000;
@@ -450,4 +434,68 @@ void t_deadline(unsigned int secs, const char *what)
 		return;
 	dl = t_watch_new(1, secs * 1000, what, NULL, NULL);
 	t_watch_begin(dl, 0);
+}
+
+const char *t_tmpdir(void)
+{
+	const char *dir = getenv("TMPDIR");
+
+	return dir && *dir ? dir : "/tmp";
+}
+
+void t_fill_file(int fd, size_t len, uint64_t seed)
+{
+	static char page[4096];
+	size_t n;
+
+	for (size_t off = 0; off < len; off += n) {
+		n = len - off < sizeof(page) ? len - off : sizeof(page);
+		t_fill(page, sizeof(page), seed + off / sizeof(page));
+		CHECK(pwrite(fd, page, n, (off_t)off) == (ssize_t)n,
+		      "pwrite: %s", strerror(errno));
+	}
+}
+
+int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed)
+{
+	int fd;
+
+	snprintf(path, size, "%s/upager-test-XXXXXX", t_tmpdir());
+	fd = mkstemp(path);
+	CHECK(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
+	t_fill_file(fd, len, seed);
+	return fd;
+}
+
+int t_tmp_unlinked(size_t len)
+{
+	char path[256];
+	int fd = t_tmp_file(path, sizeof(path), len, 0);
+
+	unlink(path);
+	return fd;
+}
+
+static char not_checked[1024];
+
+void t_not_checked(const char *fmt, ...)
+{
+	size_t n = strlen(not_checked);
+	va_list ap;
+
+	if (n && n < sizeof(not_checked) - 2) {
+		strcpy(not_checked + n, "; ");
+		n += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(not_checked + n, sizeof(not_checked) - n, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "not checked: %s\n", not_checked + n);
+}
+
+int t_end(void)
+{
+	if (*not_checked)
+		SKIP("all else passed, but not checked: %s", not_checked);
+	return 0;
 }

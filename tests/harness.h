@@ -122,13 +122,6 @@ bool t_read_sigsegv(const volatile char *p);
 uint64_t t_now_ns(void);
 
 /*
- * A temporary file in $TMPDIR (default /tmp) of @len bytes, page i
- * holding t_fill(seed + i), open for reading and writing; its name goes
- * to @path (@size bytes).  The caller unlinks it.
- */
-int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed);
-
-/*
  * Wait up to @ms for child @pid: 0 with its wait status in *@status, or
  * -ETIMEDOUT once it has been killed (SIGKILL) and reaped.
  */
@@ -156,6 +149,33 @@ void t_watch_free(struct t_watch *w);
  * "@what" unless called again within @secs seconds; @secs 0 disarms.
  */
 void t_deadline(unsigned int secs, const char *what);
+
+/* Where tests make files: $TMPDIR, or /tmp. */
+const char *t_tmpdir(void);
+/* Write @len bytes at offset 0 of @fd: page i is t_fill(seed + i), the
+ * last one cut short at @len. */
+void t_fill_file(int fd, size_t len, uint64_t seed);
+/*
+ * A temporary file in t_tmpdir() of @len bytes of that pattern, open for
+ * reading and writing; its name goes to @path (@size bytes).  The caller
+ * unlinks it.
+ */
+int t_tmp_file(char *path, size_t size, size_t len, uint64_t seed);
+/*
+ * The same with seed 0, already unlinked (a store opens it again as
+ * /proc/self/fd/N), so that a failing test leaves nothing behind.
+ */
+int t_tmp_unlinked(size_t len);
+
+/*
+ * A part of a test this machine cannot run (a filesystem without holes,
+ * a page cache that cannot be dropped): say why, and go on with the
+ * rest.  t_end() then exits 77 naming each such part instead of passing,
+ * so that a pass never stands for a check that did not run.
+ */
+void t_not_checked(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* main()'s return once every check passed: 0, or exit 77 as above. */
+int t_end(void);
 
 /* The /proc/self/pagemap entry of @addr (@pm: that file, open). */
 #define PM_UFFD_WP (1ull << 57) /* the page is uffd write-protected */

@@ -10,6 +10,8 @@
  * - a random access pattern (a random half of the pages, each touched
  *   once) gets no read-ahead worth the name, so it pays for none: one
  *   fault per page touched, nothing filled that was not asked for;
+ * - a stream left in the middle of its read-ahead wastes what it left,
+ *   and ra_wasted says so;
  * - readahead_max bounds the window: a scan takes at least
  *   pages / (readahead_max / 4 KiB) faults, and not many more;
  * - a confirmed stream is read beyond its window (the next window is
@@ -141,16 +143,14 @@ static void interleaved(void)
 	      "%llu faults for two streams", (unsigned long long)fills(&st));
 }
 
-static void random_half(void)
+/* @order: 0 .. @n-1 in a fixed pseudo-random order. */
+static void shuffle(size_t *order, size_t n)
 {
-	size_t order[NPAGES], touched = NPAGES / 2;
 	uint64_t x = 0x2545f4914f6cdd1dull;
-	struct upager_stats st;
-	struct scan sc;
 
-	for (size_t i = 0; i < NPAGES; i++)
+	for (size_t i = 0; i < n; i++)
 		order[i] = i;
-	for (size_t i = NPAGES - 1; i > 0; i--) {
+	for (size_t i = n - 1; i > 0; i--) {
 		size_t j, tmp;
 
 		x ^= x << 13;
@@ -161,6 +161,15 @@ static void random_half(void)
 		order[i] = order[j];
 		order[j] = tmp;
 	}
+}
+
+static void random_half(void)
+{
+	size_t order[NPAGES], touched = NPAGES / 2;
+	struct upager_stats st;
+	struct scan sc;
+
+	shuffle(order, NPAGES);
 	scan_open(&sc, 0);
 	for (size_t i = 0; i < touched; i++)
 		touch(&sc, order[i]);
@@ -175,6 +184,34 @@ static void random_half(void)
 	CHECK(fills(&st) + st.ra_pages >= touched && fills(&st) <= touched,
 	      "%llu faults for %zu pages touched",
 	      (unsigned long long)fills(&st), touched);
+}
+
+/*
+ * A stream left in the middle of its read-ahead: what it read ahead and
+ * no access reached is wasted, and counted so once random faults
+ * elsewhere have pushed the stream out (each one starts a stream of its
+ * own).  ra_wasted must rise here, or a read-ahead that reads too far
+ * would look free.
+ */
+static void abandoned(void)
+{
+	size_t order[64], stop = 200;
+	struct upager_stats st;
+	struct scan sc;
+
+	scan_open(&sc, 0);
+	for (size_t i = 0; i < stop; i++)
+		touch(&sc, i);
+	/* Far past any window of the stream: pages 768 .. 1023, one in 4. */
+	shuffle(order, 64);
+	for (size_t i = 0; i < 64; i++)
+		touch(&sc, 768 + 4 * order[i]);
+	scan_close(&sc, &st, "abandoned");
+	CHECK(st.ra_pages > 0 && st.ra_wasted > 0 &&
+		      st.ra_used + st.ra_wasted <= st.ra_pages,
+	      "read ahead %llu, used %llu, wasted %llu",
+	      (unsigned long long)st.ra_pages, (unsigned long long)st.ra_used,
+	      (unsigned long long)st.ra_wasted);
 }
 
 static void bounded(size_t max)
@@ -192,34 +229,59 @@ static void bounded(size_t max)
 	      (unsigned long long)fills(&st), NPAGES);
 }
 
-/* Pages present in [from, NPAGES) once the workers are done. */
+/* Pages present in [from, NPAGES) now; *@last: the highest of them. */
 static size_t present_from(struct scan *sc, size_t from, size_t *last)
 {
-	size_t count = 0, before = (size_t)-1;
+	size_t count = 0;
 
-	for (int tries = 0; tries < 100 && count != before; tries++) {
-		before = count;
-		usleep(20000);
-		count = 0;
-		for (size_t i = from; i < NPAGES; i++)
-			if (upager_region_present(sc->r, i * PG)) {
-				count++;
-				*last = i;
-			}
-	}
+	for (size_t i = from; i < NPAGES; i++)
+		if (upager_region_present(sc->r, i * PG)) {
+			count++;
+			*last = i;
+		}
 	return count;
+}
+
+/*
+ * What background fills leave present in [from, NPAGES), once @done
+ * (count, last) says the ones a check waits for are in.  The condition
+ * itself is waited for, up to 10 s: a worker on a loaded machine can be
+ * idle far longer than any "no change for a while".  Then the pages are
+ * counted again a little later, so that a fill reaching too far is seen
+ * as well (on a quick machine; it can never fail a right engine).
+ */
+static size_t settle(struct scan *sc, size_t from, size_t *last,
+		     bool (*done)(size_t count, size_t last))
+{
+	size_t count = present_from(sc, from, last);
+
+	for (int ms = 0; ms < 10000 && !done(count, *last); ms++) {
+		usleep(1000);
+		count = present_from(sc, from, last);
+	}
+	usleep(20000);
+	return present_from(sc, from, last);
+}
+
+/* Where lookahead() stops reading for a while. */
+#define REACHED 300
+
+/* The window after the reader's own is in, all but its marker. */
+static bool next_window_in(size_t count, size_t last)
+{
+	return last >= REACHED + 256 && count == last - REACHED;
 }
 
 static void lookahead(void)
 {
-	size_t reached = 300, last = 0, ahead;
+	size_t reached = REACHED, last = 0, ahead;
 	struct upager_stats st;
 	struct scan sc;
 
 	scan_open(&sc, 0);
 	for (size_t i = 0; i < reached; i++)
 		touch(&sc, i);
-	ahead = present_from(&sc, reached, &last);
+	ahead = settle(&sc, reached, &last, next_window_in);
 	/*
 	 * Without lookahead the window page 299 is in would end before page
 	 * 300 + 256 (the scan faulted at least once in the last 256 pages).
@@ -240,11 +302,25 @@ static void lookahead(void)
 	      (unsigned long long)st.pages_filled);
 }
 
+/* Every other 64 KiB block of NPAGES, all of it. */
+static bool half_the_blocks(size_t count, size_t last)
+{
+	(void)last;
+	return count >= NPAGES / 16 / 2 * 16;
+}
+
+/* The 64 KiB block around one fault. */
+static bool one_block(size_t count, size_t last)
+{
+	(void)last;
+	return count >= 16;
+}
+
 static void around(void)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp), .threads = 1 };
 	struct upager_map_params mp = { .size = sizeof(mp) }; /* defaults */
-	size_t last = 0, blocks = NPAGES / 16;
+	size_t last = 0, blocks = NPAGES / 16, n;
 	struct upager_stats st;
 	struct scan sc;
 	int err;
@@ -253,9 +329,10 @@ static void around(void)
 	scan_open_fa(&sc, 0, 64 << 10);
 	for (size_t b = 0; b < blocks; b += 2)
 		touch(&sc, b * 16 + 5);
-	CHECK(present_from(&sc, 0, &last) == blocks / 2 * 16,
-	      "%zu pages present after %zu faults in %zu blocks",
-	      present_from(&sc, 0, &last), blocks / 2, blocks / 2);
+	n = settle(&sc, 0, &last, half_the_blocks);
+	CHECK(n == blocks / 2 * 16,
+	      "%zu pages present after %zu faults in %zu blocks", n,
+	      blocks / 2, blocks / 2);
 	for (size_t b = 1; b < blocks; b += 2)
 		CHECK(!upager_region_present(sc.r, b * 16 * PG),
 		      "block %zu filled without a fault in it", b);
@@ -299,9 +376,9 @@ static void around(void)
 	CHECK(sc.p, "map: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(sc.h), 0);
 	touch(&sc, 100);
-	CHECK(present_from(&sc, 0, &last) == 16 && last == 111,
-	      "default: %zu pages present, the last %zu",
-	      present_from(&sc, 0, &last), last);
+	n = settle(&sc, 0, &last, one_block);
+	CHECK(n == 16 && last == 111,
+	      "default: %zu pages present, the last %zu", n, last);
 	CHECK_RET(upager_unmap(sc.r), 0);
 	upager_handler_free(sc.h);
 	upager_store_close(sc.s);
@@ -312,6 +389,7 @@ int main(void)
 	sequential();
 	interleaved();
 	random_half();
+	abandoned();
 	bounded(64 << 10);
 	bounded(16 << 10);
 	lookahead();

@@ -7,14 +7,26 @@
  * takes the urgent path, while the rate-limited background stream pushes
  * the rest.  Once complete, every byte is checked; faults got urgent
  * answers, the stream installed pages, zero pages travelled as ZERO runs,
- * and no page was installed twice (pages_filled == npages).  Malformed
- * specs are -EINVAL, an unknown export -ENOENT, a refused connection
- * -ECONNREFUSED.
+ * and no page was installed twice (pages_filled == npages).  The server
+ * streamed no page twice, and every duplicate the client dropped is a page
+ * the server sent twice (an urgent answer for a page the stream had sent:
+ * it may still be in a socket buffer).  Malformed specs are -EINVAL, an
+ * unknown export -ENOENT, a refused connection -ECONNREFUSED.
+ *
+ * Then faults the stream cannot race (ordered()): the exported store
+ * holds the stream's first fetch at a gate while one thread touches pages
+ * from the top of the image down, each answered urgently, which moves the
+ * stream's cursor past it, away from the next; then the stream goes on.
+ * Every page must travel exactly once: the server streams only the pages
+ * it did not send urgently (streamed + urgent == pages), and the client
+ * drops no duplicate.  A server that forgot an urgent page in its
+ * sent-bitmap would stream it again.
  */
 #include <pthread.h>
 #include <unistd.h>
 
 #include "tremote.h"
+#include "tstore.h"
 
 #define NPAGES 8192u /* 32 MiB */
 #define READERS 4
@@ -57,6 +69,66 @@ static void *reader_main(void *arg)
 			rd->bad++;
 	}
 	return NULL;
+}
+
+#define ONPAGES 2048u /* the image of ordered() */
+#define OTOUCHED 16u  /* pages it touches, 97 apart from the top down */
+
+static void ordered(void)
+{
+	struct tstore *t = tstore_open(ONPAGES);
+	struct upager_server_stats ss;
+	struct upager_remote_stats rst;
+	struct upager_server *srv;
+	struct upager_handler *h;
+	struct upager_region *r;
+	struct upager_store *s;
+	char spec[96];
+	uint8_t *p;
+
+	atomic_store(&t->hold_at, 1);
+	srv = t_serve(&t->s, 0, 0);
+	h = t_handler();
+	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img",
+		 upager_server_port(srv));
+	p = t_map_remote(h, spec, &s, &r);
+	tstore_wait_held(t, "the stream's first fetch");
+	for (uint64_t k = 0; k < OTOUCHED; k++) {
+		uint64_t i = ONPAGES - 1 - 97 * k;
+
+		CHECK(t_verify(p + i * PG, PG, i), "page %llu",
+		      (unsigned long long)i);
+	}
+	tstore_release(t);
+	CHECK_RET(upager_remote_wait_complete(s, 30000), 0);
+	for (uint64_t i = 0; i < ONPAGES; i++)
+		CHECK(t_verify(p + i * PG, PG, i), "page %llu differs",
+		      (unsigned long long)i);
+
+	CHECK_RET(upager_remote_stats(s, &rst), 0);
+	upager_server_stats(srv, &ss);
+	t_print_counts("ordered", &ss, &rst);
+	CHECK(ss.pages_urgent == OTOUCHED &&
+		      ss.pages_streamed + ss.pages_urgent == ONPAGES,
+	      "server: %llu streamed + %llu urgent, want %u + %u",
+	      (unsigned long long)ss.pages_streamed,
+	      (unsigned long long)ss.pages_urgent, ONPAGES - OTOUCHED,
+	      OTOUCHED);
+	CHECK(rst.duplicates == 0 && rst.pages_urgent == OTOUCHED &&
+		      rst.pages_pushed == ONPAGES - OTOUCHED,
+	      "client: %llu duplicates, %llu urgent, %llu pushed",
+	      (unsigned long long)rst.duplicates,
+	      (unsigned long long)rst.pages_urgent,
+	      (unsigned long long)rst.pages_pushed);
+	CHECK(rst.reconnects == 0 && rst.protocol_errors == 0 &&
+		      ss.protocol_errors == 0 && atomic_load(&t_errors) == 0,
+	      "reconnects/protocol errors/store errors");
+
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(s);
+	upager_server_free(srv);
+	upager_store_close(&t->s);
 }
 
 static void bad_specs(unsigned int port)
@@ -198,6 +270,19 @@ int main(void)
 	CHECK(rst.pages_pushed + rst.pages_urgent == NPAGES, "pushed+urgent");
 	CHECK(rst.pages_zero > 0 && ss.pages_zero > 0, "no zero runs");
 	CHECK(ss.requests > 0 && ss.pages_urgent > 0, "server saw no requests");
+	/*
+	 * The stream sends a page at most once; only an urgent answer can
+	 * repeat one, and the client drops what it already has.
+	 */
+	CHECK(ss.pages_streamed <= NPAGES &&
+		      ss.pages_streamed + ss.pages_urgent >= NPAGES &&
+		      rst.duplicates <=
+			      ss.pages_streamed + ss.pages_urgent - NPAGES,
+	      "server streamed %llu + urgent %llu for %u pages, client "
+	      "dropped %llu",
+	      (unsigned long long)ss.pages_streamed,
+	      (unsigned long long)ss.pages_urgent, NPAGES,
+	      (unsigned long long)rst.duplicates);
 	CHECK(st.pages_filled == NPAGES, "pages filled %llu, want %u",
 	      (unsigned long long)st.pages_filled, NPAGES);
 	CHECK(st.store_errors == 0 && atomic_load(&t_errors) == 0,
@@ -207,7 +292,7 @@ int main(void)
 	      "reconnects/timeouts/protocol errors");
 
 	/* The connections are let go once complete. */
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		upager_server_stats(srv, &ss);
 		if (!ss.clients_open)
 			break;
@@ -218,5 +303,6 @@ int main(void)
 
 	t_remote_done(r, h, s, srv);
 	upager_store_close(img);
+	ordered();
 	return 0;
 }

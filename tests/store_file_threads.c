@@ -95,24 +95,17 @@ static void *work(void *arg)
 	return NULL;
 }
 
-/* An unlinked file of NPAGES pages of the pattern; its fd. */
+/* An unlinked file of NPAGES pages of the pattern, with the hole; its fd. */
 static int make_image(struct shared *sh)
 {
-	char path[] = "/tmp/upager-threads-XXXXXX";
-	unsigned char *img = malloc(NPAGES * PAGE);
-	int fd = mkstemp(path);
+	int fd = t_tmp_unlinked(NPAGES * PAGE);
 
-	CHECK(img && fd >= 0, "mkstemp %s: %s", path, strerror(errno));
-	unlink(path);
-	for (uint64_t i = 0; i < NPAGES; i++)
-		t_fill(img + i * PAGE, PAGE, i);
-	CHECK(write(fd, img, NPAGES * PAGE) == NPAGES * PAGE, "write");
-	free(img);
 	sh->hole = !fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      HOLE_START * PAGE,
 			      (HOLE_END - HOLE_START) * PAGE);
 	if (!sh->hole)
-		fprintf(stderr, "note: no hole: %s\n", strerror(errno));
+		t_not_checked("zero_run() on a hole (%s cannot punch one: %s)",
+			      t_tmpdir(), strerror(errno));
 	return fd;
 }
 
@@ -149,5 +142,5 @@ int main(int argc, char **argv)
 	fprintf(stderr, "%d threads fetched %lu pages\n", THREADS, pages);
 	upager_store_close(sh.s);
 	close(fd);
-	return 0;
+	return t_end();
 }

@@ -3,7 +3,8 @@
  * What the remote-pages tests share beyond harness.h: a page server on
  * 127.0.0.1 exporting one store as "img", a handler whose on_error counts
  * what it is told (timeouts apart), and a region over a remote: spec with
- * read-ahead off, as remote regions should be mapped.  Header-only.
+ * read-ahead off, as remote regions should be mapped.  Header-only, and
+ * may be included with tstore.h (a gated store to export).
  */
 #ifndef UPAGER_TEST_TREMOTE_H
 #define UPAGER_TEST_TREMOTE_H
@@ -19,8 +20,8 @@
 
 static atomic_int t_errors, t_timeouts;
 
-static void t_on_error(void *arg, struct upager_region *r, uint64_t addr,
-		       int err, const char *what)
+static void t_count_error(void *arg, struct upager_region *r, uint64_t addr,
+			  int err, const char *what)
 {
 	(void)arg;
 	(void)r;
@@ -48,11 +49,11 @@ static inline struct upager_server *t_serve(struct upager_store *img,
 	return srv;
 }
 
-/* A started handler reporting to t_on_error(). */
+/* A started handler reporting to t_count_error(). */
 static inline struct upager_handler *t_handler(void)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp),
-					    .on_error = t_on_error };
+					    .on_error = t_count_error };
 	struct upager_handler *h;
 	int err;
 
@@ -60,6 +61,22 @@ static inline struct upager_handler *t_handler(void)
 	CHECK(h, "handler: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(h), 0);
 	return h;
+}
+
+/* One line: what the server sent, and what the client kept of it. */
+static inline void t_print_counts(const char *what,
+				  const struct upager_server_stats *ss,
+				  const struct upager_remote_stats *rst)
+{
+	printf("%s: server streamed %llu, urgent %llu, zero %llu; client "
+	       "pushed %llu, urgent %llu, zero %llu, duplicates %llu\n",
+	       what, (unsigned long long)ss->pages_streamed,
+	       (unsigned long long)ss->pages_urgent,
+	       (unsigned long long)ss->pages_zero,
+	       (unsigned long long)rst->pages_pushed,
+	       (unsigned long long)rst->pages_urgent,
+	       (unsigned long long)rst->pages_zero,
+	       (unsigned long long)rst->duplicates);
 }
 
 /* Open @spec and map all of it from @h, read-ahead off. */
