@@ -77,8 +77,8 @@ static void *reader_main(void *arg)
 static void ordered(void)
 {
 	struct tstore *t = tstore_open(ONPAGES);
-	struct upager_server_stats ss;
-	struct upager_remote_stats rst;
+	struct upager_server_stats ss = { .size = sizeof(ss) };
+	struct upager_remote_stats rst = { .size = sizeof(rst) };
 	struct upager_server *srv;
 	struct upager_handler *h;
 	struct upager_region *r;
@@ -106,7 +106,7 @@ static void ordered(void)
 		      (unsigned long long)i);
 
 	CHECK_RET(upager_remote_stats(s, &rst), 0);
-	upager_server_stats(srv, &ss);
+	CHECK_RET(upager_server_stats(srv, &ss), 0);
 	t_print_counts("ordered", &ss, &rst);
 	CHECK(ss.pages_urgent == OTOUCHED &&
 		      ss.pages_streamed + ss.pages_urgent == ONPAGES,
@@ -237,7 +237,7 @@ int main(void)
 
 	upager_region_stats(r, &st);
 	CHECK_RET(upager_remote_stats(s, &rst), 0);
-	upager_server_stats(srv, &ss);
+	CHECK_RET(upager_server_stats(srv, &ss), 0);
 	printf("remote: received %llu (pushed %llu, urgent %llu, zero %llu), "
 	       "duplicates %llu, requests %llu, local %llu, reconnects %llu\n",
 	       (unsigned long long)rst.pages_received,
@@ -293,7 +293,7 @@ int main(void)
 
 	/* The connections are let go once complete. */
 	for (int i = 0; i < 1000; i++) {
-		upager_server_stats(srv, &ss);
+		CHECK_RET(upager_server_stats(srv, &ss), 0);
 		if (!ss.clients_open)
 			break;
 		usleep(10 * 1000);

@@ -158,8 +158,8 @@ static void bad_server(void)
 
 int main(void)
 {
-	struct upager_server_stats ss;
-	struct upager_remote_stats rst;
+	struct upager_server_stats ss = { .size = sizeof(ss) };
+	struct upager_remote_stats rst = { .size = sizeof(rst) };
 	struct upager_handler *h;
 	struct upager_region *r;
 	struct upager_server *srv;
@@ -192,7 +192,7 @@ int main(void)
 	upager_handler_free(h);
 	upager_store_close(s);
 
-	upager_server_stats(srv, &ss);
+	CHECK_RET(upager_server_stats(srv, &ss), 0);
 	CHECK(ss.protocol_errors == 3, "server: %llu protocol errors, want 3",
 	      (unsigned long long)ss.protocol_errors);
 	upager_server_free(srv);

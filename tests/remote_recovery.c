@@ -61,12 +61,12 @@ static void recovery(struct upager_store *img)
 
 	/* A quarter streamed (the rate allows no more than 1/4 in 250 ms). */
 	for (int ms = 0; ms < 10000; ms++) {
-		upager_server_stats(srv, &ss1);
+		CHECK_RET(upager_server_stats(srv, &ss1), 0);
 		if (ss1.pages_streamed >= NPAGES / 4)
 			break;
 		usleep(1000);
 	}
-	upager_server_stats(srv, &ss1);
+	CHECK_RET(upager_server_stats(srv, &ss1), 0);
 	upager_server_free(srv);
 	CHECK(ss1.pages_streamed > 0 && ss1.pages_streamed < NPAGES,
 	      "streamed %llu of %u before the stop",
@@ -94,7 +94,7 @@ static void recovery(struct upager_store *img)
 
 	upager_region_stats(r, &st);
 	CHECK_RET(upager_remote_stats(s, &rst), 0);
-	upager_server_stats(srv, &ss2);
+	CHECK_RET(upager_server_stats(srv, &ss2), 0);
 	printf("streamed by the first server %" PRIu64 ", by the second %" PRIu64
 	       " (+%" PRIu64 " urgent)\n",
 	       ss1.pages_streamed, ss2.pages_streamed, ss2.pages_urgent);

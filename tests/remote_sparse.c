@@ -111,8 +111,8 @@ int main(void)
 	/* In and around the holes, from the top down. */
 	static const uint64_t touch[] = { 1023, 1000, 999, 530, 529,
 					  500,	310,  305, 3,	1 };
-	struct upager_server_stats ss;
-	struct upager_remote_stats rst;
+	struct upager_server_stats ss = { .size = sizeof(ss) };
+	struct upager_remote_stats rst = { .size = sizeof(rst) };
 	struct upager_server *srv;
 	struct upager_store *img;
 	char spec[64];
@@ -127,7 +127,7 @@ int main(void)
 
 	srv = t_serve(img, 0, 0);
 	client(srv, "", NULL, 0, &rst);
-	upager_server_stats(srv, &ss);
+	CHECK_RET(upager_server_stats(srv, &ss), 0);
 	t_print_counts("stream alone", &ss, &rst);
 	CHECK(ss.pages_streamed == NPAGES && ss.pages_urgent == 0 &&
 		      ss.pages_zero == hole_pages() && rst.duplicates == 0,
@@ -137,7 +137,7 @@ int main(void)
 	/* The stream takes ~0.5 s: most touches are urgent answers. */
 	srv = t_serve(img, 0, 8u << 20);
 	client(srv, ",csum", touch, sizeof(touch) / sizeof(touch[0]), &rst);
-	upager_server_stats(srv, &ss);
+	CHECK_RET(upager_server_stats(srv, &ss), 0);
 	t_print_counts("touched", &ss, &rst);
 	CHECK(ss.protocol_errors == 0, "server protocol errors %llu",
 	      (unsigned long long)ss.protocol_errors);
