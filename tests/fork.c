@@ -306,12 +306,19 @@ static void scene_run(struct scene *sc, enum expect e)
 }
 
 /* The worker-mode scene as nobody, in a subprocess. */
-static void as_nobody(struct scene *sc)
+/*
+ * The scene as nobody runs in a fresh program (this one, exec'd after
+ * the privileges are dropped): a process that forked while it had
+ * threads must not start new ones under TSan, and an exec starts over.
+ */
+static void as_nobody(struct scene *sc, const char *type)
 {
+	char fd[16];
 	int status;
 	pid_t pid;
 
 	fflush(stderr);
+	snprintf(fd, sizeof(fd), "%d", sc->file_fd);
 	pid = fork();
 	CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -319,8 +326,9 @@ static void as_nobody(struct scene *sc)
 			      setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
 			      setresuid(NOBODY, NOBODY, NOBODY) == 0,
 		      "becoming nobody: %s", strerror(errno));
-		scene_run(sc, SAME_SEGV);
-		_exit(0);
+		execl("/proc/self/exe", "fork", type, "as-nobody", fd,
+		      (char *)NULL);
+		FAIL("exec: %s", strerror(errno));
 	}
 	CHECK(t_wait_child(pid, (CHILD_S + 3) * 1000, &status) == 0,
 	      "as nobody: the scene did not finish in %d s", CHILD_S + 3);
@@ -348,6 +356,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	sc.type = t_upager_memtype(argc, argv, true);
+	if (part && !strcmp(part, "as-nobody") && argc > 3) {
+		sc.file_fd = atoi(argv[3]);
+		scene_run(&sc, SAME_SEGV);
+		return 0;
+	}
 	if (sc.type == UPAGER_MEM_HUGETLB) {
 		struct t_mem m; /* reserves the pages, restored at exit */
 
@@ -369,7 +382,7 @@ int main(int argc, char **argv)
 	if (root && (!part || !strcmp(part, "nobody"))) {
 		struct scene nb = { .type = sc.type, .file_fd = sc.file_fd };
 
-		as_nobody(&nb);
+		as_nobody(&nb, argv[1]);
 	}
 	close(sc.file_fd);
 	t_deadline(0, NULL);

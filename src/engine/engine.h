@@ -183,6 +183,7 @@ struct upager_handler {
 
 	pthread_mutex_t idle_lock; /* region_wait_idle() */
 	pthread_cond_t idle_cond;
+	atomic_uint idle_waiters;
 
 	pthread_mutex_t job_lock; /* the read-ahead job ring */
 	struct ra_job jobs[RA_JOBS];
@@ -240,6 +241,15 @@ struct filler {
 	struct deferred deferred[DEFERRED_MAX];
 	unsigned int ndeferred;
 };
+
+/*
+ * Where the region is now: EVENT_REMAP moves it (space_move(), under its
+ * table's write lock) while fills of it may be running.
+ */
+static inline char *region_base(const struct upager_region *r)
+{
+	return __atomic_load_n(&r->addr, __ATOMIC_ACQUIRE);
+}
 
 static inline size_t memtype_page(enum upager_memtype t)
 {

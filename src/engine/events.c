@@ -32,7 +32,7 @@
 static void clip(struct upager_region *r, uint64_t start, uint64_t end,
 		 bool whole, size_t *u0, size_t *u1, size_t *bytes)
 {
-	uint64_t a = (uintptr_t)r->addr, lo = start > a ? start : a;
+	uint64_t a = (uintptr_t)region_base(r), lo = start > a ? start : a;
 	uint64_t hi = end < a + r->len ? end : a + r->len;
 
 	*bytes = hi > lo ? (size_t)(hi - lo) : 0;
@@ -89,8 +89,8 @@ void event_unmap(struct space *sp, uint64_t start, uint64_t end)
 		for (size_t u = u0; u < u1; u++)
 			unit_gone(&r->state[u]);
 		STAT_ADD(r->st, pages_unmapped, bytes / UPAGER_STORE_PAGE);
-		if (start <= (uintptr_t)r->addr &&
-		    end >= (uintptr_t)r->addr + r->len)
+		if (start <= (uintptr_t)region_base(r) &&
+		    end >= (uintptr_t)region_base(r) + r->len)
 			region_gone(r);
 		region_put(r);
 	}
@@ -105,7 +105,7 @@ void event_remap(struct space *sp, uint64_t from, uint64_t to, uint64_t len)
 
 	for (size_t i = 0; rs && rs[i]; i++) {
 		struct upager_region *r = rs[i];
-		uint64_t a = (uintptr_t)r->addr;
+		uint64_t a = (uintptr_t)region_base(r);
 
 		if (a >= from && a + r->len <= from + len) {
 			space_move(sp, r, (char *)(uintptr_t)(a - from + to));
@@ -172,7 +172,7 @@ static struct upager_region *fork_region(struct space *child,
 		return NULL;
 	c->sp = child;
 	c->store = r->store;
-	c->addr = r->addr;
+	c->addr = region_base(r);
 	c->len = r->len;
 	c->fill = r->fill;
 	c->nunits = r->nunits;
@@ -241,9 +241,9 @@ void event_fork(struct space *sp, int child_uffd)
 		}
 		if (!c) {
 			failed = true;
-			region_report(r, (uintptr_t)r->addr, -ENOMEM,
+			region_report(r, (uintptr_t)region_base(r), -ENOMEM,
 				      "fork: the child's copy cannot be served");
-			fill_poison_range(child_uffd, r->addr, r->len,
+			fill_poison_range(child_uffd, region_base(r), r->len,
 					  memtype_page(r->memtype));
 			region_put(r);
 			continue;

@@ -219,7 +219,7 @@ static int fault_claim(struct upager_region *r, struct filler *f,
 			 */
 			if (!ft->minor && r->memtype != UPAGER_MEM_SHMEM) {
 				res = space_resident(r->sp,
-						     r->addr + u * r->fill,
+						     region_base(r) + u * r->fill,
 						     r->fill, ft->tid);
 				if (res > 0) {
 					STAT_ADD(r->st, faults_spurious, 1);
@@ -248,10 +248,17 @@ static int fault_claim(struct upager_region *r, struct filler *f,
 int region_fault(struct upager_region *r, struct filler *f,
 		 const struct fault *ft)
 {
-	size_t u = (ft->addr - (uintptr_t)r->addr) / r->fill, n = 1, got;
+	uintptr_t base = (uintptr_t)region_base(r);
+	size_t u = (ft->addr - base) / r->fill, n = 1, got;
 	unsigned int from;
 	long ret;
 
+	if (ft->addr < base || ft->addr - base >= r->len) {
+		/* The region moved since the lookup: the thread comes again. */
+		upager_ll_wake(r->uffd, (void *)(uintptr_t)(ft->addr & ~4095ul),
+			       4096);
+		return 0;
+	}
 	STAT_ADD(r->st, faults, 1);
 	if (ft->minor)
 		STAT_ADD(r->st, faults_minor, 1);

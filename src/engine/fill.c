@@ -75,7 +75,7 @@ void filler_flush(struct filler *f)
 /* Wake the threads waiting on units [u, u+n): now, or with the batch. */
 void fill_wake(struct upager_region *r, struct filler *f, size_t u, size_t n)
 {
-	char *addr = r->addr + u * r->fill;
+	char *addr = region_base(r) + u * r->fill;
 
 	if (f->dontwake)
 		wake_later(f, r->uffd, addr, n * r->fill);
@@ -95,10 +95,10 @@ static void wake_copies(struct upager_region *r, size_t u, size_t n)
 
 	pthread_mutex_lock(&r->h->fork_lock);
 	if (root != r && !atomic_load(&root->gone))
-		upager_ll_wake(root->uffd, root->addr + off, len);
+		upager_ll_wake(root->uffd, region_base(root) + off, len);
 	for (struct upager_region *c = root->children; c; c = c->sibling)
 		if (c != r)
-			upager_ll_wake(c->uffd, c->addr + off, len);
+			upager_ll_wake(c->uffd, region_base(c) + off, len);
 	pthread_mutex_unlock(&r->h->fork_lock);
 }
 
@@ -243,7 +243,7 @@ static long install(struct upager_region *r, struct filler *f,
 int fill_map_cached(struct upager_region *r, struct filler *f, size_t u,
 		    size_t n)
 {
-	long ret = install(r, f, OP_CONTINUE, r->addr + u * r->fill, NULL,
+	long ret = install(r, f, OP_CONTINUE, region_base(r) + u * r->fill, NULL,
 			   n * r->fill);
 
 	return ret < 0 ? (int)ret : 0;
@@ -290,7 +290,7 @@ static long shmem_put(struct upager_region *r, struct filler *f, size_t u,
 				memset(cache + off, 0, UPAGER_STORE_PAGE);
 		}
 	}
-	return install(r, f, OP_CONTINUE, r->addr + base, NULL, len);
+	return install(r, f, OP_CONTINUE, region_base(r) + base, NULL, len);
 }
 
 long fill_zero(struct upager_region *r, struct filler *f, size_t u, size_t n)
@@ -305,10 +305,10 @@ long fill_zero(struct upager_region *r, struct filler *f, size_t u, size_t n)
 		if (f->cap < len)
 			return -ENOMEM;
 		memset(f->buf, 0, len);
-		return install(r, f, OP_COPY, r->addr + u * r->fill, f->buf,
+		return install(r, f, OP_COPY, region_base(r) + u * r->fill, f->buf,
 			       len);
 	}
-	ret = install(r, f, OP_ZERO, r->addr + u * r->fill, NULL, len);
+	ret = install(r, f, OP_ZERO, region_base(r) + u * r->fill, NULL, len);
 	if (ret > 0)
 		STAT_ADD(r->st, zero_pages, (size_t)ret / UPAGER_STORE_PAGE);
 	return ret;
@@ -320,7 +320,7 @@ long fill_data(struct upager_region *r, struct filler *f, size_t u, size_t n,
 	if (r->memtype == UPAGER_MEM_SHMEM)
 		return shmem_put(r, f, u, n, src, false);
 	return install(r, f, (r->flags & UPAGER_MAP_MOVE) ? OP_MOVE : OP_COPY,
-		       r->addr + u * r->fill, src, n * r->fill);
+		       region_base(r) + u * r->fill, src, n * r->fill);
 }
 
 /*
@@ -411,7 +411,7 @@ long fill_units(struct upager_region *r, struct filler *f, size_t u,
 void fill_poison(struct upager_region *r, struct filler *f, size_t u,
 		 uint64_t addr, int err)
 {
-	char *dst = r->addr + u * r->fill;
+	char *dst = region_base(r) + u * r->fill;
 	size_t done;
 	int ret;
 
@@ -471,7 +471,7 @@ void fill_poison_absent(struct upager_region *r)
 			unit_state(unit_load(&r->state[u + n])) == UNIT_REMOVED))
 			n++;
 		if (n)
-			fill_poison_range(r->uffd, r->addr + u * r->fill,
+			fill_poison_range(r->uffd, region_base(r) + u * r->fill,
 					  n * r->fill, page);
 		u += n + 1;
 	}

@@ -391,8 +391,8 @@ int upager_unmap(struct upager_region *r)
 	handler_purge_jobs(h, r);
 	region_wait_idle(r);
 	if (!gone) {
-		mprotect(r->addr, r->len, PROT_NONE);
-		ret = upager_ll_unregister(r->uffd, r->addr, r->len);
+		mprotect(region_base(r), r->len, PROT_NONE);
+		ret = upager_ll_unregister(r->uffd, region_base(r), r->len);
 	}
 	space_remove(&h->self, r);
 	region_wait_idle(r);
@@ -406,7 +406,7 @@ int upager_unmap(struct upager_region *r)
 	roots_link(r, false);
 	stats_publish_release(h, r->stats_slot);
 	if (!gone)
-		munmap(r->addr, r->len);
+		munmap(region_base(r), r->len);
 	region_free(r);
 	return ret;
 }
@@ -418,7 +418,7 @@ void upager_region_stats(struct upager_region *r, struct upager_stats *s)
 
 void *upager_region_addr(struct upager_region *r)
 {
-	return r->addr;
+	return region_base(r);
 }
 
 size_t upager_region_len(struct upager_region *r)
@@ -445,7 +445,7 @@ int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 	ret = app_filler(&f, r->fill);
 	for (size_t u = off / r->fill; !ret && u * r->fill < off + len; u++) {
 		unsigned int st = unit_state(unit_load(&r->state[u]));
-		struct fault ft = { .addr = (uintptr_t)r->addr + u * r->fill,
+		struct fault ft = { .addr = (uintptr_t)region_base(r) + u * r->fill,
 				    .t0 = now_ns() };
 
 		if (st == UNIT_ABSENT || st == UNIT_REMOVED)

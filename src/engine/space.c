@@ -82,30 +82,34 @@ struct upager_region *space_get(struct space *sp, uint64_t addr)
 }
 
 /*
- * Done with a region space_get() (or the job ring) pinned.  The last
- * user of a region being unmapped, or taken out of its table, wakes
- * region_wait_idle().
+ * Done with a region space_get() (or the job ring) pinned.  Once its
+ * users are down to zero an unmap may free @r at once, so nothing here
+ * reads @r after the decrement: whether someone waits is the handler's
+ * to say (idle_waiters; with the decrement, a Dekker pair with
+ * region_wait_idle(): one of the two sees the other).
  */
 void region_put(struct upager_region *r)
 {
 	struct upager_handler *h = r->h;
 
 	if (atomic_fetch_sub(&r->users, 1) == 1 &&
-	    (atomic_load(&r->closing) || !atomic_load(&r->listed))) {
+	    atomic_load(&h->idle_waiters)) {
 		pthread_mutex_lock(&h->idle_lock);
 		pthread_cond_broadcast(&h->idle_cond);
 		pthread_mutex_unlock(&h->idle_lock);
 	}
 }
 
-/* Wait until no thread is inside a fill of @r (taken out of its table). */
+/* Wait until no thread is inside a fill of @r (taken out of service). */
 void region_wait_idle(struct upager_region *r)
 {
 	struct upager_handler *h = r->h;
 
 	pthread_mutex_lock(&h->idle_lock);
+	atomic_fetch_add(&h->idle_waiters, 1);
 	while (atomic_load(&r->users))
 		pthread_cond_wait(&h->idle_cond, &h->idle_lock);
+	atomic_fetch_sub(&h->idle_waiters, 1);
 	pthread_mutex_unlock(&h->idle_lock);
 }
 
@@ -172,7 +176,7 @@ void space_move(struct space *sp, struct upager_region *r, char *to)
 {
 	pthread_rwlock_wrlock(&sp->lock);
 	erase_locked(sp, r);
-	r->addr = to;
+	__atomic_store_n(&r->addr, to, __ATOMIC_RELEASE);
 	insert_locked(sp, r);
 	pthread_rwlock_unlock(&sp->lock);
 }
