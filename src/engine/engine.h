@@ -71,6 +71,7 @@ struct upager_region {
 	atomic_uint users;
 	atomic_bool closing; /* upager_unmap() runs: faults wait for it */
 	atomic_bool gone;
+	atomic_size_t ngone; /* units GONE: all of them, and it is gone */
 	atomic_bool listed; /* in its space's table */
 	atomic_bool retired; /* its counters went to the handler's */
 	struct upager_region *next_root, *prev_root; /* h->roots (fork_lock) */

@@ -83,14 +83,19 @@ void event_unmap(struct space *sp, uint64_t start, uint64_t end)
 
 	for (size_t i = 0; rs && rs[i]; i++) {
 		struct upager_region *r = rs[i];
-		size_t u0, u1, bytes;
+		size_t u0, u1, bytes, gone = 0;
 
 		clip(r, start, end, true, &u0, &u1, &bytes);
+		bool whole;
+
 		for (size_t u = u0; u < u1; u++)
-			unit_gone(&r->state[u]);
+			gone += unit_gone(&r->state[u]);
+		/* Unmapped whole, at once or a piece at a time. */
+		whole = atomic_fetch_add(&r->ngone, gone) + gone == r->nunits;
+		if (whole)
+			atomic_store(&r->gone, true);
 		STAT_ADD(r->st, pages_unmapped, bytes / UPAGER_STORE_PAGE);
-		if (start <= (uintptr_t)region_base(r) &&
-		    end >= (uintptr_t)region_base(r) + r->len)
+		if (whole)
 			region_gone(r);
 		region_put(r);
 	}
@@ -111,14 +116,17 @@ void event_remap(struct space *sp, uint64_t from, uint64_t to, uint64_t len)
 			space_move(sp, r, (char *)(uintptr_t)(a - from + to));
 			STAT_ADD(r->st, remaps, 1);
 		} else {
-			size_t u0, u1, bytes;
+			size_t u0, u1, bytes, gone = 0;
 
 			region_report(r, from, -EOPNOTSUPP,
 				      "mremap of part of a region: that part "
 				      "is lost (SIGBUS at its new address)");
 			clip(r, from, from + len, false, &u0, &u1, &bytes);
 			for (size_t u = u0; u < u1; u++)
-				unit_gone(&r->state[u]);
+				gone += unit_gone(&r->state[u]);
+			if (atomic_fetch_add(&r->ngone, gone) + gone ==
+			    r->nunits)
+				region_gone(r);
 		}
 		region_put(r);
 	}

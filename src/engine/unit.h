@@ -126,17 +126,23 @@ static inline bool unit_remove(unit_t *u)
 	return true;
 }
 
-/* EVENT_UNMAP covered the unit: it is GONE, or settles so. */
-static inline void unit_gone(unit_t *u)
+/*
+ * EVENT_UNMAP covered the unit: it is GONE, or settles so.  True the
+ * first time, so that a region can count its units gone.
+ */
+static inline bool unit_gone(unit_t *u)
 {
 	uint8_t old = unit_load(u), now;
 
 	do {
+		if (unit_state(old) == UNIT_GONE || (old & UNIT_GONE_PENDING))
+			return false;
 		now = unit_state(old) == UNIT_INFLIGHT
 			      ? (uint8_t)(old | UNIT_GONE_PENDING)
 			      : (uint8_t)UNIT_GONE;
 	} while (!atomic_compare_exchange_weak_explicit(
 		u, &old, now, memory_order_acq_rel, memory_order_acquire));
+	return true;
 }
 
 #endif
