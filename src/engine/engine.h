@@ -103,7 +103,6 @@ struct space {
 	uint64_t id;		 /* epoll's name for it; 0: the handler's own */
 	bool self;		 /* our own memory: mincore() sees it */
 	atomic_int pagemap;	 /* another process's /proc/TID/pagemap, or -1 */
-	struct space *parent;	 /* the space it was forked from */
 	struct space *next;	 /* in the handler's list, or its graveyard */
 
 	/*
@@ -154,7 +153,6 @@ struct upager_handler {
 	struct space *children;
 	struct space *graveyard;
 	uint64_t next_id;
-	atomic_uint nchildren;
 	pthread_mutex_t fork_lock; /* roots, their children, spaces' owned */
 	struct upager_region *roots; /* the regions the application mapped */
 

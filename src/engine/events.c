@@ -232,8 +232,6 @@ void event_fork(struct space *sp, int child_uffd)
 		child = NULL;
 		failed = true;
 	}
-	if (child)
-		child->parent = sp;
 	for (size_t i = 0; rs && rs[i]; i++) {
 		struct upager_region *r = rs[i], *c;
 

@@ -278,7 +278,6 @@ int handler_adopt(struct upager_handler *h, struct space *sp)
 	sp->next = h->children;
 	h->children = sp;
 	pthread_rwlock_unlock(&h->spaces_lock);
-	atomic_fetch_add(&h->nchildren, 1);
 
 	pthread_mutex_lock(&h->run_lock);
 	for (unsigned int i = 0; i < h->neps; i++)
@@ -308,7 +307,6 @@ void handler_drop(struct upager_handler *h, struct space *sp)
 	sp->next = h->graveyard;
 	h->graveyard = sp;
 	pthread_rwlock_unlock(&h->spaces_lock);
-	atomic_fetch_sub(&h->nchildren, 1);
 
 	pthread_mutex_lock(&h->run_lock);
 	for (unsigned int i = 0; i < h->neps; i++)
@@ -429,8 +427,10 @@ static void sweep(struct upager_handler *h)
 		space_release(dead[i]);
 	}
 	reap(h, false);
-	if (!atomic_load(&h->nchildren) && !h->graveyard)
+	pthread_rwlock_rdlock(&h->spaces_lock);
+	if (!h->children && !h->graveyard)
 		arm_sweep(h, false);
+	pthread_rwlock_unlock(&h->spaces_lock);
 }
 
 /* ---- read-ahead jobs ---------------------------------------------------- */
