@@ -279,7 +279,7 @@ int main(int argc, char **argv)
 	enum upager_memtype type = t_upager_memtype(argc, argv, false);
 	const char *part = argc > 2 ? argv[2] : NULL;
 
-	t_deadline(14, "dontneed did not finish in 14 s");
+	t_deadline(60, "dontneed did not finish in 60 s");
 	if (!part || !strcmp(part, "repro"))
 		repro(type);
 	if (!part || !strcmp(part, "stress"))

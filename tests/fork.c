@@ -349,7 +349,7 @@ int main(int argc, char **argv)
 	bool root = geteuid() == 0;
 	char path[256];
 
-	t_deadline(14, "fork did not finish in 14 s");
+	t_deadline(60, "fork did not finish in 60 s");
 	if (argc > 1 && !strcmp(argv[1], "inthread")) {
 		sc.inthread = true;
 		scene_run(&sc, SEGV);

@@ -223,7 +223,7 @@ int main(void)
 	uint64_t t0;
 	int err;
 
-	t_deadline(14, "slow_store did not finish in 14 s");
+	t_deadline(60, "slow_store did not finish in 60 s");
 	g.phase = 1;
 	g.h = t_upager_handler(2, NULL, NULL);
 	g.a_store = tstore_open(A_PAGES);

@@ -174,7 +174,7 @@ int main(int argc, char **argv)
 {
 	const char *part = argc > 1 ? argv[1] : NULL;
 
-	t_deadline(14, "sparse did not finish in 14 s");
+	t_deadline(60, "sparse did not finish in 60 s");
 	if (!part || !strcmp(part, "zero64"))
 		over_zero("zero64", 64 * GIB, 0);
 	if (!part || !strcmp(part, "file1t"))
