@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <upager/ll.h>
 #include <upager/store.h>
@@ -301,6 +302,83 @@ long upager_region_install(struct upager_region *r, size_t off,
 			   const void *data, size_t len);
 /* Is the unit holding offset @off present (installed)? */
 bool upager_region_present(struct upager_region *r, size_t off);
+
+/* ---- another process's memory ----------------------------------------- */
+/*
+ * The non-cooperative side of userfaultfd: a process creates a uffd,
+ * registers its ranges and hands the descriptor over a unix socket
+ * (SCM_RIGHTS); a manager adopts it into one of its handlers as a space
+ * and maps regions over those ranges, which the handler's workers then
+ * serve from stores as they serve the manager's own, one process among
+ * many (the seeds' "same manager process could handle the userfaults of
+ * a multitude of different processes"; upagerd).  The engine follows
+ * that process's memory-map events as it follows its own (fork: the
+ * space's children are adopted too, where the uffd has EVENT_FORK) and
+ * notices its exit (a pidfd, -ESRCH from the ioctls).
+ */
+struct upager_space;
+
+/*
+ * The process of @sp is gone: called once, from a worker, after its
+ * regions stopped being served.  Release the space afterwards, from a
+ * thread of yours: not from here (a worker must not wait for fills).
+ */
+typedef void (*upager_space_exit_fn)(void *arg, struct upager_space *sp);
+
+struct upager_space_params {
+	uint32_t size; /* sizeof(struct upager_space_params) */
+	/*
+	 * The process (from SO_PEERCRED): its exit is watched with a pidfd
+	 * and its page tables read through /proc/PID/pagemap (to tell a
+	 * second thread's message for a page from a page the kernel
+	 * dropped); 0: unknown (exit seen at the next install, -ESRCH).
+	 */
+	pid_t pid;
+	/* The UFFD_FEATURE_* the process enabled (UFFDIO_API is its). */
+	uint64_t features;
+	upager_space_exit_fn on_exit; /* may be NULL */
+	void *exit_arg;
+};
+
+/*
+ * Serve @uffd, another process's userfaultfd with its UFFDIO_API done.
+ * The handler takes the descriptor (closed by upager_space_release(),
+ * also on error) and makes it non-blocking.  Returns the space, or NULL
+ * with *err = -EBADF (not a userfaultfd), -EINVAL (not set up with
+ * UFFDIO_API, or bad params), -E2BIG (see the parameter structs),
+ * -ESRCH (@pid is gone), -ENOMEM.  Any thread but a worker.
+ */
+struct upager_space *upager_space_adopt(struct upager_handler *h, int uffd,
+					const struct upager_space_params *p,
+					int *err);
+/*
+ * A region over [@addr, @addr+@len) of the space's process, a range it
+ * registered with UFFDIO_REGISTER_MODE_MISSING, filled from @s as faults
+ * come (read-ahead, fault-around, REMOVE policy, statistics: as for
+ * upager_map()).  anon (or hugetlb) memory; the memory is the process's,
+ * so upager_unmap() of such a region stops serving it (what was never
+ * filled is poisoned: SIGBUS there, never zeros) but unmaps nothing.
+ * Returns the region, or NULL with *err = -EINVAL (misaligned, empty, past
+ * the address space, overflowing, a memory type or flag that needs the
+ * memory to be ours: shmem, in-thread, MOVE), -EEXIST (overlaps a region
+ * of the space), -ERANGE (reaches past the store), -EOPNOTSUPP
+ * (UPAGER_FORK_FOLLOW without EVENT_FORK on the uffd), -ESRCH (the
+ * process is gone), -ENOMEM.  Any thread but a worker.
+ */
+struct upager_region *upager_space_map(struct upager_space *sp,
+				       struct upager_store *s, uint64_t addr,
+				       size_t len,
+				       const struct upager_map_params *p,
+				       int *err);
+/*
+ * Stop serving the space: every region of it is unmapped as by
+ * upager_unmap() (poisoned where never filled, while the process lives),
+ * then the uffd is closed.  Faults in flight end first.  Any thread but
+ * a worker; also after on_exit.  0 or -errno.
+ */
+int upager_space_release(struct upager_space *sp);
+/* The pid given at adopt (0: unknown). */
+pid_t upager_space_pid(struct upager_space *sp);
 
 #pragma GCC visibility pop
 #ifdef __cplusplus

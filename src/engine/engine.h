@@ -11,6 +11,7 @@
  *   readahead.c the read-ahead policy (pure)
  *   fill.c      fill mechanics: fetch, install, poison, wake
  *   region.c    a region's life: map, unmap, install, prefault
+ *   adopt.c     another process's memory: adopt its uffd, map its ranges
  *   inthread.c  the SIGBUS entry of in-thread regions
  *   stats.c     counters and their publication
  */
@@ -26,14 +27,14 @@
 #include "engine/unit.h"
 
 struct upager_region;
-struct space;
+struct upager_space;
 struct filler;
 
 #define INTHREAD_SLOTS 4
 
 struct upager_region {
 	struct upager_handler *h;
-	struct space *sp;	/* the address space it lives in */
+	struct upager_space *sp;	/* the address space it lives in */
 	struct upager_store *store;
 	char *addr;		/* moves with EVENT_REMAP */
 	size_t len;
@@ -97,13 +98,25 @@ struct upager_region {
  * handed us.  Its regions are sorted by address; the table's lock is
  * held only to look one up and pin it (users), never across a fill.
  */
-struct space {
+struct upager_space {
 	struct upager_handler *h;
 	int uffd;
 	uint64_t id;		 /* epoll's name for it; 0: the handler's own */
+	uint64_t features;	 /* the uffd's UFFD_FEATURE_* */
 	bool self;		 /* our own memory: mincore() sees it */
 	atomic_int pagemap;	 /* another process's /proc/TID/pagemap, or -1 */
-	struct space *next;	 /* in the handler's list, or its graveyard */
+	/*
+	 * Adopted from another process (upager_space_adopt()): its regions
+	 * are the manager's to unmap, and the space is freed only once the
+	 * manager released it.  Its exit shows on @pidfd (-1: pid unknown).
+	 */
+	bool foreign;
+	atomic_bool released;
+	int pidfd;
+	pid_t pid;
+	upager_space_exit_fn on_exit;
+	void *exit_arg;
+	struct upager_space *next;	 /* in the handler's list, or its graveyard */
 
 	/*
 	 * Held across a read of the uffd and the handling of the events in
@@ -115,10 +128,11 @@ struct space {
 	pthread_rwlock_t lock;	 /* the table */
 	struct upager_region **regions;
 	size_t nregions, cap;
-	struct upager_region *owned; /* forked copies living here (fork_lock) */
+	struct upager_region *owned; /* its regions, if not self's (fork_lock) */
 
 	atomic_bool dead;	 /* the process exited: ESRCH */
 	atomic_bool dropped;	 /* out of the handler's list */
+	atomic_bool buried;	 /* in its graveyard */
 	atomic_uint users;	 /* workers holding it between two reads */
 	atomic_ulong drains;	 /* reads that emptied its queue */
 };
@@ -133,7 +147,7 @@ struct ra_job {
 #define STRAYS 8
 
 struct upager_handler {
-	struct space self;   /* this process: the main uffd */
+	struct upager_space self;   /* this process: the main uffd */
 	int sig_uffd;	     /* SIGBUS-mode uffd, -1 until an in-thread region */
 	int stopfd;	     /* eventfd: stop workers and run() */
 	int workfd;	     /* eventfd: read-ahead jobs are queued */
@@ -150,8 +164,8 @@ struct upager_handler {
 	 * dropped ones waiting until no worker holds them.
 	 */
 	pthread_rwlock_t spaces_lock;
-	struct space *children;
-	struct space *graveyard;
+	struct upager_space *children;
+	struct upager_space *graveyard;
 	uint64_t next_id;
 	pthread_mutex_t fork_lock; /* roots, their children, spaces' owned */
 	struct upager_region *roots; /* the regions the application mapped */
@@ -192,7 +206,7 @@ struct upager_handler {
 	/* Faults at addresses in no region (see handler.c stray()). */
 	pthread_mutex_t stray_lock;
 	struct {
-		struct space *sp;
+		struct upager_space *sp;
 		uint64_t page;
 		uint64_t drains; /* the space's when first seen */
 		uint64_t first, last; /* ns */
@@ -205,7 +219,7 @@ struct upager_handler {
 
 /* A message read but left for later (see filler.pump). */
 struct deferred {
-	struct space *sp;
+	struct upager_space *sp;
 	struct uffd_msg msg;
 };
 
@@ -236,7 +250,7 @@ struct filler {
 	struct upager_handler *h;
 	bool (*queue)(struct filler *f, struct upager_region *r, size_t u,
 		      size_t n);
-	bool (*pump)(struct filler *f, struct space *sp);
+	bool (*pump)(struct filler *f, struct upager_space *sp);
 	struct deferred deferred[DEFERRED_MAX];
 	unsigned int ndeferred;
 };
@@ -291,36 +305,41 @@ void region_report(struct upager_region *r, uint64_t addr, int err,
 		   const char *what);
 
 /* space.c */
-int space_init(struct space *sp, struct upager_handler *h, int uffd,
+int space_init(struct upager_space *sp, struct upager_handler *h, int uffd,
 	       bool self);
-void space_destroy(struct space *sp);
-struct upager_region *space_get(struct space *sp, uint64_t addr);
-struct upager_region **space_range(struct space *sp, uint64_t start,
+void space_destroy(struct upager_space *sp);
+struct upager_region *space_get(struct upager_space *sp, uint64_t addr);
+struct upager_region **space_range(struct upager_space *sp, uint64_t start,
 				  uint64_t end);
 void region_put(struct upager_region *r);
-int space_add(struct space *sp, struct upager_region *r);
-void space_remove(struct space *sp, struct upager_region *r);
-void space_move(struct space *sp, struct upager_region *r, char *to);
-int space_resident(struct space *sp, const char *addr, size_t len,
+int space_add(struct upager_space *sp, struct upager_region *r);
+void space_remove(struct upager_space *sp, struct upager_region *r);
+void space_move(struct upager_space *sp, struct upager_region *r, char *to);
+int space_resident(struct upager_space *sp, const char *addr, size_t len,
 		   pid_t tid);
 
 /* events.c */
-void event_fork(struct space *sp, int child_uffd);
-void event_remove(struct space *sp, uint64_t start, uint64_t end);
-void event_unmap(struct space *sp, uint64_t start, uint64_t end);
-void event_remap(struct space *sp, uint64_t from, uint64_t to, uint64_t len);
-void space_exited(struct space *sp);
+void event_fork(struct upager_space *sp, int child_uffd);
+void event_remove(struct upager_space *sp, uint64_t start, uint64_t end);
+void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end);
+void event_remap(struct upager_space *sp, uint64_t from, uint64_t to, uint64_t len);
+void space_exited(struct upager_space *sp);
 
 /* region.c */
 struct upager_region *region_alloc(struct upager_handler *h);
+int region_check_params(struct upager_store *s, size_t len,
+			struct upager_map_params *p, uint64_t have);
+void region_setup(struct upager_region *r, struct upager_store *s,
+		  const struct upager_map_params *p);
+int region_state_alloc(struct upager_region *r);
 void region_wait_idle(struct upager_region *r);
 void region_free(struct upager_region *r);
 void region_retire(struct upager_region *r);
 
 /* handler.c */
 int handler_sig_uffd(struct upager_handler *h);
-int handler_adopt(struct upager_handler *h, struct space *sp);
-void handler_drop(struct upager_handler *h, struct space *sp);
+int handler_adopt(struct upager_handler *h, struct upager_space *sp);
+void handler_drop(struct upager_handler *h, struct upager_space *sp);
 void handler_purge_jobs(struct upager_handler *h, struct upager_region *r);
 void handler_seat(struct upager_handler *h, bool leave);
 

@@ -48,7 +48,7 @@ static void clip(struct upager_region *r, uint64_t start, uint64_t end,
 		*u1 = *u0;
 }
 
-void event_remove(struct space *sp, uint64_t start, uint64_t end)
+void event_remove(struct upager_space *sp, uint64_t start, uint64_t end)
 {
 	struct upager_region **rs = space_range(sp, start, end);
 
@@ -77,7 +77,7 @@ static void region_gone(struct upager_region *r)
 	region_retire(r);
 }
 
-void event_unmap(struct space *sp, uint64_t start, uint64_t end)
+void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end)
 {
 	struct upager_region **rs = space_range(sp, start, end);
 
@@ -104,7 +104,7 @@ void event_unmap(struct space *sp, uint64_t start, uint64_t end)
 	upager_ll_wake(sp->uffd, (void *)(uintptr_t)start, end - start);
 }
 
-void event_remap(struct space *sp, uint64_t from, uint64_t to, uint64_t len)
+void event_remap(struct upager_space *sp, uint64_t from, uint64_t to, uint64_t len)
 {
 	struct upager_region **rs = space_range(sp, from, from + len);
 
@@ -170,7 +170,7 @@ static void copy_state(unit_t *dst, const unit_t *src, size_t n)
 	}
 }
 
-static struct upager_region *fork_region(struct space *child,
+static struct upager_region *fork_region(struct upager_space *child,
 					 struct upager_region *r)
 {
 	struct upager_region *root = r->root ? r->root : r;
@@ -220,11 +220,11 @@ static struct upager_region *fork_region(struct space *child,
  * uffd) are left out; so is everything when memory runs short, and the
  * child's copies then have no server: they are poisoned, never zeros.
  */
-void event_fork(struct space *sp, int child_uffd)
+void event_fork(struct upager_space *sp, int child_uffd)
 {
 	struct upager_handler *h = sp->h;
 	struct upager_region **rs = space_range(sp, 0, UINT64_MAX);
-	struct space *child = calloc(1, sizeof(*child));
+	struct upager_space *child = calloc(1, sizeof(*child));
 	bool failed = !rs || !child;
 
 	if (child && space_init(child, h, child_uffd, false) < 0) {
@@ -232,6 +232,8 @@ void event_fork(struct space *sp, int child_uffd)
 		child = NULL;
 		failed = true;
 	}
+	if (child)
+		child->features = sp->features;
 	for (size_t i = 0; rs && rs[i]; i++) {
 		struct upager_region *r = rs[i], *c;
 
@@ -277,7 +279,7 @@ void event_fork(struct space *sp, int child_uffd)
  * sweep): its regions leave their tables, and the space is dropped; its
  * memory is freed once no worker holds it (handler.c reaps it).
  */
-void space_exited(struct space *sp)
+void space_exited(struct upager_space *sp)
 {
 	struct upager_region **rs;
 	bool was = false;
@@ -291,4 +293,6 @@ void space_exited(struct space *sp)
 	}
 	free(rs);
 	handler_drop(sp->h, sp);
+	if (sp->on_exit)
+		sp->on_exit(sp->exit_arg, sp);
 }

@@ -38,6 +38,7 @@
 #define ID_STOP UINT64_MAX
 #define ID_WORK (UINT64_MAX - 1)
 #define ID_TIMER (UINT64_MAX - 2)
+#define ID_PIDFD (1ull << 62) /* | a space's id: its process exited */
 
 /* Append @s, or the number @v in @base, to the line at @p. */
 static char *put_str(char *p, char *end, const char *s)
@@ -183,6 +184,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 		goto fail;
 	}
 	space_init(&h->self, h, fd, true);
+	h->self.features = h->features;
 	pthread_rwlock_init(&h->spaces_lock, NULL);
 	pthread_mutex_init(&h->fork_lock, NULL);
 	pthread_mutex_init(&h->run_lock, NULL);
@@ -271,7 +273,16 @@ static void arm_sweep(struct upager_handler *h, bool on)
 	timerfd_settime(h->timerfd, 0, &its, NULL);
 }
 
-int handler_adopt(struct upager_handler *h, struct space *sp)
+/* Add @sp's uffd, and its process's pidfd, to the epoll set @ep. */
+static void epoll_add_space(int ep, struct upager_space *sp)
+{
+	epoll_add(ep, sp->uffd, sp->id, EPOLLIN | EPOLLEXCLUSIVE);
+	if (sp->pidfd >= 0)
+		epoll_add(ep, sp->pidfd, sp->id | ID_PIDFD,
+			  EPOLLIN | EPOLLEXCLUSIVE);
+}
+
+int handler_adopt(struct upager_handler *h, struct upager_space *sp)
 {
 	pthread_rwlock_wrlock(&h->spaces_lock);
 	sp->id = ++h->next_id;
@@ -281,8 +292,7 @@ int handler_adopt(struct upager_handler *h, struct space *sp)
 
 	pthread_mutex_lock(&h->run_lock);
 	for (unsigned int i = 0; i < h->neps; i++)
-		epoll_add(h->eps[i], sp->uffd, sp->id,
-			  EPOLLIN | EPOLLEXCLUSIVE);
+		epoll_add_space(h->eps[i], sp);
 	pthread_mutex_unlock(&h->run_lock);
 	arm_sweep(h, true);
 	return 0;
@@ -290,34 +300,47 @@ int handler_adopt(struct upager_handler *h, struct space *sp)
 
 /*
  * Take @sp out of service: no epoll set wakes for it and no lookup finds
- * it.  It goes to the graveyard; reap() frees it once no worker holds it.
+ * it.  It goes to the graveyard, and reap() frees it once no worker
+ * holds it; a space adopted from another process only once the manager
+ * released it (it holds the handle), when this is called again.
  */
-void handler_drop(struct upager_handler *h, struct space *sp)
+void handler_drop(struct upager_handler *h, struct upager_space *sp)
 {
-	struct space **p;
+	struct upager_space **p;
 	bool was = false;
 
-	if (!atomic_compare_exchange_strong(&sp->dropped, &was, true))
-		return;
-	pthread_rwlock_wrlock(&h->spaces_lock);
-	for (p = &h->children; *p && *p != sp; p = &(*p)->next)
-		;
-	if (*p)
-		*p = sp->next;
-	sp->next = h->graveyard;
-	h->graveyard = sp;
-	pthread_rwlock_unlock(&h->spaces_lock);
+	if (atomic_compare_exchange_strong(&sp->dropped, &was, true)) {
+		pthread_rwlock_wrlock(&h->spaces_lock);
+		for (p = &h->children; *p && *p != sp; p = &(*p)->next)
+			;
+		if (*p)
+			*p = sp->next;
+		pthread_rwlock_unlock(&h->spaces_lock);
 
-	pthread_mutex_lock(&h->run_lock);
-	for (unsigned int i = 0; i < h->neps; i++)
-		epoll_ctl(h->eps[i], EPOLL_CTL_DEL, sp->uffd, NULL);
-	pthread_mutex_unlock(&h->run_lock);
+		pthread_mutex_lock(&h->run_lock);
+		for (unsigned int i = 0; i < h->neps; i++) {
+			epoll_ctl(h->eps[i], EPOLL_CTL_DEL, sp->uffd, NULL);
+			if (sp->pidfd >= 0)
+				epoll_ctl(h->eps[i], EPOLL_CTL_DEL, sp->pidfd,
+					  NULL);
+		}
+		pthread_mutex_unlock(&h->run_lock);
+	}
+	was = false;
+	if ((!sp->foreign || atomic_load(&sp->released)) &&
+	    atomic_compare_exchange_strong(&sp->buried, &was, true)) {
+		pthread_rwlock_wrlock(&h->spaces_lock);
+		sp->next = h->graveyard;
+		h->graveyard = sp;
+		pthread_rwlock_unlock(&h->spaces_lock);
+		arm_sweep(h, true);
+	}
 }
 
 /* Find an adopted space by its epoll name and hold it. */
-static struct space *space_hold(struct upager_handler *h, uint64_t id)
+static struct upager_space *space_hold(struct upager_handler *h, uint64_t id)
 {
-	struct space *sp;
+	struct upager_space *sp;
 
 	pthread_rwlock_rdlock(&h->spaces_lock);
 	for (sp = h->children; sp && sp->id != id; sp = sp->next)
@@ -328,14 +351,14 @@ static struct space *space_hold(struct upager_handler *h, uint64_t id)
 	return sp;
 }
 
-static void space_release(struct space *sp)
+static void space_release(struct upager_space *sp)
 {
 	if (!sp->self)
 		atomic_fetch_sub(&sp->users, 1);
 }
 
 /* Is anything of @sp in use by a fill or a worker? */
-static bool space_busy(struct space *sp)
+static bool space_busy(struct upager_space *sp)
 {
 	if (atomic_load(&sp->users))
 		return true;
@@ -353,7 +376,7 @@ static bool space_busy(struct space *sp)
  */
 static void reap(struct upager_handler *h, bool wait)
 {
-	struct space *keep = NULL, *sp, *next;
+	struct upager_space *keep = NULL, *sp, *next;
 
 	pthread_rwlock_wrlock(&h->spaces_lock);
 	sp = h->graveyard;
@@ -409,12 +432,18 @@ static void reap(struct upager_handler *h, bool wait)
  */
 static void sweep(struct upager_handler *h)
 {
-	struct space *dead[16];
+	struct upager_space *dead[16];
 	unsigned int n = 0;
 
 	pthread_rwlock_rdlock(&h->spaces_lock);
-	for (struct space *sp = h->children; sp && n < ARRAY_SIZE(dead);
+	for (struct upager_space *sp = h->children; sp && n < ARRAY_SIZE(dead);
 	     sp = sp->next) {
+		/*
+		 * Not a process of another's: the probe page could be one it
+		 * registered; its exit shows on its pidfd or at an install.
+		 */
+		if (sp->foreign)
+			continue;
 		if (upager_ll_writeprotect(sp->uffd, h->probe, 4096, 0) ==
 		    -ESRCH) {
 			atomic_fetch_add(&sp->users, 1);
@@ -577,7 +606,7 @@ static bool spare_surplus(struct upager_handler *h)
  * thread gets SIGBUS instead of spinning.  POISON itself waits (-EAGAIN)
  * while an event is pending.
  */
-static void stray(struct upager_handler *h, struct space *sp, uint64_t addr)
+static void stray(struct upager_handler *h, struct upager_space *sp, uint64_t addr)
 {
 	uint64_t page = addr & ~(uint64_t)4095, now = now_ns();
 	uint64_t drains = atomic_load(&sp->drains);
@@ -615,7 +644,7 @@ static void stray(struct upager_handler *h, struct space *sp, uint64_t addr)
 }
 
 static void on_fault(struct upager_handler *h, struct filler *f,
-		     struct space *sp, const struct uffd_msg *m, uint64_t t0)
+		     struct upager_space *sp, const struct uffd_msg *m, uint64_t t0)
 {
 	struct fault ft = {
 		.addr = m->arg.pagefault.address,
@@ -634,7 +663,7 @@ static void on_fault(struct upager_handler *h, struct filler *f,
 		region_put(r);
 		return;
 	}
-	if (h->features & UFFD_FEATURE_THREAD_ID)
+	if (sp->features & UFFD_FEATURE_THREAD_ID)
 		ft.tid = (pid_t)m->arg.pagefault.feat.ptid;
 	need = r->ra_max * r->fill;
 	if (need > f->cap && filler_reserve(f, need) < 0 && r->fill > f->cap)
@@ -643,7 +672,7 @@ static void on_fault(struct upager_handler *h, struct filler *f,
 	region_put(r);
 }
 
-static void on_event(struct space *sp, const struct uffd_msg *m)
+static void on_event(struct upager_space *sp, const struct uffd_msg *m)
 {
 	switch (m->event) {
 	case UFFD_EVENT_FORK:
@@ -664,12 +693,12 @@ static void on_event(struct space *sp, const struct uffd_msg *m)
 
 /*
  * Read up to @max messages of @sp and handle the events among them, in
- * the order the kernel queued them (under rd_lock, see struct space).
+ * the order the kernel queued them (under rd_lock, see struct upager_space).
  * Events go before the faults read with them: a fault read in the same
  * batch as the REMAP or UNMAP that explains it then finds the table as
  * it now is.  Returns what upager_ll_read() did.
  */
-static int read_events(struct space *sp, struct uffd_msg *msgs, size_t max)
+static int read_events(struct upager_space *sp, struct uffd_msg *msgs, size_t max)
 {
 	int n;
 
@@ -684,7 +713,7 @@ static int read_events(struct space *sp, struct uffd_msg *msgs, size_t max)
 
 /* The faults of a batch of @n messages from @sp. */
 static void serve_batch(struct upager_handler *h, struct filler *f,
-			struct space *sp, const struct uffd_msg *msgs, int n)
+			struct upager_space *sp, const struct uffd_msg *msgs, int n)
 {
 	uint64_t t0 = now_ns();
 
@@ -701,7 +730,7 @@ static void serve_batch(struct upager_handler *h, struct filler *f,
  * read: read it here, as this worker may be the only one left to.  The
  * faults read with it are kept for the worker's loop.
  */
-static bool pump(struct filler *f, struct space *sp)
+static bool pump(struct filler *f, struct upager_space *sp)
 {
 	struct upager_handler *h = f->h;
 	struct uffd_msg msgs[16];
@@ -763,7 +792,7 @@ static bool serve_job(struct upager_handler *h, struct filler *f)
  * the queue empty (after this read, so is every event read before it).
  */
 static bool serve_space(struct upager_handler *h, struct filler *f,
-			struct space *sp, struct uffd_msg *msgs)
+			struct upager_space *sp, struct uffd_msg *msgs)
 {
 	int n = read_events(sp, msgs, h->batch);
 
@@ -805,9 +834,8 @@ static int server_epoll(struct upager_handler *h, bool spare)
 		ret = h->neps == ARRAY_SIZE(h->eps) ? -EMFILE : -errno;
 	} else {
 		pthread_rwlock_rdlock(&h->spaces_lock);
-		for (struct space *sp = h->children; sp; sp = sp->next)
-			epoll_add(ep, sp->uffd, sp->id,
-				  EPOLLIN | EPOLLEXCLUSIVE);
+		for (struct upager_space *sp = h->children; sp; sp = sp->next)
+			epoll_add_space(ep, sp);
 		pthread_rwlock_unlock(&h->spaces_lock);
 		h->eps[h->neps++] = ep;
 		atomic_fetch_add(&h->seated, 1);
@@ -843,7 +871,7 @@ static int serve(struct upager_handler *h, bool spare)
 {
 	struct uffd_msg msgs[64];
 	struct filler f = { .h = h, .queue = job_queue, .pump = pump };
-	struct space *ready[READY_MAX];
+	struct upager_space *ready[READY_MAX];
 	unsigned int nready = 0;
 	bool self_pending = true;
 	int ret = 0, ep = server_epoll(h, spare);
@@ -869,7 +897,7 @@ static int serve(struct upager_handler *h, bool spare)
 			}
 			for (int i = 0; i < n; i++) {
 				uint64_t id = evs[i].data.u64;
-				struct space *sp;
+				struct upager_space *sp;
 
 				if (id == ID_STOP)
 					goto out;
@@ -884,6 +912,14 @@ static int serve(struct upager_handler *h, bool spare)
 				}
 				if (!id) {
 					self_pending = true;
+					continue;
+				}
+				if (id & ID_PIDFD) {
+					sp = space_hold(h, id & ~ID_PIDFD);
+					if (sp) {
+						space_exited(sp);
+						space_release(sp);
+					}
 					continue;
 				}
 				sp = nready < READY_MAX ? space_hold(h, id)
@@ -999,7 +1035,7 @@ int upager_handler_stop(struct upager_handler *h)
 
 void upager_handler_free(struct upager_handler *h)
 {
-	struct space *sp;
+	struct upager_space *sp;
 
 	if (!h)
 		return;
@@ -1007,12 +1043,18 @@ void upager_handler_free(struct upager_handler *h)
 		upager_handler_stop(h);
 		while (h->roots)
 			upager_unmap(h->roots);
-		/* Children whose roots are gone hold no region; drop them. */
+		/*
+		 * Other processes' spaces the manager did not release, and
+		 * children whose roots are gone (they hold no region).
+		 */
 		pthread_rwlock_rdlock(&h->spaces_lock);
 		sp = h->children;
 		pthread_rwlock_unlock(&h->spaces_lock);
 		while (sp) {
-			handler_drop(h, sp);
+			if (sp->foreign)
+				upager_space_release(sp);
+			else
+				handler_drop(h, sp);
 			pthread_rwlock_rdlock(&h->spaces_lock);
 			sp = h->children;
 			pthread_rwlock_unlock(&h->spaces_lock);

@@ -65,7 +65,7 @@ void region_retire(struct upager_region *r)
 
 /* The unit states: one byte each, mapped lazily, so a sparse region of
  * a terabyte costs what it touches. */
-static int state_alloc(struct upager_region *r)
+int region_state_alloc(struct upager_region *r)
 {
 	r->state_len = r->nunits;
 	r->state = mmap(NULL, r->state_len, PROT_READ | PROT_WRITE,
@@ -116,11 +116,14 @@ static int map_memory(struct upager_region *r)
 	return 0;
 }
 
-static int check_params(struct upager_handler *h, struct upager_store *s,
-			size_t len, struct upager_map_params *p)
+/*
+ * Check and complete @p for a region of @len bytes over @s, served
+ * through a uffd with the features @have.
+ */
+int region_check_params(struct upager_store *s, size_t len,
+			struct upager_map_params *p, uint64_t have)
 {
 	size_t page = memtype_page(p->memtype);
-	uint64_t have = h->features;
 	bool inthread = p->flags & UPAGER_MAP_IN_THREAD;
 
 	if ((unsigned int)p->memtype > UPAGER_MEM_HUGETLB ||
@@ -165,8 +168,8 @@ static int check_params(struct upager_handler *h, struct upager_store *s,
 	return 0;
 }
 
-static void setup_policy(struct upager_region *r, struct upager_store *s,
-			 const struct upager_map_params *p)
+void region_setup(struct upager_region *r, struct upager_store *s,
+		  const struct upager_map_params *p)
 {
 	if (p->readahead_max == (size_t)-1)
 		r->ra_max = 1;
@@ -239,7 +242,7 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 
 	ret = params_copy(&p, sizeof(p), params);
 	if (ret == 0)
-		ret = check_params(h, s, len, &p);
+		ret = region_check_params(s, len, &p, h->features);
 	if (ret < 0)
 		goto fail;
 	ret = -ENOMEM;
@@ -256,8 +259,8 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 	r->fork = p.fork;
 	r->remove = p.remove;
 	r->store_pgoff = p.store_offset / UPAGER_STORE_PAGE;
-	setup_policy(r, s, &p);
-	ret = state_alloc(r);
+	region_setup(r, s, &p);
+	ret = region_state_alloc(r);
 	if (ret < 0)
 		goto fail;
 	ret = map_memory(r);
@@ -351,7 +354,7 @@ static void teardown_children(struct upager_region *root)
 	}
 	pthread_mutex_unlock(&h->fork_lock);
 	for (; c; c = next) {
-		struct space *sp = c->sp;
+		struct upager_space *sp = c->sp;
 		bool empty;
 
 		next = c->sibling;
@@ -368,11 +371,46 @@ static void teardown_children(struct upager_region *root)
 	}
 }
 
+/*
+ * A region over another process's memory (upager_space_map()): stop
+ * serving it.  Nothing is unmapped or unregistered: the memory is the
+ * process's; what was never filled is poisoned while the process lives,
+ * so a fault there ends in SIGBUS, not in a wait no worker ends.
+ */
+static int unmap_foreign(struct upager_region *r)
+{
+	struct upager_handler *h = r->h;
+	struct upager_space *sp = r->sp;
+	struct upager_region **q;
+
+	atomic_store(&r->closing, true);
+	handler_purge_jobs(h, r);
+	region_wait_idle(r);
+	teardown_children(r);
+	if (!atomic_load(&r->gone) && !atomic_load(&sp->dead))
+		fill_poison_absent(r);
+	space_remove(sp, r);
+	region_wait_idle(r);
+	region_retire(r);
+	pthread_mutex_lock(&h->fork_lock);
+	for (q = &sp->owned; *q && *q != r; q = &(*q)->next_owned)
+		;
+	if (*q)
+		*q = r->next_owned;
+	pthread_mutex_unlock(&h->fork_lock);
+	stats_publish_release(h, r->stats_slot);
+	region_free(r);
+	return 0;
+}
+
 int upager_unmap(struct upager_region *r)
 {
 	struct upager_handler *h = r->h;
 	bool gone = atomic_load(&r->gone);
 	int ret = 0;
+
+	if (r->sp->foreign)
+		return unmap_foreign(r);
 
 	if (r->flags & UPAGER_MAP_IN_THREAD)
 		inthread_remove(r);

@@ -20,31 +20,34 @@
 #include "base/util.h"
 #include "engine/engine.h"
 
-int space_init(struct space *sp, struct upager_handler *h, int uffd,
+int space_init(struct upager_space *sp, struct upager_handler *h, int uffd,
 	       bool self)
 {
 	memset(sp, 0, sizeof(*sp));
 	sp->h = h;
 	sp->uffd = uffd;
 	sp->self = self;
+	sp->pidfd = -1;
 	atomic_init(&sp->pagemap, -1);
 	pthread_mutex_init(&sp->rd_lock, NULL);
 	return -pthread_rwlock_init(&sp->lock, NULL);
 }
 
-void space_destroy(struct space *sp)
+void space_destroy(struct upager_space *sp)
 {
 	int pm = atomic_load(&sp->pagemap);
 
 	if (pm >= 0)
 		close(pm);
+	if (sp->pidfd >= 0)
+		close(sp->pidfd);
 	pthread_rwlock_destroy(&sp->lock);
 	pthread_mutex_destroy(&sp->rd_lock);
 	free(sp->regions);
 }
 
 /* Caller holds sp->lock (either way). */
-static size_t lookup(struct space *sp, uint64_t addr, bool *found)
+static size_t lookup(struct upager_space *sp, uint64_t addr, bool *found)
 {
 	size_t lo = 0, hi = sp->nregions;
 
@@ -65,7 +68,7 @@ static size_t lookup(struct space *sp, uint64_t addr, bool *found)
 	return lo;
 }
 
-struct upager_region *space_get(struct space *sp, uint64_t addr)
+struct upager_region *space_get(struct upager_space *sp, uint64_t addr)
 {
 	struct upager_region *r = NULL;
 	bool found;
@@ -113,7 +116,7 @@ void region_wait_idle(struct upager_region *r)
 	pthread_mutex_unlock(&h->idle_lock);
 }
 
-static void insert_locked(struct space *sp, struct upager_region *r)
+static void insert_locked(struct upager_space *sp, struct upager_region *r)
 {
 	bool found;
 	size_t i = lookup(sp, (uintptr_t)r->addr, &found);
@@ -124,7 +127,7 @@ static void insert_locked(struct space *sp, struct upager_region *r)
 	sp->nregions++;
 }
 
-static void erase_locked(struct space *sp, struct upager_region *r)
+static void erase_locked(struct upager_space *sp, struct upager_region *r)
 {
 	for (size_t i = 0; i < sp->nregions; i++) {
 		if (sp->regions[i] != r)
@@ -136,9 +139,28 @@ static void erase_locked(struct space *sp, struct upager_region *r)
 	}
 }
 
-int space_add(struct space *sp, struct upager_region *r)
+/* Does [addr, addr+len) overlap a region of the table?  Caller locks. */
+static bool overlaps_locked(struct upager_space *sp, uintptr_t addr,
+			    size_t len)
+{
+	bool found;
+	size_t i = lookup(sp, addr, &found);
+
+	if (found)
+		return true;
+	return i < sp->nregions &&
+	       (uintptr_t)sp->regions[i]->addr - addr < len;
+}
+
+/* -EEXIST when @r overlaps a region of the table (another process's
+ * ranges are the manager's word, not ours to trust). */
+int space_add(struct upager_space *sp, struct upager_region *r)
 {
 	pthread_rwlock_wrlock(&sp->lock);
+	if (overlaps_locked(sp, (uintptr_t)r->addr, r->len)) {
+		pthread_rwlock_unlock(&sp->lock);
+		return -EEXIST;
+	}
 	if (sp->nregions == sp->cap) {
 		size_t cap = sp->cap ? 2 * sp->cap : 8;
 		void *n = realloc(sp->regions, cap * sizeof(*sp->regions));
@@ -157,7 +179,7 @@ int space_add(struct space *sp, struct upager_region *r)
 }
 
 /* Take @r out of the table: no new fault or job finds it after this. */
-void space_remove(struct space *sp, struct upager_region *r)
+void space_remove(struct upager_space *sp, struct upager_region *r)
 {
 	pthread_rwlock_wrlock(&sp->lock);
 	if (atomic_load(&r->listed))
@@ -172,7 +194,7 @@ void space_remove(struct space *sp, struct upager_region *r)
  * old address, find it unregistered (-ENOENT) and give their units back;
  * the faults come again at the new one.
  */
-void space_move(struct space *sp, struct upager_region *r, char *to)
+void space_move(struct upager_space *sp, struct upager_region *r, char *to)
 {
 	pthread_rwlock_wrlock(&sp->lock);
 	erase_locked(sp, r);
@@ -182,7 +204,7 @@ void space_move(struct space *sp, struct upager_region *r, char *to)
 }
 
 /* The regions overlapping [start, end), pinned; NULL-terminated, malloc'd. */
-struct upager_region **space_range(struct space *sp, uint64_t start,
+struct upager_region **space_range(struct upager_space *sp, uint64_t start,
 				  uint64_t end)
 {
 	struct upager_region **out;
@@ -208,15 +230,19 @@ struct upager_region **space_range(struct space *sp, uint64_t start,
 	return out;
 }
 
-/* /proc/TID/pagemap of the process a foreign space's fault came from. */
-static int pagemap_fd(struct space *sp, pid_t tid)
+/*
+ * /proc/PID/pagemap of another process's space: its pid when known
+ * (adopted), else the thread @tid a fault came from (a forked child).
+ */
+static int pagemap_fd(struct upager_space *sp, pid_t tid)
 {
 	char path[64];
 	int fd = atomic_load(&sp->pagemap), expect = -1;
 
-	if (fd >= 0 || !tid)
+	if (fd >= 0 || !(sp->pid ? sp->pid : tid))
 		return fd;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)tid);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap",
+		 (int)(sp->pid ? sp->pid : tid));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -235,7 +261,7 @@ static int pagemap_fd(struct space *sp, pid_t tid)
  * the in-thread path needs); another process's asks its pagemap, found
  * through the thread @tid that faulted there (UFFD_FEATURE_THREAD_ID).
  */
-int space_resident(struct space *sp, const char *addr, size_t len, pid_t tid)
+int space_resident(struct upager_space *sp, const char *addr, size_t len, pid_t tid)
 {
 	uint64_t ent[64];
 	unsigned char vec[64];
