@@ -412,7 +412,7 @@ static void reap(struct upager_handler *h, bool wait)
 		}
 		close(sp->uffd);
 		space_destroy(sp);
-		free(sp);
+		mem_free(sp, sizeof(*sp));
 	}
 	if (keep) {
 		pthread_rwlock_wrlock(&h->spaces_lock);

@@ -21,9 +21,10 @@
 #define DEFAULT_RA (1ul << 20)
 #define DEFAULT_FA (64ul << 10) /* the kernel's fault_around_bytes */
 
+/* From mem_alloc(): a fork copies regions while a fork is in progress. */
 struct upager_region *region_alloc(struct upager_handler *h)
 {
-	struct upager_region *r = calloc(1, sizeof(*r));
+	struct upager_region *r = mem_alloc(sizeof(*r));
 
 	if (!r)
 		return NULL;
@@ -52,8 +53,10 @@ void region_free(struct upager_region *r)
 		munmap(r->slots, INTHREAD_SLOTS * r->fill);
 	if (r->state_len)
 		munmap((void *)r->state, r->state_len);
+	if (r->dropped_len)
+		munmap((void *)r->dropped, r->dropped_len);
 	pthread_mutex_destroy(&r->ra_lock);
-	free(r);
+	mem_free(r, sizeof(*r));
 }
 
 /* A root's counters join the handler's, once, when it leaves its table. */
@@ -65,17 +68,50 @@ void region_retire(struct upager_region *r)
 
 /* The unit states: one byte each, mapped lazily, so a sparse region of
  * a terabyte costs what it touches. */
+static void *lazy_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 int region_state_alloc(struct upager_region *r)
 {
 	r->state_len = r->nunits;
-	r->state = mmap(NULL, r->state_len, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r->state == MAP_FAILED) {
-		r->state = NULL;
+	r->state = lazy_alloc(r->state_len);
+	if (!r->state) {
 		r->state_len = 0;
 		return -ENOMEM;
 	}
+	if (r->remove == UPAGER_REMOVE_ZERO && r->fill > UPAGER_STORE_PAGE) {
+		r->dropped_len = (r->len / UPAGER_STORE_PAGE + 63) / 64 * 8;
+		r->dropped = lazy_alloc(r->dropped_len);
+		if (!r->dropped) {
+			r->dropped_len = 0;
+			return -ENOMEM;
+		}
+	}
 	return 0;
+}
+
+/* Did the program drop page @page (of 4 KiB) of @r under the ZERO policy? */
+bool region_dropped(struct upager_region *r, size_t page)
+{
+	return r->dropped &&
+	       (atomic_load_explicit(&r->dropped[page / 64],
+				     memory_order_acquire) >>
+		(page % 64)) & 1;
+}
+
+/* Pages [lo, hi) of @r were dropped (EVENT_REMOVE); ZERO with bits only. */
+void region_drop(struct upager_region *r, size_t lo, size_t hi)
+{
+	if (!r->dropped)
+		return;
+	for (size_t p = lo; p < hi; p++)
+		atomic_fetch_or_explicit(&r->dropped[p / 64], 1ull << (p % 64),
+					 memory_order_release);
 }
 
 static int map_memory(struct upager_region *r)
@@ -403,6 +439,25 @@ static int unmap_foreign(struct upager_region *r)
 	return 0;
 }
 
+/*
+ * The next run of the region's memory still its own from offset *@off
+ * (moved past holes): returns where it ends (== *@off at the end).  The
+ * holes stay as they are once the range is unregistered.
+ */
+static size_t live_end(struct upager_region *r, size_t *off)
+{
+	for (unsigned int i = 0; i < r->nholes; i++) {
+		if (r->holes[i].hi <= *off)
+			continue;
+		if (r->holes[i].lo <= *off) {
+			*off = r->holes[i].hi;
+			continue;
+		}
+		return r->holes[i].lo;
+	}
+	return *off < r->len ? r->len : *off;
+}
+
 int upager_unmap(struct upager_region *r)
 {
 	struct upager_handler *h = r->h;
@@ -428,10 +483,29 @@ int upager_unmap(struct upager_region *r)
 	atomic_store(&r->closing, true);
 	handler_purge_jobs(h, r);
 	region_wait_idle(r);
-	if (!gone) {
-		mprotect(region_base(r), r->len, PROT_NONE);
-		ret = upager_ll_unregister(r->uffd, region_base(r), r->len);
+	/*
+	 * What the program unmapped is no longer ours, even if it mapped
+	 * something there since: the UNMAP events say what (holes).  Their
+	 * handling is done under rd_lock, and munmap() returns once the
+	 * event is read: taking rd_lock waits for the handling to end.
+	 */
+	pthread_mutex_lock(&r->sp->rd_lock);
+	gone = atomic_load(&r->gone) || r->holes_lost;
+	if (r->holes_lost)
+		region_report(r, (uintptr_t)region_base(r), -ENOMEM,
+			      "unmap: too many holes unmapped in the region "
+			      "to tell what is left; its mapping is leaked");
+	for (size_t off = 0; !gone && off < r->len;) {
+		size_t end = live_end(r, &off);
+
+		if (off == end)
+			break;
+		mprotect(region_base(r) + off, end - off, PROT_NONE);
+		ret = upager_ll_unregister(r->uffd, region_base(r) + off,
+					   end - off) ?: ret;
+		off = end;
 	}
+	pthread_mutex_unlock(&r->sp->rd_lock);
 	space_remove(&h->self, r);
 	region_wait_idle(r);
 	/*
@@ -443,8 +517,14 @@ int upager_unmap(struct upager_region *r)
 	region_retire(r);
 	roots_link(r, false);
 	stats_publish_release(h, r->stats_slot);
-	if (!gone)
-		munmap(region_base(r), r->len);
+	for (size_t off = 0; !gone && off < r->len;) {
+		size_t end = live_end(r, &off);
+
+		if (off == end)
+			break;
+		munmap(region_base(r) + off, end - off);
+		off = end;
+	}
 	region_free(r);
 	return ret;
 }
