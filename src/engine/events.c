@@ -253,6 +253,7 @@ static struct upager_region *fork_region(struct upager_space *child,
 	c->fork = r->fork;
 	c->remove = r->remove;
 	c->flags = r->flags;
+	c->mapped = r->mapped;
 	c->uffd = child->uffd;
 	c->root = root;
 	c->st = root->st;
