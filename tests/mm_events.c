@@ -13,6 +13,7 @@
  *           zeros, also a unit never touched before its DONTNEED (a
  *           balloon's semantics), with no fetch; shmem keeps its data
  *           through MADV_DONTNEED and reads zeros after MADV_REMOVE.
+ *           On anon a child forked after the drops reads them so too.
  * remap     mremap() moving the whole region: it follows (its address,
  *           remaps), installed pages moved with it, the others fault and
  *           fill at the new address.
@@ -127,6 +128,27 @@ static void drop(struct rig *g, size_t u, size_t n, int advice)
 	      strerror(errno));
 }
 
+/*
+ * A child forked after the drops reads unit 8 (dropped, never touched)
+ * by the policy too: its copy of the region keeps the parent's states.
+ */
+static void child_reads_dropped(struct rig *g, bool zero)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stderr);
+	pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0)
+		_exit(zero ? !all_bytes(unit(g, 8), g->unit, 0)
+			   : !store_data(g, 8));
+	CHECK(t_wait_child(pid, 5000, &status) == 0 && WIFEXITED(status) &&
+		      !WEXITSTATUS(status),
+	      "the child's unit 8 after the drop: not %s (status %#x)",
+	      zero ? "zeros" : "the store's data", status);
+}
+
 static void remove_policy(enum upager_memtype type, bool zero)
 {
 	struct rig g;
@@ -143,6 +165,11 @@ static void remove_policy(enum upager_memtype type, bool zero)
 	drop(&g, 3, 2, MADV_DONTNEED);
 	drop(&g, 8, 1, MADV_DONTNEED); /* never touched */
 	WAIT_STAT(&g, pages_removed, 3 * g.unit / 4096);
+	if (type == UPAGER_MEM_ANON && geteuid() == 0) { /* EVENT_FORK */
+		child_reads_dropped(&g, zero);
+		/* A child's copy counts in its root's statistics. */
+		fetched = stats(&g).bytes_fetched;
+	}
 	if (shmem) {
 		/* A shared mapping keeps its data through DONTNEED. */
 		CHECK(store_data(&g, 3), "shmem unit 3 after DONTNEED");
