@@ -19,10 +19,10 @@
  *           fill at the new address.
  * unmap     munmap() of two units in the middle: they are gone (SIGSEGV,
  *           pages_unmapped; upager_region_install() leaves them alone),
- *           the units around them are served.  Then munmap() of the rest:
- *           the region is gone, and once the program mapped something
- *           else there, upager_unmap() frees the region without touching
- *           that memory.
+ *           the units around them are served.  Then the program maps
+ *           memory of its own over the rest (MAP_FIXED): the region is
+ *           gone, and upager_unmap() frees it without touching that
+ *           memory.
  * dontfork  UPAGER_FORK_DONTFORK: a child has no such mapping (SIGSEGV),
  *           while the parent reads on.
  */
@@ -252,16 +252,18 @@ static void unmap(enum upager_memtype type)
 	CHECK(store_data(&g, 8), "unit 8, after the hole");
 	CHECK(store_data(&g, 2), "unit 2, before it");
 
-	/* The rest, by the program: the region goes. */
-	CHECK(munmap(base, 6 * g.unit) == 0 &&
-		      munmap(base + 8 * g.unit, (UNITS - 8) * g.unit) == 0,
-	      "munmap: %s", strerror(errno));
-	WAIT_STAT(&g, pages_unmapped, UNITS * g.unit / 4096);
-	CHECK_RET(upager_region_install(g.r, 0, NULL, g.unit), -ENOENT);
+	/*
+	 * The rest, by the program: memory of its own mapped over all of
+	 * it (MAP_FIXED unmaps what was there, in one call: a munmap() and
+	 * a later mmap() could see another thread's mapping take the gap),
+	 * and the region goes.
+	 */
 	other = mmap(base, UNITS * g.unit, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	CHECK(other == base, "mmap over the old range: %s", strerror(errno));
 	memset(other, 'W', 2 * 4096);
+	WAIT_STAT(&g, pages_unmapped, UNITS * g.unit / 4096);
+	CHECK_RET(upager_region_install(g.r, 0, NULL, g.unit), -ENOENT);
 	CHECK_RET(upager_unmap(g.r), 0);
 	CHECK(all_bytes(other, 2 * 4096, 'W'),
 	      "upager_unmap() touched memory that is no longer the region's");

@@ -95,19 +95,26 @@ static void region_gone(struct upager_region *r)
 
 /*
  * Add [lo, hi) (offsets) to @r's holes, merged with those it touches.
- * True when the holes now cover all of @r.  Caller holds rd_lock.
+ * Returns the bytes that were not a hole yet; *@whole says the holes now
+ * cover all of @r.  Caller holds rd_lock.
  */
-static bool add_hole(struct upager_region *r, size_t lo, size_t hi)
+static size_t add_hole(struct upager_region *r, size_t lo, size_t hi,
+		       bool *whole)
 {
+	size_t fresh = hi - lo;
 	unsigned int k = 0;
 
 	for (unsigned int i = 0; i < r->nholes; i++) {
-		if (r->holes[i].hi < lo || r->holes[i].lo > hi) {
+		size_t a = r->holes[i].lo, b = r->holes[i].hi;
+
+		if (b < lo || a > hi) {
 			r->holes[k++] = r->holes[i];
 			continue;
 		}
-		lo = r->holes[i].lo < lo ? r->holes[i].lo : lo;
-		hi = r->holes[i].hi > hi ? r->holes[i].hi : hi;
+		/* What of [lo, hi) this hole covered already. */
+		fresh -= (b < hi ? b : hi) - (a > lo ? a : lo);
+		lo = a < lo ? a : lo;
+		hi = b > hi ? b : hi;
 	}
 	if (k == ARRAY_SIZE(r->holes)) {
 		r->holes_lost = true;
@@ -123,7 +130,8 @@ static bool add_hole(struct upager_region *r, size_t lo, size_t hi)
 		k++;
 	}
 	r->nholes = k;
-	return k == 1 && !r->holes[0].lo && r->holes[0].hi == r->len;
+	*whole = k == 1 && !r->holes[0].lo && r->holes[0].hi == r->len;
+	return fresh;
 }
 
 void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end)
@@ -141,7 +149,7 @@ void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end)
 
 			clip(r, start, end, &w0, &w1, &t0, &t1, &bytes);
 			lo = start > a ? (size_t)(start - a) : 0;
-			whole = add_hole(r, lo, lo + bytes);
+			bytes = add_hole(r, lo, lo + bytes, &whole);
 			for (size_t u = w0; u < w1; u++)
 				unit_gone(&r->state[u]);
 			/* Gone, at once or a piece at a time. */
