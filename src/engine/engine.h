@@ -191,6 +191,7 @@ struct upager_handler {
 	struct upager_space *children;
 	struct upager_space *graveyard;
 	uint64_t next_id;
+	bool sweep_armed;	     /* timerfd ticking (spaces_lock) */
 	pthread_mutex_t fork_lock; /* roots, their children, spaces' owned */
 	struct upager_region *roots; /* the regions the application mapped */
 

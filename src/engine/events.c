@@ -21,6 +21,7 @@
  * here waits for a fill.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -337,8 +338,17 @@ void event_fork(struct upager_space *sp, int child_uffd)
 	bool failed = !child;
 	uint64_t cur = 0;
 	size_t n;
+	int fl;
 
-	if (child && space_init(child, h, child_uffd, false) < 0) {
+	/*
+	 * The kernel opens the child's uffd with the flags its parent's was
+	 * created with, not what fcntl() made of it since: a blocking one
+	 * would stop the worker that reads it, rd_lock held, and with it
+	 * every worker (tests/foreign_fork_blocking.c).
+	 */
+	if (child && ((fl = fcntl(child_uffd, F_GETFL)) < 0 ||
+		      fcntl(child_uffd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+		      space_init(child, h, child_uffd, false) < 0)) {
 		mem_free(child, sizeof(*child));
 		child = NULL;
 		failed = true;
