@@ -408,6 +408,9 @@ fail:
  * end, and what it never filled is poisoned in its process (SIGBUS
  * there, never the zeros the kernel would give once no one serves it).
  * A child space left with no region is dropped (handler.c reaps it).
+ * Each child's space is held (users) from the moment its copy leaves
+ * the space's list: the sweep reaps a space whose list is empty and that
+ * no one holds, and it may run meanwhile (its child exited).
  */
 static void teardown_children(struct upager_region *root)
 {
@@ -424,6 +427,7 @@ static void teardown_children(struct upager_region *root)
 			q = &(*q)->next_owned;
 		if (*q)
 			*q = next->next_owned;
+		atomic_fetch_add(&next->sp->users, 1);
 	}
 	pthread_mutex_unlock(&h->fork_lock);
 	for (; c; c = next) {
@@ -441,6 +445,7 @@ static void teardown_children(struct upager_region *root)
 		pthread_mutex_unlock(&h->fork_lock);
 		if (empty)
 			handler_drop(h, sp);
+		atomic_fetch_sub(&sp->users, 1);
 	}
 }
 
