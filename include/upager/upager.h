@@ -116,6 +116,15 @@ struct upager_handler_params {
 	 * sleeps delays only its own region.  0: 64; -1: none.
 	 */
 	int spare_workers;
+	/*
+	 * Microseconds a worker keeps looking for the next fault (epoll
+	 * without sleeping) after it served one, before it sleeps: the
+	 * wake-up of a sleeping worker is then saved while faults keep
+	 * coming, at the price of a CPU busy for that long after each.
+	 * Spares never poll.  0: sleep at once (the default); at most
+	 * 10000.
+	 */
+	unsigned int poll_us;
 };
 
 /*

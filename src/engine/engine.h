@@ -180,6 +180,7 @@ struct upager_handler {
 	uint64_t features;   /* of the main uffd */
 	unsigned int nthreads;
 	unsigned int batch;
+	uint64_t poll_ns;    /* a worker's look for work before it sleeps */
 	upager_error_fn on_error;
 	void *error_arg;
 

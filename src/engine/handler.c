@@ -164,6 +164,8 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	int ret, fd;
 
 	ret = params_copy(&p, sizeof(p), params);
+	if (!ret && p.poll_us > 10000)
+		ret = -EINVAL;
 	if (ret < 0)
 		goto fail;
 	ret = kernel_features(&kernel);
@@ -216,6 +218,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	h->batch = p.batch ? p.batch : 32;
 	if (h->batch > 64)
 		h->batch = 64;
+	h->poll_ns = (uint64_t)p.poll_us * 1000;
 	h->on_error = p.on_error ? p.on_error : default_on_error;
 	h->error_arg = p.error_arg;
 	h->spare_max = p.spare_workers < 0    ? 0
@@ -870,6 +873,28 @@ static void server_close(struct upager_handler *h, int ep)
 #define READY_MAX 8
 
 /*
+ * poll_us: look at the epoll set without sleeping until something is
+ * ready or the time is up (the stop eventfd is in the set too).  A fault
+ * that comes meanwhile is read without the wake-up of a sleeping thread,
+ * which costs far more than the looking on some machines (a VM's
+ * cross-CPU wake-up).  Returns what epoll_wait() found, 0 at the end.
+ */
+static int poll_events(struct upager_handler *h, int ep,
+		       struct epoll_event *evs, int max)
+{
+	uint64_t until;
+	int n;
+
+	if (!h->poll_ns)
+		return 0;
+	until = now_ns() + h->poll_ns;
+	do
+		n = epoll_wait(ep, evs, max, 0);
+	while (!n && now_ns() < until);
+	return n;
+}
+
+/*
  * Serve until the stop eventfd fires (a spare: also once it is surplus).
  * The staging buffer is sized for the largest read-ahead window of any
  * region and grown on demand.
@@ -897,7 +922,9 @@ static int serve(struct upager_handler *h, bool spare)
 		if (!self_pending && !nready && !f.ndeferred &&
 		    (spare || !atomic_load_explicit(&h->njobs,
 						    memory_order_relaxed))) {
-			n = epoll_wait(ep, evs, ARRAY_SIZE(evs), -1);
+			n = spare ? 0 : poll_events(h, ep, evs, ARRAY_SIZE(evs));
+			if (!n)
+				n = epoll_wait(ep, evs, ARRAY_SIZE(evs), -1);
 			if (n < 0 && errno != EINTR) {
 				ret = -errno;
 				break;
