@@ -299,8 +299,13 @@ void *upager_region_addr(struct upager_region *r);
 size_t upager_region_len(struct upager_region *r);
 /*
  * Fill [off, off+len) of the region now, from the calling thread, e.g.
- * before handing it to a syscall in in-thread mode.  0 or -errno (the
- * store's error).
+ * before handing it to a syscall in in-thread mode; units another thread
+ * is filling are waited for, so on 0 every unit of the range is present
+ * (or was dropped, unmapped or poisoned meanwhile).  Read-ahead jobs of
+ * the region still queued are given back and filled here.  Any thread
+ * but a worker.  0 or -errno (the store's error; -ERANGE outside the
+ * region; -ENOENT when it is gone; -EAGAIN when the memory map kept
+ * changing and no worker read its events).
  */
 int upager_region_prefault(struct upager_region *r, size_t off, size_t len);
 /*

@@ -593,8 +593,32 @@ static int app_filler(struct filler *f, size_t len)
 	return filler_reserve(f, len);
 }
 
+/*
+ * Wait until unit @u is not in flight, for prefault: the thread filling
+ * it settles it soon.  A unit claimed by a read-ahead job still queued
+ * might wait for a worker that is stopped: the region's queued jobs are
+ * given back once (absent again), and this thread fills those itself.
+ * Returns whether the unit is settled (false: fill it).
+ */
+static bool wait_settled(struct upager_region *r, size_t u, bool *purged)
+{
+	struct timespec ts = { 0, 20000 };
+
+	while (unit_state(unit_load(&r->state[u])) == UNIT_INFLIGHT) {
+		if (!*purged) {
+			handler_purge_jobs(r->h, r);
+			*purged = true;
+			continue;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return unit_state(unit_load(&r->state[u])) != UNIT_ABSENT;
+}
+
 int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 {
+	unsigned int again = 0;
+	bool purged = false;
 	struct filler f;
 	int ret;
 
@@ -611,6 +635,16 @@ int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 
 		if (st == UNIT_ABSENT || st == UNIT_REMOVED)
 			ret = region_fault(r, &f, &ft);
+		/*
+		 * Another thread's fill: wait for it.  A unit given back
+		 * absent (an install cut short by an event) is filled again,
+		 * a bounded number of times.
+		 */
+		if (!ret && !wait_settled(r, u, &purged)) {
+			if (++again > 1000)
+				ret = -EAGAIN;
+			u--;
+		}
 	}
 	filler_release(&f);
 	return ret;
