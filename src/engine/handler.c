@@ -653,8 +653,28 @@ static void stray(struct upager_handler *h, struct upager_space *sp, uint64_t ad
 	upager_ll_wake(sp->uffd, (void *)(uintptr_t)page, 4096);
 }
 
+/* Keep fault @m of @sp for serve_deferred(); false when there is no room. */
+static bool defer(struct filler *f, struct upager_space *sp,
+		  const struct uffd_msg *m)
+{
+	if (f->ndeferred == DEFERRED_MAX)
+		return false;
+	if (!sp->self)
+		atomic_fetch_add(&sp->users, 1);
+	f->deferred[f->ndeferred].sp = sp;
+	f->deferred[f->ndeferred++].msg = *m;
+	return true;
+}
+
+/*
+ * One fault.  @batch: it came with others, whose wakes wait for the end
+ * of the batch: a fault on a slow store's region is then kept for later
+ * (serve_deferred()), so that the batch's other faults are not answered
+ * only after a fetch that may take seconds.
+ */
 static void on_fault(struct upager_handler *h, struct filler *f,
-		     struct upager_space *sp, const struct uffd_msg *m, uint64_t t0)
+		     struct upager_space *sp, const struct uffd_msg *m,
+		     uint64_t t0, bool batch)
 {
 	struct fault ft = {
 		.addr = m->arg.pagefault.address,
@@ -668,8 +688,10 @@ static void on_fault(struct upager_handler *h, struct filler *f,
 		stray(h, sp, ft.addr);
 		return;
 	}
-	if (atomic_load(&r->closing)) {
-		/* upager_unmap() wakes it, into a closed range. */
+	if (atomic_load(&r->closing) ||
+	    (batch && !(r->store->flags & UPAGER_STORE_CHEAP) &&
+	     defer(f, sp, m))) {
+		/* Closing: upager_unmap() wakes it, into a closed range. */
 		region_put(r);
 		return;
 	}
@@ -730,7 +752,7 @@ static void serve_batch(struct upager_handler *h, struct filler *f,
 	f->dontwake = n > 1;
 	for (int i = 0; i < n; i++)
 		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-			on_fault(h, f, sp, &msgs[i], t0);
+			on_fault(h, f, sp, &msgs[i], t0, n > 1);
 	filler_flush(f);
 	f->dontwake = false;
 }
@@ -753,14 +775,9 @@ static bool pump(struct filler *f, struct upager_space *sp)
 		return true;
 	n = read_events(sp, msgs,
 			room < ARRAY_SIZE(msgs) ? room : ARRAY_SIZE(msgs));
-	for (int i = 0; i < n; i++) {
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		if (!sp->self)
-			atomic_fetch_add(&sp->users, 1);
-		f->deferred[f->ndeferred].sp = sp;
-		f->deferred[f->ndeferred++].msg = msgs[i];
-	}
+	for (int i = 0; i < n; i++)
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			defer(f, sp, &msgs[i]);
 	return true;
 }
 
@@ -770,7 +787,7 @@ static void serve_deferred(struct upager_handler *h, struct filler *f)
 	while (f->ndeferred) {
 		struct deferred d = f->deferred[--f->ndeferred];
 
-		on_fault(h, f, d.sp, &d.msg, now_ns());
+		on_fault(h, f, d.sp, &d.msg, now_ns(), false);
 		filler_flush(f);
 		space_release(d.sp);
 	}
