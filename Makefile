@@ -48,7 +48,8 @@ endif
 CPPFLAGS += -Iinclude -Isrc -Icommon -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
-LDLIBS +=
+# json-c reads Firecracker's handshake (src/manager/firecracker.c).
+LDLIBS += -ljson-c
 
 LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -57,7 +58,9 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 # benchmark and the tests; it depends on neither of them.
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
-TOOL_SRCS := $(wildcard tools/*.c)
+# tools/: the upager command (upager.c and cmd_*.c) and the daemon,
+# upagerd (upagerd.c alone).
+TOOL_SRCS := $(filter-out tools/upagerd.c,$(wildcard tools/*.c))
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 TEST_HARNESS := $(BUILD)/tests/harness.o $(BUILD)/common/sysfs.o
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
@@ -72,11 +75,12 @@ BENCHES := $(BENCH) $(BUILD)/bench/relay
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
 CLI := $(BUILD)/upager
+DAEMON := $(BUILD)/upagerd
 
 .PHONY: all deps check demo install uninstall clean
 # Keep objects: relinking a test must not recompile the harness.
 .SECONDARY:
-all: $(STATIC) $(SHARED) $(CLI) $(TESTS) $(EXAMPLES) $(BENCHES)
+all: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(TESTS) $(EXAMPLES) $(BENCHES)
 
 deps:
 	@tools/deps.sh
@@ -106,6 +110,9 @@ $(CLI): $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC) \
 		$(LDLIBS) -lm
 
+$(DAEMON): $(BUILD)/tools/upagerd.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
 
@@ -131,7 +138,7 @@ demo: deps
 	@echo
 	@$(CLI) features
 
-install: $(STATIC) $(SHARED) $(CLI) $(BENCH)
+install: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(BENCH)
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/upager \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/upager \
 		$(DESTDIR)$(MANDIR)/man1
@@ -144,7 +151,7 @@ install: $(STATIC) $(SHARED) $(CLI) $(BENCH)
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@LIBS@|$(LDLIBS)|' upager.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
-	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(CLI) $(DAEMON) $(DESTDIR)$(BINDIR)/
 	install -m 755 $(BENCH) $(DESTDIR)$(LIBEXECDIR)/upager/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 
@@ -152,6 +159,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/upager
 	rm -f $(DESTDIR)$(LIBDIR)/libupager.* $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
 	rm -f $(DESTDIR)$(BINDIR)/upager $(DESTDIR)$(MANDIR)/man1/upager.1
+	rm -f $(DESTDIR)$(BINDIR)/upagerd $(DESTDIR)$(MANDIR)/man1/upagerd.1
 	rm -rf $(DESTDIR)$(LIBEXECDIR)/upager
 
 clean:
