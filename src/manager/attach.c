@@ -28,7 +28,10 @@ static int open_uffd(uint64_t want, uint64_t *got)
 {
 	for (int tries = 0; tries < 4; tries++) {
 		struct upager_ll_api_info info = { 0 };
-		int fd = upager_ll_open(0, NULL), ret;
+		/* Non-blocking: the uffds of forked children inherit the
+		 * mode it was opened with, and a manager must never block
+		 * reading one. */
+		int fd = upager_ll_open(UPAGER_LL_NONBLOCK, NULL), ret;
 
 		if (fd < 0)
 			return fd;
