@@ -14,9 +14,10 @@
  *   forktree SOCK EXPORT NPAGES  the same, then children two levels deep
  *   hostile SOCK CASE            a handshake the daemon must refuse
  *   churn SOCK EXPORT N          N short-lived clients, one after another
- *   stream SOCK EXPORT NPAGES    read page after page, printing progress,
- *                                until done or SIGBUS (the daemon is
- *                                being stopped meanwhile)
+ *   stream SOCK EXPORT NPAGES    read pages scattered, slowly, until done
+ *                                or SIGBUS (the daemon is being stopped
+ *                                meanwhile; NPAGES odd-strided: a power
+ *                                of two)
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -388,6 +389,12 @@ static int mode_hostile(const char *sock_path, const char *what)
 			 (unsigned long long)a);
 		return fc_hostile(sock_path, body, strlen(body), uffd);
 	}
+	if (!strcmp(what, "blockingfork")) {
+		int fd = upager_ll_open(0, NULL);
+
+		CHECK_RET(upager_ll_api(fd, UFFD_FEATURE_EVENT_FORK, NULL), 0);
+		return fc_hostile(sock_path, body, strlen(body), fd);
+	}
 	if (!strcmp(what, "wrap")) {
 		snprintf(body, sizeof(body),
 			 "[" REGION("%llu", "9223372036854771712", "0") "]",
@@ -480,16 +487,24 @@ static int mode_stream(const char *sock_path, const char *export,
 
 	attach_one(sock_path, export, p, npages * PG, UPAGER_REMOVE_REFETCH);
 	sigaction(SIGBUS, &sa, NULL);
-	printf("attached\n");
-	fflush(stdout);
+	printf("attached %d\n", (int)getpid());
 	if (sigsetjmp(bus_jmp, 1)) {
-		printf("SIGBUS at page %zu of %zu\n", (size_t)i, npages);
+		printf("SIGBUS after %zu of %zu pages\n", (size_t)i, npages);
 		return 0;
 	}
-	/* Over and over: the stop must land while a fault is served. */
-	for (; i < npages; i++)
-		CHECK(t_verify(p + i * PG, PG, i), "page %zu is not the image's",
-		      (size_t)i);
+	/*
+	 * Scattered (no read-ahead carries it), and slow enough that the
+	 * daemon is stopped while this runs: a fault is then in flight or
+	 * about to be taken, and must end in its page or SIGBUS.
+	 */
+	for (; i < npages; i++) {
+		size_t pg = i * 4099 % npages;
+
+		CHECK(t_verify(p + pg * PG, PG, pg),
+		      "page %zu is not the image's (zeros?)", pg);
+		if (i % 8 == 0)
+			usleep(1000);
+	}
 	printf("all %zu pages read\n", npages);
 	return 0;
 }
