@@ -351,6 +351,7 @@ static int mode_hostile(const char *sock_path, const char *what)
 		big[0] = '[';
 		/* The daemon stops reading at its bound and closes: EPIPE. */
 		send_with_fd(sock, big, len, uffd);
+		free(big);
 		CHECK(dropped(sock), "kept");
 		return 0;
 	}
