@@ -427,7 +427,7 @@ static void log_event(void *arg, const struct upager_manager_event *ev)
 
 	if (o->json) {
 		json_begin_line(&j, stderr);
-		json_f64(&j, "time", (double)time(NULL));
+		json_u64(&j, "time", (uint64_t)time(NULL));
 		json_str(&j, "event", kinds[ev->kind]);
 		if (ev->client) {
 			json_u64(&j, "client", ev->client);
