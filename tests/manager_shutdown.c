@@ -5,7 +5,8 @@
  * begins.  The stop waits for that fill; the client gets its page, the
  * right data; once the stop returned, a page the client never had
  * raises SIGBUS (poisoned), never zeros, never a hang.  A second client,
- * attached and idle, is let go the same way.
+ * attached and idle, is let go the same way.  A stopped manager does
+ * not start again: its sockets are closed.
  */
 #include "tmanager.h"
 
@@ -96,6 +97,7 @@ int main(void)
 	tm_go(&idle);
 	tm_wait_ok(&busy, "the client mid-fault");
 	tm_wait_ok(&idle, "the idle client");
+	CHECK_RET(upager_manager_start(s.m), -EINVAL);
 	upager_manager_free(s.m);
 	upager_store_close(&st[0]->s);
 	upager_store_close(&st[1]->s);

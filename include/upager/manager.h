@@ -173,8 +173,9 @@ int upager_manager_listen(struct upager_manager *m,
 
 /*
  * Start the engine's workers and the manager's thread (accept, the
- * handshakes, clients' exits).  Any thread.  0, -EALREADY, -EINVAL (no
- * socket), -errno of pthread_create().
+ * handshakes, clients' exits).  Once: a stopped manager does not start
+ * again.  Any thread.  0, -EALREADY, -EINVAL (no socket, or stopped),
+ * -errno of pthread_create().
  */
 int upager_manager_start(struct upager_manager *m);
 

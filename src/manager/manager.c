@@ -505,7 +505,7 @@ int upager_manager_start(struct upager_manager *m)
 
 	if (m->started)
 		return -EALREADY;
-	if (!m->listeners)
+	if (!m->listeners || m->stopped)
 		return -EINVAL;
 	ret = upager_handler_start(m->h);
 	if (ret < 0)
