@@ -606,6 +606,8 @@ int main(int argc, char **argv)
 	int c, idx, ret = 0;
 
 	cli_set_program("upagerd");
+	/* A log reader that went away must not take the daemon with it. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "h", lopts, &idx)) != -1) {
 		if (c == 'h')
 			return usage();
