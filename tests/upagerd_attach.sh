@@ -6,7 +6,9 @@
 # forks two children, each forks one, all five read and write their
 # pages; every byte is checked against the image or what its writer put
 # there (the daemon adopts the children's uffds: EVENT_FORK).  The
-# daemon's statistics count the forks it followed (--json).
+# daemon's statistics count the forks it followed (--json).  And a client
+# that moves its region with mremap() and unmaps half of it reads right
+# throughout, and leaves nothing behind in the daemon.
 build=$1
 . "$(dirname "$0")/lib.sh"
 
@@ -18,9 +20,11 @@ log_has "attach on $tmp/at.sock) attached: 1 regions of 'img'"
 log_has "attach on $tmp/at.sock) gone: "
 timeout 60 "$build/tests/upagerd_peer" forktree "$tmp/at.sock" img 512 ||
 	fail "forktree: exit $?"
+timeout 60 "$build/tests/upagerd_peer" remap "$tmp/at.sock" img 512 ||
+	fail "remap: exit $?"
 kill -USR1 "$daemon"
-for _ in $(seq 100); do grep -q '^connections 2' "$tmp/upagerd.out" && break; sleep 0.05; done
-grep -q '^connections 2, attached 2, refused 0' "$tmp/upagerd.out" ||
+for _ in $(seq 100); do grep -q '^connections 3' "$tmp/upagerd.out" && break; sleep 0.05; done
+grep -q '^connections 3, attached 3, refused 0, gone 3; clients now 0 (0 regions)' "$tmp/upagerd.out" ||
 	fail "statistics: $(cat "$tmp/upagerd.out")"
 stop_upagerd
 grep -q refused "$tmp/upagerd.log" && fail "a refusal: $(cat "$tmp/upagerd.log")"

@@ -12,6 +12,7 @@
  *                                kib, both, none)
  *   attach SOCK EXPORT NPAGES    upager_attach(), read, write, drop
  *   forktree SOCK EXPORT NPAGES  the same, then children two levels deep
+ *   remap SOCK EXPORT NPAGES     mremap() the region whole, munmap() half
  *   hostile SOCK CASE            a handshake the daemon must refuse
  *   churn SOCK EXPORT N          N short-lived clients, one after another
  *   stream SOCK EXPORT NPAGES    read pages scattered, slowly, until done
@@ -448,6 +449,37 @@ static int mode_hostile(const char *sock_path, const char *what)
 	FAIL("unknown case '%s'", what);
 }
 
+/*
+ * The client moves its region (mremap) and unmaps half of it: the pages
+ * it had move with it, the others come from the export at the moved
+ * address, and the half it kept is still served.
+ */
+static int mode_remap(const char *sock_path, const char *export,
+		      size_t npages)
+{
+	size_t len = npages * PG;
+	char *p = map_anon(len), *to = map_anon(len), *q;
+	int sock = attach_one(sock_path, export, p, len,
+			      UPAGER_REMOVE_REFETCH);
+
+	for (size_t i = 0; i < npages / 4; i++)
+		CHECK(t_verify(p + i * PG, PG, i), "page %zu before mremap", i);
+	t_fill(p + 2 * PG, PG, 7777);
+	q = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	CHECK(q == to, "mremap: %s", strerror(errno));
+	CHECK(t_verify(q + 2 * PG, PG, 7777), "a written page did not move");
+	for (size_t i = 0; i < npages; i++)
+		CHECK(i == 2 || t_verify(q + i * PG, PG, i),
+		      "page %zu after mremap", i);
+	CHECK(munmap(q + len / 2, len / 2) == 0, "munmap");
+	CHECK(madvise(q, len / 2, MADV_DONTNEED) == 0, "madvise");
+	for (size_t i = 0; i < npages / 2; i++)
+		CHECK(t_verify(q + i * PG, PG, i), "page %zu after munmap", i);
+	close(sock);
+	printf("remap: %zu pages moved, half unmapped, verified\n", npages);
+	return 0;
+}
+
 static int mode_churn(const char *sock_path, const char *export, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -531,6 +563,8 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "forktree") && argc == 5)
 		return mode_forktree(argv[2], argv[3],
 				     strtoul(argv[4], NULL, 0));
+	if (!strcmp(mode, "remap") && argc == 5)
+		return mode_remap(argv[2], argv[3], strtoul(argv[4], NULL, 0));
 	if (!strcmp(mode, "hostile") && argc == 4)
 		return mode_hostile(argv[2], argv[3]);
 	if (!strcmp(mode, "churn") && argc == 5)
