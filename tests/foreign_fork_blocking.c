@@ -1,17 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * ENGINE BUG REPRO (not in tests/TESTS until the engine is fixed): a
- * process whose uffd was opened without O_NONBLOCK, with EVENT_FORK, is
- * adopted (upager_space_adopt() makes the adopted descriptor
- * non-blocking), then forks.  The kernel makes the child's uffd with the
- * flags the parent's was *created* with (ctx->flags), so the child's
- * descriptor that EVENT_FORK hands the handler is blocking, and
- * event_fork() adopts it as it is: the first read(2) of that space that
- * finds its queue empty blocks the worker for good, with rd_lock held,
- * and every other worker then waits for that lock: nothing is served
- * any more, for any process (a hostile client can stop a manager so).
- * The fix: event_fork() sets O_NONBLOCK on child_uffd (F_SETFL on the
- * handler's own file description).
+ * A process whose uffd was opened without O_NONBLOCK, with EVENT_FORK, is
+ * adopted (upager_space_adopt() makes that descriptor non-blocking) and
+ * forks.  The kernel opens the child's uffd with the flags the parent's
+ * was *created* with, so the descriptor EVENT_FORK hands the handler is
+ * blocking; adopted as it is, the first read(2) that found its queue
+ * empty would stop that worker for good with rd_lock held, and every
+ * other worker behind it: nothing served any more, for any process.
+ * event_fork() makes it non-blocking.
  *
  * The process: opens its uffd blocking with EVENT_FORK, registers a
  * range, hands it over, reads it all, forks a child that reads it all

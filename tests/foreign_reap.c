@@ -1,15 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * ENGINE BUG REPRO (not in tests/TESTS until the engine is fixed): the
- * spaces upager_space_release() drops are freed, and their uffds closed,
- * by the handler's sweep, a timerfd meant to fire once a second; but
- * every adopt and every drop calls arm_sweep(h, true), which sets the
- * timer to one second from now again.  A manager whose clients come and
- * go more often than once a second (upagerd under churn) never gets a
- * sweep: released spaces, their uffds and pidfds pile up until the
- * process runs out of descriptors (tests/upagerd_churn.sh with
- * UPAGERD_CHURN=10000 ends in EMFILE).  The fix: arm the timer only when
- * it is not armed (or re-arm it only from the sweep).
+ * The spaces upager_space_release() drops are freed, and their uffds
+ * closed, by the handler's sweep, a timer that fires once a second while
+ * there is something to sweep.  Were every adopt and drop to set it
+ * again to a second from now, a manager whose clients come and go more
+ * often than once a second would never sweep: uffds and pidfds would
+ * pile up until the process ran out of descriptors.
  *
  * Here: 100 spaces adopted and released, one every 30 ms (3 s); the
  * descriptors still open at the end must be about one second's worth

@@ -351,6 +351,30 @@ int t_wait_child(pid_t pid, unsigned int ms, int *status)
 	return -ETIMEDOUT;
 }
 
+void t_child_fail(const char *msg)
+{
+	char line[300];
+	int n = snprintf(line, sizeof(line), "FAIL child: %s\n", msg);
+
+	if (n > (int)sizeof(line) - 1)
+		n = (int)sizeof(line) - 1;
+	if (write(2, line, (size_t)n) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static void child_alarm(int sig)
+{
+	(void)sig;
+	t_child_fail("no result in time: blocked in a fault?");
+}
+
+void t_child_alarm(unsigned int secs)
+{
+	signal(SIGALRM, child_alarm);
+	alarm(secs);
+}
+
 struct t_watch {
 	unsigned int nslots, limit_ms;
 	const char *what;

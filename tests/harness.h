@@ -126,6 +126,15 @@ uint64_t t_now_ns(void);
  * -ETIMEDOUT once it has been killed (SIGKILL) and reaped.
  */
 int t_wait_child(pid_t pid, unsigned int ms, int *status);
+/*
+ * In a forked child, where stdio may be locked by a thread that did not
+ * come along and atexit handlers are the parent's: t_child_fail() writes
+ * "FAIL child: @msg" and _exit(1)s; after t_child_alarm(@secs) the child
+ * fails so if it still runs @secs later (blocked in a fault no one
+ * serves).
+ */
+void t_child_fail(const char *msg) __attribute__((noreturn));
+void t_child_alarm(unsigned int secs);
 
 /*
  * A watchdog for operations that must not block: @nslots slots, each

@@ -24,6 +24,14 @@
  *                 starts after it returns, and nothing is left to touch
  *                 the freed region: ASan in CI), and the handler serves
  *                 a new region afterwards.
+ * stop_jobs       a fault in the middle of a fault-around block queues its
+ *                 two runs as two jobs; the first one's fetch waits at the
+ *                 gate while the handler stops: the worker ends that job
+ *                 and leaves, the other still queued.  The region is
+ *                 unmapped while no worker runs: its job goes with it.  A
+ *                 new region over another store (where the freed one's
+ *                 memory may be reused) and a start: nothing is fetched
+ *                 or filled that no fault asked for.
  * job_error       a thread waits on a page of a read-ahead job (the other
  *                 worker read its fault and found the page claimed) when
  *                 the job's fetch fails: the job gives its pages back and
@@ -31,6 +39,18 @@
  *                 not the bad one).
  * stop_start      a fault taken while no worker runs waits through a
  *                 stop() and is served by a later start().
+ * stop_eagain     a worker's install waits (-EAGAIN) for a REMOVE event
+ *                 (a MADV_DONTNEED of another page, whose thread waits
+ *                 for a worker to read it) when the handler stops: the
+ *                 worker gives up, gives the unit back and wakes the
+ *                 faulting thread, whose fault comes again and is served
+ *                 after a start().  No spare workers: one would read the
+ *                 event.
+ * unmap_closed    upager_unmap() unregisters the range before it unmaps
+ *                 it, and an access in between would read the kernel's
+ *                 zero page: the range is closed first.  The store's
+ *                 detach(), called in between, looks: a page filled and
+ *                 one never filled both raise SIGSEGV.
  * free_mapped     upager_handler_free() with regions still mapped (one of
  *                 them in-thread) and a thread waiting on a fault: the
  *                 waiter is released, the memory and descriptors are gone.
@@ -40,7 +60,9 @@
  *                 again without fetching; other pages are fine.  With
  *                 read-ahead, a window that covers the failing page fails
  *                 as a whole, and the faulting page is still delivered
- *                 alone.  On anon, and on shmem with read-ahead.
+ *                 alone (page 2 failing: the window the faulting worker
+ *                 fills itself, retried as its own page; page 20: mostly
+ *                 a job's).  On anon, and on shmem with read-ahead.
  * run             upager_handler_run() in a thread serves faults and
  *                 returns 0 after upager_handler_stop().
  * bad_params      -EINVAL for a zero length, a length not a multiple of
@@ -84,6 +106,59 @@ static char *map(struct upager_handler *h, struct upager_store *s,
 		 struct upager_region **r)
 {
 	return map_type(h, s, UPAGER_MEM_ANON, len, ra, flags, r);
+}
+
+/*
+ * A call that blocks, made in a thread of its own: call_start(), then
+ * call_wait_blocked() returns once it sits blocked (in the kernel, or
+ * on a lock), and call_join() gives its return.
+ */
+struct call {
+	int (*fn)(void *arg);
+	void *arg;
+	pthread_t t;
+	_Atomic pid_t tid;
+	int ret;
+};
+
+static void *call_main(void *arg)
+{
+	struct call *c = arg;
+
+	atomic_store(&c->tid, gettid());
+	c->ret = c->fn(c->arg);
+	return NULL;
+}
+
+static void call_start(struct call *c, int (*fn)(void *), void *arg)
+{
+	memset(c, 0, sizeof(*c));
+	c->fn = fn;
+	c->arg = arg;
+	CHECK(pthread_create(&c->t, NULL, call_main, c) == 0,
+	      "pthread_create");
+}
+
+static void call_wait_blocked(struct call *c)
+{
+	pid_t tid;
+
+	for (int ms = 0; !(tid = atomic_load(&c->tid)); ms++) {
+		CHECK(ms < 5000, "thread never started");
+		t_sleep_ms(1);
+	}
+	t_wait_blocked(tid);
+}
+
+static int call_join(struct call *c)
+{
+	pthread_join(c->t, NULL);
+	return c->ret;
+}
+
+static int stop_fn(void *h)
+{
+	return upager_handler_stop(h);
 }
 
 /* ---- unmap while a batch is being served ------------------------------ */
@@ -228,6 +303,55 @@ static void unmap_jobs(void)
 	upager_store_close(&t->s);
 }
 
+/* ---- jobs a stop left queued -------------------------------------------- */
+
+static void stop_jobs(void)
+{
+	struct upager_handler *h = handler(1, NULL, NULL);
+	struct tstore *t = tstore_open(16), *t2 = tstore_open(16);
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.fault_around = 16 * PG };
+	struct upager_region *r;
+	struct call stop;
+	int err;
+	char *p = upager_map(h, &t->s, 16 * PG, &mp, &r, &err);
+
+	CHECK(p, "map: %s", strerror(-err));
+	/* Fetch 1 is page 5's, 2 the first job's (pages 0-4). */
+	t->hold_at = 2;
+	CHECK_RET(upager_handler_start(h), 0);
+	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5");
+	tstore_wait_held(t, "the first job's fetch");
+	call_start(&stop, stop_fn, h);
+	call_wait_blocked(&stop);
+	tstore_release(t);
+	CHECK_RET(call_join(&stop), 0);
+	CHECK(atomic_load(&t->fetches) == 2,
+	      "%u fetches: the second job ran after the stop",
+	      atomic_load(&t->fetches));
+
+	CHECK_RET(upager_unmap(r), 0);
+	t2->seed = 1000;
+	mp.fault_around = (size_t)-1;
+	mp.readahead_max = (size_t)-1;
+	p = upager_map(h, &t2->s, 16 * PG, &mp, &r, &err);
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+	t_sleep_ms(100);
+	CHECK(atomic_load(&t->fetches) == 2 && atomic_load(&t2->fetches) == 0,
+	      "%u fetches of the unmapped region's store, %u of the new "
+	      "one's, with no fault: a queued job outlived its region",
+	      atomic_load(&t->fetches) - 2, atomic_load(&t2->fetches));
+	for (size_t i = 0; i < 16; i++)
+		CHECK(!upager_region_present(r, i * PG),
+		      "page %zu of the new region filled with no fault", i);
+	CHECK(t_verify(p + 7 * PG, PG, 1000 + 7), "page 7 of the new region");
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+	upager_store_close(&t2->s);
+}
+
 /* ---- a read-ahead job fails under a waiter ------------------------------- */
 
 static void job_error(void)
@@ -257,9 +381,7 @@ static void job_error(void)
 	toucher_start(&waiter, p + 13 * PG, fd[1]);
 	toucher_wait_blocked(&waiter);
 	tstore_release(t);
-	for (int ms = 0; ms < 2000 && !atomic_load(&waiter.done); ms++)
-		t_sleep_ms(1);
-	CHECK(atomic_load(&waiter.done),
+	CHECK(toucher_wait_done(&waiter, 2000),
 	      "the waiter was not woken when its job failed");
 	pthread_join(waiter.t, NULL);
 	CHECK(waiter.ret == PG, "page 13: %zd", waiter.ret);
@@ -297,6 +419,96 @@ static void stop_start(void)
 	pthread_join(to.t, NULL);
 	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5 after restart");
 	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+}
+
+/* ---- stop while an install waits for an event --------------------------- */
+
+static int dontneed_fn(void *p)
+{
+	return madvise(p, PG, MADV_DONTNEED) ? -errno : 0;
+}
+
+static void stop_eagain(void)
+{
+	struct upager_handler_params hp = { .size = sizeof(hp), .threads = 1,
+					    .spare_workers = -1 };
+	struct tstore *t = tstore_open(16);
+	struct upager_region *r;
+	struct upager_stats st;
+	struct upager_handler *h;
+	struct call stop, drop;
+	struct toucher to;
+	int err;
+	char *p;
+
+	h = upager_handler_new(&hp, &err);
+	CHECK(h, "handler: %s", strerror(-err));
+	p = map(h, &t->s, 16 * PG, (size_t)-1, 0, &r);
+	t->hold_at = 1;
+	CHECK_RET(upager_handler_start(h), 0);
+	toucher_start(&to, p + 5 * PG, -1);
+	tstore_wait_held(t, "page 5's fetch");
+	call_start(&stop, stop_fn, h);
+	call_wait_blocked(&stop);
+	/* Its REMOVE event is queued: installs meet -EAGAIN until read. */
+	call_start(&drop, dontneed_fn, p + 9 * PG);
+	call_wait_blocked(&drop);
+	tstore_release(t);
+	CHECK_RET(call_join(&stop), 0);
+	upager_region_stats(r, &st);
+	CHECK(st.eagain >= 1, "page 5's install never waited for the event");
+	CHECK(!atomic_load(&to.done), "page 5 read with no worker running");
+
+	CHECK_RET(upager_handler_start(h), 0);
+	CHECK(toucher_wait_done(&to, 5000),
+	      "the thread whose install was given up is never woken: its "
+	      "fault was lost");
+	pthread_join(to.t, NULL);
+	CHECK_RET(call_join(&drop), 0);
+	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5 after the restart");
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+}
+
+/* ---- the range between unregister and munmap ---------------------------- */
+
+static struct {
+	const char *p;
+	unsigned int calls;
+	bool filled_segv, absent_segv;
+} at_detach;
+
+static void look_at_detach(struct tstore *t, struct upager_region *r)
+{
+	(void)t;
+	(void)r;
+	at_detach.calls++;
+	at_detach.filled_segv = t_read_sigsegv(at_detach.p + 2 * PG);
+	at_detach.absent_segv = t_read_sigsegv(at_detach.p + 9 * PG);
+}
+
+static void unmap_closed(void)
+{
+	struct upager_handler *h = handler(1, NULL, NULL);
+	struct tstore *t = tstore_open(16);
+	struct upager_region *r;
+	char *p = map(h, &t->s, 16 * PG, (size_t)-1, 0, &r);
+
+	t->on_detach = look_at_detach;
+	CHECK_RET(upager_handler_start(h), 0);
+	CHECK(t_verify(p + 2 * PG, PG, 2), "page 2");
+	at_detach.p = p;
+	CHECK_RET(upager_unmap(r), 0);
+	CHECK(at_detach.calls == 1, "detach() called %u times",
+	      at_detach.calls);
+	CHECK(at_detach.filled_segv && at_detach.absent_segv,
+	      "between unregister and munmap the range reads: a page filled "
+	      "%s, a page never filled %s; want SIGSEGV for both",
+	      at_detach.filled_segv ? "SIGSEGV" : "readable",
+	      at_detach.absent_segv ? "SIGSEGV" : "readable (zeros)");
 	upager_handler_free(h);
 	upager_store_close(&t->s);
 }
@@ -365,12 +577,17 @@ static void free_mapped(void)
 
 /* ---- a failing store ---------------------------------------------------- */
 
-static void store_error(enum upager_memtype type, size_t ra)
+/*
+ * Page @bad fails.  At 20 the window that covers it is mostly the
+ * lookahead a job fills; at 2, the second fault's own window (pages 1-2:
+ * the stream is not confirmed yet, there is no job), which the faulting
+ * worker must retry as page 1 alone.
+ */
+static void store_error(enum upager_memtype type, size_t ra, size_t bad)
 {
 	struct t_errors e = { 0 };
 	struct upager_handler *h = handler(1, t_on_error, &e);
 	struct tstore *t = tstore_open(64);
-	const size_t bad = 20;
 	struct upager_region *r;
 	struct upager_stats st;
 	unsigned int fetches;
@@ -530,12 +747,16 @@ int main(void)
 {
 	unmap_inflight();
 	unmap_jobs();
+	stop_jobs();
 	job_error();
 	stop_start();
+	stop_eagain();
+	unmap_closed();
 	free_mapped();
-	store_error(UPAGER_MEM_ANON, (size_t)-1);
-	store_error(UPAGER_MEM_ANON, 0);
-	store_error(UPAGER_MEM_SHMEM, 0);
+	store_error(UPAGER_MEM_ANON, (size_t)-1, 20);
+	store_error(UPAGER_MEM_ANON, 0, 20);
+	store_error(UPAGER_MEM_ANON, 0, 2);
+	store_error(UPAGER_MEM_SHMEM, 0, 20);
 	run();
 	bad_params();
 	return 0;

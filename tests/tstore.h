@@ -37,6 +37,8 @@ struct tstore {
 	atomic_uint failed;    /* of which -EIO, ... */
 	atomic_uint failed_multi; /* ... for more than one page */
 	atomic_bool held, released;
+	/* Called by detach(), which upager_unmap() calls (may be NULL). */
+	void (*on_detach)(struct tstore *t, struct upager_region *r);
 };
 
 static inline void t_sleep_ms(unsigned int ms)
@@ -101,6 +103,15 @@ static inline void tstore_close_op(struct upager_store *s)
 	free(s);
 }
 
+static inline void tstore_detach_op(struct upager_store *s,
+				    struct upager_region *r)
+{
+	struct tstore *t = (struct tstore *)s;
+
+	if (t->on_detach)
+		t->on_detach(t, r);
+}
+
 static const struct upager_store_ops tstore_ops = {
 	.size = sizeof(struct upager_store_ops),
 	.name = "engine-test",
@@ -108,6 +119,7 @@ static const struct upager_store_ops tstore_ops = {
 	.open = tstore_open_op,
 	.fetch = tstore_fetch_op,
 	.close = tstore_close_op,
+	.detach = tstore_detach_op,
 };
 
 /* Register the kind (once) and open a store of @npages pages. */
@@ -141,7 +153,9 @@ static inline void tstore_release(struct tstore *t)
 /*
  * Wait (at most 5 s) until thread @tid is asleep: called right after the
  * thread said it is about to touch a missing page, it then sits blocked
- * in the fault, its message queued.
+ * in the fault, its message queued.  Asleep is S, or D: a thread that
+ * caused a non-cooperative event (madvise, munmap, fork) waits killable
+ * until a worker reads it.
  */
 static inline void t_wait_blocked(pid_t tid)
 {
@@ -157,7 +171,7 @@ static inline void t_wait_blocked(pid_t tid)
 		fclose(f);
 		buf[n] = 0;
 		s = strrchr(buf, ')');
-		if (s && s[1] == ' ' && s[2] == 'S')
+		if (s && s[1] == ' ' && (s[2] == 'S' || s[2] == 'D'))
 			return;
 		t_sleep_ms(1);
 	}
@@ -216,6 +230,14 @@ static inline void toucher_wait_blocked(struct toucher *to)
 	}
 	t_wait_blocked(tid);
 	CHECK(!atomic_load(&to->done), "the access did not block");
+}
+
+/* Wait up to @ms for the access to end; false if it did not. */
+static inline bool toucher_wait_done(struct toucher *to, unsigned int ms)
+{
+	for (unsigned int i = 0; i < ms && !atomic_load(&to->done); i++)
+		t_sleep_ms(1);
+	return atomic_load(&to->done);
 }
 
 /*

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/util.h"
 
@@ -67,4 +68,18 @@ int output_copy(void *dst, const void *src, size_t ksize)
 		memset((unsigned char *)dst + ksize, 0, usize - ksize);
 	memcpy(dst, &filled, sizeof(filled));
 	return 0;
+}
+
+void *mem_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void mem_free(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
 }

@@ -40,4 +40,14 @@ int params_copy(void *dst, size_t dsize, const void *src);
  */
 int output_copy(void *dst, const void *src, size_t ksize);
 
+/*
+ * Zeroed memory straight from the kernel (mmap), never through malloc:
+ * for what the engine allocates while it handles a uffd event.  A
+ * fork() in progress holds every malloc arena lock (glibc takes them
+ * across clone()), and it waits for a worker to read its FORK event: a
+ * worker that mallocs then may wait for it in turn.  NULL on failure.
+ */
+void *mem_alloc(size_t len);
+void mem_free(void *p, size_t len);
+
 #endif

@@ -63,10 +63,10 @@ struct upager_space *upager_space_adopt(struct upager_handler *h, int uffd,
 		if (pidfd < 0)
 			ret = -errno;
 	}
-	if (!ret && !(sp = calloc(1, sizeof(*sp))))
+	if (!ret && !(sp = mem_alloc(sizeof(*sp))))
 		ret = -ENOMEM;
 	if (!ret && (ret = space_init(sp, h, uffd, false)) < 0) {
-		free(sp);
+		mem_free(sp, sizeof(*sp));
 		sp = NULL;
 	}
 	if (ret) {

@@ -49,9 +49,22 @@ struct upager_region {
 	unsigned int flags;
 	int uffd;		/* sp->uffd, or the handler's SIGBUS uffd */
 	int memfd;		/* shmem: the backing memfd, else -1 */
+	/*
+	 * A private mapping of the store's own file in memory (its
+	 * memfile(), UPAGER_MAP_COPY not asked): faults are MINOR and map
+	 * the file's pages with UFFDIO_CONTINUE, nothing is fetched.
+	 */
+	bool mapped;
 	char *alias;		/* shmem: second mapping the store fills */
 	unit_t *state;		/* one per unit (shmem: shared with forks) */
 	size_t state_len;	/* bytes mapped for it, if owned; else 0 */
+	/*
+	 * UPAGER_REMOVE_ZERO with units of several pages: a bit per page
+	 * the program dropped, so that only those read zeros (the rest of
+	 * the unit reads the store, or what is there).  NULL otherwise.
+	 */
+	_Atomic uint64_t *dropped;
+	size_t dropped_len;	/* bytes mapped for it, if owned; else 0 */
 
 	pthread_mutex_t ra_lock;
 	struct ra_table ra;
@@ -72,8 +85,19 @@ struct upager_region {
 	atomic_uint users;
 	atomic_bool closing; /* upager_unmap() runs: faults wait for it */
 	atomic_bool gone;
-	atomic_size_t ngone; /* units GONE: all of them, and it is gone */
 	atomic_bool listed; /* in its space's table */
+	/*
+	 * What the program unmapped of it (EVENT_UNMAP), as offsets from
+	 * its start, sorted and merged: no longer upager's to touch, not
+	 * even at upager_unmap().  Changed and read under the space's
+	 * rd_lock.  More holes than fit: @holes_lost, and unmap leaves all
+	 * of the region's mapping alone.
+	 */
+	struct {
+		size_t lo, hi;
+	} holes[16];
+	unsigned int nholes;
+	bool holes_lost;
 	atomic_bool retired; /* its counters went to the handler's */
 	struct upager_region *next_root, *prev_root; /* h->roots (fork_lock) */
 
@@ -167,6 +191,7 @@ struct upager_handler {
 	struct upager_space *children;
 	struct upager_space *graveyard;
 	uint64_t next_id;
+	bool sweep_armed;	     /* timerfd ticking (spaces_lock) */
 	pthread_mutex_t fork_lock; /* roots, their children, spaces' owned */
 	struct upager_region *roots; /* the regions the application mapped */
 
@@ -309,8 +334,10 @@ int space_init(struct upager_space *sp, struct upager_handler *h, int uffd,
 	       bool self);
 void space_destroy(struct upager_space *sp);
 struct upager_region *space_get(struct upager_space *sp, uint64_t addr);
-struct upager_region **space_range(struct upager_space *sp, uint64_t start,
-				  uint64_t end);
+size_t space_pin(struct upager_space *sp, uint64_t *cursor, uint64_t end,
+		 struct upager_region **out, size_t max);
+
+#define PIN_STEP 16
 void region_put(struct upager_region *r);
 int space_add(struct upager_space *sp, struct upager_region *r);
 void space_remove(struct upager_space *sp, struct upager_region *r);
@@ -332,6 +359,8 @@ int region_check_params(struct upager_store *s, size_t len,
 void region_setup(struct upager_region *r, struct upager_store *s,
 		  const struct upager_map_params *p);
 int region_state_alloc(struct upager_region *r);
+bool region_dropped(struct upager_region *r, size_t page);
+void region_drop(struct upager_region *r, size_t lo, size_t hi);
 void region_wait_idle(struct upager_region *r);
 void region_free(struct upager_region *r);
 void region_retire(struct upager_region *r);

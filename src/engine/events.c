@@ -21,48 +21,65 @@
  * here waits for a fill.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "engine/engine.h"
 
-/* Units of @r that [start, end) touches: [*u0, *u1); bytes in *bytes. */
+/*
+ * Units of @r that [start, end) covers whole, [*w0, *w1), and touches,
+ * [*t0, *t1); the bytes of @r it covers in *bytes.
+ */
 static void clip(struct upager_region *r, uint64_t start, uint64_t end,
-		 bool whole, size_t *u0, size_t *u1, size_t *bytes)
+		 size_t *w0, size_t *w1, size_t *t0, size_t *t1, size_t *bytes)
 {
 	uint64_t a = (uintptr_t)region_base(r), lo = start > a ? start : a;
 	uint64_t hi = end < a + r->len ? end : a + r->len;
 
-	*bytes = hi > lo ? (size_t)(hi - lo) : 0;
-	if (whole) {
-		/* Only the units [lo, hi) covers entirely. */
-		*u0 = (size_t)((lo - a + r->fill - 1) / r->fill);
-		*u1 = (size_t)((hi - a) / r->fill);
-	} else {
-		*u0 = (size_t)((lo - a) / r->fill);
-		*u1 = (size_t)((hi - a + r->fill - 1) / r->fill);
-	}
-	if (*u1 < *u0)
-		*u1 = *u0;
+	if (hi < lo)
+		hi = lo;
+	*bytes = (size_t)(hi - lo);
+	*w0 = (size_t)((lo - a + r->fill - 1) / r->fill);
+	*w1 = (size_t)((hi - a) / r->fill);
+	*t0 = (size_t)((lo - a) / r->fill);
+	*t1 = (size_t)((hi - a + r->fill - 1) / r->fill);
+	if (*w1 < *w0)
+		*w1 = *w0;
 }
 
 void event_remove(struct upager_space *sp, uint64_t start, uint64_t end)
 {
-	struct upager_region **rs = space_range(sp, start, end);
+	struct upager_region *pins[PIN_STEP];
+	uint64_t cur = start;
+	size_t n;
 
-	for (size_t i = 0; rs && rs[i]; i++) {
-		struct upager_region *r = rs[i];
-		size_t u0, u1, bytes;
+	while ((n = space_pin(sp, &cur, end, pins, PIN_STEP))) {
+		for (size_t i = 0; i < n; i++) {
+			struct upager_region *r = pins[i];
+			size_t w0, w1, t0, t1, bytes;
 
-		clip(r, start, end, false, &u0, &u1, &bytes);
-		for (size_t u = u0; u < u1; u++)
-			unit_remove(&r->state[u]);
-		STAT_ADD(r->st, pages_removed, bytes / UPAGER_STORE_PAGE);
-		region_put(r);
+			clip(r, start, end, &w0, &w1, &t0, &t1, &bytes);
+			if (r->dropped && bytes) {
+				size_t lo = (start > (uintptr_t)region_base(r)
+						     ? start - (uintptr_t)
+								       region_base(r)
+						     : 0) /
+					    UPAGER_STORE_PAGE;
+
+				region_drop(r, lo,
+					    lo + bytes / UPAGER_STORE_PAGE);
+			}
+			for (size_t u = t0; u < t1; u++)
+				unit_remove(&r->state[u], u >= w0 && u < w1);
+			STAT_ADD(r->st, pages_removed,
+				 bytes / UPAGER_STORE_PAGE);
+			region_put(r);
+		}
 	}
-	free(rs);
 }
 
 /*
@@ -77,60 +94,114 @@ static void region_gone(struct upager_region *r)
 	region_retire(r);
 }
 
+/*
+ * Add [lo, hi) (offsets) to @r's holes, merged with those it touches.
+ * Returns the bytes that were not a hole yet; *@whole says the holes now
+ * cover all of @r.  Caller holds rd_lock.
+ */
+static size_t add_hole(struct upager_region *r, size_t lo, size_t hi,
+		       bool *whole)
+{
+	size_t fresh = hi - lo;
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; i < r->nholes; i++) {
+		size_t a = r->holes[i].lo, b = r->holes[i].hi;
+
+		if (b < lo || a > hi) {
+			r->holes[k++] = r->holes[i];
+			continue;
+		}
+		/* What of [lo, hi) this hole covered already. */
+		fresh -= (b < hi ? b : hi) - (a > lo ? a : lo);
+		lo = a < lo ? a : lo;
+		hi = b > hi ? b : hi;
+	}
+	if (k == ARRAY_SIZE(r->holes)) {
+		r->holes_lost = true;
+	} else {
+		unsigned int at = k;
+
+		while (at && r->holes[at - 1].lo > lo) {
+			r->holes[at] = r->holes[at - 1];
+			at--;
+		}
+		r->holes[at].lo = lo;
+		r->holes[at].hi = hi;
+		k++;
+	}
+	r->nholes = k;
+	*whole = k == 1 && !r->holes[0].lo && r->holes[0].hi == r->len;
+	return fresh;
+}
+
 void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end)
 {
-	struct upager_region **rs = space_range(sp, start, end);
+	struct upager_region *pins[PIN_STEP];
+	uint64_t cur = start;
+	size_t n;
 
-	for (size_t i = 0; rs && rs[i]; i++) {
-		struct upager_region *r = rs[i];
-		size_t u0, u1, bytes, gone = 0;
+	while ((n = space_pin(sp, &cur, end, pins, PIN_STEP))) {
+		for (size_t i = 0; i < n; i++) {
+			struct upager_region *r = pins[i];
+			uint64_t a = (uintptr_t)region_base(r);
+			size_t w0, w1, t0, t1, bytes, lo;
+			bool whole;
 
-		clip(r, start, end, true, &u0, &u1, &bytes);
-		bool whole;
-
-		for (size_t u = u0; u < u1; u++)
-			gone += unit_gone(&r->state[u]);
-		/* Unmapped whole, at once or a piece at a time. */
-		whole = atomic_fetch_add(&r->ngone, gone) + gone == r->nunits;
-		if (whole)
-			atomic_store(&r->gone, true);
-		STAT_ADD(r->st, pages_unmapped, bytes / UPAGER_STORE_PAGE);
-		if (whole)
-			region_gone(r);
-		region_put(r);
+			clip(r, start, end, &w0, &w1, &t0, &t1, &bytes);
+			lo = start > a ? (size_t)(start - a) : 0;
+			bytes = add_hole(r, lo, lo + bytes, &whole);
+			for (size_t u = w0; u < w1; u++)
+				unit_gone(&r->state[u]);
+			/* Gone, at once or a piece at a time. */
+			if (whole)
+				atomic_store(&r->gone, true);
+			STAT_ADD(r->st, pages_unmapped,
+				 bytes / UPAGER_STORE_PAGE);
+			if (whole)
+				region_gone(r);
+			region_put(r);
+		}
 	}
-	free(rs);
 	/* Threads still waiting there retry, and meet the unmapped range. */
 	upager_ll_wake(sp->uffd, (void *)(uintptr_t)start, end - start);
 }
 
-void event_remap(struct upager_space *sp, uint64_t from, uint64_t to, uint64_t len)
+/*
+ * mremap.  The part that left a region moved out of its range: an UNMAP
+ * of the old range follows (mremap unmaps it), which makes the hole.
+ */
+void event_remap(struct upager_space *sp, uint64_t from, uint64_t to,
+		 uint64_t len)
 {
-	struct upager_region **rs = space_range(sp, from, from + len);
+	struct upager_region *pins[PIN_STEP];
+	uint64_t cur = from;
+	size_t n;
 
-	for (size_t i = 0; rs && rs[i]; i++) {
-		struct upager_region *r = rs[i];
-		uint64_t a = (uintptr_t)region_base(r);
+	while ((n = space_pin(sp, &cur, from + len, pins, PIN_STEP))) {
+		for (size_t i = 0; i < n; i++) {
+			struct upager_region *r = pins[i];
+			uint64_t a = (uintptr_t)region_base(r);
 
-		if (a >= from && a + r->len <= from + len) {
-			space_move(sp, r, (char *)(uintptr_t)(a - from + to));
-			STAT_ADD(r->st, remaps, 1);
-		} else {
-			size_t u0, u1, bytes, gone = 0;
+			if (a >= from && a + r->len <= from + len) {
+				space_move(sp, r,
+					   (char *)(uintptr_t)(a - from + to));
+				STAT_ADD(r->st, remaps, 1);
+			} else {
+				size_t w0, w1, t0, t1, bytes;
 
-			region_report(r, from, -EOPNOTSUPP,
-				      "mremap of part of a region: that part "
-				      "is lost (SIGBUS at its new address)");
-			clip(r, from, from + len, false, &u0, &u1, &bytes);
-			for (size_t u = u0; u < u1; u++)
-				gone += unit_gone(&r->state[u]);
-			if (atomic_fetch_add(&r->ngone, gone) + gone ==
-			    r->nunits)
-				region_gone(r);
+				region_report(r, from, -EOPNOTSUPP,
+					      "mremap of part of a region: "
+					      "that part is lost (SIGBUS at "
+					      "its new address)");
+				clip(r, from, from + len, &w0, &w1, &t0, &t1,
+				     &bytes);
+				for (size_t u = t0; u < t1; u++)
+					unit_gone(&r->state[u]);
+			}
+			region_put(r);
 		}
-		region_put(r);
 	}
-	free(rs);
 }
 
 /* ---- fork --------------------------------------------------------------- */
@@ -191,6 +262,7 @@ static struct upager_region *fork_region(struct upager_space *child,
 	c->fork = r->fork;
 	c->remove = r->remove;
 	c->flags = r->flags;
+	c->mapped = r->mapped;
 	c->uffd = child->uffd;
 	c->root = root;
 	c->st = root->st;
@@ -199,19 +271,57 @@ static struct upager_region *fork_region(struct upager_space *child,
 		c->memfd = root->memfd;
 		c->alias = root->alias;
 		c->state = root->state;
+		c->dropped = root->dropped;
 	} else {
-		c->state_len = r->nunits;
-		c->state = mmap(NULL, c->state_len, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-				-1, 0);
-		if (c->state == MAP_FAILED) {
-			c->state = NULL;
+		if (region_state_alloc(c) < 0) {
 			region_free(c);
 			return NULL;
 		}
 		copy_state(c->state, r->state, r->nunits);
+		for (size_t i = 0; c->dropped && i < c->dropped_len / 8; i++)
+			if (atomic_load(&r->dropped[i]))
+				atomic_store(&c->dropped[i],
+					     atomic_load(&r->dropped[i]));
 	}
 	return c;
+}
+
+/*
+ * The child's copy of @r (a region of @sp), in @child's table.  When it
+ * cannot be made (*@failed, from then on for every region), the copy in
+ * the child is poisoned: no one will serve it, and it must not read the
+ * zeros the kernel would give.
+ */
+static void fork_one(struct upager_space *sp, struct upager_space *child,
+		     int child_uffd, struct upager_region *r, bool *failed)
+{
+	struct upager_handler *h = sp->h;
+	struct upager_region *c;
+
+	/* Not in the child: on another uffd (in-thread), gone, DONTFORK. */
+	if (r->uffd != sp->uffd || atomic_load(&r->gone) ||
+	    r->fork == UPAGER_FORK_DONTFORK)
+		return;
+	c = *failed ? NULL : fork_region(child, r);
+	if (c && space_add(child, c) < 0) {
+		region_free(c);
+		c = NULL;
+	}
+	if (!c) {
+		*failed = true;
+		region_report(r, (uintptr_t)region_base(r), -ENOMEM,
+			      "fork: the child's copy cannot be served");
+		fill_poison_range(child_uffd, region_base(r), r->len,
+				  memtype_page(r->memtype));
+		return;
+	}
+	pthread_mutex_lock(&h->fork_lock);
+	c->sibling = c->root->children;
+	c->root->children = c;
+	c->next_owned = child->owned;
+	child->owned = c;
+	pthread_mutex_unlock(&h->fork_lock);
+	STAT_ADD(r->st, forks, 1);
 }
 
 /*
@@ -223,49 +333,34 @@ static struct upager_region *fork_region(struct upager_space *child,
 void event_fork(struct upager_space *sp, int child_uffd)
 {
 	struct upager_handler *h = sp->h;
-	struct upager_region **rs = space_range(sp, 0, UINT64_MAX);
-	struct upager_space *child = calloc(1, sizeof(*child));
-	bool failed = !rs || !child;
+	struct upager_space *child = mem_alloc(sizeof(*child));
+	struct upager_region *pins[PIN_STEP];
+	bool failed = !child;
+	uint64_t cur = 0;
+	size_t n;
+	int fl;
 
-	if (child && space_init(child, h, child_uffd, false) < 0) {
-		free(child);
+	/*
+	 * The kernel opens the child's uffd with the flags its parent's was
+	 * created with, not what fcntl() made of it since: a blocking one
+	 * would stop the worker that reads it, rd_lock held, and with it
+	 * every worker (tests/foreign_fork_blocking.c).
+	 */
+	if (child && ((fl = fcntl(child_uffd, F_GETFL)) < 0 ||
+		      fcntl(child_uffd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+		      space_init(child, h, child_uffd, false) < 0)) {
+		mem_free(child, sizeof(*child));
 		child = NULL;
 		failed = true;
 	}
 	if (child)
 		child->features = sp->features;
-	for (size_t i = 0; rs && rs[i]; i++) {
-		struct upager_region *r = rs[i], *c;
-
-		if (r->uffd != sp->uffd || atomic_load(&r->gone) ||
-		    r->fork == UPAGER_FORK_DONTFORK) {
-			region_put(r);
-			continue;
+	while ((n = space_pin(sp, &cur, UINT64_MAX, pins, PIN_STEP))) {
+		for (size_t i = 0; i < n; i++) {
+			fork_one(sp, child, child_uffd, pins[i], &failed);
+			region_put(pins[i]);
 		}
-		c = failed ? NULL : fork_region(child, r);
-		if (c && space_add(child, c) < 0) {
-			region_free(c);
-			c = NULL;
-		}
-		if (!c) {
-			failed = true;
-			region_report(r, (uintptr_t)region_base(r), -ENOMEM,
-				      "fork: the child's copy cannot be served");
-			fill_poison_range(child_uffd, region_base(r), r->len,
-					  memtype_page(r->memtype));
-			region_put(r);
-			continue;
-		}
-		pthread_mutex_lock(&h->fork_lock);
-		c->sibling = c->root->children;
-		c->root->children = c;
-		c->next_owned = child->owned;
-		child->owned = c;
-		pthread_mutex_unlock(&h->fork_lock);
-		STAT_ADD(r->st, forks, 1);
-		region_put(r);
 	}
-	free(rs);
 	if (!child) {
 		close(child_uffd);
 		return;
@@ -281,17 +376,19 @@ void event_fork(struct upager_space *sp, int child_uffd)
  */
 void space_exited(struct upager_space *sp)
 {
-	struct upager_region **rs;
+	struct upager_region *pins[PIN_STEP];
+	uint64_t cur = 0;
 	bool was = false;
+	size_t n;
 
 	if (!atomic_compare_exchange_strong(&sp->dead, &was, true))
 		return;
-	rs = space_range(sp, 0, UINT64_MAX);
-	for (size_t i = 0; rs && rs[i]; i++) {
-		region_gone(rs[i]);
-		region_put(rs[i]);
+	while ((n = space_pin(sp, &cur, UINT64_MAX, pins, PIN_STEP))) {
+		for (size_t i = 0; i < n; i++) {
+			region_gone(pins[i]);
+			region_put(pins[i]);
+		}
 	}
-	free(rs);
 	handler_drop(sp->h, sp);
 	if (sp->on_exit)
 		sp->on_exit(sp->exit_arg, sp);

@@ -336,14 +336,29 @@ static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
 	uint64_t pgoff = r->store_pgoff + u * (r->fill / UPAGER_STORE_PAGE);
 	bool removed = from == UNIT_REMOVED;
 	bool slow = f->h && !(s->flags & UPAGER_STORE_CHEAP);
+	size_t first = u * (r->fill / UPAGER_STORE_PAGE), ndropped = 0;
 	const char *src = NULL;
 	long ret;
 
+	/*
+	 * ZERO: a unit that was installed and dropped (in part) misses only
+	 * pages that were dropped: zeros, and the rest is left as it is.
+	 * One never filled may have had pages dropped: only those read
+	 * zeros, the others the store's data.
+	 */
+	if (r->mapped) /* the store's file is the memory: map its pages */
+		return install(r, f, OP_CONTINUE, region_base(r) + u * r->fill,
+			       NULL, n * r->fill);
 	if (removed && r->remove == UPAGER_REMOVE_ZERO)
+		return fill_zero(r, f, u, n);
+	for (size_t i = 0; r->dropped && i < np; i++)
+		ndropped += region_dropped(r, first + i);
+	if (ndropped == np)
 		return fill_zero(r, f, u, n);
 	if (STORE_HAS(s->ops, zero_run) && s->ops->zero_run(s, pgoff, np) >= np)
 		return fill_zero(r, f, u, n);
-	if (STORE_HAS(s->ops, direct) && !(r->flags & UPAGER_MAP_MOVE))
+	if (STORE_HAS(s->ops, direct) && !(r->flags & UPAGER_MAP_MOVE) &&
+	    !ndropped)
 		src = s->ops->direct(s, pgoff, np);
 	if (!src) {
 		if (slow)
@@ -354,6 +369,10 @@ static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
 		if (ret < 0)
 			return ret;
 		src = buf;
+		for (size_t i = 0; ndropped && i < np; i++)
+			if (region_dropped(r, first + i))
+				memset(buf + i * UPAGER_STORE_PAGE, 0,
+				       UPAGER_STORE_PAGE);
 	}
 	STAT_ADD(r->st, bytes_fetched, len);
 	if (r->memtype == UPAGER_MEM_SHMEM)
@@ -380,15 +399,17 @@ long fill_units(struct upager_region *r, struct filler *f, size_t u,
 	 * still be there (REMOVED): then into staging, and only the holes
 	 * are copied.
 	 */
-	bool staged = r->memtype != UPAGER_MEM_SHMEM || from == UNIT_REMOVED;
+	bool staged = (r->memtype != UPAGER_MEM_SHMEM && !r->mapped) ||
+		      from == UNIT_REMOVED;
 	long total = 0, ret;
 
 	if (staged && *n * r->fill > f->cap)
 		return -ENOMEM;
 	for (size_t i = 0; i < *n; i += chunk) {
 		size_t k = *n - i < chunk ? *n - i : chunk;
-		char *buf = staged ? f->buf + i * r->fill
-				   : r->alias + (u + i) * r->fill;
+		char *buf = staged	? f->buf + i * r->fill
+			    : r->alias ? r->alias + (u + i) * r->fill
+				       : NULL;
 
 		ret = fill_chunk(r, f, u + i, k, buf, from);
 		if (ret < 0) {

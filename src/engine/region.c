@@ -21,9 +21,10 @@
 #define DEFAULT_RA (1ul << 20)
 #define DEFAULT_FA (64ul << 10) /* the kernel's fault_around_bytes */
 
+/* From mem_alloc(): a fork copies regions while a fork is in progress. */
 struct upager_region *region_alloc(struct upager_handler *h)
 {
-	struct upager_region *r = calloc(1, sizeof(*r));
+	struct upager_region *r = mem_alloc(sizeof(*r));
 
 	if (!r)
 		return NULL;
@@ -52,8 +53,10 @@ void region_free(struct upager_region *r)
 		munmap(r->slots, INTHREAD_SLOTS * r->fill);
 	if (r->state_len)
 		munmap((void *)r->state, r->state_len);
+	if (r->dropped_len)
+		munmap((void *)r->dropped, r->dropped_len);
 	pthread_mutex_destroy(&r->ra_lock);
-	free(r);
+	mem_free(r, sizeof(*r));
 }
 
 /* A root's counters join the handler's, once, when it leaves its table. */
@@ -65,24 +68,86 @@ void region_retire(struct upager_region *r)
 
 /* The unit states: one byte each, mapped lazily, so a sparse region of
  * a terabyte costs what it touches. */
+static void *lazy_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 int region_state_alloc(struct upager_region *r)
 {
 	r->state_len = r->nunits;
-	r->state = mmap(NULL, r->state_len, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r->state == MAP_FAILED) {
-		r->state = NULL;
+	r->state = lazy_alloc(r->state_len);
+	if (!r->state) {
 		r->state_len = 0;
 		return -ENOMEM;
+	}
+	if (r->remove == UPAGER_REMOVE_ZERO && r->fill > UPAGER_STORE_PAGE) {
+		r->dropped_len = (r->len / UPAGER_STORE_PAGE + 63) / 64 * 8;
+		r->dropped = lazy_alloc(r->dropped_len);
+		if (!r->dropped) {
+			r->dropped_len = 0;
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
 
-static int map_memory(struct upager_region *r)
+/* Did the program drop page @page (of 4 KiB) of @r under the ZERO policy? */
+bool region_dropped(struct upager_region *r, size_t page)
 {
-	int prot = PROT_READ | PROT_WRITE;
+	return r->dropped &&
+	       (atomic_load_explicit(&r->dropped[page / 64],
+				     memory_order_acquire) >>
+		(page % 64)) & 1;
+}
 
-	if (r->memtype == UPAGER_MEM_SHMEM) {
+/* Pages [lo, hi) of @r were dropped (EVENT_REMOVE); ZERO with bits only. */
+void region_drop(struct upager_region *r, size_t lo, size_t hi)
+{
+	if (!r->dropped)
+		return;
+	for (size_t p = lo; p < hi; p++)
+		atomic_fetch_or_explicit(&r->dropped[p / 64], 1ull << (p % 64),
+					 memory_order_release);
+}
+
+/*
+ * Map the store's own file (memfile()) when it is in memory and the
+ * region may: anon, the default REMOVE policy (a dropped page reads the
+ * file again, as it does in any private file mapping), no flag that
+ * needs our own pages.  Returns the file and its offset, or -1.
+ */
+static int memfile(struct upager_region *r, uint64_t features, off_t *off)
+{
+	struct upager_store *s = r->store;
+	uint64_t base;
+	int fd;
+
+	if (r->memtype != UPAGER_MEM_ANON || r->flags ||
+	    r->remove != UPAGER_REMOVE_REFETCH ||
+	    !(features & UFFD_FEATURE_MINOR_SHMEM) ||
+	    !STORE_HAS(s->ops, memfile))
+		return -1;
+	fd = s->ops->memfile(s, &base);
+	if (fd < 0 || base % UPAGER_STORE_PAGE)
+		return -1;
+	*off = (off_t)(base + r->store_pgoff * UPAGER_STORE_PAGE);
+	return fd;
+}
+
+static int map_memory(struct upager_region *r, uint64_t features)
+{
+	int prot = PROT_READ | PROT_WRITE, fd;
+	off_t off;
+
+	if ((fd = memfile(r, features, &off)) >= 0) {
+		r->addr = mmap(NULL, r->len, prot, MAP_PRIVATE | MAP_NORESERVE,
+			       fd, off);
+		r->mapped = r->addr != MAP_FAILED;
+	} else if (r->memtype == UPAGER_MEM_SHMEM) {
 		r->memfd = memfd_create("upager", MFD_CLOEXEC);
 		if (r->memfd < 0)
 			return -errno;
@@ -127,7 +192,8 @@ int region_check_params(struct upager_store *s, size_t len,
 	bool inthread = p->flags & UPAGER_MAP_IN_THREAD;
 
 	if ((unsigned int)p->memtype > UPAGER_MEM_HUGETLB ||
-	    (p->flags & ~(UPAGER_MAP_IN_THREAD | UPAGER_MAP_MOVE)) ||
+	    (p->flags &
+	     ~(UPAGER_MAP_IN_THREAD | UPAGER_MAP_MOVE | UPAGER_MAP_COPY)) ||
 	    (unsigned int)p->fork > UPAGER_FORK_DONTFORK ||
 	    (unsigned int)p->remove > UPAGER_REMOVE_ZERO)
 		return -EINVAL;
@@ -195,14 +261,21 @@ static int region_register(struct upager_region *r)
 	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING, ioctls = 0, need;
 	int ret;
 
-	if (r->memtype == UPAGER_MEM_SHMEM)
+	/*
+	 * A mapped file's pages are all there (a hole reads zeros, which
+	 * the kernel gives): its first touches are MINOR faults only.
+	 */
+	if (r->mapped)
+		mode = UFFDIO_REGISTER_MODE_MINOR;
+	else if (r->memtype == UPAGER_MEM_SHMEM)
 		mode |= UFFDIO_REGISTER_MODE_MINOR;
 	ret = upager_ll_register(r->uffd, r->addr, r->len, mode, &ioctls);
 	if (ret < 0)
 		return ret;
 	need = 1ull << _UFFDIO_WAKE;
-	need |= r->memtype == UPAGER_MEM_SHMEM ? 1ull << _UFFDIO_CONTINUE
-					       : 1ull << _UFFDIO_COPY;
+	need |= r->memtype == UPAGER_MEM_SHMEM || r->mapped
+			? 1ull << _UFFDIO_CONTINUE
+			: 1ull << _UFFDIO_COPY;
 	if ((ioctls & need) != need) {
 		upager_ll_unregister(r->uffd, r->addr, r->len);
 		return -EOPNOTSUPP;
@@ -263,7 +336,7 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 	ret = region_state_alloc(r);
 	if (ret < 0)
 		goto fail;
-	ret = map_memory(r);
+	ret = map_memory(r, h->features);
 	if (ret < 0)
 		goto fail;
 	if (r->fork == UPAGER_FORK_DONTFORK &&
@@ -403,6 +476,25 @@ static int unmap_foreign(struct upager_region *r)
 	return 0;
 }
 
+/*
+ * The next run of the region's memory still its own from offset *@off
+ * (moved past holes): returns where it ends (== *@off at the end).  The
+ * holes stay as they are once the range is unregistered.
+ */
+static size_t live_end(struct upager_region *r, size_t *off)
+{
+	for (unsigned int i = 0; i < r->nholes; i++) {
+		if (r->holes[i].hi <= *off)
+			continue;
+		if (r->holes[i].lo <= *off) {
+			*off = r->holes[i].hi;
+			continue;
+		}
+		return r->holes[i].lo;
+	}
+	return *off < r->len ? r->len : *off;
+}
+
 int upager_unmap(struct upager_region *r)
 {
 	struct upager_handler *h = r->h;
@@ -428,10 +520,29 @@ int upager_unmap(struct upager_region *r)
 	atomic_store(&r->closing, true);
 	handler_purge_jobs(h, r);
 	region_wait_idle(r);
-	if (!gone) {
-		mprotect(region_base(r), r->len, PROT_NONE);
-		ret = upager_ll_unregister(r->uffd, region_base(r), r->len);
+	/*
+	 * What the program unmapped is no longer ours, even if it mapped
+	 * something there since: the UNMAP events say what (holes).  Their
+	 * handling is done under rd_lock, and munmap() returns once the
+	 * event is read: taking rd_lock waits for the handling to end.
+	 */
+	pthread_mutex_lock(&r->sp->rd_lock);
+	gone = atomic_load(&r->gone) || r->holes_lost;
+	if (r->holes_lost)
+		region_report(r, (uintptr_t)region_base(r), -ENOMEM,
+			      "unmap: too many holes unmapped in the region "
+			      "to tell what is left; its mapping is leaked");
+	for (size_t off = 0; !gone && off < r->len;) {
+		size_t end = live_end(r, &off);
+
+		if (off == end)
+			break;
+		mprotect(region_base(r) + off, end - off, PROT_NONE);
+		ret = upager_ll_unregister(r->uffd, region_base(r) + off,
+					   end - off) ?: ret;
+		off = end;
 	}
+	pthread_mutex_unlock(&r->sp->rd_lock);
 	space_remove(&h->self, r);
 	region_wait_idle(r);
 	/*
@@ -443,8 +554,14 @@ int upager_unmap(struct upager_region *r)
 	region_retire(r);
 	roots_link(r, false);
 	stats_publish_release(h, r->stats_slot);
-	if (!gone)
-		munmap(region_base(r), r->len);
+	for (size_t off = 0; !gone && off < r->len;) {
+		size_t end = live_end(r, &off);
+
+		if (off == end)
+			break;
+		munmap(region_base(r) + off, end - off);
+		off = end;
+	}
 	region_free(r);
 	return ret;
 }
@@ -484,6 +601,7 @@ int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 	for (size_t u = off / r->fill; !ret && u * r->fill < off + len; u++) {
 		unsigned int st = unit_state(unit_load(&r->state[u]));
 		struct fault ft = { .addr = (uintptr_t)region_base(r) + u * r->fill,
+				    .minor = r->mapped,
 				    .t0 = now_ns() };
 
 		if (st == UNIT_ABSENT || st == UNIT_REMOVED)
@@ -518,6 +636,8 @@ long upager_region_install(struct upager_region *r, size_t off,
 		return -ERANGE;
 	if (atomic_load(&r->gone))
 		return -ENOENT;
+	if (r->mapped) /* its pages are the store's file already */
+		return -EOPNOTSUPP;
 	if (app_filler(&f, r->memtype == UPAGER_MEM_HUGETLB ? r->fill : 0))
 		return -ENOMEM;
 	for (size_t u = off / r->fill, end = (off + len) / r->fill; u < end;) {

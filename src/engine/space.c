@@ -43,7 +43,7 @@ void space_destroy(struct upager_space *sp)
 		close(sp->pidfd);
 	pthread_rwlock_destroy(&sp->lock);
 	pthread_mutex_destroy(&sp->rd_lock);
-	free(sp->regions);
+	mem_free(sp->regions, sp->cap * sizeof(*sp->regions));
 }
 
 /* Caller holds sp->lock (either way). */
@@ -162,13 +162,17 @@ int space_add(struct upager_space *sp, struct upager_region *r)
 		return -EEXIST;
 	}
 	if (sp->nregions == sp->cap) {
-		size_t cap = sp->cap ? 2 * sp->cap : 8;
-		void *n = realloc(sp->regions, cap * sizeof(*sp->regions));
+		/* mem_alloc(): a fork's copies are added while it forks. */
+		size_t cap = sp->cap ? 2 * sp->cap : 512;
+		struct upager_region **n = mem_alloc(cap * sizeof(*n));
 
 		if (!n) {
 			pthread_rwlock_unlock(&sp->lock);
 			return -ENOMEM;
 		}
+		if (sp->nregions)
+			memcpy(n, sp->regions, sp->nregions * sizeof(*n));
+		mem_free(sp->regions, sp->cap * sizeof(*n));
 		sp->regions = n;
 		sp->cap = cap;
 	}
@@ -203,31 +207,34 @@ void space_move(struct upager_space *sp, struct upager_region *r, char *to)
 	pthread_rwlock_unlock(&sp->lock);
 }
 
-/* The regions overlapping [start, end), pinned; NULL-terminated, malloc'd. */
-struct upager_region **space_range(struct upager_space *sp, uint64_t start,
-				  uint64_t end)
+/*
+ * Pin up to @max regions overlapping [*@cursor, @end), in address order,
+ * into @out, and move *@cursor past the last one: a caller walks a range
+ * in steps, with no allocation (see mem_alloc()) and no lock held while
+ * it handles each region.  Returns how many it pinned; 0 at the end.
+ */
+size_t space_pin(struct upager_space *sp, uint64_t *cursor, uint64_t end,
+		 struct upager_region **out, size_t max)
 {
-	struct upager_region **out;
 	size_t n = 0;
 	bool found;
 
 	pthread_rwlock_rdlock(&sp->lock);
-	out = calloc(sp->nregions + 1, sizeof(*out));
-	if (out) {
-		for (size_t i = lookup(sp, start, &found); i < sp->nregions;
-		     i++) {
-			struct upager_region *r = sp->regions[i];
+	for (size_t i = lookup(sp, *cursor, &found);
+	     i < sp->nregions && n < max; i++) {
+		struct upager_region *r = sp->regions[i];
+		uint64_t a = (uintptr_t)r->addr;
 
-			if ((uintptr_t)r->addr >= end)
-				break;
-			if ((uintptr_t)r->addr + r->len <= start)
-				continue;
-			atomic_fetch_add(&r->users, 1);
-			out[n++] = r;
-		}
+		if (a >= end)
+			break;
+		if (a + r->len <= *cursor)
+			continue;
+		atomic_fetch_add(&r->users, 1);
+		out[n++] = r;
+		*cursor = a + r->len;
 	}
 	pthread_rwlock_unlock(&sp->lock);
-	return out;
+	return n;
 }
 
 /*

@@ -99,18 +99,24 @@ static inline bool unit_add_waiter(unit_t *u, uint8_t seen)
 }
 
 /*
- * EVENT_REMOVE covered the unit: it is REMOVED (also if it was never
- * filled: what was dropped reads by the region's REMOVE policy, as
- * MADV_DONTNEED of untouched anonymous memory reads zeros), one being
- * filled settles so.  Returns true if the unit changed.
+ * EVENT_REMOVE covered the unit (@whole) or a part of it: it is REMOVED,
+ * one being filled settles so.  A unit never filled becomes REMOVED only
+ * when dropped whole: then all of it reads by the region's REMOVE policy
+ * (as MADV_DONTNEED of untouched anonymous memory reads zeros); dropped
+ * in part, its other pages must still read the store, so it stays
+ * ABSENT.  Returns true if the unit changed.
  */
-static inline bool unit_remove(unit_t *u)
+static inline bool unit_remove(unit_t *u, bool whole)
 {
 	uint8_t old = unit_load(u), now;
 
 	do {
 		switch (unit_state(old)) {
 		case UNIT_ABSENT:
+			if (!whole)
+				return false;
+			now = UNIT_REMOVED;
+			break;
 		case UNIT_PRESENT:
 		case UNIT_POISONED:
 			now = UNIT_REMOVED;
