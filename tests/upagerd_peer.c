@@ -13,6 +13,8 @@
  *   attach SOCK EXPORT NPAGES    upager_attach(), read, write, drop
  *   forktree SOCK EXPORT NPAGES  the same, then children two levels deep
  *   remap SOCK EXPORT NPAGES     mremap() the region whole, munmap() half
+ *   blockfork SOCK NPAGES        Firecracker's handshake with a uffd opened
+ *                                blocking with EVENT_FORK, then forks
  *   hostile SOCK CASE            a handshake the daemon must refuse
  *   churn SOCK EXPORT N          N short-lived clients, one after another
  *   stream SOCK EXPORT NPAGES    read pages scattered, slowly, until done
@@ -166,6 +168,72 @@ static int mode_fc(const char *sock_path, size_t npages, const char *style)
 	return 0;
 }
 
+static void wait_ok(pid_t pid, const char *what)
+{
+	int status;
+
+	CHECK(t_wait_child(pid, 60000, &status) == 0 && WIFEXITED(status) &&
+		      WEXITSTATUS(status) == 0,
+	      "%s failed (status %#x)", what, status);
+}
+
+/*
+ * A client whose uffd was opened blocking, with EVENT_FORK: the kernel
+ * opens its children's uffds blocking too, and the daemon must still
+ * serve them (and everyone else).  The parent reads half, forks a child
+ * that reads all and writes its own page, then forks again; its own
+ * pages stay its own.
+ */
+static int mode_blockfork(const char *sock_path, size_t npages)
+{
+	size_t len = npages * PG;
+	char *p = map_anon(len), body[256];
+	int uffd = upager_ll_open(0, NULL), sock, n;
+
+	CHECK(uffd >= 0, "userfaultfd: %s", strerror(-uffd));
+	CHECK_RET(upager_ll_api(uffd,
+				UFFD_FEATURE_EVENT_FORK |
+					UFFD_FEATURE_EVENT_REMOVE,
+				NULL),
+		  0);
+	CHECK_RET(upager_ll_register(uffd, p, len, UFFDIO_REGISTER_MODE_MISSING,
+				     NULL),
+		  0);
+	n = snprintf(body, sizeof(body), "[");
+	n += fc_region(body + n, sizeof(body) - n, "page_size", (uintptr_t)p,
+		       len, 0);
+	n += snprintf(body + n, sizeof(body) - n, "]");
+	sock = connect_to(sock_path);
+	CHECK(send_with_fd(sock, body, (size_t)n, uffd) == n, "sendmsg: %s",
+	      strerror(errno));
+	for (size_t i = 0; i < npages / 2; i++)
+		CHECK(t_verify(p + i * PG, PG, i), "parent: page %zu", i);
+	for (int round = 0; round < 2; round++) {
+		pid_t pid;
+
+		fflush(stdout);
+		pid = fork();
+		CHECK(pid >= 0, "fork");
+		if (pid == 0) {
+			for (size_t i = 0; i < npages; i++)
+				CHECK(t_verify(p + i * PG, PG, i),
+				      "child %d: page %zu", round, i);
+			t_fill(p, PG, 5000);
+			CHECK(t_verify(p, PG, 5000), "child %d: its page",
+			      round);
+			_exit(0);
+		}
+		wait_ok(pid, "a child of a blocking uffd");
+	}
+	for (size_t i = 0; i < npages; i++)
+		CHECK(t_verify(p + i * PG, PG, i), "parent: page %zu after", i);
+	close(sock);
+	close(uffd);
+	printf("blockfork: 2 children of a blocking uffd served, %zu pages\n",
+	       npages);
+	return 0;
+}
+
 static int attach_one(const char *sock_path, const char *export, char *p,
 		      size_t len, enum upager_remove_policy remove)
 {
@@ -231,15 +299,6 @@ static void tree_work(char *p, size_t npages, int id, int parent_ids[],
 	for (size_t i = id * slice; i < (id + 1) * slice; i++)
 		CHECK(t_verify(p + i * PG, PG, 1000u * id + i),
 		      "process %d: its own page %zu", id, i);
-}
-
-static void wait_ok(pid_t pid, const char *what)
-{
-	int status;
-
-	CHECK(t_wait_child(pid, 60000, &status) == 0 && WIFEXITED(status) &&
-		      WEXITSTATUS(status) == 0,
-	      "%s failed (status %#x)", what, status);
 }
 
 static int mode_forktree(const char *sock_path, const char *export,
@@ -390,12 +449,6 @@ static int mode_hostile(const char *sock_path, const char *what)
 			 "[" REGION("%llu", "18446744073709547520", "0") "]",
 			 (unsigned long long)a);
 		return fc_hostile(sock_path, body, strlen(body), uffd);
-	}
-	if (!strcmp(what, "blockingfork")) {
-		int fd = upager_ll_open(0, NULL);
-
-		CHECK_RET(upager_ll_api(fd, UFFD_FEATURE_EVENT_FORK, NULL), 0);
-		return fc_hostile(sock_path, body, strlen(body), fd);
 	}
 	if (!strcmp(what, "wrap")) {
 		snprintf(body, sizeof(body),
@@ -565,6 +618,8 @@ int main(int argc, char **argv)
 				     strtoul(argv[4], NULL, 0));
 	if (!strcmp(mode, "remap") && argc == 5)
 		return mode_remap(argv[2], argv[3], strtoul(argv[4], NULL, 0));
+	if (!strcmp(mode, "blockfork") && argc == 4)
+		return mode_blockfork(argv[2], strtoul(argv[3], NULL, 0));
 	if (!strcmp(mode, "hostile") && argc == 4)
 		return mode_hostile(argv[2], argv[3]);
 	if (!strcmp(mode, "churn") && argc == 5)

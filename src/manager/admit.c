@@ -47,16 +47,14 @@ uint64_t admit_kernel_features(void)
 }
 
 /*
- * What @fd is: 0 with the features UFFDIO_API enabled on it and whether
- * it is non-blocking, -EBADF when it is no userfaultfd (@what: what it
- * is), -EINVAL when UFFDIO_API was never done on it.
+ * What @fd is: 0 with the features UFFDIO_API enabled on it, -EBADF when
+ * it is no userfaultfd (@what: what it is), -EINVAL when UFFDIO_API was
+ * never done on it.
  */
-static int inspect_uffd(int fd, uint64_t *features, bool *nonblock,
-			char *what, size_t n)
+static int inspect_uffd(int fd, uint64_t *features, char *what, size_t n)
 {
 	char path[64], line[128];
 	unsigned long long api = 0, feat = 0, ioctls = 0;
-	unsigned int flags = 0;
 	bool found = false;
 	ssize_t len;
 	FILE *f;
@@ -72,13 +70,10 @@ static int inspect_uffd(int fd, uint64_t *features, bool *nonblock,
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f)) {
+	while (fgets(line, sizeof(line), f))
 		if (sscanf(line, "API:\t%llx:%llx:%llx", &api, &feat,
 			   &ioctls) == 3)
 			found = true;
-		sscanf(line, "flags:\t%o", &flags);
-	}
-	*nonblock = flags & O_NONBLOCK;
 	fclose(f);
 	if (!found)
 		return -ENOTSUP;
@@ -306,7 +301,6 @@ int admit(struct client *c, struct want *w, unsigned int n,
 	  uint64_t declared)
 {
 	uint64_t features = 0;
-	bool nonblock = false;
 	char what[128];
 	int ret;
 
@@ -338,7 +332,7 @@ int admit(struct client *c, struct want *w, unsigned int n,
 					     "mapped in process %d",
 					     w[i].addr, w[i].len,
 					     (int)c->cred.pid);
-	ret = inspect_uffd(c->uffd, &features, &nonblock, what, sizeof(what));
+	ret = inspect_uffd(c->uffd, &features, what, sizeof(what));
 	if (ret == -EBADF)
 		return handshake_refuse(c, ret, "fd",
 					"the descriptor is %s, not a "
@@ -353,18 +347,6 @@ int admit(struct client *c, struct want *w, unsigned int n,
 					"cannot read the userfaultfd's "
 					"features: %s",
 					strerror(-ret));
-	/*
-	 * The kernel opens a forked child's uffd in the mode the parent's
-	 * was opened with, whatever fcntl() did since, and the engine reads
-	 * the children's as it gets them: a blocking one would stop a
-	 * worker (tests/foreign_fork_blocking.c).  A uffd made blocking and
-	 * switched with fcntl() is not told apart here.
-	 */
-	if ((features & UFFD_FEATURE_EVENT_FORK) && !nonblock)
-		return handshake_refuse(c, -EINVAL, "fd",
-					"EVENT_FORK on a uffd opened blocking: "
-					"its children's would block the "
-					"manager (open it O_NONBLOCK)");
 	if (declared != UINT64_MAX && declared != features)
 		return handshake_refuse(c, -EINVAL, "features",
 					"declared %#" PRIx64 ", but the uffd "

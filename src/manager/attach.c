@@ -28,9 +28,8 @@ static int open_uffd(uint64_t want, uint64_t *got)
 {
 	for (int tries = 0; tries < 4; tries++) {
 		struct upager_ll_api_info info = { 0 };
-		/* Non-blocking: the uffds of forked children inherit the
-		 * mode it was opened with, and a manager must never block
-		 * reading one. */
+		/* Non-blocking, as a manager reads it; the kernel opens
+		 * forked children's uffds in the same mode. */
 		int fd = upager_ll_open(UPAGER_LL_NONBLOCK, NULL), ret;
 
 		if (fd < 0)
