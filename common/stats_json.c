@@ -26,6 +26,7 @@ void json_stats(struct json *j, const char *key, const struct upager_stats *s)
 	json_u64(j, "forks", s->forks);
 	json_u64(j, "remaps", s->remaps);
 	json_u64(j, "pages_unmapped", s->pages_unmapped);
+	json_u64(j, "prefetch_pages", s->prefetch_pages);
 	json_f64(j, "latency_p50_us", upager_stats_percentile(s, 50));
 	json_f64(j, "latency_p99_us", upager_stats_percentile(s, 99));
 	json_arr_open(j, "latency_hist_us");

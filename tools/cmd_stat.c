@@ -40,8 +40,8 @@ static void text_stats(const char *indent, const struct upager_stats *s)
 	       indent, s->pages_filled, (double)s->bytes_fetched / (1 << 20),
 	       s->zero_pages);
 	printf("%sread-ahead pages %" PRIu64 " (used %" PRIu64 ", wasted %" PRIu64
-	       ")\n",
-	       indent, s->ra_pages, s->ra_used, s->ra_wasted);
+	       "), prefetched %" PRIu64 "\n",
+	       indent, s->ra_pages, s->ra_used, s->ra_wasted, s->prefetch_pages);
 	printf("%sEEXIST races %" PRIu64 ", EAGAIN retries %" PRIu64
 	       ", store errors %" PRIu64 "\n",
 	       indent, s->eexist, s->eagain, s->store_errors);
