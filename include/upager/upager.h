@@ -208,10 +208,11 @@ enum upager_remove_policy {
 };
 
 /*
- * A unit of @r at offset @off was filled for the first time, for a fault
+ * A fault came on the unit of @r at offset @off, never filled before
  * (upager_map_params.on_touch): called once per unit, from the worker
- * that served the fault, after the faulting thread was woken, in the
- * order the workers served them.  Not called for units filled by
+ * that serves the fault, before it fills the unit (a thread's faults are
+ * told in the order it took them, whichever workers serve them; a fill
+ * that then fails is SIGBUS as always).  Not called for units filled by
  * read-ahead, fault-around, prefetch, upager_region_install() or
  * upager_region_prefault(), for a unit filled again after the program
  * dropped it, nor in forked children's copies of the region.  Keep it

@@ -269,8 +269,16 @@ int region_fault(struct upager_region *r, struct filler *f,
 		STAT_ADD(r->st, faults_missing, 1);
 	if (!fault_claim(r, f, ft, u, &from))
 		return 0;
-	if (from == UNIT_ABSENT && f->h)
+	/*
+	 * Told before the fill: the thread is woken only after it, so its
+	 * next fault's turn comes after this one's, whichever worker
+	 * serves it.
+	 */
+	if (from == UNIT_ABSENT && f->h) {
 		prefetch_jump(r, u);
+		if (r->on_touch)
+			r->on_touch(r->touch_arg, r, u * r->fill);
+	}
 	if (r->memtype == UPAGER_MEM_SHMEM &&
 	    (ft->minor || from == UNIT_REMOVED)) {
 		ret = map_cached(r, f, u);
@@ -315,8 +323,5 @@ failed:
 	fill_settle(r, f, u, n, UNIT_PRESENT);
 	if (n > 1)
 		STAT_ADD(r->st, ra_pages, (n - 1) * r->fill / UPAGER_STORE_PAGE);
-	/* Last: the install woke the thread (or the batch's flush will). */
-	if (from == UNIT_ABSENT && f->h && r->on_touch)
-		r->on_touch(r->touch_arg, r, u * r->fill);
 	return fault_done(r, ft, ret);
 }
