@@ -5,8 +5,8 @@
 # A file may include the private headers of its own layer and the layers
 # below it, never of a layer above; the public headers belong to layers
 # too (uapi.h and ll.h: ll; upager.h, store.h and stat.h: engine, whose
-# store interface the stores implement; remote.h: net; manager.h:
-# manager).  Programs outside
+# store interface the stores implement; remote.h: net; manager.h and
+# trace.h: manager).  Programs outside
 # the library (tools/, bench/, examples/, and common/, which tools/ and
 # bench/ share) include public headers (<upager/...>) and their own,
 # never the library's private ones.  Tests may (they test internals).
@@ -24,7 +24,7 @@ layer_of() {
 	upager/uapi.h | upager/ll.h) echo ll ;;
 	upager/upager.h | upager/store.h | upager/stat.h) echo engine ;;
 	upager/remote.h) echo net ;;
-	upager/manager.h) echo manager ;;
+	upager/manager.h | upager/trace.h) echo manager ;;
 	upager/*) echo top ;;
 	*) echo "${1%%/*}" ;;
 	esac

@@ -5,54 +5,12 @@
  * and nothing a peer sends sizes a buffer: a request is at most
  * ATTACH_REQ_MAX bytes whatever its header says.
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include "base/le.h"
 #include "manager/attach_wire.h"
-
-static uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
 
 #define REFUSE(err, f, text)         \
 	do {                         \
@@ -79,19 +37,6 @@ int attach_header(const uint8_t *buf, uint16_t *version, uint16_t *type,
 		REFUSE(-EPROTONOSUPPORT, "version",
 		       "a protocol version this manager does not speak");
 	return 0;
-}
-
-/* A name field: 1..63 bytes, then NUL padding to the end. */
-static bool name_ok(const uint8_t *p)
-{
-	size_t n = strnlen((const char *)p, ATTACH_NAME);
-
-	if (!n || n == ATTACH_NAME)
-		return false;
-	for (size_t i = n; i < ATTACH_NAME; i++)
-		if (p[i])
-			return false;
-	return true;
 }
 
 int attach_decode(const uint8_t *buf, size_t len, struct attach_req *req,
@@ -140,7 +85,7 @@ int attach_decode(const uint8_t *buf, size_t len, struct attach_req *req,
 			REFUSE(-EINVAL, "remove", "not refetch (0) or zero (1)");
 		if (rd16(p + 34) || rd32(p + 36))
 			REFUSE(-EINVAL, "reserved", "reserved bytes are not 0");
-		if (!name_ok(p + 40))
+		if (!name_field_ok(p + 40, ATTACH_NAME))
 			REFUSE(-EINVAL, "name",
 			       "not 1 to 63 bytes and NUL padding");
 		memcpy(r->name, p + 40, ATTACH_NAME);
