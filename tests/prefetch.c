@@ -108,22 +108,9 @@ static void wait_prefetched(struct env *e, uint64_t n)
 /* A scattered quarter of the pages, in a random order. */
 static void working_set(uint64_t *offs)
 {
-	static uint32_t perm[NPAGES];
-	uint64_t x = 88172645463325252ull;
+	static size_t perm[NPAGES];
 
-	for (uint32_t i = 0; i < NPAGES; i++)
-		perm[i] = i;
-	for (uint32_t i = NPAGES - 1; i > 0; i--) {
-		uint32_t j, t;
-
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		j = (uint32_t)(x % (i + 1));
-		t = perm[i];
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
+	t_shuffle(perm, NPAGES, 1);
 	for (size_t i = 0; i < NSET; i++)
 		offs[i] = (uint64_t)perm[i] * PG;
 }
