@@ -261,6 +261,7 @@ struct upager_handler {
 	unsigned int stray_next;
 
 	struct stats_page *pub; /* published statistics, or NULL */
+	int pub_fd;		/* its file, locked while published (flock) */
 	char pub_path[64];
 };
 
