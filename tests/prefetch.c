@@ -20,6 +20,7 @@
  *   list is still to come, not after it;
  * - the calls' errors: misaligned, out of range, a second list.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -203,16 +204,19 @@ static void *reader(void *arg)
 static void jump(const struct rec *rec)
 {
 	size_t mid = NSET / 2;
+	struct pollfd pfd;
 	struct upager_stats st;
 	pthread_t t;
 	void *ok;
 	struct env e;
 
 	env_open(&e, NULL, UPAGER_REMOVE_REFETCH, false);
+	pfd = (struct pollfd){ .fd = upager_handler_fd(e.h), .events = POLLIN };
 	reader_page = rec->off[mid] / PG;
 	CHECK(pthread_create(&t, NULL, reader, e.p + rec->off[mid]) == 0,
 	      "pthread_create");
-	usleep(20000); /* the reader waits in its fault */
+	/* The reader's fault is queued before any worker runs. */
+	CHECK(poll(&pfd, 1, 10000) == 1, "the reader never faulted");
 	CHECK_RET(upager_region_prefetch(e.r, rec->off, NSET), 0);
 	CHECK_RET(upager_handler_start(e.h), 0);
 	pthread_join(t, &ok);
