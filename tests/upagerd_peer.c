@@ -15,6 +15,13 @@
  *   remap SOCK EXPORT NPAGES     mremap() the region whole, munmap() half
  *   blockfork SOCK NPAGES        Firecracker's handshake with a uffd opened
  *                                blocking with EVENT_FORK, then forks
+ *   wset SOCK EXPORT NPAGES SEED record|replay FILE
+ *                                a working set: a scattered quarter of the
+ *                                pages in an order SEED picks; record:
+ *                                read them, write their numbers to FILE;
+ *                                replay: wait until the daemon installed
+ *                                them all untouched (mincore), and no
+ *                                other page, then read them
  *   hostile SOCK CASE            a handshake the daemon must refuse
  *   churn SOCK EXPORT N          N short-lived clients, one after another
  *   stream SOCK EXPORT NPAGES    read pages scattered, slowly, until done
@@ -533,6 +540,70 @@ static int mode_remap(const char *sock_path, const char *export,
 	return 0;
 }
 
+/* The pages of a working set: a quarter of @npages, in @seed's order. */
+static size_t *wset_pages(size_t npages, uint64_t seed)
+{
+	size_t *perm = malloc(npages * sizeof(*perm));
+
+	CHECK(perm, "malloc");
+	t_shuffle(perm, npages, seed);
+	return perm;
+}
+
+static size_t resident(const char *p, size_t npages, unsigned char *vec)
+{
+	size_t n = 0;
+
+	CHECK(mincore((void *)p, npages * PG, vec) == 0, "mincore: %s",
+	      strerror(errno));
+	for (size_t i = 0; i < npages; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+static int mode_wset(const char *sock_path, const char *export,
+		     size_t npages, uint64_t seed, const char *how,
+		     const char *file)
+{
+	size_t *set = wset_pages(npages, seed), n = npages / 4, got = 0;
+	unsigned char *vec = calloc(npages, 1);
+	char *p = map_anon(npages * PG);
+	int sock = attach_one(sock_path, export, p, npages * PG,
+			      UPAGER_REMOVE_REFETCH);
+	FILE *f;
+
+	CHECK(vec, "calloc");
+	if (!strcmp(how, "replay")) {
+		for (int ms = 0; (got = resident(p, npages, vec)) < n; ms++) {
+			CHECK(ms < 20000,
+			      "%zu of the %zu working-set pages installed "
+			      "after 20 s",
+			      got, n);
+			usleep(1000);
+		}
+		for (size_t i = 0; i < n; i++)
+			vec[set[i]] = 0;
+		for (size_t i = 0; i < npages; i++)
+			CHECK(!(vec[i] & 1), "page %zu installed, not in the "
+			      "working set", i);
+	}
+	for (size_t i = 0; i < n; i++)
+		CHECK(t_verify(p + set[i] * PG, PG, set[i]), "page %zu", set[i]);
+	if (!strcmp(how, "record")) {
+		f = fopen(file, "w");
+		CHECK(f, "%s: %s", file, strerror(errno));
+		for (size_t i = 0; i < n; i++)
+			fprintf(f, "%zu\n", set[i]);
+		fclose(f);
+	}
+	close(sock);
+	printf("wset %s: %zu pages%s\n", how, n,
+	       got ? ", all installed before any touch" : "");
+	free(set);
+	free(vec);
+	return 0;
+}
+
 static int mode_churn(const char *sock_path, const char *export, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -620,6 +691,9 @@ int main(int argc, char **argv)
 		return mode_remap(argv[2], argv[3], strtoul(argv[4], NULL, 0));
 	if (!strcmp(mode, "blockfork") && argc == 4)
 		return mode_blockfork(argv[2], strtoul(argv[3], NULL, 0));
+	if (!strcmp(mode, "wset") && argc == 8)
+		return mode_wset(argv[2], argv[3], strtoul(argv[4], NULL, 0),
+				 strtoull(argv[5], NULL, 0), argv[6], argv[7]);
 	if (!strcmp(mode, "hostile") && argc == 4)
 		return mode_hostile(argv[2], argv[3]);
 	if (!strcmp(mode, "churn") && argc == 5)

@@ -14,6 +14,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,11 +27,15 @@
 #define MAX_EXPORTS 64
 #define MAX_SOCKETS 16
 #define MAX_IDS 64
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 struct exp {
 	char *name;
 	char *spec;
 	struct upager_store *store;
+	const char *record_dir;
+	const char *replay_path;
+	struct upager_trace *replay;
 	uid_t uids[MAX_IDS];
 	gid_t gids[MAX_IDS];
 	unsigned int nuids, ngids;
@@ -48,6 +53,13 @@ struct opts {
 	struct sock so[MAX_SOCKETS];
 	int nso;
 	char *bare_spec; /* a SPEC without NAME= (Firecracker's file) */
+	/* --record and --replay NAME:PATH, for resolve() (NAME may be the
+	 * bare spec's 'fc', named only there). */
+	struct {
+		char *arg;
+		bool replay;
+	} ws[MAX_EXPORTS * 2];
+	int nws;
 	uint64_t threads, handshake_ms;
 	const char *stats_name;
 	bool json;
@@ -76,6 +88,15 @@ static int usage(void)
 	       "        who may attach to export NAME, WHO being uid:N, gid:N,\n"
 	       "        user:LOGIN or group:NAME (SO_PEERCRED); default: the\n"
 	       "        user upagerd runs as\n"
+	       "  --record NAME:DIR\n"
+	       "        record each client's working set on export NAME (the\n"
+	       "        pages it touched first, in order) to\n"
+	       "        DIR/NAME.PID.ID.trace when it goes; read-ahead is off\n"
+	       "        for it (`upager trace` shows a trace)\n"
+	       "  --replay NAME:TRACE\n"
+	       "        prefetch the working set in TRACE into each client of\n"
+	       "        export NAME, in the background from its attach on,\n"
+	       "        faults first\n"
 	       "  --threads N            engine workers (default: one per CPU,\n"
 	       "                         at most 4)\n"
 	       "  --stats-name NAME      statistics for `upager stat`\n"
@@ -295,6 +316,13 @@ static int apply(struct opts *o, const char *name, const char *val)
 		return parse_socket(o, val, UPAGER_LISTEN_FIRECRACKER);
 	if (!strcmp(name, "allow"))
 		return parse_allow(o, val);
+	if (!strcmp(name, "record") || !strcmp(name, "replay")) {
+		if (o->nws == (int)ARRAY_LEN(o->ws))
+			return bad("too many --record and --replay");
+		o->ws[o->nws].replay = name[2] == 'p';
+		o->ws[o->nws].arg = strdup(val);
+		return o->ws[o->nws++].arg ? 0 : cli_error("", "out of memory");
+	}
 	if (!strcmp(name, "threads"))
 		return cli_parse_u64("", "--threads", val, 1, 64, false,
 				     &o->threads) ? 0 : 2;
@@ -389,6 +417,64 @@ static int resolve(struct opts *o)
 			return bad("--firecracker %s: no export '%s'", so->path,
 				   so->export_name);
 		so->lp.export_name = so->export_name;
+	}
+	for (int i = 0; i < o->nws; i++) {
+		const char *what = o->ws[i].replay ? "--replay" : "--record";
+		char *arg = o->ws[i].arg, *colon = strchr(arg, ':');
+		struct exp *e;
+
+		if (!colon || colon == arg || !colon[1])
+			return bad("%s '%s' is not NAME:%s", what, arg,
+				   o->ws[i].replay ? "TRACE" : "DIR");
+		e = find(o, arg, (size_t)(colon - arg));
+		if (!e)
+			return bad("%s '%s': no export '%.*s'", what, arg,
+				   (int)(colon - arg), arg);
+		if (o->ws[i].replay ? e->replay_path != NULL
+				    : e->record_dir != NULL)
+			return bad("%s given twice for export '%s'", what,
+				   e->name);
+		if (o->ws[i].replay)
+			e->replay_path = colon + 1;
+		else
+			e->record_dir = colon + 1;
+		if (e->replay_path && e->record_dir)
+			return bad("export '%s': --record and --replay at once "
+				   "(a recording would see only what the replay "
+				   "missed)",
+				   e->name);
+	}
+	return 0;
+}
+
+/* The replay traces, read and checked; the record directories, there. */
+static int open_working_sets(struct opts *o)
+{
+	for (int i = 0; i < o->nex; i++) {
+		struct exp *e = &o->ex[i];
+		char why[256];
+		struct stat st;
+		int err;
+
+		if (e->record_dir &&
+		    (stat(e->record_dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		     access(e->record_dir, W_OK | X_OK) < 0))
+			return bad("--record %s:%s: not a directory upagerd can "
+				   "write to",
+				   e->name, e->record_dir);
+		if (!e->replay_path)
+			continue;
+		e->replay = upager_trace_read(e->replay_path, why, sizeof(why),
+					      &err);
+		if (!e->replay)
+			return bad("--replay %s:%s: %s", e->name, e->replay_path,
+				   why);
+		if (e->replay->export_pages != e->store->npages)
+			return bad("--replay %s:%s: recorded on an export of "
+				   "%" PRIu64 " pages, '%s' has %" PRIu64,
+				   e->name, e->replay_path,
+				   e->replay->export_pages, e->name,
+				   e->store->npages);
 	}
 	return 0;
 }
@@ -544,7 +630,9 @@ static int run(struct opts *o)
 						   .uids = e->uids,
 						   .nuids = e->nuids,
 						   .gids = e->gids,
-						   .ngids = e->ngids };
+						   .ngids = e->ngids,
+						   .record_dir = e->record_dir,
+						   .replay = e->replay };
 
 		err = upager_manager_export(m, e->name, e->store, &ep);
 		if (err < 0) {
@@ -594,6 +682,8 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "firecracker", required_argument, NULL, 'f' },
 		{ "allow", required_argument, NULL, 'a' },
+		{ "record", required_argument, NULL, 'r' },
+		{ "replay", required_argument, NULL, 'R' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "stats-name", required_argument, NULL, 's' },
 		{ "handshake-timeout", required_argument, NULL, 'T' },
@@ -635,9 +725,13 @@ int main(int argc, char **argv)
 	if (!ret)
 		ret = open_exports(&o);
 	if (!ret)
+		ret = open_working_sets(&o);
+	if (!ret)
 		ret = run(&o);
-	for (int i = 0; i < o.nex; i++)
+	for (int i = 0; i < o.nex; i++) {
 		if (o.ex[i].store)
 			upager_store_close(o.ex[i].store);
+		upager_trace_free(o.ex[i].replay);
+	}
 	return ret;
 }

@@ -40,6 +40,7 @@
 #include <sys/types.h>
 
 #include <upager/store.h>
+#include <upager/trace.h>
 #include <upager/upager.h>
 
 #ifdef __cplusplus
@@ -123,6 +124,22 @@ struct upager_export_params {
 	unsigned int nuids;
 	const gid_t *gids;
 	unsigned int ngids;
+	/*
+	 * Record each client's working set on this export: the pages it
+	 * touched first, in order, written when it goes (exit, EOF, or the
+	 * manager's stop) to DIR/NAME.PID.ID.trace (<upager/trace.h>,
+	 * docs/TRACE.md), and logged.  Its regions over the export get no
+	 * read-ahead or fault-around, so that every first touch is a
+	 * fault.  NULL: no recording.  Copied.
+	 */
+	const char *record_dir;
+	/*
+	 * Replay a working set (recorded on an export of the same size):
+	 * each client's regions over this export get the trace's pages in
+	 * them as a prefetch list (upager_region_prefetch()), filled in the
+	 * background from the attach on, faults first.  Copied.  NULL: none.
+	 */
+	const struct upager_trace *replay;
 };
 
 /*
@@ -131,7 +148,8 @@ struct upager_export_params {
  * opened for it.  The store needs a bounded size; it stays the caller's
  * and must stay open until upager_manager_free().  Before
  * upager_manager_start().  0, -EINVAL (bad name, unbounded store, bad
- * @ep), -EEXIST (the name is taken), -EBUSY (started), -ENOMEM.
+ * @ep: both record_dir and replay, or a replay trace of an export of
+ * another size), -EEXIST (the name is taken), -EBUSY (started), -ENOMEM.
  */
 int upager_manager_export(struct upager_manager *m, const char *name,
 			  struct upager_store *store,

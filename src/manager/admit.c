@@ -235,6 +235,7 @@ void admit_release(struct client *c)
 	/* Not under the lock: this waits for fills, and a worker's
 	 * on_exit takes it. */
 	upager_space_release(sp);
+	ws_release(c);
 	for (unsigned int i = 0; i < c->nregions; i++)
 		label_store_free(c->labels[i]);
 	c->nregions = 0;
@@ -274,7 +275,7 @@ static int serve(struct client *c, struct want *w, unsigned int n,
 		snprintf(label, sizeof(label), "%s pid %d", w[i].name,
 			 (int)c->cred.pid);
 		c->labels[i] = label_store_new(w[i].ex->store, label);
-		if (!c->labels[i]) {
+		if (!c->labels[i] || ws_record(c, w, n, i, &mp) < 0) {
 			err = -ENOMEM;
 			r = NULL;
 		} else {
@@ -292,6 +293,12 @@ static int serve(struct client *c, struct want *w, unsigned int n,
 		}
 		c->regions[i] = r;
 		c->nregions = i + 1;
+		err = ws_replay(c, &w[i], r);
+		if (err < 0)
+			mgr_event(m, c, UPAGER_EV_NOTE, NULL, err,
+				  "region %u: no replay of the working set of "
+				  "'%s': %s",
+				  i, w[i].name, strerror(-err));
 	}
 	snprintf(c->export_name, sizeof(c->export_name), "%s", w[0].name);
 	return 0;

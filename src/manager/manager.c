@@ -134,6 +134,32 @@ static bool name_ok(const char *name)
 			    "0123456789._-") == n;
 }
 
+static void export_free(struct export *e)
+{
+	free(e->uids);
+	free(e->gids);
+	free(e->record_dir);
+	upager_trace_free(e->replay);
+	free(e);
+}
+
+/* The manager's own copy of a replay trace. */
+static struct upager_trace *trace_copy(const struct upager_trace *in)
+{
+	struct upager_trace *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	*t = *in;
+	t->entries = malloc((in->count ? in->count : 1) * sizeof(*t->entries));
+	if (!t->entries) {
+		free(t);
+		return NULL;
+	}
+	memcpy(t->entries, in->entries, in->count * sizeof(*t->entries));
+	return t;
+}
+
 int upager_manager_export(struct upager_manager *m, const char *name,
 			  struct upager_store *store,
 			  const struct upager_export_params *params)
@@ -151,6 +177,10 @@ int upager_manager_export(struct upager_manager *m, const char *name,
 	    store->npages == UPAGER_STORE_UNBOUNDED ||
 	    (p.nuids && !p.uids) || (p.ngids && !p.gids))
 		return -EINVAL;
+	/* Recording during a replay would see only what the list missed. */
+	if ((p.record_dir && p.replay) ||
+	    (p.replay && p.replay->export_pages != store->npages))
+		return -EINVAL;
 	for (e = m->exports; e; e = e->next)
 		if (!strcmp(e->name, name))
 			return -EEXIST;
@@ -159,10 +189,13 @@ int upager_manager_export(struct upager_manager *m, const char *name,
 		return -ENOMEM;
 	e->uids = calloc(p.nuids + 1, sizeof(uid_t));
 	e->gids = calloc(p.ngids + 1, sizeof(gid_t));
-	if (!e->uids || !e->gids) {
-		free(e->uids);
-		free(e->gids);
-		free(e);
+	if (p.record_dir)
+		e->record_dir = strdup(p.record_dir);
+	if (p.replay)
+		e->replay = trace_copy(p.replay);
+	if (!e->uids || !e->gids || (p.record_dir && !e->record_dir) ||
+	    (p.replay && !e->replay)) {
+		export_free(e);
 		return -ENOMEM;
 	}
 	if (p.nuids)
@@ -556,9 +589,7 @@ void upager_manager_free(struct upager_manager *m)
 		struct export *e = m->exports;
 
 		m->exports = e->next;
-		free(e->uids);
-		free(e->gids);
-		free(e);
+		export_free(e);
 	}
 	upager_handler_free(m->h);
 	close(m->ep);

@@ -12,6 +12,8 @@
  *   attach_wire.c  the attach protocol's codec
  *   firecracker.c  Firecracker's JSON body
  *   label.c        stores named after their client, for `upager stat`
+ *   working_set.c  recording clients' first touches, replaying traces
+ *   trace.c        the trace file's codec (<upager/trace.h>)
  *
  * Threads: the manager thread owns every client in the handshake and
  * does every adopt, map and release; engine workers only set a client's
@@ -37,7 +39,27 @@ struct export {
 	uid_t *uids;
 	gid_t *gids;
 	unsigned int nuids, ngids;
+	char *record_dir;		/* or NULL */
+	struct upager_trace *replay;	/* or NULL */
 	struct export *next;
+};
+
+/* One client's first touches on one export (working_set.c). */
+struct ws_rec {
+	struct export *ex;
+	uint64_t t0;			/* ns, at the attach */
+	atomic_uint_fast64_t n;		/* entries taken */
+	uint64_t cap;			/* the pages of its regions there */
+	struct upager_trace_entry *e;	/* cap entries, mapped as touched */
+	size_t map_len;
+	struct ws_rec *next;
+};
+
+/* What a region's on_touch needs: its trace and where it sits in it. */
+struct ws_touch {
+	struct ws_rec *rec;
+	uint64_t pgoff;		/* the region's first page in the export */
+	unsigned int pages;	/* 4 KiB pages per fill unit */
 };
 
 enum obj_kind { OBJ_LISTENER = 1, OBJ_CLIENT };
@@ -86,6 +108,8 @@ struct client {
 	unsigned int nregions;
 	struct upager_region *regions[MAX_REGIONS];
 	struct upager_store *labels[MAX_REGIONS];
+	struct ws_touch touch[MAX_REGIONS];
+	struct ws_rec *recs;
 	char export_name[ATTACH_NAME];
 	atomic_bool exited;
 	struct client *next;
@@ -145,5 +169,18 @@ int admit(struct client *c, struct want *w, unsigned int n,
 void admit_release(struct client *c);
 /* The UFFD_FEATURE_* bits a uffd has without asking (info bits). */
 uint64_t admit_kernel_features(void);
+
+/* working_set.c */
+/*
+ * Region @i of @c (@w[i] of @w[0..n)) records its first touches when its
+ * export records: sets @mp's on_touch, read-ahead and fault-around off.
+ * 0 or -ENOMEM.
+ */
+int ws_record(struct client *c, const struct want *w, unsigned int n,
+	      unsigned int i, struct upager_map_params *mp);
+/* Give region @r (over @w) its export's replay trace as a prefetch list. */
+int ws_replay(struct client *c, const struct want *w, struct upager_region *r);
+/* @c's regions are released: write its traces (if it was attached). */
+void ws_release(struct client *c);
 
 #endif
