@@ -140,6 +140,13 @@ struct upager_export_params {
 	 * background from the attach on, faults first.  Copied.  NULL: none.
 	 */
 	const struct upager_trace *replay;
+	/*
+	 * Read-ahead window limit and fault-around block of the clients'
+	 * regions over this export, as in struct upager_map_params: 0 the
+	 * engine's defaults, (size_t)-1 off (record_dir turns both off).
+	 */
+	size_t readahead_max;
+	size_t fault_around;
 };
 
 /*
@@ -148,8 +155,8 @@ struct upager_export_params {
  * opened for it.  The store needs a bounded size; it stays the caller's
  * and must stay open until upager_manager_free().  Before
  * upager_manager_start().  0, -EINVAL (bad name, unbounded store, bad
- * @ep: both record_dir and replay, or a replay trace of an export of
- * another size), -EEXIST (the name is taken), -EBUSY (started), -ENOMEM.
+ * @ep: both record_dir and replay, a replay trace of an export of
+ * another size, a fault_around not a power of two), -EEXIST (the name is taken), -EBUSY (started), -ENOMEM.
  */
 int upager_manager_export(struct upager_manager *m, const char *name,
 			  struct upager_store *store,

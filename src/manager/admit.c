@@ -268,7 +268,11 @@ static int serve(struct client *c, struct want *w, unsigned int n,
 						.memtype = w[i].memtype,
 						.fill = w[i].fill,
 						.store_offset = w[i].offset,
-						.remove = w[i].remove };
+						.remove = w[i].remove,
+						.readahead_max =
+							w[i].ex->readahead_max,
+						.fault_around =
+							w[i].ex->fault_around };
 		char label[48];
 		struct upager_region *r;
 

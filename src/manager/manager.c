@@ -179,7 +179,9 @@ int upager_manager_export(struct upager_manager *m, const char *name,
 		return -EINVAL;
 	/* Recording during a replay would see only what the list missed. */
 	if ((p.record_dir && p.replay) ||
-	    (p.replay && p.replay->export_pages != store->npages))
+	    (p.replay && p.replay->export_pages != store->npages) ||
+	    (p.fault_around && p.fault_around != (size_t)-1 &&
+	     (p.fault_around & (p.fault_around - 1))))
 		return -EINVAL;
 	for (e = m->exports; e; e = e->next)
 		if (!strcmp(e->name, name))
@@ -204,6 +206,8 @@ int upager_manager_export(struct upager_manager *m, const char *name,
 		memcpy(e->gids, p.gids, p.ngids * sizeof(gid_t));
 	e->nuids = p.nuids;
 	e->ngids = p.ngids;
+	e->readahead_max = p.readahead_max;
+	e->fault_around = p.fault_around;
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->store = store;
 	e->next = m->exports;

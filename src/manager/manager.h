@@ -39,6 +39,7 @@ struct export {
 	uid_t *uids;
 	gid_t *gids;
 	unsigned int nuids, ngids;
+	size_t readahead_max, fault_around; /* for upager_map_params */
 	char *record_dir;		/* or NULL */
 	struct upager_trace *replay;	/* or NULL */
 	struct export *next;
