@@ -21,7 +21,7 @@
 #include "engine/engine.h"
 
 /* Entries a worker takes at a time, and the most one install takes. */
-#define BATCH	  16
+#define BATCH	  8
 #define RUN_BYTES (64u << 10)
 
 /* Install claimed units [u, u+n) and count them. */
