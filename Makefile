@@ -67,10 +67,11 @@ TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
-# bench/: upager-bench (upager-bench.c and its parts, bench_*.c) and relay.
+# bench/: upager-bench (upager-bench.c and its parts, bench_*.c),
+# upagerd-bench (with bench_util.c) and relay.
 BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
-BENCHES := $(BENCH) $(BUILD)/bench/relay
+BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
@@ -123,6 +124,11 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 # never bench/: `upager bench` runs this program).
 $(BENCH): $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) \
+		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
+
+$(BUILD)/bench/upagerd-bench: $(BUILD)/bench/upagerd-bench.o \
+		$(BUILD)/bench/bench_util.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/bench/bench_util.o \
 		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
 
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
