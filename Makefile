@@ -48,7 +48,8 @@ endif
 CPPFLAGS += -Iinclude -Isrc -Icommon -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
-LDLIBS +=
+# json-c reads Firecracker's handshake (src/manager/firecracker.c).
+LDLIBS += -ljson-c
 
 LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -57,26 +58,30 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 # benchmark and the tests; it depends on neither of them.
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
-TOOL_SRCS := $(wildcard tools/*.c)
+# tools/: the upager command (upager.c and cmd_*.c) and the daemon,
+# upagerd (upagerd.c alone).
+TOOL_SRCS := $(filter-out tools/upagerd.c,$(wildcard tools/*.c))
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 TEST_HARNESS := $(BUILD)/tests/harness.o $(BUILD)/common/sysfs.o
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
-# bench/: upager-bench (upager-bench.c and its parts, bench_*.c) and relay.
+# bench/: upager-bench (upager-bench.c and its parts, bench_*.c),
+# upagerd-bench (with bench_util.c) and relay.
 BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
-BENCHES := $(BENCH) $(BUILD)/bench/relay
+BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
 CLI := $(BUILD)/upager
+DAEMON := $(BUILD)/upagerd
 
 .PHONY: all deps check demo install uninstall clean
 # Keep objects: relinking a test must not recompile the harness.
 .SECONDARY:
-all: $(STATIC) $(SHARED) $(CLI) $(TESTS) $(EXAMPLES) $(BENCHES)
+all: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(TESTS) $(EXAMPLES) $(BENCHES)
 
 deps:
 	@tools/deps.sh
@@ -106,6 +111,9 @@ $(CLI): $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC) \
 		$(LDLIBS) -lm
 
+$(DAEMON): $(BUILD)/tools/upagerd.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
 
@@ -116,6 +124,11 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 # never bench/: `upager bench` runs this program).
 $(BENCH): $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) \
+		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
+
+$(BUILD)/bench/upagerd-bench: $(BUILD)/bench/upagerd-bench.o \
+		$(BUILD)/bench/bench_util.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/bench/bench_util.o \
 		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
 
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
@@ -131,7 +144,7 @@ demo: deps
 	@echo
 	@$(CLI) features
 
-install: $(STATIC) $(SHARED) $(CLI) $(BENCH)
+install: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(BENCH)
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/upager \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/upager \
 		$(DESTDIR)$(MANDIR)/man1
@@ -144,7 +157,7 @@ install: $(STATIC) $(SHARED) $(CLI) $(BENCH)
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@LIBS@|$(LDLIBS)|' upager.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
-	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(CLI) $(DAEMON) $(DESTDIR)$(BINDIR)/
 	install -m 755 $(BENCH) $(DESTDIR)$(LIBEXECDIR)/upager/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 
@@ -152,6 +165,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/upager
 	rm -f $(DESTDIR)$(LIBDIR)/libupager.* $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
 	rm -f $(DESTDIR)$(BINDIR)/upager $(DESTDIR)$(MANDIR)/man1/upager.1
+	rm -f $(DESTDIR)$(BINDIR)/upagerd $(DESTDIR)$(MANDIR)/man1/upagerd.1
 	rm -rf $(DESTDIR)$(LIBEXECDIR)/upager
 
 clean:

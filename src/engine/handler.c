@@ -9,10 +9,10 @@
  * more than one fault.  It polls only after a read found nothing, so a
  * busy worker costs one syscall per batch plus the installs.
  *
- * Between batches workers fill read-ahead jobs from a shared ring: the
+ * Between batches workers fill read-ahead jobs from a shared ring (the
  * rest of a window whose first chunk the faulting worker filled, and the
- * window after it.  Faults come first: a worker reads again after each
- * job.
+ * window after it), then batches of regions' prefetch lists.  Faults
+ * come first: a worker looks at its uffds again after each job or batch.
  *
  * No lock is held while a region is filled: a fault pins its region
  * (users) under its space's table lock, and unpins it after.  A worker
@@ -518,10 +518,84 @@ static bool job_pop(struct upager_handler *h, struct ra_job *j)
 	return got;
 }
 
+/* ---- prefetch lists (prefetch.c) ------------------------------------------ */
+
+/* Take @r off the prefetch list, if it is on it.  Under job_lock. */
+static void pf_unlink(struct upager_handler *h, struct upager_region *r)
+{
+	struct upager_region **q, *prev = NULL;
+
+	if (!r->pf_listed)
+		return;
+	for (q = &h->pf_head; *q != r; q = &(*q)->pf_link)
+		prev = *q;
+	*q = r->pf_link;
+	if (h->pf_tail == r)
+		h->pf_tail = prev;
+	r->pf_link = NULL;
+	r->pf_listed = false;
+	atomic_fetch_sub_explicit(&h->npf, 1, memory_order_relaxed);
+}
+
+/* List @r, its prefetch list set, and wake a worker for it. */
+void handler_prefetch(struct upager_handler *h, struct upager_region *r)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&h->job_lock);
+	if (h->pf_tail)
+		h->pf_tail->pf_link = r;
+	else
+		h->pf_head = r;
+	h->pf_tail = r;
+	r->pf_listed = true;
+	atomic_fetch_add_explicit(&h->npf, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&h->job_lock);
+	if (write(h->workfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		h->on_error(h->error_arg, r, 0, -errno, "waking a worker");
+}
+
 /*
- * Drop @r's queued jobs, after it left its table: from then on no job
- * pins it, so waiting for its users covers every fill of it.  The units
- * those jobs claimed go back, woken.
+ * One batch of the first listed region's prefetch list, the region
+ * pinned; it goes to the back of the list (regions take turns), or off
+ * it when its list is done.  False when no region has one.
+ */
+static bool serve_prefetch(struct upager_handler *h, struct filler *f)
+{
+	struct upager_region *r;
+	bool more;
+
+	if (!atomic_load_explicit(&h->npf, memory_order_relaxed))
+		return false;
+	pthread_mutex_lock(&h->job_lock);
+	r = h->pf_head;
+	if (r) {
+		atomic_fetch_add(&r->users, 1);
+		if (r->pf_link) {
+			h->pf_head = r->pf_link;
+			h->pf_tail->pf_link = r;
+			h->pf_tail = r;
+			r->pf_link = NULL;
+		}
+	}
+	pthread_mutex_unlock(&h->job_lock);
+	if (!r)
+		return false;
+	more = !atomic_load(&r->closing) && prefetch_step(r, f);
+	filler_flush(f);
+	if (!more) {
+		pthread_mutex_lock(&h->job_lock);
+		pf_unlink(h, r);
+		pthread_mutex_unlock(&h->job_lock);
+	}
+	region_put(r);
+	return true;
+}
+
+/*
+ * Drop @r's queued jobs and take it off the prefetch list, after it left
+ * its table: from then on no job pins it, so waiting for its users
+ * covers every fill of it.  The units those jobs claimed go back, woken.
  */
 void handler_purge_jobs(struct upager_handler *h, struct upager_region *r)
 {
@@ -540,6 +614,7 @@ void handler_purge_jobs(struct upager_handler *h, struct upager_region *r)
 			h->jobs[(h->job_head + kept++) % RA_JOBS] = j;
 	}
 	atomic_store_explicit(&h->njobs, kept, memory_order_relaxed);
+	pf_unlink(h, r);
 	pthread_mutex_unlock(&h->job_lock);
 	for (unsigned int i = 0; i < ngone; i++) {
 		fill_settle(r, &f, gone[i].u, gone[i].n, UNIT_ABSENT);
@@ -807,7 +882,9 @@ static bool serve_job(struct upager_handler *h, struct filler *f)
 		fill_settle(j.r, f, j.u, j.n, UNIT_ABSENT);
 		fill_wake(j.r, f, j.u, j.n);
 	} else {
-		region_job(j.r, f, j.u, j.n);
+		STAT_ADD(j.r->st, ra_pages,
+			 region_job(j.r, f, j.u, j.n) * j.r->fill /
+				 UPAGER_STORE_PAGE);
 	}
 	filler_flush(f);
 	region_put(j.r);
@@ -936,11 +1013,24 @@ static int serve(struct upager_handler *h, bool spare)
 			break;
 		if (spare && spare_surplus(h))
 			break;
-		if (!self_pending && !nready && !f.ndeferred &&
-		    (spare || !atomic_load_explicit(&h->njobs,
-						    memory_order_relaxed))) {
-			n = spare ? 0 : poll_events(h, ep, evs, ARRAY_SIZE(evs));
-			if (!n)
+		if (!self_pending && !nready && !f.ndeferred) {
+			/*
+			 * With background work waiting, only look: faults
+			 * (of any space, this process's or another's) go
+			 * before the next job or prefetch batch.  Without,
+			 * poll a while (poll_us), then sleep.
+			 */
+			bool work =
+				!spare &&
+				(atomic_load_explicit(&h->njobs,
+						      memory_order_relaxed) ||
+				 atomic_load_explicit(&h->npf,
+						      memory_order_relaxed));
+
+			if (work)
+				n = epoll_wait(ep, evs, ARRAY_SIZE(evs), 0);
+			else if (spare ||
+				 !(n = poll_events(h, ep, evs, ARRAY_SIZE(evs))))
 				n = epoll_wait(ep, evs, ARRAY_SIZE(evs), -1);
 			if (n < 0 && errno != EINTR) {
 				ret = -errno;
@@ -994,8 +1084,8 @@ static int serve(struct upager_handler *h, bool spare)
 		 * Spares serve faults only: read-ahead from a slow store is
 		 * left to the regular workers, not given threads of its own.
 		 */
-		if (!spare)
-			serve_job(h, &f);
+		if (!spare && !serve_job(h, &f))
+			serve_prefetch(h, &f);
 	}
 out:
 	for (unsigned int i = 0; i < nready; i++)

@@ -55,6 +55,7 @@ void region_free(struct upager_region *r)
 		munmap((void *)r->state, r->state_len);
 	if (r->dropped_len)
 		munmap((void *)r->dropped, r->dropped_len);
+	prefetch_free(r);
 	pthread_mutex_destroy(&r->ra_lock);
 	mem_free(r, sizeof(*r));
 }
@@ -212,7 +213,7 @@ int region_check_params(struct upager_store *s, size_t len,
 		return -ERANGE;
 	if (inthread && (p->memtype == UPAGER_MEM_SHMEM ||
 			 !(s->flags & UPAGER_STORE_SIGNAL_SAFE) ||
-			 p->fork == UPAGER_FORK_FOLLOW))
+			 p->fork == UPAGER_FORK_FOLLOW || p->on_touch))
 		return -EINVAL;
 	if ((p->flags & UPAGER_MAP_MOVE) && p->memtype != UPAGER_MEM_ANON)
 		return -EINVAL;
@@ -253,6 +254,8 @@ void region_setup(struct upager_region *r, struct upager_store *s,
 							: 1;
 	if (!r->fa)
 		r->fa = 1;
+	r->on_touch = p->on_touch;
+	r->touch_arg = p->touch_arg;
 }
 
 /* Register the region with its uffd and check the ioctls it needs. */
