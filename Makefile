@@ -64,10 +64,11 @@ TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
-# bench/: upager-bench (upager-bench.c and its parts, bench_*.c) and relay.
+# bench/: upager-bench (upager-bench.c and its parts, bench_*.c), relay,
+# and remote_tls (TLS against plaintext for the remote: store).
 BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
-BENCHES := $(BENCH) $(BUILD)/bench/relay
+BENCHES := $(BENCH) $(BUILD)/bench/relay $(BUILD)/bench/remote_tls
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
@@ -120,6 +121,9 @@ $(BENCH): $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) $(COMMON_OBJS) $(STATIC)
 
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/bench/remote_tls: $(BUILD)/bench/remote_tls.o $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory all
