@@ -33,6 +33,12 @@ migrate() { # MODE-FLAGS... -> JSON on stdout
 	local rc=$?
 	kill "$srcpid" 2>/dev/null
 	netns_relay_stop
+	# The next source binds the same port: wait until this one is gone,
+	# or a check that something listens could see this one.
+	for _ in $(seq 200); do
+		kill -0 "$srcpid" 2>/dev/null || break
+		sleep 0.05
+	done
 	return $rc
 }
 

@@ -95,7 +95,9 @@ struct upager_server_stats {
 	uint64_t requests;	 /* REQUESTs received */
 	uint64_t bytes_sent;	 /* every byte written, headers included */
 	uint64_t protocol_errors; /* messages refused (then ERROR, close) */
-	uint64_t tls_refused;	 /* connections refused in the TLS handshake */
+	/* connections refused in the TLS handshake (a wrong key, no TLS, a
+	 * close or 10 s of silence before it ended) */
+	uint64_t tls_refused;
 };
 
 /*

@@ -244,8 +244,8 @@ static int hello(struct remote_store *rs, struct net_conn *c,
 
 /*
  * Connect one channel: the socket, published for close() to shut down,
- * then TLS when we have a key, then HELLO and WELCOME.  0 or -errno, with
- * *@c NULL on failure.
+ * then TLS when we have a key, then HELLO and WELCOME.  0 or -errno; *@c
+ * is set once the socket is (the caller frees it on failure).
  */
 static int channel(struct remote_store *rs, int i, enum wire_role role,
 		   struct net_conn **c, uint64_t *session, uint32_t *caps,

@@ -641,6 +641,9 @@ static int io(struct net_conn *c, bool write, void *buf, size_t len,
 		      write ? SSL_write_ex(tc->ssl, buf, len, done)
 			    : SSL_read_ex(tc->ssl, buf, len, done),
 		      want);
+	/* A record a read had to answer (a KeyUpdate) goes out now. */
+	if (!write && tc->wlen)
+		drain(c);
 	pthread_mutex_unlock(&tc->lock);
 	return ret;
 }
