@@ -48,8 +48,9 @@ endif
 CPPFLAGS += -Iinclude -Isrc -Icommon -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
-# json-c reads Firecracker's handshake (src/manager/firecracker.c).
-LDLIBS += -ljson-c
+# json-c reads Firecracker's handshake (src/manager/firecracker.c);
+# OpenSSL is the page server's TLS (src/net/tls.c).
+LDLIBS += -ljson-c -lssl -lcrypto
 
 LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -68,10 +69,12 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 # bench/: upager-bench (upager-bench.c and its parts, bench_*.c),
-# upagerd-bench (with bench_util.c) and relay.
+# upagerd-bench (with bench_util.c), relay, and remote_tls (TLS against
+# plaintext for the remote: store).
 BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
-BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay
+BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay \
+	   $(BUILD)/bench/remote_tls
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
@@ -134,6 +137,9 @@ $(BUILD)/bench/upagerd-bench: $(BUILD)/bench/upagerd-bench.o \
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
+$(BUILD)/bench/remote_tls: $(BUILD)/bench/remote_tls.o $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
 check: deps
 	@$(MAKE) --no-print-directory all
 	@SANITIZE=$(SANITIZE) tests/run.sh $(BUILD)
@@ -172,9 +178,12 @@ clean:
 	rm -rf build build-asan build-tsan
 
 # `make fuzz FUZZ_SECONDS=N`: the wire decoder under libFuzzer, ASan and
-# UBSan for N seconds (default 30), built with clang from src/net/wire.c alone.
-# The corpus is $(BUILD)/fuzz/corpus: the seeds fuzz/seeds.c writes, and
-# what the fuzzer adds, kept between runs; a crash is saved beside it.
+# UBSan for N seconds (default 30), built with clang from src/net/wire.c alone,
+# then the TLS handshake (fuzz/tls_fuzz.c: src/net/tls.c, net.c, wire.c and
+# Debian's OpenSSL) for as long.
+# The corpora are $(BUILD)/fuzz/corpus and tls-corpus: the seeds fuzz/seeds.c
+# and fuzz/tls_seeds.c write, and what the fuzzer adds, kept between runs; a
+# crash is saved beside them.
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ := $(BUILD)/fuzz
@@ -184,12 +193,17 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARN) -fno-omit-frame-pointer \
 .PHONY: fuzz
 fuzz:
 	@tools/deps.sh fuzz
-	@$(MAKE) --no-print-directory $(FUZZ)/wire_fuzz $(FUZZ)/seeds
-	$(Q)mkdir -p $(FUZZ)/corpus
+	@$(MAKE) --no-print-directory $(FUZZ)/wire_fuzz $(FUZZ)/seeds \
+		$(FUZZ)/tls_fuzz $(FUZZ)/tls_seeds
+	$(Q)mkdir -p $(FUZZ)/corpus $(FUZZ)/tls-corpus
 	$(Q)$(FUZZ)/seeds $(FUZZ)/corpus
 	$(FUZZ)/wire_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=1100000 \
 		-timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ)/ \
 		$(FUZZ)/corpus
+	$(Q)$(FUZZ)/tls_seeds $(FUZZ)/tls-corpus
+	$(FUZZ)/tls_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=60000 \
+		-timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ)/tls- \
+		$(FUZZ)/tls-corpus
 
 $(FUZZ)/wire_fuzz: fuzz/wire_fuzz.c fuzz/wire_check.h src/net/wire.c src/net/wire.h
 	@mkdir -p $(dir $@)
@@ -201,6 +215,23 @@ $(FUZZ)/seeds: fuzz/seeds.c src/net/wire.c src/net/wire.h
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=address,undefined \
 		-o $@ fuzz/seeds.c src/net/wire.c
+
+FUZZ_TLS_SRCS := src/net/tls.c src/net/net.c src/net/wire.c
+FUZZ_TLS_DEPS := $(FUZZ_TLS_SRCS) src/net/tls.h src/net/net.h src/net/wire.h \
+	fuzz/tls_key.h
+
+$(FUZZ)/tls_fuzz: fuzz/tls_fuzz.c $(FUZZ_TLS_DEPS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -pthread \
+		-fsanitize=fuzzer,address,undefined -o $@ fuzz/tls_fuzz.c \
+		$(FUZZ_TLS_SRCS) $(LDLIBS)
+
+$(FUZZ)/tls_seeds: fuzz/tls_seeds.c $(FUZZ_TLS_DEPS)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -pthread \
+		-fsanitize=address,undefined -o $@ fuzz/tls_seeds.c \
+		$(FUZZ_TLS_SRCS) $(LDLIBS)
 
 # The codec's test shares the fuzzer's re-encoder.
 $(BUILD)/tests/wire_codec.o: fuzz/wire_check.h
