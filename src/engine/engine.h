@@ -174,8 +174,10 @@ struct upager_space {
 	struct upager_region *owned; /* its regions, if not self's (fork_lock) */
 
 	atomic_bool dead;	 /* the process exited: ESRCH */
-	atomic_bool dropped;	 /* out of the handler's list */
-	atomic_bool buried;	 /* in its graveyard */
+	atomic_bool dropped;	 /* being taken out of the handler's list */
+	bool unlisted;		 /* out of it, and of the epoll sets
+				    (spaces_lock) */
+	bool buried;		 /* in its graveyard (spaces_lock) */
 	atomic_uint users;	 /* workers holding it between two reads */
 	atomic_ulong drains;	 /* reads that emptied its queue */
 };

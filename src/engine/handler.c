@@ -308,11 +308,28 @@ int handler_adopt(struct upager_handler *h, struct upager_space *sp)
 	return 0;
 }
 
+/* Into the graveyard once out of service, and released if foreign. */
+static void bury(struct upager_handler *h, struct upager_space *sp)
+{
+	pthread_rwlock_wrlock(&h->spaces_lock);
+	if (sp->unlisted && !sp->buried &&
+	    (!sp->foreign || atomic_load(&sp->released))) {
+		sp->buried = true;
+		sp->next = h->graveyard;
+		h->graveyard = sp;
+		arm_sweep(h, true);
+	}
+	pthread_rwlock_unlock(&h->spaces_lock);
+}
+
 /*
  * Take @sp out of service: no epoll set wakes for it and no lookup finds
  * it.  It goes to the graveyard, and reap() frees it once no worker
  * holds it; a space adopted from another process only once the manager
- * released it (it holds the handle), when this is called again.
+ * released it (it holds the handle), when this is called again.  Two
+ * threads may drop one space at once (its process exited while its last
+ * region was being unmapped): it is buried only once the one that took
+ * it out of service is done with it, as reap() may free it then.
  */
 void handler_drop(struct upager_handler *h, struct upager_space *sp)
 {
@@ -335,16 +352,11 @@ void handler_drop(struct upager_handler *h, struct upager_space *sp)
 					  NULL);
 		}
 		pthread_mutex_unlock(&h->run_lock);
-	}
-	was = false;
-	if ((!sp->foreign || atomic_load(&sp->released)) &&
-	    atomic_compare_exchange_strong(&sp->buried, &was, true)) {
 		pthread_rwlock_wrlock(&h->spaces_lock);
-		sp->next = h->graveyard;
-		h->graveyard = sp;
-		arm_sweep(h, true);
+		sp->unlisted = true;
 		pthread_rwlock_unlock(&h->spaces_lock);
 	}
+	bury(h, sp);
 }
 
 /* Find an adopted space by its epoll name and hold it. */
