@@ -165,6 +165,8 @@ static int client(const char *sock, const char *export, const char *mode,
 	}
 	if (write(out, result, sizeof(result)) != sizeof(result))
 		die("client: writing the result: %s", strerror(errno));
+	free(lat);
+	free(ws);
 	close(fd);
 	return 0;
 }

@@ -15,7 +15,7 @@ print(sum(struct.unpack('<%dQ' % (len(d) // 8), d)) % (1 << 64))")
 
 "$build/examples/mapfile" "$tmp/data" 20 >"$tmp/out" &
 pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 300); do
 	[ -s "$tmp/out" ] && break
 	sleep 0.1
 done

@@ -37,7 +37,7 @@ stop_upagerd() {
 	[ $rc = 0 ] || fail "upagerd exited $rc at SIGTERM: $(tail -5 "$tmp/upagerd.log")"
 }
 log_has() {
-	for _ in $(seq 100); do
+	for _ in $(seq 600); do
 		grep -q -- "$1" "$tmp/upagerd.log" && return 0
 		sleep 0.05
 	done

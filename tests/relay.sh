@@ -197,7 +197,7 @@ netns_exec dst $py -c "$peer" bulk 127.0.0.1 5002 $mib "$bytes" \
 echo "stopping the relay ends the connections through it:"
 netns_exec dst $py -c "$peer" cut 127.0.0.1 6001 >"$tmp/cut" 2>&1 &
 cut=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
 	grep -q ready "$tmp/cut" && break
 	sleep 0.05
 done

@@ -28,8 +28,10 @@ print(sum(struct.unpack('<%dQ' % (len(d) // 8), d)) % (1 << 64))")
 start() {
 	"$upager" serve "$@" >"$tmp/out" 2>"$tmp/err" &
 	pid=$!
-	for _ in $(seq 100); do
+	# Up to 30 s: a loaded machine (or a sanitizer build) starts slowly.
+	for _ in $(seq 600); do
 		[ -s "$tmp/out" ] && break
+		kill -0 $pid 2>/dev/null || break
 		sleep 0.05
 	done
 	addr=$(head -n1 "$tmp/out")

@@ -25,7 +25,7 @@ timeout 60 "$build/tests/upagerd_peer" remap "$tmp/at.sock" img 512 ||
 # The last client's exit reaches the daemon after the client is gone:
 # ask until it is counted.
 want='^connections 3, attached 3, refused 0, gone 3; clients now 0 (0 regions)'
-for _ in $(seq 100); do
+for _ in $(seq 600); do
 	kill -USR1 "$daemon"
 	sleep 0.05
 	grep -q "$want" "$tmp/upagerd.out" && break

@@ -14,7 +14,7 @@ peer mkimg "$tmp/img" $npages || fail "image"
 start_upagerd --listen "$tmp/at.sock" --stats-name "sigterm-$$" img=file:"$tmp/img"
 timeout 60 "$build/tests/upagerd_peer" stream "$tmp/at.sock" img $npages >"$tmp/client" 2>&1 &
 client=$!
-for _ in $(seq 100); do grep -q '^attached' "$tmp/client" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q '^attached' "$tmp/client" && break; sleep 0.05; done
 pid=$(awk '/^attached/ {print $2}' "$tmp/client")
 [ -n "$pid" ] || fail "the client did not attach: $(cat "$tmp/client")"
 "$upager" stat --json "$daemon" >"$tmp/stat.json" || fail "upager stat"

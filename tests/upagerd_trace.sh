@@ -23,7 +23,7 @@ timeout 60 "$build/tests/upagerd_peer" wset "$tmp/at.sock" img $pages 1 record "
 log_has "recorded $quarter pages of 'img' to $tmp/rec/img\."
 timeout 60 "$build/tests/upagerd_peer" wset "$tmp/at.sock" img $pages 2 record "$tmp/order2" ||
 	fail "recording client 2: exit $?"
-for _ in $(seq 100); do [ "$(ls "$tmp/rec" | wc -l)" = 2 ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ "$(ls "$tmp/rec" | wc -l)" = 2 ] && break; sleep 0.05; done
 stop_upagerd
 recorded() { grep -o "to $tmp/rec/img\.[0-9.]*trace" "$tmp/upagerd.log" | sed -n "$1p" | cut -c4-; }
 t1=$(recorded 1) t2=$(recorded 2)
