@@ -48,7 +48,9 @@ endif
 CPPFLAGS += -Iinclude -Isrc -Icommon -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
-LDLIBS +=
+# The image store's codecs and checksum (Debian's libzstd, liblz4,
+# libxxhash); also upager.pc's Libs.private.
+LDLIBS += -lzstd -llz4 -lxxhash
 
 LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
