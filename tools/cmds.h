@@ -15,5 +15,6 @@ int cmd_stat(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 
 #endif
