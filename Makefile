@@ -66,10 +66,11 @@ TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
-# bench/: upager-bench (upager-bench.c and its parts, bench_*.c) and relay.
+# bench/: upager-bench (upager-bench.c and its parts, bench_*.c), relay
+# and image-restore.
 BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
-BENCHES := $(BENCH) $(BUILD)/bench/relay
+BENCHES := $(BENCH) $(BUILD)/bench/relay $(BUILD)/bench/image-restore
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
@@ -119,6 +120,10 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 $(BENCH): $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) \
 		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
+
+# image: restores against file: (docs/BENCHMARKS.md, "Page images").
+$(BUILD)/bench/image-restore: $(BUILD)/bench/image_restore.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
 
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)
