@@ -39,12 +39,13 @@
 
 struct opts {
 	const char *dir, *raw;
-	uint64_t max;	   /* bytes of memory image at most */
+	uint64_t max; /* bytes of memory image at most */
 	unsigned int rounds;
 	bool json, quick;
 };
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
 
 static void die(const char *fmt, ...)
 {
@@ -84,7 +85,8 @@ static uint64_t dump_pid(pid_t pid, int fd, uint64_t room)
 			if (pread(mem, page, PAGE, (off_t)a) != PAGE)
 				continue;
 			if (write(fd, page, PAGE) != PAGE)
-				die("writing the raw image: %s", strerror(errno));
+				die("writing the raw image: %s",
+				    strerror(errno));
 			done += PAGE;
 		}
 	}
@@ -116,8 +118,8 @@ static pid_t start_stopped(const char *cmd, const char *comm, unsigned int secs,
 		f = fopen(path, "r");
 		if (!f)
 			continue;
-		if (fgets(name, sizeof(name), f) && !strncmp(name, comm,
-							     strlen(comm))) {
+		if (fgets(name, sizeof(name), f) &&
+		    !strncmp(name, comm, strlen(comm))) {
 			fclose(f);
 			kill(p, SIGSTOP);
 			return p;
@@ -153,7 +155,8 @@ static void write_c_source(const char *path, unsigned int nfuncs)
 	if (!f)
 		die("%s: %s", path, strerror(errno));
 	for (unsigned int i = 0; i < nfuncs; i++)
-		fprintf(f, "static int t%u[64];\nint f%u(int x) { int s = 0; "
+		fprintf(f,
+			"static int t%u[64];\nint f%u(int x) { int s = 0; "
 			"for (int i = 0; i < 64; i++) { t%u[i] = x * i + %u; "
 			"s += t%u[(i * 7) %% 64] ^ (s >> 3); } return s; }\n",
 			i, i, i, i, i);
@@ -343,28 +346,27 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{ "raw", required_argument, NULL, 'r' },
-		{ "dir", required_argument, NULL, 'd' },
-		{ "max", required_argument, NULL, 'm' },
-		{ "rounds", required_argument, NULL, 'n' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
+	    {"raw", required_argument, NULL, 'r'},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"max", required_argument, NULL, 'm'},
+	    {"rounds", required_argument, NULL, 'n'},
+	    {"quick", no_argument, NULL, 'q'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0}};
 	static const struct {
 		const char *name;
 		enum upager_image_codec codec;
 		uint32_t chunk;
 	} kinds[] = {
-		{ "raw", 0, 0 },
-		{ "zstd-64k", UPAGER_IMAGE_ZSTD, 64 << 10 },
-		{ "zstd-256k", UPAGER_IMAGE_ZSTD, 256 << 10 },
-		{ "lz4-64k", UPAGER_IMAGE_LZ4, 64 << 10 },
-		{ "lz4-256k", UPAGER_IMAGE_LZ4, 256 << 10 },
+	    {"raw", 0, 0},
+	    {"zstd-64k", UPAGER_IMAGE_ZSTD, 64 << 10},
+	    {"zstd-256k", UPAGER_IMAGE_ZSTD, 256 << 10},
+	    {"lz4-64k", UPAGER_IMAGE_LZ4, 64 << 10},
+	    {"lz4-256k", UPAGER_IMAGE_LZ4, 256 << 10},
 	};
-	struct opts o = { .dir = "/var/tmp", .max = 1ull << 30, .rounds = 3 };
-	struct result res[5] = { 0 };
+	struct opts o = {.dir = "/var/tmp", .max = 1ull << 30, .rounds = 3};
+	struct result res[5] = {0};
 	char raw[512], img[600];
 	uint64_t len, want, v;
 	int c;
@@ -403,9 +405,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		return cli_usage_error("image-restore",
-				       "unexpected argument '%s'",
-				       argv[optind]);
+		return cli_usage_error(
+		    "image-restore", "unexpected argument '%s'", argv[optind]);
 	if (o.raw) {
 		snprintf(raw, sizeof(raw), "%s", o.raw);
 	} else {
@@ -422,11 +423,11 @@ int main(int argc, char **argv)
 		res[i].name = kinds[i].name;
 		res[i].ratio = 1;
 		if (kinds[i].codec) {
-			struct upager_image_params p = {
-				.size = sizeof(p), .codec = kinds[i].codec,
-				.chunk_size = kinds[i].chunk
-			};
-			struct upager_image_info in = { .size = sizeof(in) };
+			struct upager_image_params p = {.size = sizeof(p),
+							.codec = kinds[i].codec,
+							.chunk_size =
+							    kinds[i].chunk};
+			struct upager_image_info in = {.size = sizeof(in)};
 			struct upager_image_writer *w;
 			struct upager_store *s;
 			int fd = open(raw, O_RDONLY), err;
@@ -439,12 +440,12 @@ int main(int argc, char **argv)
 			if (!w || fd < 0 || !buf)
 				die("%s: %s", img, strerror(-err));
 			for (uint64_t off = 0; off < len; off += (uint64_t)n) {
-				n = pread(fd, buf, len - off < (1 << 20)
-							   ? len - off
-							   : (1 << 20),
+				n = pread(fd, buf,
+					  len - off < (1 << 20) ? len - off
+								: (1 << 20),
 					  (off_t)off);
-				if (n <= 0 || upager_image_write(w, buf,
-								 (size_t)n))
+				if (n <= 0 ||
+				    upager_image_write(w, buf, (size_t)n))
 					die("writing %s", img);
 			}
 			if ((err = upager_image_commit(w)))
@@ -457,8 +458,8 @@ int main(int argc, char **argv)
 			if (!s)
 				die("%s: %s", img, strerror(-err));
 			upager_image_info(s, &in);
-			res[i].ratio = (double)in.image_len /
-				       (double)in.file_len;
+			res[i].ratio =
+			    (double)in.image_len / (double)in.file_len;
 			upager_store_close(s);
 			path = img;
 		}
@@ -498,8 +499,8 @@ int main(int argc, char **argv)
 		       "seq cold s (MB/s)", "rand warm s (MB/s)",
 		       "rand cold s (MB/s)");
 		for (size_t i = 0; i < 5; i++) {
-			printf("%-10s %6.2f %8.2f |", res[i].name,
-			       res[i].ratio, res[i].write_s);
+			printf("%-10s %6.2f %8.2f |", res[i].name, res[i].ratio,
+			       res[i].write_s);
 			for (int k = 0; k < 4; k++) {
 				double t = res[i].t[k / 2][k % 2];
 

@@ -24,9 +24,9 @@
 #include "cli.h"
 #include "cmds.h"
 
-#define PAGE UPAGER_STORE_PAGE
+#define PAGE	    UPAGER_STORE_PAGE
 #define BLOCK_PAGES 256 /* read and written 1 MiB at a time */
-#define PROGRESS_S 0.1
+#define PROGRESS_S  0.1
 
 static volatile sig_atomic_t stop;
 
@@ -38,7 +38,7 @@ static void on_signal(int sig)
 /* Stop cleanly on SIGINT/SIGTERM: a create removes its unfinished file. */
 static void catch_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = {.sa_handler = on_signal};
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -58,7 +58,7 @@ static double ratio(uint64_t a, uint64_t b)
 /* "1.50 GiB" into @buf. */
 static const char *human(char *buf, size_t len, uint64_t n)
 {
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)n;
 	int u = 0;
 
@@ -66,8 +66,9 @@ static const char *human(char *buf, size_t len, uint64_t n)
 		v /= 1024;
 		u++;
 	}
-	snprintf(buf, len, u && v != (double)(uint64_t)v ? "%.2f %s" : "%.0f %s",
-		 v, unit[u]);
+	snprintf(buf, len,
+		 u && v != (double)(uint64_t)v ? "%.2f %s" : "%.0f %s", v,
+		 unit[u]);
 	return buf;
 }
 
@@ -132,14 +133,13 @@ static int create_usage(void)
 static int create_args(int argc, char **argv, struct create_opts *o)
 {
 	static const struct option opts[] = {
-		{ "codec", required_argument, NULL, 'c' },
-		{ "level", required_argument, NULL, 'l' },
-		{ "chunk", required_argument, NULL, 'k' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
+	    {"codec", required_argument, NULL, 'c'},
+	    {"level", required_argument, NULL, 'l'},
+	    {"chunk", required_argument, NULL, 'k'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0}};
 	const char *level = NULL;
 	uint64_t v;
 	char *end;
@@ -156,7 +156,8 @@ static int create_args(int argc, char **argv, struct create_opts *o)
 			else
 				return cli_usage_error("image create",
 						       "--codec '%s' is not "
-						       "zstd or lz4", optarg);
+						       "zstd or lz4",
+						       optarg);
 			break;
 		case 'l':
 			level = optarg;
@@ -169,7 +170,8 @@ static int create_args(int argc, char **argv, struct create_opts *o)
 			if (v & (v - 1))
 				return cli_usage_error("image create",
 						       "--chunk %s is not a "
-						       "power of two", optarg);
+						       "power of two",
+						       optarg);
 			o->p.chunk_size = (uint32_t)v;
 			break;
 		case 'f':
@@ -204,8 +206,8 @@ static int create_args(int argc, char **argv, struct create_opts *o)
 	if (argc - optind != 2)
 		return cli_usage_error("image create", "%s",
 				       argc - optind < 2
-					       ? "SPEC and IMAGE are needed"
-					       : "more than SPEC and IMAGE");
+					   ? "SPEC and IMAGE are needed"
+					   : "more than SPEC and IMAGE");
 	o->spec = argv[optind];
 	o->path = argv[optind + 1];
 	return 0;
@@ -247,7 +249,7 @@ static void create_summary(const struct create_opts *o,
 
 static int cmd_create(int argc, char **argv)
 {
-	struct create_opts o = { .p = { .size = sizeof(o.p) } };
+	struct create_opts o = {.p = {.size = sizeof(o.p)}};
 	struct upager_image_writer *w = NULL;
 	struct upager_image_info info;
 	struct upager_store *s, *img;
@@ -269,8 +271,8 @@ static int cmd_create(int argc, char **argv)
 	if (!s)
 		return cli_error("image create", "cannot open %s: %s", o.spec,
 				 err == -ENOENT && !strchr(o.spec, ':')
-					 ? "no such store"
-					 : strerror(-err));
+				     ? "no such store"
+				     : strerror(-err));
 	if (s->npages == UPAGER_STORE_UNBOUNDED) {
 		upager_store_close(s);
 		return cli_usage_error("image create",
@@ -290,12 +292,14 @@ static int cmd_create(int argc, char **argv)
 	}
 	catch_signals();
 	for (uint64_t pg = 0; pg < s->npages; pg += BLOCK_PAGES) {
-		size_t n = s->npages - pg < BLOCK_PAGES ? s->npages - pg
-							: BLOCK_PAGES;
+		size_t n =
+		    s->npages - pg < BLOCK_PAGES ? s->npages - pg : BLOCK_PAGES;
 
 		if (stop) {
-			cli_error("image create", "stopped by signal %d; %s "
-				  "not written", (int)stop, o.path);
+			cli_error("image create",
+				  "stopped by signal %d; %s "
+				  "not written",
+				  (int)stop, o.path);
 			goto out;
 		}
 		err = upager_store_fetch(s, pg, buf, n);
@@ -313,8 +317,8 @@ static int cmd_create(int argc, char **argv)
 		}
 		if (bar && cli_now() - shown > PROGRESS_S) {
 			shown = cli_now();
-			cli_progress("create", (pg + n) * PAGE, len,
-				     shown - t0, false);
+			cli_progress("create", (pg + n) * PAGE, len, shown - t0,
+				     false);
 		}
 	}
 	err = upager_image_commit(w);
@@ -372,11 +376,9 @@ static int info_usage(void)
 static int image_args(int argc, char **argv, const char *cmd, bool json_ok,
 		      int (*usage)(void), bool *json, const char **path)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -398,7 +400,7 @@ static int image_args(int argc, char **argv, const char *cmd, bool json_ok,
 
 static int cmd_info(int argc, char **argv)
 {
-	uint64_t hist[BUCKETS] = { 0 }, zero_pages = 0, first, last;
+	uint64_t hist[BUCKETS] = {0}, zero_pages = 0, first, last;
 	struct upager_image_info in;
 	struct upager_image_chunk ch;
 	struct upager_store *s;
@@ -490,12 +492,13 @@ static int cmd_info(int argc, char **argv)
 
 static int verify_usage(void)
 {
-	printf("usage: upager image verify [--json] IMAGE\n\n"
-	       "Check a page image: its header and index, then every chunk's "
-	       "checksum and\ndecompression.  Each bad chunk is named on "
-	       "stderr; exit 1 if there is one.\nA progress bar goes to "
-	       "stderr on a terminal.\n\n"
-	       "  --json   the result as one JSON object (bad chunks listed)\n");
+	printf(
+	    "usage: upager image verify [--json] IMAGE\n\n"
+	    "Check a page image: its header and index, then every chunk's "
+	    "checksum and\ndecompression.  Each bad chunk is named on "
+	    "stderr; exit 1 if there is one.\nA progress bar goes to "
+	    "stderr on a terminal.\n\n"
+	    "  --json   the result as one JSON object (bad chunks listed)\n");
 	return 0;
 }
 
@@ -508,12 +511,12 @@ static int cmd_verify(int argc, char **argv)
 	struct upager_store *s;
 	const char *path = NULL;
 	bool json = false, bar;
-	struct json j = { 0 };
+	struct json j = {0};
 	char why[256];
 	int ret;
 
-	ret = image_args(argc, argv, "image verify", true, verify_usage,
-			 &json, &path);
+	ret = image_args(argc, argv, "image verify", true, verify_usage, &json,
+			 &path);
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	s = open_image("image verify", path, &in);
@@ -610,12 +613,13 @@ static int cmd_cat(int argc, char **argv)
 	int ret;
 	char *buf;
 
-	ret = image_args(argc, argv, "image cat", false, cat_usage, &json,
-			 &path);
+	ret =
+	    image_args(argc, argv, "image cat", false, cat_usage, &json, &path);
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	if (isatty(STDOUT_FILENO))
-		return cli_usage_error("image cat", "stdout is a terminal: "
+		return cli_usage_error("image cat",
+				       "stdout is a terminal: "
 				       "redirect it to a file or a pipe");
 	s = open_image("image cat", path, &in);
 	if (!s)
@@ -623,8 +627,8 @@ static int cmd_cat(int argc, char **argv)
 	buf = malloc(BLOCK_PAGES * PAGE);
 	ret = buf ? 0 : cli_error("image cat", "out of memory");
 	for (uint64_t pg = 0; !ret && pg < s->npages; pg += BLOCK_PAGES) {
-		size_t n = s->npages - pg < BLOCK_PAGES ? s->npages - pg
-							: BLOCK_PAGES;
+		size_t n =
+		    s->npages - pg < BLOCK_PAGES ? s->npages - pg : BLOCK_PAGES;
 		uint64_t left = in.image_len - pg * PAGE;
 		int err = upager_store_fetch(s, pg, buf, n);
 
@@ -648,10 +652,10 @@ static int cmd_cat(int argc, char **argv)
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const struct cli_cmd subs[] = {
-	{ "create", "compress a store's pages into an image", cmd_create },
-	{ "info", "header, sizes, ratio, histogram", cmd_info },
-	{ "verify", "check every chunk", cmd_verify },
-	{ "cat", "the data to stdout", cmd_cat },
+    {"create", "compress a store's pages into an image", cmd_create},
+    {"info", "header, sizes, ratio, histogram", cmd_info},
+    {"verify", "check every chunk", cmd_verify},
+    {"cat", "the data to stdout", cmd_cat},
 };
 
 static void usage(FILE *f)

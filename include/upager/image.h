@@ -27,8 +27,8 @@ extern "C" {
 /* The version of the format this library writes and reads. */
 #define UPAGER_IMAGE_VERSION 1
 
-#define UPAGER_IMAGE_CHUNK_MIN (4u << 10)
-#define UPAGER_IMAGE_CHUNK_MAX (256u << 10)
+#define UPAGER_IMAGE_CHUNK_MIN	   (4u << 10)
+#define UPAGER_IMAGE_CHUNK_MAX	   (256u << 10)
 #define UPAGER_IMAGE_CHUNK_DEFAULT (64u << 10)
 
 enum upager_image_codec {
@@ -38,12 +38,12 @@ enum upager_image_codec {
 
 /* Index entry flags (struct upager_image_chunk.flags). */
 #define UPAGER_IMAGE_CHUNK_ZERO 0x01u /* all zeros, stored as nothing */
-#define UPAGER_IMAGE_CHUNK_RAW 0x02u  /* stored uncompressed */
+#define UPAGER_IMAGE_CHUNK_RAW	0x02u /* stored uncompressed */
 
 /* ---- writing ----------------------------------------------------------- */
 
 struct upager_image_params {
-	uint32_t size;	    /* sizeof(struct upager_image_params) */
+	uint32_t size;		       /* sizeof(struct upager_image_params) */
 	enum upager_image_codec codec; /* 0: zstd */
 	/*
 	 * 0: the codec's default (zstd 3, LZ4 1).  zstd: ZSTD_minCLevel()
@@ -95,12 +95,12 @@ struct upager_image_info {
 	enum upager_image_codec codec;
 	int level;
 	uint32_t chunk_size;
-	uint64_t image_len;	/* bytes of data */
-	uint64_t file_len;	/* bytes of the file */
+	uint64_t image_len; /* bytes of data */
+	uint64_t file_len;  /* bytes of the file */
 	uint64_t nchunks;
-	uint64_t zero_chunks;	/* all zeros: no bytes stored */
-	uint64_t raw_chunks;	/* stored uncompressed */
-	uint64_t stored_bytes;	/* bytes of the chunks as stored */
+	uint64_t zero_chunks;  /* all zeros: no bytes stored */
+	uint64_t raw_chunks;   /* stored uncompressed */
+	uint64_t stored_bytes; /* bytes of the chunks as stored */
 };
 
 /* One entry of the index. */

@@ -45,7 +45,7 @@
 #include "store/builtin.h"
 #include "store/image_fmt.h"
 
-#define PAGE UPAGER_STORE_PAGE
+#define PAGE	 UPAGER_STORE_PAGE
 #define NO_CHUNK UINT64_MAX
 
 struct slot {
@@ -54,9 +54,9 @@ struct slot {
 	_Atomic uint64_t stamp; /* last use: a miss reuses the oldest */
 	struct slot *next;	/* set before the slot is published */
 	size_t maplen;
-	char *raw;		/* chunk_size bytes */
-	char *comp;		/* the largest compressed chunk */
-	ZSTD_DCtx *dctx;	/* NULL for LZ4 */
+	char *raw;	 /* chunk_size bytes */
+	char *comp;	 /* the largest compressed chunk */
+	ZSTD_DCtx *dctx; /* NULL for LZ4 */
 };
 
 struct image {
@@ -118,8 +118,8 @@ static struct slot *slot_new(struct image *im)
 	char *p;
 
 	len = (len + PAGE - 1) & ~(size_t)(PAGE - 1);
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	sl = (struct slot *)p;
@@ -128,8 +128,8 @@ static struct slot *slot_new(struct image *im)
 	sl->comp = p + head + raw;
 	sl->dctx = NULL;
 	if (im->dctx_size) {
-		sl->dctx = ZSTD_initStaticDCtx(p + head + raw + comp,
-					       im->dctx_size);
+		sl->dctx =
+		    ZSTD_initStaticDCtx(p + head + raw + comp, im->dctx_size);
 		if (!sl->dctx) {
 			munmap(p, len);
 			return NULL;
@@ -171,7 +171,7 @@ static struct slot *slot_get(struct image *im, uint64_t c, bool *hit)
 		if (atomic_load_explicit(&sl->busy, memory_order_relaxed))
 			continue;
 		if (atomic_load_explicit(&sl->chunk, memory_order_relaxed) ==
-			    c &&
+			c &&
 		    slot_claim(sl)) {
 			/* Claimed: now the tag cannot change under us. */
 			if (atomic_load(&sl->chunk) == c)
@@ -208,8 +208,8 @@ found:
  * (its raw_len bytes).  0, -EIO with @f set for a bad chunk, or the
  * -errno of reading (also with @f).
  */
-static int chunk_load(struct image *im, struct slot *sl, uint64_t c,
-		      char *dst, struct fail *f)
+static int chunk_load(struct image *im, struct slot *sl, uint64_t c, char *dst,
+		      struct fail *f)
 {
 	const struct img_chunk *e = &im->index[c];
 	uint32_t raw = img_raw_len(im->h.image_len, im->h.chunk_size, c);
@@ -243,8 +243,7 @@ static int chunk_load(struct image *im, struct slot *sl, uint64_t c,
 			return -EIO;
 		}
 	} else {
-		int k = LZ4_decompress_safe(src, dst, (int)e->stored,
-					    (int)raw);
+		int k = LZ4_decompress_safe(src, dst, (int)e->stored, (int)raw);
 
 		if (k < 0) {
 			f->what = "LZ4 cannot decompress it";
@@ -283,18 +282,19 @@ static void line_u64(struct line *l, uint64_t v)
 }
 
 /* Tell the first failure of chunk @c on stderr. */
-static void report(struct image *im, uint64_t c, int err,
-		   const struct fail *f)
+static void report(struct image *im, uint64_t c, int err, const struct fail *f)
 {
 	uint64_t bit = 1ull << (c % 64), first, last;
 	const struct img_chunk *e = &im->index[c];
-	struct line l = { .n = 0 };
+	struct line l = {.n = 0};
 
 	if (atomic_fetch_or(&im->reported[c / 64], bit) & bit)
 		return;
 	first = c * im->h.chunk_size / PAGE;
-	last = first + (img_raw_len(im->h.image_len, im->h.chunk_size, c) +
-			PAGE - 1) / PAGE - 1;
+	last = first +
+	       (img_raw_len(im->h.image_len, im->h.chunk_size, c) + PAGE - 1) /
+		   PAGE -
+	       1;
 	line_str(&l, "upager: image:");
 	line_str(&l, im->path);
 	line_str(&l, ": chunk ");
@@ -445,7 +445,7 @@ static int why_set(char *why, size_t whylen, int err, const char *what)
 /* The header and the whole index of @im's file, checked. */
 static int image_load(struct image *im, char *why, size_t whylen)
 {
-	uint8_t hdr[IMG_HDR_LEN] = { 0 }, *buf;
+	uint8_t hdr[IMG_HDR_LEN] = {0}, *buf;
 	uint64_t size;
 	struct stat st;
 	int ret;
@@ -554,7 +554,7 @@ static int image_open(const char *arg, struct upager_store **out)
 int upager_image_info(struct upager_store *s, struct upager_image_info *info)
 {
 	struct image *im = to_image(s);
-	struct upager_image_info i = { .size = sizeof(i) };
+	struct upager_image_info i = {.size = sizeof(i)};
 
 	if (!im || !info)
 		return -EINVAL;
@@ -623,12 +623,12 @@ int upager_image_check(struct upager_store *s, uint64_t idx, char *why,
 }
 
 const struct upager_store_ops store_image_ops = {
-	.size = sizeof(struct upager_store_ops),
-	.name = "image",
-	.help = "image:PATH  a compressed page image (upager image create; "
-		"docs/IMAGE.md)",
-	.open = image_open,
-	.fetch = image_fetch,
-	.close = image_close,
-	.zero_run = image_zero_run,
+    .size = sizeof(struct upager_store_ops),
+    .name = "image",
+    .help = "image:PATH  a compressed page image (upager image create; "
+	    "docs/IMAGE.md)",
+    .open = image_open,
+    .fetch = image_fetch,
+    .close = image_close,
+    .zero_run = image_zero_run,
 };

@@ -56,8 +56,7 @@ void img_header_decode(const uint8_t *buf, struct img_header *h)
 	h->header_sum = get64(buf + IMG_SUM_OFF);
 }
 
-void img_entry_encode(const struct img_chunk *c, uint32_t raw_len,
-		      uint8_t *buf)
+void img_entry_encode(const struct img_chunk *c, uint32_t raw_len, uint8_t *buf)
 {
 	put64(buf, c->offset);
 	put64(buf + 8, c->sum);
@@ -83,7 +82,7 @@ bool img_level_ok(unsigned int codec, int level)
 }
 
 static int bad(int err, char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int bad(int err, char *why, size_t whylen, const char *fmt, ...)
 {
@@ -163,8 +162,8 @@ int img_header_check(const uint8_t *buf, uint64_t file_len,
 			   h->data_off, want, h->nchunks);
 	if (h->file_len != file_len)
 		return bad(e, why, whylen,
-			   "the file is %" PRIu64 " bytes, its header says %"
-			   PRIu64 " (%s)",
+			   "the file is %" PRIu64
+			   " bytes, its header says %" PRIu64 " (%s)",
 			   file_len, h->file_len,
 			   file_len < h->file_len ? "truncated" : "extended");
 	if (h->data_off > file_len)
@@ -202,10 +201,10 @@ int img_index_check(const struct img_header *h, uint8_t *buf,
 			return bad(e, why, whylen,
 				   "chunk %" PRIu64 ": raw_len %u, want %u", i,
 				   raw, want);
-		if (c->flags & ~(UPAGER_IMAGE_CHUNK_ZERO |
-				 UPAGER_IMAGE_CHUNK_RAW) ||
-		    c->flags == (UPAGER_IMAGE_CHUNK_ZERO |
-				 UPAGER_IMAGE_CHUNK_RAW))
+		if (c->flags &
+			~(UPAGER_IMAGE_CHUNK_ZERO | UPAGER_IMAGE_CHUNK_RAW) ||
+		    c->flags ==
+			(UPAGER_IMAGE_CHUNK_ZERO | UPAGER_IMAGE_CHUNK_RAW))
 			return bad(e, why, whylen,
 				   "chunk %" PRIu64 ": bad flags 0x%02x", i,
 				   c->flags);
@@ -214,19 +213,20 @@ int img_index_check(const struct img_header *h, uint8_t *buf,
 				return bad(e, why, whylen,
 					   "chunk %" PRIu64
 					   ": a zero chunk with offset, "
-					   "checksum or stored_len set", i);
+					   "checksum or stored_len set",
+					   i);
 			continue;
 		}
-		if (c->flags & UPAGER_IMAGE_CHUNK_RAW ? c->stored != raw
-						       : !c->stored ||
-							 c->stored >= raw)
+		if (c->flags & UPAGER_IMAGE_CHUNK_RAW
+			? c->stored != raw
+			: !c->stored || c->stored >= raw)
 			return bad(e, why, whylen,
 				   "chunk %" PRIu64
-				   ": stored_len %u for raw_len %u (%s)", i,
-				   c->stored, raw,
+				   ": stored_len %u for raw_len %u (%s)",
+				   i, c->stored, raw,
 				   c->flags & UPAGER_IMAGE_CHUNK_RAW
-					   ? "stored raw"
-					   : "compressed");
+				       ? "stored raw"
+				       : "compressed");
 		if (c->offset != pos)
 			return bad(e, why, whylen,
 				   "chunk %" PRIu64 ": offset %" PRIu64

@@ -14,13 +14,13 @@
 
 #include "upager/image.h"
 
-#define IMG_MAGIC "UPAGEIMG"
-#define IMG_HDR_LEN 80u
-#define IMG_ENTRY_LEN 24u
-#define IMG_PAGE 4096u
-#define IMG_SUM_XXH3 1u
-#define IMG_SUM_OFF 72u /* header_sum's place in the header */
-#define IMG_RAW_MASK 0xffffffu
+#define IMG_MAGIC      "UPAGEIMG"
+#define IMG_HDR_LEN    80u
+#define IMG_ENTRY_LEN  24u
+#define IMG_PAGE       4096u
+#define IMG_SUM_XXH3   1u
+#define IMG_SUM_OFF    72u /* header_sum's place in the header */
+#define IMG_RAW_MASK   0xffffffu
 #define IMG_FLAG_SHIFT 24
 
 struct img_header {

@@ -24,25 +24,25 @@
 #include "base/util.h"
 #include "store/image_fmt.h"
 
-#define OUT_BUF (1u << 20) /* stored bytes gathered per write(2) */
+#define OUT_BUF	   (1u << 20) /* stored bytes gathered per write(2) */
 #define ZSTD_LEVEL 3
-#define LZ4_LEVEL 1
+#define LZ4_LEVEL  1
 
 struct upager_image_writer {
 	int fd;
 	char *path, *tmp;
 	struct img_header h;
-	uint8_t *index;	 /* encoded entries, filled as chunks are made */
-	uint64_t next;	 /* the next chunk */
-	uint64_t taken;	 /* bytes of data taken */
-	char *in;	 /* a chunk gathered from pieces */
+	uint8_t *index; /* encoded entries, filled as chunks are made */
+	uint64_t next;	/* the next chunk */
+	uint64_t taken; /* bytes of data taken */
+	char *in;	/* a chunk gathered from pieces */
 	size_t fill;
-	char *comp;	 /* a compressed chunk */
-	char *out;	 /* stored bytes not yet written */
+	char *comp; /* a compressed chunk */
+	char *out;  /* stored bytes not yet written */
 	size_t out_fill;
-	uint64_t pos;	 /* where out's first byte goes */
+	uint64_t pos; /* where out's first byte goes */
 	ZSTD_CCtx *cctx;
-	int err;	 /* the first write error: every later call's */
+	int err; /* the first write error: every later call's */
 	bool committed;
 };
 
@@ -118,7 +118,7 @@ static size_t compress_chunk(struct upager_image_writer *w, const char *src,
 static int put_chunk(struct upager_image_writer *w, const char *src)
 {
 	uint32_t raw = img_raw_len(w->h.image_len, w->h.chunk_size, w->next);
-	struct img_chunk c = { 0 };
+	struct img_chunk c = {0};
 	const char *bytes = w->comp;
 	int ret;
 
@@ -155,8 +155,8 @@ static int check_params(struct upager_image_params *p)
 	if (p->codec != UPAGER_IMAGE_ZSTD && p->codec != UPAGER_IMAGE_LZ4)
 		return -EINVAL;
 	if (!p->level)
-		p->level = p->codec == UPAGER_IMAGE_ZSTD ? ZSTD_LEVEL
-							 : LZ4_LEVEL;
+		p->level =
+		    p->codec == UPAGER_IMAGE_ZSTD ? ZSTD_LEVEL : LZ4_LEVEL;
 	if (!img_level_ok(p->codec, p->level))
 		return -EINVAL;
 	if (!p->chunk_size)
@@ -185,7 +185,7 @@ struct upager_image_writer *
 upager_image_create(const char *path, uint64_t len,
 		    const struct upager_image_params *params, int *err)
 {
-	struct upager_image_params p = { .size = sizeof(p) };
+	struct upager_image_params p = {.size = sizeof(p)};
 	struct upager_image_writer *w = NULL;
 	uint64_t nchunks;
 	int ret;
@@ -205,17 +205,17 @@ upager_image_create(const char *path, uint64_t len,
 		goto out;
 	w->fd = -1;
 	w->h = (struct img_header){
-		.version = UPAGER_IMAGE_VERSION,
-		.header_len = IMG_HDR_LEN,
-		.page_size = IMG_PAGE,
-		.image_len = len,
-		.chunk_size = p.chunk_size,
-		.codec = (uint8_t)p.codec,
-		.checksum = IMG_SUM_XXH3,
-		.nchunks = nchunks,
-		.index_off = IMG_HDR_LEN,
-		.data_off = IMG_HDR_LEN + nchunks * IMG_ENTRY_LEN,
-		.level = p.level,
+	    .version = UPAGER_IMAGE_VERSION,
+	    .header_len = IMG_HDR_LEN,
+	    .page_size = IMG_PAGE,
+	    .image_len = len,
+	    .chunk_size = p.chunk_size,
+	    .codec = (uint8_t)p.codec,
+	    .checksum = IMG_SUM_XXH3,
+	    .nchunks = nchunks,
+	    .index_off = IMG_HDR_LEN,
+	    .data_off = IMG_HDR_LEN + nchunks * IMG_ENTRY_LEN,
+	    .level = p.level,
 	};
 	w->pos = w->h.data_off;
 	w->path = strdup(path);
@@ -226,8 +226,8 @@ upager_image_create(const char *path, uint64_t len,
 	w->out = malloc(OUT_BUF);
 	if (p.codec == UPAGER_IMAGE_ZSTD)
 		w->cctx = ZSTD_createCCtx();
-	if (!w->path || !w->tmp || !w->index || !w->in || !w->comp ||
-	    !w->out || (p.codec == UPAGER_IMAGE_ZSTD && !w->cctx))
+	if (!w->path || !w->tmp || !w->index || !w->in || !w->comp || !w->out ||
+	    (p.codec == UPAGER_IMAGE_ZSTD && !w->cctx))
 		goto out;
 	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	ret = w->fd < 0 ? -errno : 0;
@@ -253,8 +253,8 @@ int upager_image_write(struct upager_image_writer *w, const void *buf,
 		return -EFBIG;
 	w->taken += len;
 	while (len) {
-		uint32_t raw = img_raw_len(w->h.image_len, w->h.chunk_size,
-					   w->next);
+		uint32_t raw =
+		    img_raw_len(w->h.image_len, w->h.chunk_size, w->next);
 		size_t k = raw - w->fill;
 
 		/* A whole chunk in the caller's buffer is not copied. */
