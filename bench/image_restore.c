@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +43,7 @@ struct opts {
 	const char *dir, *raw;
 	uint64_t max; /* bytes of memory image at most */
 	unsigned int rounds;
+	uint64_t throttle; /* bytes/s of reads from the disk of --dir, or 0 */
 	bool json, quick;
 };
 
@@ -188,6 +191,58 @@ static void make_raw(const struct opts *o, const char *raw)
 		die("only %" PRIu64 " bytes of program memory read", n);
 }
 
+/* ---- a throttled disk ------------------------------------------------- */
+
+static char cgroup[128];
+
+static void write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0 || write(fd, s, strlen(s)) < 0)
+		die("%s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/*
+ * Move this process (its region workers too) into a cgroup v1 blkio
+ * group that reads the disk of @dir at @bps at most: a network volume's
+ * rate on a disk the host caches.  Page-cache hits are not throttled, so
+ * only the cold rows change.
+ */
+static void throttle(const char *dir, uint64_t bps)
+{
+	char path[256], val[64];
+	struct stat st;
+
+	if (stat(dir, &st))
+		die("--dir %s: %s", dir, strerror(errno));
+	snprintf(cgroup, sizeof(cgroup), "/sys/fs/cgroup/blkio/upager-image-%d",
+		 (int)getpid());
+	if (mkdir(cgroup, 0755))
+		die("--throttle needs cgroup v1 blkio: %s: %s", cgroup,
+		    strerror(errno));
+	snprintf(path, sizeof(path), "%s/blkio.throttle.read_bps_device",
+		 cgroup);
+	snprintf(val, sizeof(val), "%u:%u %" PRIu64, major(st.st_dev),
+		 minor(st.st_dev), bps);
+	write_str(path, val);
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+	snprintf(val, sizeof(val), "%d", (int)getpid());
+	write_str(path, val);
+}
+
+static void unthrottle(void)
+{
+	char val[32];
+
+	if (!*cgroup)
+		return;
+	snprintf(val, sizeof(val), "%d", (int)getpid());
+	write_str("/sys/fs/cgroup/blkio/cgroup.procs", val);
+	rmdir(cgroup);
+}
+
 /* ---- restores ------------------------------------------------------------ */
 
 static uint64_t sum_file(const char *path, uint64_t *len)
@@ -326,7 +381,8 @@ static void measure(const struct opts *o, const char *path, uint64_t len,
 static int usage(void)
 {
 	printf("usage: image-restore [--raw FILE] [--dir DIR] [--max SIZE] "
-	       "[--rounds N] [--quick] [--json]\n\n"
+	       "[--rounds N] [--throttle RATE]\n"
+	       "                     [--quick] [--json]\n\n"
 	       "Restore through image: (zstd, lz4; 64K and 256K chunks) "
 	       "against file: of the\nsame memory, every byte read, "
 	       "sequential and random, warm and cold cache.\n\n"
@@ -339,6 +395,9 @@ static int usage(void)
 	       "  --rounds N   runs per case, the median shown (default 3; "
 	       "--quick 1)\n"
 	       "  --quick      a smoke run: fewer functions for cc1, 1 round\n"
+	       "  --throttle RATE  read the disk of DIR at RATE bytes/s at "
+	       "most (K/M/G;\n"
+	       "               cgroup v1 blkio): a network volume's rate\n"
 	       "  --json       one JSON object\n");
 	return 0;
 }
@@ -352,6 +411,7 @@ int main(int argc, char **argv)
 	    {"rounds", required_argument, NULL, 'n'},
 	    {"quick", no_argument, NULL, 'q'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"throttle", required_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0}};
 	static const struct {
@@ -397,6 +457,12 @@ int main(int argc, char **argv)
 		case 'j':
 			o.json = true;
 			break;
+		case 't':
+			if (!cli_parse_u64("image-restore", "--throttle",
+					   optarg, 1 << 20, UINT64_MAX, true,
+					   &o.throttle))
+				return 2;
+			break;
 		case 'h':
 			return usage();
 		default:
@@ -413,6 +479,9 @@ int main(int argc, char **argv)
 		snprintf(raw, sizeof(raw), "%s/upager-memory.raw", o.dir);
 		make_raw(&o, raw);
 	}
+	if (o.throttle)
+		throttle(o.dir, o.throttle);
+	atexit(unthrottle);
 	want = sum_file(raw, &len);
 	len -= len % PAGE;
 	if (len % 8 || !len)
@@ -476,6 +545,7 @@ int main(int argc, char **argv)
 		json_begin(&j, stdout);
 		json_u64(&j, "bytes", len);
 		json_u64(&j, "rounds", o.rounds);
+		json_u64(&j, "throttle_bps", o.throttle);
 		json_arr_open(&j, "cases");
 		for (size_t i = 0; i < 5; i++) {
 			json_obj_open(&j, NULL);
@@ -492,8 +562,12 @@ int main(int argc, char **argv)
 		json_end(&j);
 	} else {
 		printf("memory image: %" PRIu64 " MiB, %u round(s), median "
-		       "shown; rate = MB of memory restored per second\n\n",
+		       "shown; rate = MB of memory restored per second",
 		       len >> 20, o.rounds);
+		if (o.throttle)
+			printf("; disk reads throttled to %" PRIu64 " MB/s",
+			       o.throttle / 1000000);
+		printf("\n\n");
 		printf("%-10s %6s %8s | %-17s %-17s %-17s %-17s\n", "case",
 		       "ratio", "write s", "seq warm s (MB/s)",
 		       "seq cold s (MB/s)", "rand warm s (MB/s)",
