@@ -60,7 +60,9 @@
  *                 again without fetching; other pages are fine.  With
  *                 read-ahead, a window that covers the failing page fails
  *                 as a whole, and the faulting page is still delivered
- *                 alone.  On anon, and on shmem with read-ahead.
+ *                 alone (page 2 failing: the window the faulting worker
+ *                 fills itself, retried as its own page; page 20: mostly
+ *                 a job's).  On anon, and on shmem with read-ahead.
  * run             upager_handler_run() in a thread serves faults and
  *                 returns 0 after upager_handler_stop().
  * bad_params      -EINVAL for a zero length, a length not a multiple of
@@ -575,12 +577,17 @@ static void free_mapped(void)
 
 /* ---- a failing store ---------------------------------------------------- */
 
-static void store_error(enum upager_memtype type, size_t ra)
+/*
+ * Page @bad fails.  At 20 the window that covers it is mostly the
+ * lookahead a job fills; at 2, the second fault's own window (pages 1-2:
+ * the stream is not confirmed yet, there is no job), which the faulting
+ * worker must retry as page 1 alone.
+ */
+static void store_error(enum upager_memtype type, size_t ra, size_t bad)
 {
 	struct t_errors e = { 0 };
 	struct upager_handler *h = handler(1, t_on_error, &e);
 	struct tstore *t = tstore_open(64);
-	const size_t bad = 20;
 	struct upager_region *r;
 	struct upager_stats st;
 	unsigned int fetches;
@@ -746,9 +753,10 @@ int main(void)
 	stop_eagain();
 	unmap_closed();
 	free_mapped();
-	store_error(UPAGER_MEM_ANON, (size_t)-1);
-	store_error(UPAGER_MEM_ANON, 0);
-	store_error(UPAGER_MEM_SHMEM, 0);
+	store_error(UPAGER_MEM_ANON, (size_t)-1, 20);
+	store_error(UPAGER_MEM_ANON, 0, 20);
+	store_error(UPAGER_MEM_ANON, 0, 2);
+	store_error(UPAGER_MEM_SHMEM, 0, 20);
 	run();
 	bad_params();
 	return 0;

@@ -13,15 +13,16 @@
  *           zeros, also a unit never touched before its DONTNEED (a
  *           balloon's semantics), with no fetch; shmem keeps its data
  *           through MADV_DONTNEED and reads zeros after MADV_REMOVE.
+ *           On anon a child forked after the drops reads them so too.
  * remap     mremap() moving the whole region: it follows (its address,
  *           remaps), installed pages moved with it, the others fault and
  *           fill at the new address.
  * unmap     munmap() of two units in the middle: they are gone (SIGSEGV,
  *           pages_unmapped; upager_region_install() leaves them alone),
- *           the units around them are served.  Then munmap() of the rest:
- *           the region is gone, and once the program mapped something
- *           else there, upager_unmap() frees the region without touching
- *           that memory.
+ *           the units around them are served.  Then the program maps
+ *           memory of its own over the rest (MAP_FIXED): the region is
+ *           gone, and upager_unmap() frees it without touching that
+ *           memory.
  * dontfork  UPAGER_FORK_DONTFORK: a child has no such mapping (SIGSEGV),
  *           while the parent reads on.
  */
@@ -127,6 +128,27 @@ static void drop(struct rig *g, size_t u, size_t n, int advice)
 	      strerror(errno));
 }
 
+/*
+ * A child forked after the drops reads unit 8 (dropped, never touched)
+ * by the policy too: its copy of the region keeps the parent's states.
+ */
+static void child_reads_dropped(struct rig *g, bool zero)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stderr);
+	pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0)
+		_exit(zero ? !all_bytes(unit(g, 8), g->unit, 0)
+			   : !store_data(g, 8));
+	CHECK(t_wait_child(pid, 5000, &status) == 0 && WIFEXITED(status) &&
+		      !WEXITSTATUS(status),
+	      "the child's unit 8 after the drop: not %s (status %#x)",
+	      zero ? "zeros" : "the store's data", status);
+}
+
 static void remove_policy(enum upager_memtype type, bool zero)
 {
 	struct rig g;
@@ -143,6 +165,11 @@ static void remove_policy(enum upager_memtype type, bool zero)
 	drop(&g, 3, 2, MADV_DONTNEED);
 	drop(&g, 8, 1, MADV_DONTNEED); /* never touched */
 	WAIT_STAT(&g, pages_removed, 3 * g.unit / 4096);
+	if (type == UPAGER_MEM_ANON && geteuid() == 0) { /* EVENT_FORK */
+		child_reads_dropped(&g, zero);
+		/* A child's copy counts in its root's statistics. */
+		fetched = stats(&g).bytes_fetched;
+	}
 	if (shmem) {
 		/* A shared mapping keeps its data through DONTNEED. */
 		CHECK(store_data(&g, 3), "shmem unit 3 after DONTNEED");
@@ -225,16 +252,18 @@ static void unmap(enum upager_memtype type)
 	CHECK(store_data(&g, 8), "unit 8, after the hole");
 	CHECK(store_data(&g, 2), "unit 2, before it");
 
-	/* The rest, by the program: the region goes. */
-	CHECK(munmap(base, 6 * g.unit) == 0 &&
-		      munmap(base + 8 * g.unit, (UNITS - 8) * g.unit) == 0,
-	      "munmap: %s", strerror(errno));
-	WAIT_STAT(&g, pages_unmapped, UNITS * g.unit / 4096);
-	CHECK_RET(upager_region_install(g.r, 0, NULL, g.unit), -ENOENT);
+	/*
+	 * The rest, by the program: memory of its own mapped over all of
+	 * it (MAP_FIXED unmaps what was there, in one call: a munmap() and
+	 * a later mmap() could see another thread's mapping take the gap),
+	 * and the region goes.
+	 */
 	other = mmap(base, UNITS * g.unit, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	CHECK(other == base, "mmap over the old range: %s", strerror(errno));
 	memset(other, 'W', 2 * 4096);
+	WAIT_STAT(&g, pages_unmapped, UNITS * g.unit / 4096);
+	CHECK_RET(upager_region_install(g.r, 0, NULL, g.unit), -ENOENT);
 	CHECK_RET(upager_unmap(g.r), 0);
 	CHECK(all_bytes(other, 2 * 4096, 'W'),
 	      "upager_unmap() touched memory that is no longer the region's");

@@ -103,6 +103,16 @@ struct upager_store_ops {
 	 * reclaimed or dropped).
 	 */
 	void (*release)(struct upager_store *s, uint64_t pgoff, size_t npages);
+	/*
+	 * Optional: the store's pages are a file whose page cache is memory
+	 * (tmpfs, a memfd): its descriptor, valid while the store is open,
+	 * and in *@offset the byte offset of page 0 in it; -errno when not
+	 * (-EOPNOTSUPP).  A region over such a store maps the file itself,
+	 * privately (copy-on-write), and a fault maps the page that is
+	 * already in memory with UFFDIO_CONTINUE: no copy, no allocation
+	 * (UPAGER_MAP_COPY asks for the copying path instead).
+	 */
+	int (*memfile)(struct upager_store *s, uint64_t *offset);
 };
 
 /* Every store starts with this; the store's private state follows. */

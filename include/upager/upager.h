@@ -222,6 +222,17 @@ enum upager_remove_policy {
 /* Install anon pages with UFFDIO_MOVE from the staging buffer instead of
  * UFFDIO_COPY (no copy in the kernel; needs UFFD_FEATURE_MOVE). */
 #define UPAGER_MAP_MOVE (1u << 1)
+/*
+ * Copy pages into the region even when the store's pages are a file in
+ * memory (the store's memfile(): tmpfs, a memfd).  Without it, an anon
+ * region over such a store with the default REMOVE policy maps the file
+ * itself, privately: a first touch is a MINOR fault that upager resolves
+ * with UFFDIO_CONTINUE (it sees and counts every first touch, with
+ * read-ahead and fault-around, fetching nothing: bytes_fetched stays 0),
+ * and a write makes the page the region's own, copy-on-write.  Needs
+ * UFFD_FEATURE_MINOR_SHMEM.
+ */
+#define UPAGER_MAP_COPY (1u << 2)
 
 struct upager_map_params {
 	uint32_t size;		  /* sizeof(struct upager_map_params) */

@@ -49,6 +49,12 @@ struct upager_region {
 	unsigned int flags;
 	int uffd;		/* sp->uffd, or the handler's SIGBUS uffd */
 	int memfd;		/* shmem: the backing memfd, else -1 */
+	/*
+	 * A private mapping of the store's own file in memory (its
+	 * memfile(), UPAGER_MAP_COPY not asked): faults are MINOR and map
+	 * the file's pages with UFFDIO_CONTINUE, nothing is fetched.
+	 */
+	bool mapped;
 	char *alias;		/* shmem: second mapping the store fills */
 	unit_t *state;		/* one per unit (shmem: shared with forks) */
 	size_t state_len;	/* bytes mapped for it, if owned; else 0 */
@@ -185,6 +191,7 @@ struct upager_handler {
 	struct upager_space *children;
 	struct upager_space *graveyard;
 	uint64_t next_id;
+	bool sweep_armed;	     /* timerfd ticking (spaces_lock) */
 	pthread_mutex_t fork_lock; /* roots, their children, spaces' owned */
 	struct upager_region *roots; /* the regions the application mapped */
 

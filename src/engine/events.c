@@ -21,6 +21,7 @@
  * here waits for a fill.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -95,19 +96,26 @@ static void region_gone(struct upager_region *r)
 
 /*
  * Add [lo, hi) (offsets) to @r's holes, merged with those it touches.
- * True when the holes now cover all of @r.  Caller holds rd_lock.
+ * Returns the bytes that were not a hole yet; *@whole says the holes now
+ * cover all of @r.  Caller holds rd_lock.
  */
-static bool add_hole(struct upager_region *r, size_t lo, size_t hi)
+static size_t add_hole(struct upager_region *r, size_t lo, size_t hi,
+		       bool *whole)
 {
+	size_t fresh = hi - lo;
 	unsigned int k = 0;
 
 	for (unsigned int i = 0; i < r->nholes; i++) {
-		if (r->holes[i].hi < lo || r->holes[i].lo > hi) {
+		size_t a = r->holes[i].lo, b = r->holes[i].hi;
+
+		if (b < lo || a > hi) {
 			r->holes[k++] = r->holes[i];
 			continue;
 		}
-		lo = r->holes[i].lo < lo ? r->holes[i].lo : lo;
-		hi = r->holes[i].hi > hi ? r->holes[i].hi : hi;
+		/* What of [lo, hi) this hole covered already. */
+		fresh -= (b < hi ? b : hi) - (a > lo ? a : lo);
+		lo = a < lo ? a : lo;
+		hi = b > hi ? b : hi;
 	}
 	if (k == ARRAY_SIZE(r->holes)) {
 		r->holes_lost = true;
@@ -123,7 +131,8 @@ static bool add_hole(struct upager_region *r, size_t lo, size_t hi)
 		k++;
 	}
 	r->nholes = k;
-	return k == 1 && !r->holes[0].lo && r->holes[0].hi == r->len;
+	*whole = k == 1 && !r->holes[0].lo && r->holes[0].hi == r->len;
+	return fresh;
 }
 
 void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end)
@@ -141,7 +150,7 @@ void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end)
 
 			clip(r, start, end, &w0, &w1, &t0, &t1, &bytes);
 			lo = start > a ? (size_t)(start - a) : 0;
-			whole = add_hole(r, lo, lo + bytes);
+			bytes = add_hole(r, lo, lo + bytes, &whole);
 			for (size_t u = w0; u < w1; u++)
 				unit_gone(&r->state[u]);
 			/* Gone, at once or a piece at a time. */
@@ -253,6 +262,7 @@ static struct upager_region *fork_region(struct upager_space *child,
 	c->fork = r->fork;
 	c->remove = r->remove;
 	c->flags = r->flags;
+	c->mapped = r->mapped;
 	c->uffd = child->uffd;
 	c->root = root;
 	c->st = root->st;
@@ -328,8 +338,17 @@ void event_fork(struct upager_space *sp, int child_uffd)
 	bool failed = !child;
 	uint64_t cur = 0;
 	size_t n;
+	int fl;
 
-	if (child && space_init(child, h, child_uffd, false) < 0) {
+	/*
+	 * The kernel opens the child's uffd with the flags its parent's was
+	 * created with, not what fcntl() made of it since: a blocking one
+	 * would stop the worker that reads it, rd_lock held, and with it
+	 * every worker (tests/foreign_fork_blocking.c).
+	 */
+	if (child && ((fl = fcntl(child_uffd, F_GETFL)) < 0 ||
+		      fcntl(child_uffd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+		      space_init(child, h, child_uffd, false) < 0)) {
 		mem_free(child, sizeof(*child));
 		child = NULL;
 		failed = true;

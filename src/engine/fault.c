@@ -280,7 +280,7 @@ int region_fault(struct upager_region *r, struct filler *f,
 		/* The cache lost (part of) it: fill the holes. */
 		from = UNIT_REMOVED;
 	}
-	if (from == UNIT_ABSENT && r->ra_max > 1 && !ft->minor)
+	if (from == UNIT_ABSENT && r->ra_max > 1 && (!ft->minor || r->mapped))
 		n = read_ahead(r, f, u);
 	got = n;
 	ret = fill_units(r, f, u, &got, from);

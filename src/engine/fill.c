@@ -346,6 +346,9 @@ static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
 	 * One never filled may have had pages dropped: only those read
 	 * zeros, the others the store's data.
 	 */
+	if (r->mapped) /* the store's file is the memory: map its pages */
+		return install(r, f, OP_CONTINUE, region_base(r) + u * r->fill,
+			       NULL, n * r->fill);
 	if (removed && r->remove == UPAGER_REMOVE_ZERO)
 		return fill_zero(r, f, u, n);
 	for (size_t i = 0; r->dropped && i < np; i++)
@@ -396,15 +399,17 @@ long fill_units(struct upager_region *r, struct filler *f, size_t u,
 	 * still be there (REMOVED): then into staging, and only the holes
 	 * are copied.
 	 */
-	bool staged = r->memtype != UPAGER_MEM_SHMEM || from == UNIT_REMOVED;
+	bool staged = (r->memtype != UPAGER_MEM_SHMEM && !r->mapped) ||
+		      from == UNIT_REMOVED;
 	long total = 0, ret;
 
 	if (staged && *n * r->fill > f->cap)
 		return -ENOMEM;
 	for (size_t i = 0; i < *n; i += chunk) {
 		size_t k = *n - i < chunk ? *n - i : chunk;
-		char *buf = staged ? f->buf + i * r->fill
-				   : r->alias + (u + i) * r->fill;
+		char *buf = staged	? f->buf + i * r->fill
+			    : r->alias ? r->alias + (u + i) * r->fill
+				       : NULL;
 
 		ret = fill_chunk(r, f, u + i, k, buf, from);
 		if (ret < 0) {

@@ -265,12 +265,19 @@ static int epoll_add(int ep, int fd, uint64_t id, uint32_t events)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/* The sweep runs once a second while there are children to look after. */
+/*
+ * The sweep runs once a second while there are children or dead spaces
+ * to look after.  Called with spaces_lock held for writing, so the timer
+ * follows the lists; arming it again would push the next sweep a second
+ * away, and spaces that come and go faster would never be reaped
+ * (tests/foreign_reap.c).
+ */
 static void arm_sweep(struct upager_handler *h, bool on)
 {
 	struct itimerspec its = { { on, 0 }, { on, 0 } };
 
-	timerfd_settime(h->timerfd, 0, &its, NULL);
+	if (h->sweep_armed != on && !timerfd_settime(h->timerfd, 0, &its, NULL))
+		h->sweep_armed = on;
 }
 
 /* Add @sp's uffd, and its process's pidfd, to the epoll set @ep. */
@@ -288,13 +295,13 @@ int handler_adopt(struct upager_handler *h, struct upager_space *sp)
 	sp->id = ++h->next_id;
 	sp->next = h->children;
 	h->children = sp;
+	arm_sweep(h, true);
 	pthread_rwlock_unlock(&h->spaces_lock);
 
 	pthread_mutex_lock(&h->run_lock);
 	for (unsigned int i = 0; i < h->neps; i++)
 		epoll_add_space(h->eps[i], sp);
 	pthread_mutex_unlock(&h->run_lock);
-	arm_sweep(h, true);
 	return 0;
 }
 
@@ -332,8 +339,8 @@ void handler_drop(struct upager_handler *h, struct upager_space *sp)
 		pthread_rwlock_wrlock(&h->spaces_lock);
 		sp->next = h->graveyard;
 		h->graveyard = sp;
-		pthread_rwlock_unlock(&h->spaces_lock);
 		arm_sweep(h, true);
+		pthread_rwlock_unlock(&h->spaces_lock);
 	}
 }
 
@@ -456,7 +463,7 @@ static void sweep(struct upager_handler *h)
 		space_release(dead[i]);
 	}
 	reap(h, false);
-	pthread_rwlock_rdlock(&h->spaces_lock);
+	pthread_rwlock_wrlock(&h->spaces_lock);
 	if (!h->children && !h->graveyard)
 		arm_sweep(h, false);
 	pthread_rwlock_unlock(&h->spaces_lock);

@@ -114,11 +114,40 @@ void region_drop(struct upager_region *r, size_t lo, size_t hi)
 					 memory_order_release);
 }
 
-static int map_memory(struct upager_region *r)
+/*
+ * Map the store's own file (memfile()) when it is in memory and the
+ * region may: anon, the default REMOVE policy (a dropped page reads the
+ * file again, as it does in any private file mapping), no flag that
+ * needs our own pages.  Returns the file and its offset, or -1.
+ */
+static int memfile(struct upager_region *r, uint64_t features, off_t *off)
 {
-	int prot = PROT_READ | PROT_WRITE;
+	struct upager_store *s = r->store;
+	uint64_t base;
+	int fd;
 
-	if (r->memtype == UPAGER_MEM_SHMEM) {
+	if (r->memtype != UPAGER_MEM_ANON || r->flags ||
+	    r->remove != UPAGER_REMOVE_REFETCH ||
+	    !(features & UFFD_FEATURE_MINOR_SHMEM) ||
+	    !STORE_HAS(s->ops, memfile))
+		return -1;
+	fd = s->ops->memfile(s, &base);
+	if (fd < 0 || base % UPAGER_STORE_PAGE)
+		return -1;
+	*off = (off_t)(base + r->store_pgoff * UPAGER_STORE_PAGE);
+	return fd;
+}
+
+static int map_memory(struct upager_region *r, uint64_t features)
+{
+	int prot = PROT_READ | PROT_WRITE, fd;
+	off_t off;
+
+	if ((fd = memfile(r, features, &off)) >= 0) {
+		r->addr = mmap(NULL, r->len, prot, MAP_PRIVATE | MAP_NORESERVE,
+			       fd, off);
+		r->mapped = r->addr != MAP_FAILED;
+	} else if (r->memtype == UPAGER_MEM_SHMEM) {
 		r->memfd = memfd_create("upager", MFD_CLOEXEC);
 		if (r->memfd < 0)
 			return -errno;
@@ -163,7 +192,8 @@ int region_check_params(struct upager_store *s, size_t len,
 	bool inthread = p->flags & UPAGER_MAP_IN_THREAD;
 
 	if ((unsigned int)p->memtype > UPAGER_MEM_HUGETLB ||
-	    (p->flags & ~(UPAGER_MAP_IN_THREAD | UPAGER_MAP_MOVE)) ||
+	    (p->flags &
+	     ~(UPAGER_MAP_IN_THREAD | UPAGER_MAP_MOVE | UPAGER_MAP_COPY)) ||
 	    (unsigned int)p->fork > UPAGER_FORK_DONTFORK ||
 	    (unsigned int)p->remove > UPAGER_REMOVE_ZERO)
 		return -EINVAL;
@@ -231,14 +261,21 @@ static int region_register(struct upager_region *r)
 	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING, ioctls = 0, need;
 	int ret;
 
-	if (r->memtype == UPAGER_MEM_SHMEM)
+	/*
+	 * A mapped file's pages are all there (a hole reads zeros, which
+	 * the kernel gives): its first touches are MINOR faults only.
+	 */
+	if (r->mapped)
+		mode = UFFDIO_REGISTER_MODE_MINOR;
+	else if (r->memtype == UPAGER_MEM_SHMEM)
 		mode |= UFFDIO_REGISTER_MODE_MINOR;
 	ret = upager_ll_register(r->uffd, r->addr, r->len, mode, &ioctls);
 	if (ret < 0)
 		return ret;
 	need = 1ull << _UFFDIO_WAKE;
-	need |= r->memtype == UPAGER_MEM_SHMEM ? 1ull << _UFFDIO_CONTINUE
-					       : 1ull << _UFFDIO_COPY;
+	need |= r->memtype == UPAGER_MEM_SHMEM || r->mapped
+			? 1ull << _UFFDIO_CONTINUE
+			: 1ull << _UFFDIO_COPY;
 	if ((ioctls & need) != need) {
 		upager_ll_unregister(r->uffd, r->addr, r->len);
 		return -EOPNOTSUPP;
@@ -299,7 +336,7 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 	ret = region_state_alloc(r);
 	if (ret < 0)
 		goto fail;
-	ret = map_memory(r);
+	ret = map_memory(r, h->features);
 	if (ret < 0)
 		goto fail;
 	if (r->fork == UPAGER_FORK_DONTFORK &&
@@ -564,6 +601,7 @@ int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 	for (size_t u = off / r->fill; !ret && u * r->fill < off + len; u++) {
 		unsigned int st = unit_state(unit_load(&r->state[u]));
 		struct fault ft = { .addr = (uintptr_t)region_base(r) + u * r->fill,
+				    .minor = r->mapped,
 				    .t0 = now_ns() };
 
 		if (st == UNIT_ABSENT || st == UNIT_REMOVED)
@@ -598,6 +636,8 @@ long upager_region_install(struct upager_region *r, size_t off,
 		return -ERANGE;
 	if (atomic_load(&r->gone))
 		return -ENOENT;
+	if (r->mapped) /* its pages are the store's file already */
+		return -EOPNOTSUPP;
 	if (app_filler(&f, r->memtype == UPAGER_MEM_HUGETLB ? r->fill : 0))
 		return -ENOMEM;
 	for (size_t u = off / r->fill, end = (off + len) / r->fill; u < end;) {

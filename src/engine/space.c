@@ -170,7 +170,8 @@ int space_add(struct upager_space *sp, struct upager_region *r)
 			pthread_rwlock_unlock(&sp->lock);
 			return -ENOMEM;
 		}
-		memcpy(n, sp->regions, sp->nregions * sizeof(*n));
+		if (sp->nregions)
+			memcpy(n, sp->regions, sp->nregions * sizeof(*n));
 		mem_free(sp->regions, sp->cap * sizeof(*n));
 		sp->regions = n;
 		sp->cap = cap;

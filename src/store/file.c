@@ -18,7 +18,8 @@
  * Without ",direct" the file is also mapped read-only, and direct() hands
  * the engine its page-cache pages: UFFDIO_COPY then copies each page once,
  * from the page cache into the region, instead of pread() copying it into
- * a staging buffer first.
+ * a staging buffer first.  A file on tmpfs is memory already: memfile()
+ * offers it, and a region maps it instead of copying it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -48,6 +50,7 @@ struct file_store {
 	bool direct;
 	bool writable;
 	bool sparse;  /* the file had a hole at open: zero_run() looks */
+	bool in_memory; /* on tmpfs: its page cache is the memory itself */
 	uint64_t size; /* bytes, at open */
 	char *map;     /* read-only shared mapping, or NULL */
 	atomic_uint *released; /* per block of the mapping: pages released */
@@ -98,6 +101,15 @@ static int open_fd(const char *arg, size_t len, int flags)
 	fd = fd < 0 ? -errno : fd;
 	free(path);
 	return fd;
+}
+
+#define TMPFS_MAGIC_ 0x01021994
+
+static bool on_tmpfs(int fd)
+{
+	struct statfs sf;
+
+	return !fstatfs(fd, &sf) && sf.f_type == TMPFS_MAGIC_;
 }
 
 static int file_open(const char *arg, struct upager_store **out)
@@ -153,6 +165,7 @@ static int file_open(const char *arg, struct upager_store **out)
 	f->size = size;
 	/* A dense file never asks lseek() again (one syscall per fill). */
 	f->sparse = lseek(fd, 0, SEEK_HOLE) < (off_t)size;
+	f->in_memory = !direct && on_tmpfs(fd);
 	f->map = NULL;
 	f->released = NULL;
 	if (!direct && size) {
@@ -349,6 +362,20 @@ static void file_release(struct upager_store *s, uint64_t pgoff,
 	}
 }
 
+/*
+ * A file on tmpfs (/dev/shm, a memfd's /proc/self/fd/N) is memory
+ * already: a region can map it (copy-on-write) instead of copying it.
+ */
+static int file_memfile(struct upager_store *s, uint64_t *offset)
+{
+	struct file_store *f = to_file(s);
+
+	if (!f->in_memory)
+		return -EOPNOTSUPP;
+	*offset = 0;
+	return f->fd;
+}
+
 static void file_close(struct upager_store *s)
 {
 	struct file_store *f = to_file(s);
@@ -372,4 +399,5 @@ const struct upager_store_ops store_file_ops = {
 	.writeback = file_writeback,
 	.direct = file_direct,
 	.release = file_release,
+	.memfile = file_memfile,
 };
