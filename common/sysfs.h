@@ -17,11 +17,13 @@ bool sys_write_long(const char *path, long v);
 /* Free 2 MiB pages no mapping has a reservation on, or -1. */
 long hugetlb_unpromised(void);
 /*
- * Make sure @n unpromised 2 MiB pages exist, raising nr_hugepages if
- * needed; the first raise registers an atexit() handler that puts the
- * old value back (hugetlb_restore() does it earlier).  0, -ENOTSUP (no
- * 2 MiB hugetlb here), -EPERM (can't write the sysctl: not root) or
- * -ENOMEM (the kernel found too few pages).
+ * Make sure @n 2 MiB pages are free for this process, adding them to the
+ * pool on top of what is there: other processes may use the pool at the
+ * same time, so free pages count as this process's only up to what it
+ * added itself.  The first call registers an atexit() handler that takes
+ * off what the process added (hugetlb_restore() does it earlier).  0,
+ * -ENOTSUP (no 2 MiB hugetlb here), -EPERM (can't write the sysctl: not
+ * root) or -ENOMEM (the kernel found too few pages).
  */
 int hugetlb_reserve(size_t n);
 void hugetlb_restore(void);
