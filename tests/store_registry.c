@@ -325,8 +325,8 @@ static void check_race(void)
 	}
 	CHECK(winners == 1, "%zu registrations of one name won", winners);
 	upager_store_foreach(count, &n);
-	/* 4 built-in, test, short, inner, the racers' and the shared one */
-	CHECK(n == 7 + RACERS * PER_RACER + 1, "%zu stores listed", n);
+	/* 5 built-in, test, short, inner, the racers' and the shared one */
+	CHECK(n == 8 + RACERS * PER_RACER + 1, "%zu stores listed", n);
 }
 
 int main(void)
