@@ -15,8 +15,9 @@
  *          refused at open, the reason saying "truncated".
  * region   the same image mapped (argv[1]: anon or shmem) with read-ahead
  *          and fault-around on: reading a page of either bad chunk raises
- *          SIGBUS at that page, on_error is called with -EIO, and every
- *          page of the good chunks reads its data.
+ *          SIGBUS at that page and writes the line naming the chunk,
+ *          on_error is called with -EIO, and every page of the good
+ *          chunks reads its data.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -234,6 +235,16 @@ static void read_sigbus(const volatile char *p, uint64_t pg)
 	      (unsigned long long)pg, (void *)(p + pg * TI_PAGE));
 }
 
+static char *region_p;
+
+/* A page of each bad chunk through the region (the store is unused). */
+static void read_bad_pages(struct upager_store *s)
+{
+	(void)s;
+	read_sigbus(region_p, BAD_SUM * CPAGES + 5);
+	read_sigbus(region_p, BAD_CODEC * CPAGES);
+}
+
 static void check_region(enum upager_memtype type)
 {
 	struct upager_map_params mp = { .size = sizeof(mp), .memtype = type };
@@ -243,7 +254,7 @@ static void check_region(enum upager_memtype type)
 	struct t_errors e = { 0 };
 	struct upager_handler *h;
 	struct upager_region *r;
-	char *p;
+	char want[512], *p, *out;
 	int err;
 
 	h = t_upager_handler(2, t_on_error, &e);
@@ -252,12 +263,23 @@ static void check_region(enum upager_memtype type)
 	CHECK_RET(upager_handler_start(h), 0);
 	sigemptyset(&sa.sa_mask);
 	CHECK(!sigaction(SIGBUS, &sa, &old), "sigaction");
-	read_sigbus(p, BAD_SUM * CPAGES + 5);
+	region_p = p;
+	out = capture_stderr(read_bad_pages, s);
+	snprintf(want, sizeof(want), "upager: image:%s: chunk %d (pages %d-%d",
+		 bad, BAD_SUM, BAD_SUM * CPAGES, BAD_SUM * CPAGES + 15);
+	CHECK(strstr(out, want) && strstr(out, "checksum mismatch"),
+	      "SIGBUS without the line \"%s...checksum mismatch\": \"%s\"",
+	      want, out);
+	snprintf(want, sizeof(want), "chunk %d (pages %d-%d", BAD_CODEC,
+		 BAD_CODEC * CPAGES, BAD_CODEC * CPAGES + 15);
+	CHECK(strstr(out, want) && strstr(out, "cannot decompress"),
+	      "SIGBUS without the line \"%s...cannot decompress\": \"%s\"",
+	      want, out);
+	free(out);
 	CHECK(atomic_load(&e.calls) >= 1 && atomic_load(&e.err) == -EIO &&
 		      atomic_load(&e.r) == r,
 	      "on_error: %u calls, err %d", atomic_load(&e.calls),
 	      atomic_load(&e.err));
-	read_sigbus(p, BAD_CODEC * CPAGES);
 	read_sigbus(p, BAD_SUM * CPAGES + 5); /* again: SIGBUS again */
 	for (uint64_t pg = 0; pg < NPAGES; pg++) {
 		if (is_bad(pg))
