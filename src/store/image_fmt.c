@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <lz4hc.h>
@@ -15,6 +14,7 @@
 #include <zstd.h>
 
 #include "base/le.h"
+#include "base/util.h"
 #include "store/image_fmt.h"
 
 void img_header_encode(const struct img_header *h, uint8_t *buf)
@@ -81,21 +81,6 @@ bool img_level_ok(unsigned int codec, int level)
 	return false;
 }
 
-static int bad(int err, char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int bad(int err, char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 int img_header_check(const uint8_t *buf, uint64_t file_len,
 		     struct img_header *h, char *why, size_t whylen)
 {
@@ -103,74 +88,77 @@ int img_header_check(const uint8_t *buf, uint64_t file_len,
 	uint64_t want;
 
 	if (file_len < IMG_HDR_LEN)
-		return bad(e, why, whylen,
-			   "%" PRIu64 " bytes: too short for a header (%u)",
-			   file_len, IMG_HDR_LEN);
+		return why_fmt(e, why, whylen,
+			       "%" PRIu64 " bytes: too short for a header (%u)",
+			       file_len, IMG_HDR_LEN);
 	if (memcmp(buf, IMG_MAGIC, 8))
-		return bad(e, why, whylen,
-			   "not a page image (no magic \"" IMG_MAGIC "\")");
+		return why_fmt(e, why, whylen,
+			       "not a page image (no magic \"" IMG_MAGIC "\")");
 	img_header_decode(buf, h);
 	if (h->version != UPAGER_IMAGE_VERSION)
-		return bad(-EPROTONOSUPPORT, why, whylen,
-			   "format version %u; this library reads version %u",
-			   h->version, UPAGER_IMAGE_VERSION);
+		return why_fmt(
+		    -EPROTONOSUPPORT, why, whylen,
+		    "format version %u; this library reads version %u",
+		    h->version, UPAGER_IMAGE_VERSION);
 	if (h->header_len != IMG_HDR_LEN)
-		return bad(e, why, whylen, "header_len %u, want %u",
-			   h->header_len, IMG_HDR_LEN);
+		return why_fmt(e, why, whylen, "header_len %u, want %u",
+			       h->header_len, IMG_HDR_LEN);
 	if (h->page_size != IMG_PAGE)
-		return bad(e, why, whylen, "page_size %u, want %u",
-			   h->page_size, IMG_PAGE);
+		return why_fmt(e, why, whylen, "page_size %u, want %u",
+			       h->page_size, IMG_PAGE);
 	if (h->chunk_size < UPAGER_IMAGE_CHUNK_MIN ||
 	    h->chunk_size > UPAGER_IMAGE_CHUNK_MAX ||
 	    (h->chunk_size & (h->chunk_size - 1)))
-		return bad(e, why, whylen,
-			   "chunk_size %u is not a power of two from %u to %u",
-			   h->chunk_size, UPAGER_IMAGE_CHUNK_MIN,
-			   UPAGER_IMAGE_CHUNK_MAX);
+		return why_fmt(
+		    e, why, whylen,
+		    "chunk_size %u is not a power of two from %u to %u",
+		    h->chunk_size, UPAGER_IMAGE_CHUNK_MIN,
+		    UPAGER_IMAGE_CHUNK_MAX);
 	if (h->codec != UPAGER_IMAGE_ZSTD && h->codec != UPAGER_IMAGE_LZ4)
-		return bad(e, why, whylen, "unknown codec %u", h->codec);
+		return why_fmt(e, why, whylen, "unknown codec %u", h->codec);
 	if (h->checksum != IMG_SUM_XXH3)
-		return bad(e, why, whylen, "unknown checksum kind %u",
-			   h->checksum);
+		return why_fmt(e, why, whylen, "unknown checksum kind %u",
+			       h->checksum);
 	if (h->flags)
-		return bad(e, why, whylen, "unknown flags 0x%x", h->flags);
+		return why_fmt(e, why, whylen, "unknown flags 0x%x", h->flags);
 	if (h->reserved)
-		return bad(e, why, whylen, "reserved field 0x%x, want 0",
-			   h->reserved);
+		return why_fmt(e, why, whylen, "reserved field 0x%x, want 0",
+			       h->reserved);
 	if (!img_level_ok(h->codec, h->level))
-		return bad(e, why, whylen, "level %d out of the %s range",
-			   h->level,
-			   h->codec == UPAGER_IMAGE_ZSTD ? "zstd" : "lz4");
+		return why_fmt(e, why, whylen, "level %d out of the %s range",
+			       h->level,
+			       h->codec == UPAGER_IMAGE_ZSTD ? "zstd" : "lz4");
 	want = img_nchunks(h->image_len, h->chunk_size);
 	if (h->nchunks != want)
-		return bad(e, why, whylen,
-			   "nchunks %" PRIu64 ", but image_len %" PRIu64
-			   " in chunks of %u makes %" PRIu64,
-			   h->nchunks, h->image_len, h->chunk_size, want);
+		return why_fmt(e, why, whylen,
+			       "nchunks %" PRIu64 ", but image_len %" PRIu64
+			       " in chunks of %u makes %" PRIu64,
+			       h->nchunks, h->image_len, h->chunk_size, want);
 	if (h->index_off != IMG_HDR_LEN)
-		return bad(e, why, whylen, "index_off %" PRIu64 ", want %u",
-			   h->index_off, IMG_HDR_LEN);
+		return why_fmt(e, why, whylen, "index_off %" PRIu64 ", want %u",
+			       h->index_off, IMG_HDR_LEN);
 	if (h->nchunks > (UINT64_MAX - IMG_HDR_LEN) / IMG_ENTRY_LEN)
-		return bad(e, why, whylen,
-			   "an index of %" PRIu64 " entries overflows",
-			   h->nchunks);
+		return why_fmt(e, why, whylen,
+			       "an index of %" PRIu64 " entries overflows",
+			       h->nchunks);
 	want = IMG_HDR_LEN + h->nchunks * IMG_ENTRY_LEN;
 	if (h->data_off != want)
-		return bad(e, why, whylen,
-			   "data_off %" PRIu64 ", want %" PRIu64
-			   " (after %" PRIu64 " index entries)",
-			   h->data_off, want, h->nchunks);
+		return why_fmt(e, why, whylen,
+			       "data_off %" PRIu64 ", want %" PRIu64
+			       " (after %" PRIu64 " index entries)",
+			       h->data_off, want, h->nchunks);
 	if (h->file_len != file_len)
-		return bad(e, why, whylen,
-			   "the file is %" PRIu64
-			   " bytes, its header says %" PRIu64 " (%s)",
-			   file_len, h->file_len,
-			   file_len < h->file_len ? "truncated" : "extended");
+		return why_fmt(e, why, whylen,
+			       "the file is %" PRIu64
+			       " bytes, its header says %" PRIu64 " (%s)",
+			       file_len, h->file_len,
+			       file_len < h->file_len ? "truncated"
+						      : "extended");
 	if (h->data_off > file_len)
-		return bad(e, why, whylen,
-			   "the index ends at %" PRIu64
-			   ", past the end of the file (%" PRIu64 ")",
-			   h->data_off, file_len);
+		return why_fmt(e, why, whylen,
+			       "the index ends at %" PRIu64
+			       ", past the end of the file (%" PRIu64 ")",
+			       h->data_off, file_len);
 	return 0;
 }
 
@@ -182,10 +170,10 @@ int img_index_check(const struct img_header *h, uint8_t *buf,
 
 	sum = img_header_sum(buf, h->data_off);
 	if (sum != h->header_sum)
-		return bad(e, why, whylen,
-			   "header and index checksum 0x%016" PRIx64
-			   ", computed 0x%016" PRIx64,
-			   h->header_sum, sum);
+		return why_fmt(e, why, whylen,
+			       "header and index checksum 0x%016" PRIx64
+			       ", computed 0x%016" PRIx64,
+			       h->header_sum, sum);
 
 	for (uint64_t i = 0; i < h->nchunks; i++) {
 		const uint8_t *p = buf + IMG_HDR_LEN + i * IMG_ENTRY_LEN;
@@ -198,53 +186,53 @@ int img_index_check(const struct img_header *h, uint8_t *buf,
 		c->stored = get32(p + 16);
 		c->flags = (uint8_t)(word >> IMG_FLAG_SHIFT);
 		if (raw != want)
-			return bad(e, why, whylen,
-				   "chunk %" PRIu64 ": raw_len %u, want %u", i,
-				   raw, want);
+			return why_fmt(e, why, whylen,
+				       "chunk %" PRIu64 ": raw_len %u, want %u",
+				       i, raw, want);
 		if (c->flags &
 			~(UPAGER_IMAGE_CHUNK_ZERO | UPAGER_IMAGE_CHUNK_RAW) ||
 		    c->flags ==
 			(UPAGER_IMAGE_CHUNK_ZERO | UPAGER_IMAGE_CHUNK_RAW))
-			return bad(e, why, whylen,
-				   "chunk %" PRIu64 ": bad flags 0x%02x", i,
-				   c->flags);
+			return why_fmt(e, why, whylen,
+				       "chunk %" PRIu64 ": bad flags 0x%02x", i,
+				       c->flags);
 		if (c->flags & UPAGER_IMAGE_CHUNK_ZERO) {
 			if (c->offset || c->sum || c->stored)
-				return bad(e, why, whylen,
-					   "chunk %" PRIu64
-					   ": a zero chunk with offset, "
-					   "checksum or stored_len set",
-					   i);
+				return why_fmt(e, why, whylen,
+					       "chunk %" PRIu64
+					       ": a zero chunk with offset, "
+					       "checksum or stored_len set",
+					       i);
 			continue;
 		}
 		if (c->flags & UPAGER_IMAGE_CHUNK_RAW
 			? c->stored != raw
 			: !c->stored || c->stored >= raw)
-			return bad(e, why, whylen,
-				   "chunk %" PRIu64
-				   ": stored_len %u for raw_len %u (%s)",
-				   i, c->stored, raw,
-				   c->flags & UPAGER_IMAGE_CHUNK_RAW
-				       ? "stored raw"
-				       : "compressed");
+			return why_fmt(e, why, whylen,
+				       "chunk %" PRIu64
+				       ": stored_len %u for raw_len %u (%s)",
+				       i, c->stored, raw,
+				       c->flags & UPAGER_IMAGE_CHUNK_RAW
+					   ? "stored raw"
+					   : "compressed");
 		if (c->offset != pos)
-			return bad(e, why, whylen,
-				   "chunk %" PRIu64 ": offset %" PRIu64
-				   ", want %" PRIu64
-				   " (the end of the chunk before)",
-				   i, c->offset, pos);
+			return why_fmt(e, why, whylen,
+				       "chunk %" PRIu64 ": offset %" PRIu64
+				       ", want %" PRIu64
+				       " (the end of the chunk before)",
+				       i, c->offset, pos);
 		if (c->stored > h->file_len - pos)
-			return bad(e, why, whylen,
-				   "chunk %" PRIu64 ": %u bytes at %" PRIu64
-				   " run past the end of the file (%" PRIu64
-				   ")",
-				   i, c->stored, pos, h->file_len);
+			return why_fmt(e, why, whylen,
+				       "chunk %" PRIu64 ": %u bytes at %" PRIu64
+				       " run past the end of the file (%" PRIu64
+				       ")",
+				       i, c->stored, pos, h->file_len);
 		pos += c->stored;
 	}
 	if (pos != h->file_len)
-		return bad(e, why, whylen,
-			   "the chunks end at %" PRIu64
-			   ", the file at %" PRIu64,
-			   pos, h->file_len);
+		return why_fmt(e, why, whylen,
+			       "the chunks end at %" PRIu64
+			       ", the file at %" PRIu64,
+			       pos, h->file_len);
 	return 0;
 }
