@@ -49,8 +49,9 @@ CPPFLAGS += -Iinclude -Isrc -Icommon -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
 # The image store's codecs and checksum (Debian's libzstd, liblz4,
-# libxxhash); also upager.pc's Libs.private.
-LDLIBS += -lzstd -llz4 -lxxhash
+# libxxhash) and the memcached store's client (libmemcached); also
+# upager.pc's Libs.private.
+LDLIBS += -lzstd -llz4 -lxxhash -lmemcached
 
 LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
