@@ -11,19 +11,7 @@ build=$1
 . "$(dirname "$0")/lib.sh"
 
 # 3 MiB like memory: text pages, random pages, zero pages, a zero MiB.
-python3 - "$tmp/src" <<'PY'
-import os, sys
-out = bytearray()
-for i in range(768):
-    if 256 <= i < 512 or i % 11 == 5:
-        out += bytes(4096)
-    elif i % 7 == 3:
-        out += os.urandom(4096)
-    else:
-        line = b"page %d: some text that compresses; " % i
-        out += (line * (4096 // len(line) + 1))[:4096]
-open(sys.argv[1], "wb").write(out)
-PY
+memory_like "$tmp/src" 768 256 512
 
 # create ARGS...: must exit 0 and print its summary line.
 create() {

@@ -6,6 +6,7 @@
  *   info IMAGE          header, sizes, ratio, zero pages, a histogram
  *   verify IMAGE        every chunk's checksum and decompression
  *   cat IMAGE           the data, to stdout
+ *   push SPEC memcached:...  any store's pages into a memcached cluster
  * The image side is the library's (<upager/image.h>): this file only
  * moves bytes and prints.
  */
@@ -20,6 +21,7 @@
 #include <zstd.h>
 
 #include <upager/image.h>
+#include <upager/memcached.h>
 
 #include "cli.h"
 #include "cmds.h"
@@ -247,88 +249,138 @@ static void create_summary(const struct create_opts *o,
 	       secs > 0 ? (double)in->image_len / secs / 1e6 : 0);
 }
 
-static int cmd_create(int argc, char **argv)
+/*
+ * Every page of store @s (opened from @spec) through @put, a block at a
+ * time, with a progress bar on stderr when @bar; SIGINT and SIGTERM stop
+ * it.  0, or 1 after telling why (as @cmd).
+ */
+static int copy_pages(const char *cmd, const char *spec, struct upager_store *s,
+		      bool bar, int (*put)(void *arg, uint64_t pg,
+					   const char *buf, size_t n),
+		      void *arg)
 {
-	struct create_opts o = {.p = {.size = sizeof(o.p)}};
-	struct upager_image_writer *w = NULL;
-	struct upager_image_info info;
-	struct upager_store *s, *img;
+	uint64_t len = s->npages * PAGE;
 	double t0 = cli_now(), shown = 0;
-	bool bar = isatty(STDERR_FILENO);
-	int ret = 1, err;
-	struct stat st;
-	uint64_t len;
-	char *buf;
+	char *buf = malloc(BLOCK_PAGES * PAGE);
+	int err;
 
-	err = create_args(argc, argv, &o);
-	if (err)
-		return err < 0 ? 0 : err;
-	bar = bar && !o.json;
-	if (!o.force && !stat(o.path, &st))
-		return cli_error("image create",
-				 "%s exists (--force replaces it)", o.path);
-	s = upager_store_open(o.spec, &err);
-	if (!s)
-		return cli_error("image create", "cannot open %s: %s", o.spec,
-				 err == -ENOENT && !strchr(o.spec, ':')
-				     ? "no such store"
-				     : strerror(-err));
-	if (s->npages == UPAGER_STORE_UNBOUNDED) {
-		upager_store_close(s);
-		return cli_usage_error("image create",
-				       "%s has no end: give a store of a size",
-				       o.spec);
-	}
-	len = s->npages * PAGE;
-	buf = malloc(BLOCK_PAGES * PAGE);
-	if (buf)
-		w = upager_image_create(o.path, len, &o.p, &err);
-	else
-		err = -ENOMEM;
-	if (!w) {
-		cli_error("image create", "cannot create %s: %s", o.path,
-			  strerror(-err));
-		goto out;
-	}
+	if (!buf)
+		return cli_error(cmd, "%s", strerror(ENOMEM));
 	catch_signals();
 	for (uint64_t pg = 0; pg < s->npages; pg += BLOCK_PAGES) {
 		size_t n =
 		    s->npages - pg < BLOCK_PAGES ? s->npages - pg : BLOCK_PAGES;
 
 		if (stop) {
-			cli_error("image create",
-				  "stopped by signal %d; %s "
-				  "not written",
-				  (int)stop, o.path);
-			goto out;
+			free(buf);
+			return cli_error(cmd, "stopped by signal %d",
+					 (int)stop);
 		}
 		err = upager_store_fetch(s, pg, buf, n);
 		if (err) {
-			cli_error("image create",
-				  "%s: pages %" PRIu64 "-%" PRIu64 ": %s",
-				  o.spec, pg, pg + n - 1, strerror(-err));
-			goto out;
+			free(buf);
+			return cli_error(cmd,
+					 "%s: pages %" PRIu64 "-%" PRIu64
+					 ": %s",
+					 spec, pg, pg + n - 1, strerror(-err));
 		}
-		err = upager_image_write(w, buf, n * PAGE);
-		if (err) {
-			cli_error("image create", "writing %s: %s", o.path,
-				  strerror(-err));
-			goto out;
+		if (put(arg, pg, buf, n)) {
+			free(buf);
+			return 1;
 		}
 		if (bar && cli_now() - shown > PROGRESS_S) {
 			shown = cli_now();
-			cli_progress("create", (pg + n) * PAGE, len, shown - t0,
-				     false);
+			cli_progress(strrchr(cmd, ' ') + 1, (pg + n) * PAGE,
+				     len, shown - t0, false);
 		}
 	}
-	err = upager_image_commit(w);
+	if (bar)
+		cli_progress(strrchr(cmd, ' ') + 1, len, len, cli_now() - t0,
+			     true);
+	free(buf);
+	return 0;
+}
+
+/*
+ * Open store @spec into *@out for @cmd, which wants a store with an end.
+ * 0, or the exit status after telling why.
+ */
+static int open_source(const char *cmd, const char *spec,
+		       struct upager_store **out)
+{
+	int err;
+
+	*out = upager_store_open(spec, &err);
+	if (!*out)
+		return cli_error(cmd, "cannot open %s: %s", spec,
+				 err == -ENOENT && !strchr(spec, ':')
+				     ? "no such store"
+				     : strerror(-err));
+	if ((*out)->npages == UPAGER_STORE_UNBOUNDED) {
+		upager_store_close(*out);
+		*out = NULL;
+		return cli_usage_error(cmd,
+				       "%s has no end: give a store of a size",
+				       spec);
+	}
+	return 0;
+}
+
+struct image_sink {
+	struct upager_image_writer *w;
+	const char *path;
+};
+
+static int write_image(void *arg, uint64_t pg, const char *buf, size_t n)
+{
+	struct image_sink *k = arg;
+	int err = upager_image_write(k->w, buf, n * PAGE);
+
+	(void)pg;
+	if (err)
+		return cli_error("image create", "writing %s: %s", k->path,
+				 strerror(-err));
+	return 0;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+	struct create_opts o = {.p = {.size = sizeof(o.p)}};
+	struct image_sink k = {.w = NULL};
+	struct upager_image_info info;
+	struct upager_store *s, *img;
+	double t0 = cli_now();
+	int ret = 1, err;
+	struct stat st;
+
+	err = create_args(argc, argv, &o);
+	if (err)
+		return err < 0 ? 0 : err;
+	if (!o.force && !stat(o.path, &st))
+		return cli_error("image create",
+				 "%s exists (--force replaces it)", o.path);
+	ret = open_source("image create", o.spec, &s);
+	if (ret)
+		return ret;
+	ret = 1;
+	k.path = o.path;
+	k.w = upager_image_create(o.path, s->npages * PAGE, &o.p, &err);
+	if (!k.w) {
+		cli_error("image create", "cannot create %s: %s", o.path,
+			  strerror(-err));
+		goto out;
+	}
+	if (copy_pages("image create", o.spec, s,
+		       isatty(STDERR_FILENO) && !o.json, write_image, &k)) {
+		cli_error("image create", "%s not written", o.path);
+		goto out;
+	}
+	err = upager_image_commit(k.w);
 	if (err) {
 		cli_error("image create", "writing %s: %s", o.path,
 			  strerror(-err));
 		goto out;
 	}
-	if (bar)
-		cli_progress("create", len, len, cli_now() - t0, true);
 	/* The summary comes from the image as a reader sees it. */
 	img = open_image("image create", o.path, &info);
 	if (img) {
@@ -337,9 +389,8 @@ static int cmd_create(int argc, char **argv)
 		ret = 0;
 	}
 out:
-	upager_image_writer_free(w);
+	upager_image_writer_free(k.w);
 	upager_store_close(s);
-	free(buf);
 	return ret;
 }
 
@@ -649,6 +700,109 @@ static int cmd_cat(int argc, char **argv)
 	return ret;
 }
 
+/* ---- push -------------------------------------------------------------- */
+
+static int push_usage(void)
+{
+	printf("usage: upager image push [--json] SPEC memcached:SERVERS/NAMESPACE"
+	       "[,OPTIONS]\n\n"
+	       "Load the pages of the store SPEC (image:PATH, file:PATH, "
+	       "mem:SIZE,\nremote:HOST:PORT/NAME...) into a memcached cluster "
+	       "as a new push of NAMESPACE\n(docs/MEMCACHED.md): every page a "
+	       "key, zero pages too; the namespace's meta\nrecord is written "
+	       "last, so readers see the new push only once it is whole.\n"
+	       "A progress bar goes to stderr on a terminal; a summary line "
+	       "to stdout.\n\n"
+	       "  --json   the summary as one JSON object\n");
+	return 0;
+}
+
+static int put_memcached(void *arg, uint64_t pg, const char *buf, size_t n)
+{
+	int err = upager_store_writeback(arg, pg, buf, n);
+
+	if (err)
+		return cli_error("image push",
+				 "pages %" PRIu64 "-%" PRIu64 ": %s", pg,
+				 pg + n - 1, strerror(-err));
+	return 0;
+}
+
+static int cmd_push(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0, 0, 0, 0}};
+	struct upager_store *s, *mc = NULL;
+	const char *spec, *dest;
+	double t0 = cli_now(), secs;
+	bool json = false;
+	char why[512];
+	int c, ret, err;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'j')
+			json = true;
+		else if (c == 'h')
+			return push_usage();
+		else
+			return cli_usage_error("image push", "unknown option");
+	}
+	if (argc - optind != 2)
+		return cli_usage_error("image push", "%s",
+				       argc - optind < 2
+					   ? "SPEC and memcached:... are needed"
+					   : "too many arguments");
+	spec = argv[optind];
+	dest = argv[optind + 1];
+	if (strncmp(dest, "memcached:", 10))
+		return cli_usage_error("image push",
+				       "%s: the destination is a memcached:... "
+				       "spec",
+				       dest);
+	ret = open_source("image push", spec, &s);
+	if (ret)
+		return ret;
+	ret = 1;
+	mc = upager_memcached_create(dest + 10, s->npages, why, sizeof(why),
+				     &err);
+	if (!mc) {
+		cli_error("image push", "%s: %s", dest, why);
+		goto out;
+	}
+	if (copy_pages("image push", spec, s, isatty(STDERR_FILENO) && !json,
+		       put_memcached, mc))
+		goto out;
+	err = upager_memcached_commit(mc);
+	if (err) {
+		cli_error("image push", "the meta record: %s", strerror(-err));
+		goto out;
+	}
+	secs = cli_now() - t0;
+	if (json) {
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_str(&j, "source", spec);
+		json_str(&j, "destination", dest);
+		json_u64(&j, "pages", s->npages);
+		json_f64(&j, "seconds", secs);
+		json_end(&j);
+	} else {
+		printf("%s -> %s: %" PRIu64 " pages in %.2f s, %.0f MB/s\n",
+		       spec, dest, s->npages, secs,
+		       secs > 0 ? (double)s->npages * PAGE / secs / 1e6 : 0);
+	}
+	ret = 0;
+out:
+	if (mc)
+		upager_store_close(mc);
+	upager_store_close(s);
+	return ret;
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const struct cli_cmd subs[] = {
@@ -656,6 +810,7 @@ static const struct cli_cmd subs[] = {
     {"info", "header, sizes, ratio, histogram", cmd_info},
     {"verify", "check every chunk", cmd_verify},
     {"cat", "the data to stdout", cmd_cat},
+    {"push", "load a store's pages into memcached", cmd_push},
 };
 
 static void usage(FILE *f)
