@@ -68,10 +68,11 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 # bench/: upager-bench (upager-bench.c and its parts, bench_*.c), relay
-# and image-restore.
+# image-restore and memcached-store.
 BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
-BENCHES := $(BENCH) $(BUILD)/bench/relay $(BUILD)/bench/image-restore
+BENCHES := $(BENCH) $(BUILD)/bench/relay $(BUILD)/bench/image-restore \
+	$(BUILD)/bench/memcached-store
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
@@ -124,6 +125,10 @@ $(BENCH): $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) $(COMMON_OBJS) $(STATIC)
 
 # image: restores against file: (docs/BENCHMARKS.md, "Page images").
 $(BUILD)/bench/image-restore: $(BUILD)/bench/image_restore.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
+
+# memcached: against a bare memcached_get() and file: ("The memcached store").
+$(BUILD)/bench/memcached-store: $(BUILD)/bench/memcached_store.o $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
 
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
