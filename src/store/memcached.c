@@ -403,7 +403,7 @@ static void report(struct mcs *m, struct conn *c, uint64_t pg, int err,
 	size_t klen = (size_t)snprintf(c->keys[MGET_MAX - 1], KEY_MAX,
 				       "%s/%016" PRIx64, m->ns, pg);
 	struct server *sv = server_of(m, c, key, klen);
-	unsigned int n;
+	unsigned int n = 0;
 
 	if (err != -ENODATA && err != -EBADMSG) {
 		if (sv && atomic_exchange(&sv->told, true))
