@@ -8,9 +8,13 @@
  * that its page cache is warm), then, in the same run:
  *   - 4 KiB faults at random pages of a region over memcached: (2
  *     workers, the defaults: a random fault fetches its page alone), the
- *     time of each first touch, p50 and p99; the same over file:;
+ *     time of each first touch, p50 and p99; the same over file: with
+ *     fault-around and read-ahead off (every touch a fault: the engine's
+ *     own cost of a fault, with the page cache behind it);
  *   - the floor: memcached_get() of one page at random from the same
- *     three servers by a bare libmemcached client (ketama), p50 and p99;
+ *     three servers by a bare libmemcached client (ketama), p50 and p99,
+ *     and the store's fetch() of one page without a region: the store's
+ *     cost over the floor, and the region's (the fault) over the store;
  *   - sequential reads of the whole region: memcached: with multi-get
  *     windows (the default mget=256), without (mget=1: a get per page),
  *     and file:, MB/s, the median of --rounds.
@@ -164,17 +168,22 @@ struct region {
 	char *p;
 };
 
-static void region_map(struct region *g, const char *spec, uint64_t len)
+/* @alone: no fault-around, no read-ahead: every first touch a fault. */
+static void region_map(struct region *g, const char *spec, uint64_t len,
+		       bool alone)
 {
+	struct upager_map_params mp = {.size = sizeof(mp)};
 	int err;
 
+	if (alone)
+		mp.fault_around = mp.readahead_max = (size_t)-1;
 	g->s = upager_store_open(spec, &err);
 	if (!g->s)
 		die("%s: %s", spec, strerror(-err));
 	g->h = upager_handler_new(NULL, &err);
 	if (!g->h)
 		die("handler: %s", strerror(-err));
-	g->p = upager_map(g->h, g->s, len, NULL, &g->r, &err);
+	g->p = upager_map(g->h, g->s, len, &mp, &g->r, &err);
 	if (!g->p || (err = upager_handler_start(g->h)))
 		die("map %s: %s", spec, strerror(-err));
 }
@@ -188,11 +197,11 @@ static void region_unmap(struct region *g)
 
 /* First touches of @n random pages of @spec: seconds each into @lat. */
 static void faults(const char *spec, uint64_t len, const size_t *order,
-		   size_t n, double *lat, const char *data)
+		   size_t n, double *lat, const char *data, bool alone)
 {
 	struct region g;
 
-	region_map(&g, spec, len);
+	region_map(&g, spec, len, alone);
 	for (size_t i = 0; i < n; i++) {
 		volatile const char *pg = g.p + order[i] * PAGE;
 		double t0 = cli_now();
@@ -205,13 +214,35 @@ static void faults(const char *spec, uint64_t len, const size_t *order,
 	region_unmap(&g);
 }
 
+/* The store alone, no region: fetch() of @n random pages, one each. */
+static void fetches(const char *spec, const size_t *order, size_t n,
+		    double *lat, const char *data)
+{
+	struct upager_store *s;
+	char buf[PAGE];
+	int err;
+
+	s = upager_store_open(spec, &err);
+	if (!s)
+		die("%s: %s", spec, strerror(-err));
+	for (size_t i = 0; i < n; i++) {
+		double t0 = cli_now();
+
+		err = upager_store_fetch(s, order[i], buf, 1);
+		lat[i] = cli_now() - t0;
+		if (err || buf[0] != data[order[i] * PAGE])
+			die("%s: page %zu: %s", spec, order[i], strerror(-err));
+	}
+	upager_store_close(s);
+}
+
 /* Every page of @spec in order: seconds. */
 static double sequential(const char *spec, uint64_t len, const char *data)
 {
 	struct region g;
 	double t0, t;
 
-	region_map(&g, spec, len);
+	region_map(&g, spec, len, false);
 	t0 = cli_now();
 	for (uint64_t off = 0; off < len; off += PAGE)
 		(void)*(volatile const char *)(g.p + off);
@@ -232,6 +263,8 @@ static void floor_gets(const size_t *order, size_t n, double *lat,
 		die("memcached_create");
 	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_KETAMA, 1);
 	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+	/* As the store sets it: the floor is the same client at its best. */
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
 	for (int i = 0; i < NSERVERS; i++)
 		memcached_server_add(mc, "127.0.0.1", (in_port_t)ports[i]);
 	for (size_t i = 0; i < n; i++) {
@@ -287,7 +320,7 @@ int main(int argc, char **argv)
 	uint64_t len = 256ull << 20, rounds = 3, nfaults = 5000, npages;
 	static const char *const seqs[] = {"memcached (mget=256)",
 					   "memcached (mget=1)", "file"};
-	double fl[3][2], seq[3], *lat, *ts;
+	double fl[4][2], seq[3], *lat, *ts;
 	char path[512], spec[3][700], why[256];
 	struct upager_store *s;
 	bool json = false;
@@ -334,8 +367,8 @@ int main(int argc, char **argv)
 	if (nfaults > npages)
 		nfaults = npages;
 	data = malloc(len);
-	lat = malloc(nfaults * rounds * sizeof(*lat));
-	ts = malloc(rounds * sizeof(*ts));
+	lat = malloc(4 * nfaults * rounds * sizeof(*lat));
+	ts = malloc(3 * rounds * sizeof(*ts));
 	if (!data || !lat || !ts)
 		die("out of memory");
 	if (raw) {
@@ -391,23 +424,35 @@ int main(int argc, char **argv)
 		(unsigned long long)(len >> 20), push_s);
 	/* Warm the file's page cache: file: is the in-memory baseline. */
 	sequential(spec[2], len, data);
-	for (int k = 0; k < 3; k++) {
-		for (uint64_t r = 0; r < rounds; r++) {
-			if (k == 2)
-				floor_gets(order, nfaults, lat + r * nfaults,
-					   data);
+	/*
+	 * 0 region over memcached:, 1 over file:, 2 floor, 3 fetch() alone;
+	 * interleaved round by round, so that the machine's noise falls on
+	 * every case alike.
+	 */
+	for (uint64_t r = 0; r < rounds; r++)
+		for (int k = 0; k < 4; k++) {
+			double *at = lat + ((size_t)k * rounds + r) * nfaults;
+
+			if (k == 3)
+				fetches(spec[0], order, nfaults, at, data);
+			else if (k == 2)
+				floor_gets(order, nfaults, at, data);
 			else
-				faults(spec[k ? 2 : 0], len, order, nfaults,
-				       lat + r * nfaults, data);
+				faults(spec[k ? 2 : 0], len, order, nfaults, at,
+				       data, k == 1);
 		}
-		fl[k][0] = pct(lat, nfaults * rounds, 0.5) * 1e6;
-		fl[k][1] = pct(lat, nfaults * rounds, 0.99) * 1e6;
+	for (int k = 0; k < 4; k++) {
+		double *at = lat + (size_t)k * rounds * nfaults;
+
+		fl[k][0] = pct(at, nfaults * rounds, 0.5) * 1e6;
+		fl[k][1] = pct(at, nfaults * rounds, 0.99) * 1e6;
 	}
-	for (int k = 0; k < 3; k++) {
-		for (uint64_t r = 0; r < rounds; r++)
-			ts[r] = sequential(spec[k], len, data);
-		seq[k] = pct(ts, rounds, 0.5);
-	}
+	for (uint64_t r = 0; r < rounds; r++)
+		for (int k = 0; k < 3; k++)
+			ts[(size_t)k * rounds + r] =
+			    sequential(spec[k], len, data);
+	for (int k = 0; k < 3; k++)
+		seq[k] = pct(ts + (size_t)k * rounds, rounds, 0.5);
 	unlink(path);
 	if (json) {
 		struct json j;
@@ -422,6 +467,8 @@ int main(int argc, char **argv)
 		json_f64(&j, "fault_file_p99_us", fl[1][1]);
 		json_f64(&j, "memcached_get_p50_us", fl[2][0]);
 		json_f64(&j, "memcached_get_p99_us", fl[2][1]);
+		json_f64(&j, "store_fetch_p50_us", fl[3][0]);
+		json_f64(&j, "store_fetch_p99_us", fl[3][1]);
 		json_f64(&j, "seq_mget_seconds", seq[0]);
 		json_f64(&j, "seq_nomget_seconds", seq[1]);
 		json_f64(&j, "seq_file_seconds", seq[2]);
@@ -438,10 +485,13 @@ int main(int argc, char **argv)
 	       (unsigned long long)nfaults);
 	printf("  memcached_get, bare (the floor)    %8.1f  %8.1f       1.00\n",
 	       fl[2][0], fl[2][1]);
+	printf("  memcached: fetch() alone, no region%8.1f  %8.1f  %9.2f\n",
+	       fl[3][0], fl[3][1], fl[3][0] / fl[2][0]);
 	printf("  region over memcached:             %8.1f  %8.1f  %9.2f\n",
 	       fl[0][0], fl[0][1], fl[0][0] / fl[2][0]);
-	printf("  region over file: (warm cache)     %8.1f  %8.1f  %9.2f\n\n",
-	       fl[1][0], fl[1][1], fl[1][0] / fl[2][0]);
+	printf(
+	    "  region over file: (warm, a fault each)%5.1f  %8.1f  %9.2f\n\n",
+	    fl[1][0], fl[1][1], fl[1][0] / fl[2][0]);
 	printf("sequential read of the region         seconds      MB/s\n");
 	for (int k = 0; k < 3; k++)
 		printf("  %-34s %7.3f  %8.0f\n", seqs[k], seq[k],
