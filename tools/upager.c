@@ -13,7 +13,7 @@ static const struct cli_cmd cmds[] = {
 	{ "serve", "export page stores to remote: clients", cmd_serve },
 	{ "migrate", "postcopy live migration of a region, verified", cmd_migrate },
 	{ "bench", "fault cost side by side with the kernel's own", cmd_bench },
-	{ "image", "compressed page images: create, info, verify, cat",
+	{ "image", "page images: create, info, verify, cat; push into memcached",
 	  cmd_image },
 };
 
