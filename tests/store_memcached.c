@@ -19,6 +19,10 @@
  * down     one server killed: the pages on the other two read right,
  *          alone and in windows; its pages fail with -EHOSTDOWN, told
  *          once with the server's address.
+ * timeout  a server stopped (SIGSTOP) answers nothing: a page it holds
+ *          fails with -ETIMEDOUT (timeout=300), told naming the server;
+ *          continued, it serves the page again (after libmemcached's
+ *          one-second retry wait).
  */
 #include "tmemcached.h"
 
@@ -256,6 +260,40 @@ static void check_down(void)
 	upager_store_close(s);
 }
 
+static void check_timeout(void)
+{
+	struct upager_store *s = open_ns(",timeout=300");
+	unsigned int srv = 0;
+	uint64_t pg = 0;
+	char want[128], *out;
+	int ret = -1;
+
+	while (pg < NPAGES && tmc_holder(&t, NS, pg) != (int)srv)
+		pg++;
+	CHECK(pg < NPAGES, "no page on server %u", srv);
+	CHECK_RET(upager_store_fetch(s, pg, buf, 1), 0);
+	tmc_pause(&t, srv);
+	tmc_capture_begin();
+	ret = upager_store_fetch(s, pg, buf, 1);
+	out = tmc_capture_end();
+	kill(t.pid[srv], SIGCONT);
+	CHECK(ret == -ETIMEDOUT, "a stopped server: %d", ret);
+	snprintf(want, sizeof(want), "on 127.0.0.1:%u: server error",
+		 t.port[srv]);
+	CHECK(strstr(out, want), "stderr \"%s\", want \"%s\"", out, want);
+	/* Not a timing: the deadline of the test bounds the wait. */
+	tmc_capture_begin();
+	for (int i = 0; i < 100 && ret; i++) {
+		usleep(100000);
+		ret = upager_store_fetch(s, pg, buf, 1);
+	}
+	tmc_capture_end();
+	CHECK(!ret && !memcmp(buf, data + pg * TMC_PAGE, TMC_PAGE),
+	      "page %llu once its server is continued: %d",
+	      (unsigned long long)pg, ret);
+	upager_store_close(s);
+}
+
 int main(void)
 {
 	t_deadline(100, "store_memcached");
@@ -267,6 +305,7 @@ int main(void)
 	tmc_push(&t, NS, "", data, NPAGES);
 	check_data();
 	check_absent();
+	check_timeout();
 	check_down();
 	tmc_stop(&t);
 	free(data);

@@ -11,6 +11,7 @@
 #define UPAGER_TEST_TMEMCACHED_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -211,6 +212,46 @@ static inline char *tmc_capture_end(void)
 	close(tmc_cap_fd);
 	tmc_cap_fd = tmc_cap_saved = -1;
 	return out;
+}
+
+/*
+ * Stop server @i (SIGSTOP) and wait until every thread of it is stopped:
+ * kill() returns before the signal has taken them all.
+ */
+static inline void tmc_pause(struct tmc *t, unsigned int i)
+{
+	char path[64];
+
+	kill(t->pid[i], SIGSTOP);
+	for (int tries = 0; tries < 5000; tries++) {
+		bool all = true;
+		DIR *d;
+		struct dirent *e;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)t->pid[i]);
+		d = opendir(path);
+		CHECK(d, "%s", path);
+		while ((e = readdir(d))) {
+			char st[512], *p;
+			FILE *f;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(st, sizeof(st), "%s/%s/stat", path, e->d_name);
+			f = fopen(st, "r");
+			if (!f)
+				continue;
+			p = fgets(st, sizeof(st), f) ? strrchr(st, ')') : NULL;
+			fclose(f);
+			if (p && p[2] != 'T' && p[2] != 't')
+				all = false;
+		}
+		closedir(d);
+		if (all)
+			return;
+		usleep(1000);
+	}
+	FAIL("server %u did not stop", i);
 }
 
 /* A client of server @i alone. */
