@@ -49,9 +49,10 @@ CPPFLAGS += -Iinclude -Isrc -Icommon -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
 # The image store's codecs and checksum (Debian's libzstd, liblz4,
-# libxxhash) and the memcached store's client (libmemcached); also
-# upager.pc's Libs.private.
-LDLIBS += -lzstd -llz4 -lxxhash -lmemcached
+# libxxhash) and the memcached store's client (libmemcached); json-c
+# reads Firecracker's handshake (src/manager/firecracker.c); OpenSSL is
+# the page server's TLS (src/net/tls.c).  Also upager.pc's Libs.private.
+LDLIBS += -lzstd -llz4 -lxxhash -lmemcached -ljson-c -lssl -lcrypto
 
 LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -60,28 +61,33 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 # benchmark and the tests; it depends on neither of them.
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
-TOOL_SRCS := $(wildcard tools/*.c)
+# tools/: the upager command (upager.c and cmd_*.c) and the daemon,
+# upagerd (upagerd.c alone).
+TOOL_SRCS := $(filter-out tools/upagerd.c,$(wildcard tools/*.c))
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 TEST_HARNESS := $(BUILD)/tests/harness.o $(BUILD)/common/sysfs.o
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
-# bench/: upager-bench (upager-bench.c and its parts, bench_*.c), relay
-# image-restore and memcached-store.
+# bench/: upager-bench (upager-bench.c and its parts, bench_*.c),
+# upagerd-bench (with bench_util.c), relay, remote_tls (TLS against
+# plaintext for the remote: store), image-restore and memcached-store.
 BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
-BENCHES := $(BENCH) $(BUILD)/bench/relay $(BUILD)/bench/image-restore \
-	$(BUILD)/bench/memcached-store
+BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay \
+	   $(BUILD)/bench/remote_tls $(BUILD)/bench/image-restore \
+	   $(BUILD)/bench/memcached-store
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
 CLI := $(BUILD)/upager
+DAEMON := $(BUILD)/upagerd
 
 .PHONY: all deps check demo install uninstall clean
 # Keep objects: relinking a test must not recompile the harness.
 .SECONDARY:
-all: $(STATIC) $(SHARED) $(CLI) $(TESTS) $(EXAMPLES) $(BENCHES)
+all: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(TESTS) $(EXAMPLES) $(BENCHES)
 
 deps:
 	@tools/deps.sh
@@ -111,6 +117,9 @@ $(CLI): $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC) \
 		$(LDLIBS) -lm
 
+$(DAEMON): $(BUILD)/tools/upagerd.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
 
@@ -121,6 +130,11 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 # never bench/: `upager bench` runs this program).
 $(BENCH): $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(BUILD)/bench/upager-bench.o $(BENCH_PARTS) \
+		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
+
+$(BUILD)/bench/upagerd-bench: $(BUILD)/bench/upagerd-bench.o \
+		$(BUILD)/bench/bench_util.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/bench/bench_util.o \
 		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
 
 # image: restores against file: (docs/BENCHMARKS.md, "Page images").
@@ -134,6 +148,9 @@ $(BUILD)/bench/memcached-store: $(BUILD)/bench/memcached_store.o $(COMMON_OBJS) 
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
+$(BUILD)/bench/remote_tls: $(BUILD)/bench/remote_tls.o $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
 check: deps
 	@$(MAKE) --no-print-directory all
 	@SANITIZE=$(SANITIZE) tests/run.sh $(BUILD)
@@ -144,7 +161,7 @@ demo: deps
 	@echo
 	@$(CLI) features
 
-install: $(STATIC) $(SHARED) $(CLI) $(BENCH)
+install: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(BENCH)
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/upager \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/upager \
 		$(DESTDIR)$(MANDIR)/man1
@@ -157,7 +174,7 @@ install: $(STATIC) $(SHARED) $(CLI) $(BENCH)
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@LIBS@|$(LDLIBS)|' upager.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
-	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(CLI) $(DAEMON) $(DESTDIR)$(BINDIR)/
 	install -m 755 $(BENCH) $(DESTDIR)$(LIBEXECDIR)/upager/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 
@@ -165,15 +182,19 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/upager
 	rm -f $(DESTDIR)$(LIBDIR)/libupager.* $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
 	rm -f $(DESTDIR)$(BINDIR)/upager $(DESTDIR)$(MANDIR)/man1/upager.1
+	rm -f $(DESTDIR)$(BINDIR)/upagerd $(DESTDIR)$(MANDIR)/man1/upagerd.1
 	rm -rf $(DESTDIR)$(LIBEXECDIR)/upager
 
 clean:
 	rm -rf build build-asan build-tsan
 
 # `make fuzz FUZZ_SECONDS=N`: the wire decoder under libFuzzer, ASan and
-# UBSan for N seconds (default 30), built with clang from src/net/wire.c alone.
-# The corpus is $(BUILD)/fuzz/corpus: the seeds fuzz/seeds.c writes, and
-# what the fuzzer adds, kept between runs; a crash is saved beside it.
+# UBSan for N seconds (default 30), built with clang from src/net/wire.c alone,
+# then the TLS handshake (fuzz/tls_fuzz.c: src/net/tls.c, net.c, wire.c and
+# Debian's OpenSSL) for as long.
+# The corpora are $(BUILD)/fuzz/corpus and tls-corpus: the seeds fuzz/seeds.c
+# and fuzz/tls_seeds.c write, and what the fuzzer adds, kept between runs; a
+# crash is saved beside them.
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ := $(BUILD)/fuzz
@@ -183,12 +204,17 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARN) -fno-omit-frame-pointer \
 .PHONY: fuzz
 fuzz:
 	@tools/deps.sh fuzz
-	@$(MAKE) --no-print-directory $(FUZZ)/wire_fuzz $(FUZZ)/seeds
-	$(Q)mkdir -p $(FUZZ)/corpus
+	@$(MAKE) --no-print-directory $(FUZZ)/wire_fuzz $(FUZZ)/seeds \
+		$(FUZZ)/tls_fuzz $(FUZZ)/tls_seeds
+	$(Q)mkdir -p $(FUZZ)/corpus $(FUZZ)/tls-corpus
 	$(Q)$(FUZZ)/seeds $(FUZZ)/corpus
 	$(FUZZ)/wire_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=1100000 \
 		-timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ)/ \
 		$(FUZZ)/corpus
+	$(Q)$(FUZZ)/tls_seeds $(FUZZ)/tls-corpus
+	$(FUZZ)/tls_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=60000 \
+		-timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ)/tls- \
+		$(FUZZ)/tls-corpus
 
 $(FUZZ)/wire_fuzz: fuzz/wire_fuzz.c fuzz/wire_check.h src/net/wire.c src/net/wire.h
 	@mkdir -p $(dir $@)
@@ -200,6 +226,23 @@ $(FUZZ)/seeds: fuzz/seeds.c src/net/wire.c src/net/wire.h
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=address,undefined \
 		-o $@ fuzz/seeds.c src/net/wire.c
+
+FUZZ_TLS_SRCS := src/net/tls.c src/net/net.c src/net/wire.c
+FUZZ_TLS_DEPS := $(FUZZ_TLS_SRCS) src/net/tls.h src/net/net.h src/net/wire.h \
+	fuzz/tls_key.h
+
+$(FUZZ)/tls_fuzz: fuzz/tls_fuzz.c $(FUZZ_TLS_DEPS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -pthread \
+		-fsanitize=fuzzer,address,undefined -o $@ fuzz/tls_fuzz.c \
+		$(FUZZ_TLS_SRCS) $(LDLIBS)
+
+$(FUZZ)/tls_seeds: fuzz/tls_seeds.c $(FUZZ_TLS_DEPS)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -pthread \
+		-fsanitize=address,undefined -o $@ fuzz/tls_seeds.c \
+		$(FUZZ_TLS_SRCS) $(LDLIBS)
 
 # The codec's test shares the fuzzer's re-encoder.
 $(BUILD)/tests/wire_codec.o: fuzz/wire_check.h

@@ -54,6 +54,7 @@ enum {
 	A_BARE,
 	A_H1,
 	A_H2,
+	A_H1_POLL,
 	A_BARE_SIG,
 	A_INTHREAD,
 	A_N
@@ -64,6 +65,8 @@ struct row_def {
 	int baseline; /* row the ratio is against, or -1 */
 };
 extern const struct row_def a_rows[A_N];
+/* The handler_1_poll row's upager_handler_params.poll_us. */
+#define A_POLL_US 50
 
 struct a_result {
 	double p50[MAX_ROUNDS], p99[MAX_ROUNDS], rate[MAX_ROUNDS]; /* ns, /s */
@@ -172,7 +175,7 @@ ssize_t slurp(const char *path, char *buf, size_t len);
 int64_t field(const char *buf, const char *key);
 uint64_t minflt_self(void);
 
-/* An upager handler with one region. */
+/* An upager handler with one region; workers poll for @poll_us (0: no). */
 struct engine {
 	struct upager_handler *h;
 	struct upager_region *r;
@@ -181,8 +184,9 @@ struct engine {
 	int nworkers;
 };
 void engine_up(struct engine *e, const char *what, struct upager_store *s,
-	       size_t len, unsigned int threads, size_t fill, size_t ra,
-	       unsigned int flags, enum upager_memtype memtype);
+	       size_t len, unsigned int threads, unsigned int poll_us,
+	       size_t fill, size_t ra, unsigned int flags,
+	       enum upager_memtype memtype);
 void engine_down(struct engine *e, struct upager_stats *st);
 
 /* ---- the sections and the report ----------------------------------------- */

@@ -31,6 +31,8 @@ const struct row_def a_rows[A_N] = {
 	[A_BARE] = { "bare", "bare loop: poll/read/COPY, ll only", -1 },
 	[A_H1] = { "handler_1", "upager handler, mem, 1 worker", A_BARE },
 	[A_H2] = { "handler_2", "upager handler, mem, 2 workers", A_BARE },
+	[A_H1_POLL] = { "handler_1_poll",
+			"upager handler, mem, 1 worker, poll 50 µs", A_BARE },
 	[A_BARE_SIG] = { "bare_sigbus", "bare SIGBUS handler: COPY, ll only",
 			 A_KERNEL },
 	[A_INTHREAD] = { "inthread", "upager in-thread (SIGBUS), mem",
@@ -328,8 +330,10 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		break;
 	case A_H1:
 	case A_H2:
-		engine_up(&e, what, s, len, m == A_H1 ? 1 : 2, 0, (size_t)-1,
-			  0, UPAGER_MEM_ANON);
+	case A_H1_POLL:
+		engine_up(&e, what, s, len, m == A_H2 ? 2 : 1,
+			  m == A_H1_POLL ? A_POLL_US : 0, 0, (size_t)-1, 0,
+			  UPAGER_MEM_ANON);
 		base = e.addr;
 		memcpy(pr.servers, e.workers, sizeof(e.workers));
 		pr.nservers = e.nworkers;
@@ -338,7 +342,7 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		base = bare_sig_up(upager_store_mem_data(s), len);
 		break;
 	case A_INTHREAD:
-		engine_up(&e, what, s, len, 0, 0, 0, UPAGER_MAP_IN_THREAD,
+		engine_up(&e, what, s, len, 0, 0, 0, 0, UPAGER_MAP_IN_THREAD,
 			  UPAGER_MEM_ANON);
 		base = e.addr;
 		break;

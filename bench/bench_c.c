@@ -198,7 +198,7 @@ static void c_run(struct bench *b, struct cfile *f, const struct c_case *c,
 	else
 		cfile_warm(f);
 	if (c->kind == C_REGION) {
-		engine_up(&e, what, f->store, f->size, c->threads, c->fill,
+		engine_up(&e, what, f->store, f->size, c->threads, 0, c->fill,
 			  c->ra, 0, c->memtype);
 		wall = sweep(what, e.addr, idx, n, TOUCH_PAGE, false, NULL);
 		engine_down(&e, &st);
@@ -264,7 +264,7 @@ void section_c(struct bench *b)
 		struct engine e;
 
 		cfile_warm(&f);
-		engine_up(&e, "C hugetlb warm-up", f.store, f.size, 1, 2 << 20,
+		engine_up(&e, "C hugetlb warm-up", f.store, f.size, 1, 0, 2 << 20,
 			  8 << 20, 0, UPAGER_MEM_HUGETLB);
 		sweep("C hugetlb warm-up", e.addr, NULL, f.npages, TOUCH_PAGE,
 		      false, NULL);

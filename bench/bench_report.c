@@ -196,10 +196,10 @@ void print_tables(struct bench *b)
 		}
 		printf("\nD. Where a 4 KiB fault's time goes, per fault "
 		       "(A's runs; kernel per-thread counters)\n");
-		printf("  %-12s %7s %7s %7s %7s %7s %7s %8s %8s %8s\n", "",
+		printf("  %-14s %7s %7s %7s %7s %7s %7s %8s %8s %8s\n", "",
 		       "faults", "csw", "csw", "read(2)", "poll(2)", "ioctl",
 		       "CPU µs", "CPU µs", "wait µs");
-		printf("  %-12s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n", "mode",
+		printf("  %-14s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n", "mode",
 		       "/run", "fault", "server", "server", "server", "server",
 		       "fault", "server", "server");
 		for (int m = 0; m < A_N; m++) {
@@ -207,7 +207,7 @@ void print_tables(struct bench *b)
 			struct d_row d;
 
 			d_row(r, m == A_BARE, &d);
-			printf("  %-12s %7.0f", a_rows[m].id,
+			printf("  %-14s %7.0f", a_rows[m].id,
 			       (double)r->faults / b->o.rounds);
 			cell(d.f_csw, 2);
 			cell(d.s_csw, 2);

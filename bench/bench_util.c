@@ -189,11 +189,12 @@ uint64_t minflt_self(void)
  */
 void engine_up(struct engine *e, const char *what,
 		      struct upager_store *s, size_t len, unsigned int threads,
-		      size_t fill, size_t ra, unsigned int flags,
-		      enum upager_memtype memtype)
+		      unsigned int poll_us, size_t fill, size_t ra,
+		      unsigned int flags, enum upager_memtype memtype)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp),
-					    .threads = threads ? threads : 1 };
+					    .threads = threads ? threads : 1,
+					    .poll_us = poll_us };
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.memtype = memtype,
 					.flags = flags,

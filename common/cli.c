@@ -9,13 +9,21 @@
 
 #include "cli.h"
 
+/* "upager" and a subcommand, or a program of its own (upagerd). */
+static const char *program = "upager ";
+
+void cli_set_program(const char *name)
+{
+	program = name;
+}
+
 int cli_verror(int code, const char *cmd, const char *fmt, va_list ap)
 {
-	fprintf(stderr, "upager %s: ", cmd);
+	fprintf(stderr, "%s%s: ", program, cmd);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	if (code == 2)
-		fprintf(stderr, "Try 'upager %s --help'.\n", cmd);
+		fprintf(stderr, "Try '%s%s --help'.\n", program, cmd);
 	return code;
 }
 
@@ -111,7 +119,8 @@ static void json_key(struct json *j, const char *key)
 	if (j->need_comma[j->depth])
 		fputc(',', j->f);
 	j->need_comma[j->depth] = true;
-	fprintf(j->f, "\n%*s", 2 * j->depth, "");
+	if (!j->compact)
+		fprintf(j->f, "\n%*s", 2 * j->depth, "");
 	if (key)
 		fprintf(j->f, "\"%s\": ", key);
 }
@@ -140,6 +149,12 @@ void json_begin(struct json *j, FILE *f)
 	j->depth = 1;
 }
 
+void json_begin_line(struct json *j, FILE *f)
+{
+	json_begin(j, f);
+	j->compact = true;
+}
+
 static void json_open(struct json *j, const char *key, char c)
 {
 	json_key(j, key);
@@ -151,7 +166,10 @@ static void json_open(struct json *j, const char *key, char c)
 static void json_close(struct json *j, char c)
 {
 	j->depth--;
-	fprintf(j->f, "\n%*s%c", 2 * j->depth, "", c);
+	if (j->compact)
+		fputc(c, j->f);
+	else
+		fprintf(j->f, "\n%*s%c", 2 * j->depth, "", c);
 }
 
 void json_obj_open(struct json *j, const char *key) { json_open(j, key, '{'); }

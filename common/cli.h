@@ -15,6 +15,11 @@
 #include <stdio.h>
 
 /*
+ * Messages name "upager CMD" by default; a program of its own calls this
+ * once with "NAME" and an empty CMD ("upagerd", "") for "NAME: message".
+ */
+void cli_set_program(const char *name);
+/*
  * Print "upager CMD: message" to stderr, and for a usage error (@code 2)
  * a line pointing to 'upager CMD --help'.  Returns @code: 2 (usage) or 1.
  */
@@ -47,8 +52,11 @@ struct json {
 	FILE *f;
 	int depth;
 	bool need_comma[16];
+	bool compact; /* one line (json_begin_line()) */
 };
 void json_begin(struct json *j, FILE *f);
+/* The same on one line, e.g. a log record: json_end() ends the line. */
+void json_begin_line(struct json *j, FILE *f);
 void json_obj_open(struct json *j, const char *key);
 void json_obj_close(struct json *j);
 void json_arr_open(struct json *j, const char *key);

@@ -226,8 +226,9 @@ static void layer_net(void)
 	srv = upager_server_new(NULL, &err);
 	CHECK(srv, "server: %s", strerror(-err));
 	CHECK_RET(upager_server_export(srv, "img", img), 0);
+	CHECK_RET(upager_server_plaintext(srv), 0);
 	CHECK_RET(upager_server_start(srv), 0);
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img",
+	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img,plaintext",
 		 upager_server_port(srv));
 	s = upager_store_open(spec, &err);
 	CHECK(s, "%s: %s", spec, strerror(-err));

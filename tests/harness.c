@@ -261,6 +261,25 @@ void t_fill(void *dst, size_t len, uint64_t seed)
 		w[i] = mix(seed * 0x100000001b3ull + i);
 }
 
+void t_shuffle(size_t *order, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	for (size_t i = n ? n - 1 : 0; i > 0; i--) {
+		size_t j, tmp;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		j = (size_t)(x % (i + 1));
+		tmp = order[i];
+		order[i] = order[j];
+		order[j] = tmp;
+	}
+}
+
 bool t_verify(const void *src, size_t len, uint64_t seed)
 {
 	const uint64_t *w = src;

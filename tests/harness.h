@@ -111,6 +111,8 @@ int t_handler_uffd(struct t_handler *h);
 /* Fill a page with a pattern derived from its index; check it back. */
 void t_fill(void *dst, size_t len, uint64_t seed);
 bool t_verify(const void *src, size_t len, uint64_t seed);
+/* @order: 0 .. @n-1 in a pseudo-random order that @seed fixes. */
+void t_shuffle(size_t *order, size_t n, uint64_t seed);
 
 /* Does reading @p raise SIGBUS?  (Runs the read under a handler.) */
 bool t_read_sigbus(const volatile char *p);

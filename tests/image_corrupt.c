@@ -79,8 +79,8 @@ static void make_bad(void)
 	/* Bytes no codec reads as a chunk, with a checksum that matches. */
 	memset(b + c2.offset, 0xff, c2.stored_len);
 	e = b + IMG_HDR_LEN + BAD_CODEC * IMG_ENTRY_LEN;
-	put64(e + 8, XXH3_64bits(b + c2.offset, c2.stored_len));
-	put64(b + IMG_SUM_OFF, img_header_sum(b, get64(b + 48)));
+	wr64(e + 8, XXH3_64bits(b + c2.offset, c2.stored_len));
+	wr64(b + IMG_SUM_OFF, img_header_sum(b, rd64(b + 48)));
 	write_file(bad, b, len);
 	free(b);
 }

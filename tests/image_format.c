@@ -31,11 +31,11 @@ static char path[256];
 /* Fix header_sum after a change of the header or the index. */
 static void resum(struct image *im)
 {
-	uint64_t data_off = get64(im->b + 48);
+	uint64_t data_off = rd64(im->b + 48);
 
 	if (data_off > im->len)
 		return;
-	put64(im->b + IMG_SUM_OFF, img_header_sum(im->b, data_off));
+	wr64(im->b + IMG_SUM_OFF, img_header_sum(im->b, data_off));
 }
 
 static void load(struct image *im)
@@ -84,65 +84,65 @@ static unsigned int zero(const struct image *im)
  */
 #define CASES(X) \
 	X(magic, -EBADMSG, "magic", { im->b[0] = 'X'; return false; }) \
-	X(version2, -EPROTONOSUPPORT, "version 2", { put16(im->b + 8, 2); return true; }) \
-	X(version0, -EPROTONOSUPPORT, "version 0", { put16(im->b + 8, 0); return true; }) \
-	X(header_len, -EBADMSG, "header_len 96", { put16(im->b + 10, 96); return true; }) \
-	X(page_size, -EBADMSG, "page_size 8192", { put32(im->b + 12, 8192); return true; }) \
-	X(chunk_small, -EBADMSG, "chunk_size 2048", { put32(im->b + 24, 2048); return true; }) \
-	X(chunk_big, -EBADMSG, "chunk_size 524288", { put32(im->b + 24, 512 << 10); return true; }) \
-	X(chunk_odd, -EBADMSG, "chunk_size 20480", { put32(im->b + 24, 20480); return true; }) \
-	X(chunk_zero, -EBADMSG, "chunk_size 0", { put32(im->b + 24, 0); return true; }) \
+	X(version2, -EPROTONOSUPPORT, "version 2", { wr16(im->b + 8, 2); return true; }) \
+	X(version0, -EPROTONOSUPPORT, "version 0", { wr16(im->b + 8, 0); return true; }) \
+	X(header_len, -EBADMSG, "header_len 96", { wr16(im->b + 10, 96); return true; }) \
+	X(page_size, -EBADMSG, "page_size 8192", { wr32(im->b + 12, 8192); return true; }) \
+	X(chunk_small, -EBADMSG, "chunk_size 2048", { wr32(im->b + 24, 2048); return true; }) \
+	X(chunk_big, -EBADMSG, "chunk_size 524288", { wr32(im->b + 24, 512 << 10); return true; }) \
+	X(chunk_odd, -EBADMSG, "chunk_size 20480", { wr32(im->b + 24, 20480); return true; }) \
+	X(chunk_zero, -EBADMSG, "chunk_size 0", { wr32(im->b + 24, 0); return true; }) \
 	X(codec0, -EBADMSG, "codec 0", { im->b[28] = 0; return true; }) \
 	X(codec3, -EBADMSG, "codec 3", { im->b[28] = 3; return true; }) \
 	X(checksum, -EBADMSG, "checksum kind 2", { im->b[29] = 2; return true; }) \
-	X(flags, -EBADMSG, "flags 0x1", { put16(im->b + 30, 1); return true; }) \
-	X(reserved, -EBADMSG, "reserved", { put32(im->b + 68, 7); return true; }) \
-	X(level, -EBADMSG, "level 99", { put32(im->b + 64, 99); return true; }) \
-	X(level0, -EBADMSG, "level 0", { put32(im->b + 64, 0); return true; }) \
-	X(nchunks_more, -EBADMSG, "nchunks 7", { put64(im->b + 32, NCHUNKS + 1); return true; }) \
-	X(nchunks_less, -EBADMSG, "nchunks 5", { put64(im->b + 32, NCHUNKS - 1); return true; }) \
+	X(flags, -EBADMSG, "flags 0x1", { wr16(im->b + 30, 1); return true; }) \
+	X(reserved, -EBADMSG, "reserved", { wr32(im->b + 68, 7); return true; }) \
+	X(level, -EBADMSG, "level 99", { wr32(im->b + 64, 99); return true; }) \
+	X(level0, -EBADMSG, "level 0", { wr32(im->b + 64, 0); return true; }) \
+	X(nchunks_more, -EBADMSG, "nchunks 7", { wr64(im->b + 32, NCHUNKS + 1); return true; }) \
+	X(nchunks_less, -EBADMSG, "nchunks 5", { wr64(im->b + 32, NCHUNKS - 1); return true; }) \
 	X(image_len, -EBADMSG, "nchunks 6, but image_len", { \
-		put64(im->b + 16, (uint64_t)NCHUNKS * CHUNK + 1); return true; }) \
+		wr64(im->b + 16, (uint64_t)NCHUNKS * CHUNK + 1); return true; }) \
 	/* An image_len of 2^64 - 1: an index of 2^52 entries, whose data_off \
 	 * (computed without overflow) is not the header's. */ \
 	X(image_huge, -EBADMSG, "after 4503599627370496 index entries", { \
-		put64(im->b + 16, UINT64_MAX); \
-		put32(im->b + 24, 4096); \
-		put64(im->b + 32, UINT64_MAX / 4096 + 1); return true; }) \
-	X(index_off, -EBADMSG, "index_off 88", { put64(im->b + 40, 88); return true; }) \
-	X(data_off, -EBADMSG, "data_off", { put64(im->b + 48, get64(im->b + 48) + 24); return true; }) \
-	X(file_len_more, -EBADMSG, "truncated", { put64(im->b + 56, im->len + 1); return true; }) \
-	X(file_len_less, -EBADMSG, "extended", { put64(im->b + 56, im->len - 1); return true; }) \
+		wr64(im->b + 16, UINT64_MAX); \
+		wr32(im->b + 24, 4096); \
+		wr64(im->b + 32, UINT64_MAX / 4096 + 1); return true; }) \
+	X(index_off, -EBADMSG, "index_off 88", { wr64(im->b + 40, 88); return true; }) \
+	X(data_off, -EBADMSG, "data_off", { wr64(im->b + 48, rd64(im->b + 48) + 24); return true; }) \
+	X(file_len_more, -EBADMSG, "truncated", { wr64(im->b + 56, im->len + 1); return true; }) \
+	X(file_len_less, -EBADMSG, "extended", { wr64(im->b + 56, im->len - 1); return true; }) \
 	X(sum_header, -EBADMSG, "checksum", { im->b[IMG_SUM_OFF] ^= 1; return false; }) \
 	X(sum_field, -EBADMSG, "checksum", { im->b[64] ^= 7; return false; }) \
 	X(sum_index, -EBADMSG, "checksum", { im->b[ENTRY(2) + 9] ^= 0x80; return false; }) \
-	X(raw_len, -EBADMSG, "chunk 1: raw_len", { put32(im->b + ENTRY(1) + 20, get32(im->b + ENTRY(1) + 20) - 1); return true; }) \
-	X(raw_len_last, -EBADMSG, "chunk 5: raw_len", { put32(im->b + ENTRY(5) + 20, CHUNK); return true; }) \
+	X(raw_len, -EBADMSG, "chunk 1: raw_len", { wr32(im->b + ENTRY(1) + 20, rd32(im->b + ENTRY(1) + 20) - 1); return true; }) \
+	X(raw_len_last, -EBADMSG, "chunk 5: raw_len", { wr32(im->b + ENTRY(5) + 20, CHUNK); return true; }) \
 	X(flag_unknown, -EBADMSG, "bad flags 0x04", { im->b[ENTRY(0) + 23] |= 4; return true; }) \
 	X(flag_both, -EBADMSG, "bad flags 0x03", { im->b[ENTRY(zero(im)) + 23] |= 2; return true; }) \
-	X(zero_offset, -EBADMSG, "a zero chunk", { put64(im->b + ENTRY(zero(im)), 100); return true; }) \
-	X(zero_sum, -EBADMSG, "a zero chunk", { put64(im->b + ENTRY(zero(im)) + 8, 1); return true; }) \
-	X(zero_stored, -EBADMSG, "a zero chunk", { put32(im->b + ENTRY(zero(im)) + 16, 1); return true; }) \
-	X(comp_empty, -EBADMSG, "stored_len 0", { put32(im->b + ENTRY(compressed(im)) + 16, 0); return true; }) \
-	X(comp_big, -EBADMSG, "(compressed)", { put32(im->b + ENTRY(compressed(im)) + 16, CHUNK); return true; }) \
+	X(zero_offset, -EBADMSG, "a zero chunk", { wr64(im->b + ENTRY(zero(im)), 100); return true; }) \
+	X(zero_sum, -EBADMSG, "a zero chunk", { wr64(im->b + ENTRY(zero(im)) + 8, 1); return true; }) \
+	X(zero_stored, -EBADMSG, "a zero chunk", { wr32(im->b + ENTRY(zero(im)) + 16, 1); return true; }) \
+	X(comp_empty, -EBADMSG, "stored_len 0", { wr32(im->b + ENTRY(compressed(im)) + 16, 0); return true; }) \
+	X(comp_big, -EBADMSG, "(compressed)", { wr32(im->b + ENTRY(compressed(im)) + 16, CHUNK); return true; }) \
 	X(raw_stored, -EBADMSG, "(stored raw)", { \
 		unsigned int c = compressed(im); \
 		im->b[ENTRY(c) + 23] |= UPAGER_IMAGE_CHUNK_RAW; return true; }) \
 	X(gap, -EBADMSG, "offset", { \
 		unsigned int c = compressed(im); \
-		put64(im->b + ENTRY(c), get64(im->b + ENTRY(c)) + 1); return true; }) \
+		wr64(im->b + ENTRY(c), rd64(im->b + ENTRY(c)) + 1); return true; }) \
 	X(overlap, -EBADMSG, "offset", { \
 		unsigned int c = compressed(im); \
-		put64(im->b + ENTRY(c), get64(im->b + ENTRY(c)) - 1); return true; }) \
+		wr64(im->b + ENTRY(c), rd64(im->b + ENTRY(c)) - 1); return true; }) \
 	X(past_end, -EBADMSG, "past the end", { \
 		unsigned int c = compressed(im); \
-		put64(im->b + 56, get64(im->b + ENTRY(c)) + 10); \
-		im->len = get64(im->b + ENTRY(c)) + 10; return true; }) \
+		wr64(im->b + 56, rd64(im->b + ENTRY(c)) + 10); \
+		im->len = rd64(im->b + ENTRY(c)) + 10; return true; }) \
 	X(short_end, -EBADMSG, "the chunks end at", { \
-		put64(im->b + 56, im->len + 10); \
+		wr64(im->b + 56, im->len + 10); \
 		im->len += 10; return true; }) \
 	X(cut_1, -EBADMSG, "truncated", { im->len -= 1; return false; }) \
-	X(cut_data, -EBADMSG, "truncated", { im->len = get64(im->b + 48) + 5; return false; }) \
+	X(cut_data, -EBADMSG, "truncated", { im->len = rd64(im->b + 48) + 5; return false; }) \
 	X(cut_index, -EBADMSG, "truncated", { im->len = ENTRY(3) + 7; return false; }) \
 	X(cut_header, -EBADMSG, "too short", { im->len = IMG_HDR_LEN - 1; return false; }) \
 	X(cut_10, -EBADMSG, "too short", { im->len = 10; return false; }) \
@@ -203,8 +203,8 @@ int main(void)
 	ti_path(path, sizeof(path), "format");
 	ti_write(path, data, LEN, UPAGER_IMAGE_ZSTD, CHUNK);
 	load(&good);
-	CHECK(get64(good.b + 32) == NCHUNKS, "nchunks %llu",
-	      (unsigned long long)get64(good.b + 32));
+	CHECK(rd64(good.b + 32) == NCHUNKS, "nchunks %llu",
+	      (unsigned long long)rd64(good.b + 32));
 	upager_store_close(ti_open(path));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_case(i);

@@ -24,6 +24,12 @@ flags=$(pkg-config --cflags --libs upager) || fail "pkg-config --cflags --libs u
 echo "pkg-config: $flags"
 [ -f "$prefix/include/upager/ll.h" ] || fail "header not installed"
 [ -f "$prefix/share/man/man1/upager.1" ] || fail "man page not installed"
+[ -f "$prefix/share/man/man1/upagerd.1" ] || fail "upagerd's man page not installed"
+[ -f "$prefix/include/upager/manager.h" ] || fail "manager.h not installed"
+"$prefix/bin/upagerd" --help | grep -q '^usage: upagerd' || fail "installed upagerd"
+# The library parses Firecracker's JSON with json-c: a static link needs it.
+pkg-config --static --libs upager | grep -q -- -ljson-c ||
+	fail "Libs.private lacks json-c: $(pkg-config --static --libs upager)"
 
 # Only the installed prefix, no tree paths: the header must stand alone.
 cc -Wall -Werror $san -o "$tmp/demo" "$src/examples/demo.c" $flags -pthread \

@@ -6,7 +6,44 @@ skip() { echo "SKIP: $*" >&2; exit 77; }
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 upager=$build/upager
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+daemon=
+trap 'rm -rf "$tmp"; [ -z "$daemon" ] || kill -KILL "$daemon" 2>/dev/null' EXIT
+
+# upagerd for the upagerd_*.sh tests: start_upagerd ARGS... runs it with
+# its log in $tmp/upagerd.log and waits for every socket it was given
+# (--listen/--firecracker PATH) to exist; $daemon is its pid.
+# stop_upagerd sends SIGTERM and fails unless it exits 0 within 30 s.
+# log_has PATTERN waits up to 5 s for a line of the log.
+start_upagerd() {
+	local a socks=() prev=
+	for a in "$@"; do
+		case $prev in --listen | --firecracker) socks+=("${a%%,*}") ;; esac
+		prev=$a
+	done
+	"$build/upagerd" "$@" >"$tmp/upagerd.out" 2>"$tmp/upagerd.log" &
+	daemon=$!
+	for s in "${socks[@]}"; do
+		for _ in $(seq 200); do [ -S "$s" ] && break; sleep 0.025; done
+		[ -S "$s" ] || fail "upagerd did not bind $s: $(cat "$tmp/upagerd.log")"
+	done
+}
+stop_upagerd() {
+	local rc
+	kill -TERM "$daemon"
+	for _ in $(seq 300); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$daemon" 2>/dev/null && { kill -KILL "$daemon"; fail "upagerd hangs at SIGTERM"; }
+	wait "$daemon"
+	rc=$?
+	[ $rc = 0 ] || fail "upagerd exited $rc at SIGTERM: $(tail -5 "$tmp/upagerd.log")"
+}
+log_has() {
+	for _ in $(seq 100); do
+		grep -q -- "$1" "$tmp/upagerd.log" && return 0
+		sleep 0.05
+	done
+	fail "no log line '$1' in: $(tail -5 "$tmp/upagerd.log")"
+}
+peer() { "$build/tests/upagerd_peer" "$@"; }
 # memory_like FILE PAGES ZERO_FROM ZERO_TO: data shaped like memory, page
 # i zeros in [ZERO_FROM, ZERO_TO) or when i % 11 == 5, random bytes when
 # i % 7 == 3, text that compresses otherwise.

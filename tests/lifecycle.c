@@ -32,6 +32,14 @@
  *                 new region over another store (where the freed one's
  *                 memory may be reused) and a start: nothing is fetched
  *                 or filled that no fault asked for.
+ * prefault_waits  upager_region_prefault() over a region whose units a
+ *                 read-ahead job holds: one job's fetch waits at the gate,
+ *                 another is queued.  prefault waits for the first (it
+ *                 sits blocked until the gate opens) and fills the
+ *                 queued one's units itself; when it returns, every page
+ *                 is present.  Again with the handler stopped while the
+ *                 second job is queued: no worker will run it, prefault
+ *                 fills its units and returns.
  * job_error       a thread waits on a page of a read-ahead job (the other
  *                 worker read its fault and found the page claimed) when
  *                 the job's fetch fails: the job gives its pages back and
@@ -301,6 +309,59 @@ static void unmap_jobs(void)
 	CHECK_RET(upager_unmap(um.r), 0);
 	upager_handler_free(h);
 	upager_store_close(&t->s);
+}
+
+/* ---- prefault over units another thread fills --------------------------- */
+
+static int prefault_fn(void *r)
+{
+	return upager_region_prefault(r, 0, 16 * PG);
+}
+
+static void prefault_waits_one(bool stopped)
+{
+	struct upager_handler *h = handler(1, NULL, NULL);
+	struct tstore *t = tstore_open(16);
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.fault_around = 16 * PG };
+	struct upager_region *r;
+	struct call c;
+	int err;
+	char *p = upager_map(h, &t->s, 16 * PG, &mp, &r, &err);
+
+	CHECK(p, "map: %s", strerror(-err));
+	/* Fetch 1 is page 5's, 2 the first job's (pages 0-4). */
+	t->hold_at = 2;
+	CHECK_RET(upager_handler_start(h), 0);
+	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5");
+	tstore_wait_held(t, "the first job's fetch");
+	if (stopped) {
+		call_start(&c, stop_fn, h);
+		call_wait_blocked(&c);
+		tstore_release(t);
+		CHECK_RET(call_join(&c), 0);
+		CHECK_RET(upager_region_prefault(r, 0, 16 * PG), 0);
+	} else {
+		call_start(&c, prefault_fn, r);
+		call_wait_blocked(&c);
+		tstore_release(t);
+		CHECK_RET(call_join(&c), 0);
+	}
+	for (size_t i = 0; i < 16; i++)
+		CHECK(upager_region_present(r, i * PG),
+		      "%s: page %zu not present when prefault returned",
+		      stopped ? "stopped" : "running", i);
+	for (size_t i = 0; i < 16; i++)
+		CHECK(t_verify(p + i * PG, PG, i), "page %zu", i);
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+}
+
+static void prefault_waits(void)
+{
+	prefault_waits_one(false);
+	prefault_waits_one(true);
 }
 
 /* ---- jobs a stop left queued -------------------------------------------- */
@@ -748,6 +809,7 @@ int main(void)
 	unmap_inflight();
 	unmap_jobs();
 	stop_jobs();
+	prefault_waits();
 	job_error();
 	stop_start();
 	stop_eagain();

@@ -5,7 +5,9 @@
 # wait for the whole image); urgent latency is reported; the total stays
 # near the bandwidth bound.  Timing checks are ratios to numbers measured
 # or configured in this run, and loose: the exact figures go to
-# docs/BENCHMARKS.md.  SIZE (default 256M; the benchmark uses 1G).
+# docs/BENCHMARKS.md.  MIGRATE_SIZE (default 256M; the benchmark uses 1G).
+# Over TLS, both sides holding the same key file; MIGRATE_PLAINTEXT=1 for
+# the plaintext baseline.
 build=$1
 . "$(dirname "$0")/lib.sh"
 . "$src/tests/netns.sh"
@@ -13,20 +15,30 @@ NETNS_BUILD=$build
 size=${MIGRATE_SIZE:-256M}
 netns_check || exit 77
 netns_up mig 1gbit 1 || fail "netns_up"
+key=$tmp/key
+(umask 077; python3 -c "import os; print('upager:' + os.urandom(32).hex())" >"$key")
+sec=(--psk-file "$key")
+[ "${MIGRATE_PLAINTEXT:-}" = 1 ] && sec=(--plaintext)
 
 migrate() { # MODE-FLAGS... -> JSON on stdout
 	# The stream keeps 5% of the link free, so urgent pages don't queue
 	# behind it in tbf (QEMU's max-postcopy-bandwidth does the same).
 	netns_bg src "$upager" migrate --source --listen "tcp:$NETNS_SRC_IP:7070" \
-		--size "$size" --rate 118750000 >/dev/null
+		--size "$size" --rate 118750000 "${sec[@]}" >/dev/null
 	netns_wait_listen src 7070 "$NETNS_PID" || fail "source did not listen"
 	local srcpid=$NETNS_PID
 	netns_relay dst 127.0.0.1:7070 "$NETNS_SRC_IP:7070" 1
 	netns_exec dst "$upager" migrate --dest --connect 127.0.0.1:7070 \
-		--size "$size" --link-rate 1000000000 --json "$@"
+		--size "$size" --link-rate 1000000000 "${sec[@]}" --json "$@"
 	local rc=$?
 	kill "$srcpid" 2>/dev/null
 	netns_relay_stop
+	# The next source binds the same port: wait until this one is gone,
+	# or a check that something listens could see this one.
+	for _ in $(seq 200); do
+		kill -0 "$srcpid" 2>/dev/null || break
+		sleep 0.05
+	done
 	return $rc
 }
 

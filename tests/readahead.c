@@ -143,33 +143,13 @@ static void interleaved(void)
 	      "%llu faults for two streams", (unsigned long long)fills(&st));
 }
 
-/* @order: 0 .. @n-1 in a fixed pseudo-random order. */
-static void shuffle(size_t *order, size_t n)
-{
-	uint64_t x = 0x2545f4914f6cdd1dull;
-
-	for (size_t i = 0; i < n; i++)
-		order[i] = i;
-	for (size_t i = n - 1; i > 0; i--) {
-		size_t j, tmp;
-
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		j = (size_t)(x % (i + 1));
-		tmp = order[i];
-		order[i] = order[j];
-		order[j] = tmp;
-	}
-}
-
 static void random_half(void)
 {
 	size_t order[NPAGES], touched = NPAGES / 2;
 	struct upager_stats st;
 	struct scan sc;
 
-	shuffle(order, NPAGES);
+	t_shuffle(order, NPAGES, 0);
 	scan_open(&sc, 0);
 	for (size_t i = 0; i < touched; i++)
 		touch(&sc, order[i]);
@@ -203,7 +183,7 @@ static void abandoned(void)
 	for (size_t i = 0; i < stop; i++)
 		touch(&sc, i);
 	/* Far past any window of the stream: pages 768 .. 1023, one in 4. */
-	shuffle(order, 64);
+	t_shuffle(order, 64, 0);
 	for (size_t i = 0; i < 64; i++)
 		touch(&sc, 768 + 4 * order[i]);
 	scan_close(&sc, &st, "abandoned");

@@ -11,7 +11,9 @@
  * streamed no page twice, and every duplicate the client dropped is a page
  * the server sent twice (an urgent answer for a page the stream had sent:
  * it may still be in a socket buffer).  Malformed specs are -EINVAL, an
- * unknown export -ENOENT, a refused connection -ECONNREFUSED.
+ * unknown export -ENOENT, a refused connection -ECONNREFUSED, a spec with
+ * neither a key nor plaintext -ENOKEY; a server with neither does not
+ * start (-ENOKEY).  Variants: tls (the peers share a key) and plain.
  *
  * Then faults the stream cannot race (ordered()): the exported store
  * holds the stream's first fetch at a gate while one thread touches pages
@@ -83,14 +85,13 @@ static void ordered(void)
 	struct upager_handler *h;
 	struct upager_region *r;
 	struct upager_store *s;
-	char spec[96];
+	char spec[160];
 	uint8_t *p;
 
 	atomic_store(&t->hold_at, 1);
 	srv = t_serve(&t->s, 0, 0);
 	h = t_handler();
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img",
-		 upager_server_port(srv));
+	t_spec(spec, sizeof(spec), upager_server_port(srv), "/img");
 	p = t_map_remote(h, spec, &s, &r);
 	tstore_wait_held(t, "the stream's first fetch");
 	for (uint64_t k = 0; k < OTOUCHED; k++) {
@@ -142,28 +143,35 @@ static void bad_specs(unsigned int port)
 		"/", "/a/b", "/img,deadline=-1", "/img,deadline=x",
 		"/img,nosuch", "/img,",
 	};
-	char spec[128];
+	char spec[160];
 	int err;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(!upager_store_open(bad[i], &err) && err == -EINVAL,
 		      "'%s': %s, want EINVAL", bad[i], strerror(-err));
 	for (size_t i = 0; i < sizeof(bad_tail) / sizeof(bad_tail[0]); i++) {
-		snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u%s", port,
-			 bad_tail[i]);
+		t_spec(spec, sizeof(spec), port, bad_tail[i]);
 		CHECK(!upager_store_open(spec, &err) && err == -EINVAL,
 		      "'%s': %s, want EINVAL", spec, strerror(-err));
 	}
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/nosuch", port);
+	t_spec(spec, sizeof(spec), port, "/nosuch");
 	CHECK(!upager_store_open(spec, &err) && err == -ENOENT,
 	      "unknown export: %s", strerror(-err));
 	/* Port 1 on loopback: nobody listens there. */
-	CHECK(!upager_store_open("remote:127.0.0.1:1/img", &err) &&
-		      err == -ECONNREFUSED,
+	t_spec(spec, sizeof(spec), 1, "/img");
+	CHECK(!upager_store_open(spec, &err) && err == -ECONNREFUSED,
 	      "refused: %s", strerror(-err));
+	/* Secure by default: no key and no plaintext is refused. */
+	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img", port);
+	CHECK(!upager_store_open(spec, &err) && err == -ENOKEY,
+	      "no key: %s, want ENOKEY", strerror(-err));
+	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img,psk=%s,plaintext",
+		 port, t_psk());
+	CHECK(!upager_store_open(spec, &err) && err == -EINVAL,
+	      "a key and plaintext: %s, want EINVAL", strerror(-err));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct upager_server_params sp = { .size = sizeof(sp),
 					   .listen = "tcp:127.0.0.1:0",
@@ -179,11 +187,12 @@ int main(void)
 	struct upager_region *r;
 	struct upager_server *srv;
 	struct upager_store *img, *s;
-	char addr[128], spec[160];
+	char addr[128], spec[200];
 	uint64_t t0, t1;
 	uint8_t *p;
 	int err;
 
+	t_security(argc, argv);
 	img = upager_store_mem_new((uint64_t)NPAGES * PG, &err);
 	CHECK(img, "mem store: %s", strerror(-err));
 	fill_image(upager_store_mem_data(img));
@@ -194,6 +203,10 @@ int main(void)
 	CHECK_RET(upager_server_export(srv, "img", img), -EEXIST);
 	CHECK_RET(upager_server_export(srv, "a/b", img), -EINVAL);
 	CHECK_RET(upager_server_export(srv, "", img), -EINVAL);
+	CHECK_RET(upager_server_start(srv), -ENOKEY);
+	t_secure(srv);
+	CHECK_RET(upager_server_plaintext(srv), t_tls ? -EBUSY : 0);
+	CHECK_RET(upager_server_tls_psk(srv, t_psk()), -EBUSY);
 	CHECK_RET(upager_server_start(srv), 0);
 	CHECK_RET(upager_server_start(srv), -EALREADY);
 	CHECK(upager_server_address(srv, addr, sizeof(addr)) > 0, "address");
@@ -201,8 +214,7 @@ int main(void)
 	printf("server at %s\n", addr);
 	bad_specs(upager_server_port(srv));
 
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img",
-		 upager_server_port(srv));
+	t_spec(spec, sizeof(spec), upager_server_port(srv), "/img");
 	s = upager_store_open(spec, &err);
 	CHECK(s, "open %s: %s", spec, strerror(-err));
 	CHECK(s->npages == NPAGES, "npages %llu",

@@ -31,7 +31,7 @@ int main(void)
 	struct upager_store *img, *s;
 	unsigned int port;
 	uint64_t t0, ms;
-	char spec[96];
+	char spec[200];
 	uint8_t *p, *data;
 	int err, ret;
 
@@ -44,7 +44,7 @@ int main(void)
 	srv = t_serve(img, 0, 4096);
 	port = upager_server_port(srv);
 	h = t_handler();
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img", port);
+	t_spec(spec, sizeof(spec), port, "/img");
 	p = t_map_remote(h, spec, &s, &r);
 
 	CHECK_RET(upager_ll_unregister(upager_handler_fd(h), p + LOST * PG, PG),

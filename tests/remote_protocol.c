@@ -16,7 +16,9 @@
  * over the limit must be refused from the header alone: a reader that
  * waited for that many bytes would overrun its buffer, or wait forever.
  * The client side: a server that answers HELLO with such a header makes
- * upager_store_open() fail with -EMSGSIZE at once.
+ * upager_store_open() fail with -EMSGSIZE at once.  The peers speak
+ * plaintext: what is tested is the protocol under TLS (tests/remote_tls
+ * covers the handshake).
  */
 #include <pthread.h>
 #include <sys/socket.h>
@@ -29,8 +31,9 @@
 
 static uint8_t buf[NET_MSG_MAX];
 
-static int connect_to(unsigned int port)
+static struct net_conn *connect_to(unsigned int port)
 {
+	struct net_conn *c;
 	struct net_addr a;
 	char spec[64];
 	int fd;
@@ -40,7 +43,9 @@ static int connect_to(unsigned int port)
 	/* Sends and receives give up after 10 s: no answer is a failure. */
 	fd = net_connect(&a, true, 10);
 	CHECK(fd >= 0, "connect %s: %s", spec, strerror(-fd));
-	return fd;
+	c = net_conn_new(fd);
+	CHECK(c, "out of memory");
+	return c;
 }
 
 /* A message's length field, set to @len. */
@@ -54,13 +59,13 @@ static void set_length(uint8_t *msg, uint32_t len)
 static uint32_t refused(unsigned int port, const uint8_t *msg, size_t len,
 			const char *what)
 {
-	int fd = connect_to(port);
+	struct net_conn *c = connect_to(port);
 	struct wire_msg m;
 	const char *why;
 	long n;
 
-	CHECK_RET(net_send(fd, msg, len), 0);
-	n = net_read_msg(fd, buf, &why);
+	CHECK_RET(net_send(c, msg, len), 0);
+	n = net_read_msg(c, buf, &why);
 	CHECK(n > 0, "%s: no answer (%s)", what,
 	      n ? (why ? why : strerror((int)-n)) : "closed");
 	CHECK(wire_decode(buf, (size_t)n, 0, &m, &why) == 0 &&
@@ -70,11 +75,11 @@ static uint32_t refused(unsigned int port, const uint8_t *msg, size_t len,
 	fprintf(stderr, "%s: ERROR %u (%s)\n", what, m.error.code,
 		m.error.text);
 	/* A reset when the server closed with our bytes unread. */
-	n = recv(fd, buf, 1, 0);
+	n = recv(c->fd, buf, 1, 0);
 	CHECK(n == 0 || (n < 0 && errno == ECONNRESET),
 	      "%s: the connection stays open (%s)", what,
 	      n < 0 ? strerror(errno) : "data");
-	close(fd);
+	net_conn_free(c);
 	return m.error.code;
 }
 
@@ -119,17 +124,20 @@ static void *liar_main(void *arg)
 	uint8_t msg[WIRE_HDR + 12];
 	const char *why;
 	int fd = accept(l->lfd, NULL, NULL);
+	struct net_conn *c;
 
 	CHECK(fd >= 0, "accept: %s", strerror(errno));
-	net_timeout(fd, 10);
-	CHECK(net_read_msg(fd, buf, &why) > 0, "no HELLO");
+	c = net_conn_new(fd);
+	CHECK(c, "out of memory");
+	net_timeout(c, 10);
+	CHECK(net_read_msg(c, buf, &why) > 0, "no HELLO");
 	wire_request(msg, 0, 1);
 	set_length(msg, WIRE_MAX_PAYLOAD + 1);
-	CHECK_RET(net_send(fd, msg, WIRE_HDR), 0);
+	CHECK_RET(net_send(c, msg, WIRE_HDR), 0);
 	/* Until the client gives up. */
 	while (recv(fd, msg, sizeof(msg), 0) > 0)
 		;
-	close(fd);
+	net_conn_free(c);
 	return NULL;
 }
 
@@ -144,7 +152,7 @@ static void bad_server(void)
 	l.lfd = net_listen(&l.addr);
 	CHECK(l.lfd >= 0, "listen: %s", strerror(-l.lfd));
 	CHECK(!pthread_create(&l.t, NULL, liar_main, &l), "thread");
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img",
+	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img,plaintext",
 		 net_port(&l.addr));
 	t0 = t_now_ns();
 	CHECK(!upager_store_open(spec, &err) && err == -EMSGSIZE,
@@ -164,10 +172,11 @@ int main(void)
 	struct upager_region *r;
 	struct upager_server *srv;
 	struct upager_store *img, *s;
-	char spec[96];
+	char spec[200];
 	uint8_t *p;
 	int err;
 
+	t_tls = false;
 	img = upager_store_mem_new(NPAGES * PG, &err);
 	CHECK(img, "mem store: %s", strerror(-err));
 	for (uint64_t i = 0; i < NPAGES; i++)
@@ -177,8 +186,7 @@ int main(void)
 
 	/* A client that keeps to the protocol is served all the same. */
 	h = t_handler();
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img",
-		 upager_server_port(srv));
+	t_spec(spec, sizeof(spec), upager_server_port(srv), "/img");
 	p = t_map_remote(h, spec, &s, &r);
 	CHECK(t_verify(p + 100 * PG, PG, 100), "page 100");
 	CHECK_RET(upager_remote_wait_complete(s, 30000), 0);

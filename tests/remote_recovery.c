@@ -51,12 +51,12 @@ static void recovery(struct upager_store *img)
 	struct upager_stats st;
 	struct reader rd[2];
 	unsigned int port;
-	char spec[96];
+	char spec[200];
 	uint8_t *p;
 
 	srv = t_serve(img, 0, 64u << 20);
 	port = upager_server_port(srv);
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img", port);
+	t_spec(spec, sizeof(spec), port, "/img");
 	p = t_map_remote(h, spec, &s, &r);
 
 	/* A quarter streamed (the rate allows no more than 1/4 in 250 ms). */
@@ -137,12 +137,11 @@ static void deadline(struct upager_store *img)
 	struct upager_stats st;
 	uint64_t t0, ms, slept = 0;
 	pthread_t sleeper;
-	char spec[96];
+	char spec[200];
 	uint8_t *p;
 
 	srv = t_serve(img, 0, 1u << 20);
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img,deadline=1",
-		 upager_server_port(srv));
+	t_spec(spec, sizeof(spec), upager_server_port(srv), "/img,deadline=1");
 	p = t_map_remote(h, spec, &s, &r);
 	/* The stream's first message (256 pages), then it waits 1 s. */
 	for (int i = 0; i < 10000 && !upager_region_present(r, 0); i++)
@@ -179,12 +178,13 @@ static void deadline(struct upager_store *img)
 	upager_store_close(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct upager_store *img;
 	uint8_t *data;
 	int err;
 
+	t_security(argc, argv);
 	img = upager_store_mem_new((uint64_t)NPAGES * PG, &err);
 	CHECK(img, "mem store: %s", strerror(-err));
 	data = upager_store_mem_data(img);

@@ -77,11 +77,11 @@ static void client(struct upager_server *srv, const char *opts,
 	struct upager_handler *h = t_handler();
 	struct upager_region *r;
 	struct upager_store *s;
-	char spec[96];
+	char spec[200], tail[64];
 	uint8_t *p;
 
-	snprintf(spec, sizeof(spec), "remote:127.0.0.1:%u/img%s",
-		 upager_server_port(srv), opts);
+	snprintf(tail, sizeof(tail), "/img%s", opts);
+	t_spec(spec, sizeof(spec), upager_server_port(srv), tail);
 	p = t_map_remote(h, spec, &s, &r);
 	for (size_t k = 0; k < ntouch; k++)
 		CHECK(page_ok(p, touch[k]), "touched page %llu",

@@ -3,7 +3,9 @@
 # another process as remote:127.0.0.1:PORT/img and gets the file's
 # checksum.  The first line of serve is the bound address; SIGINT ends it
 # with exit 0 and its statistics (--json); a unix socket works too; bad
-# arguments exit 2 with a message naming them.
+# arguments exit 2 with a message naming them.  The TCP server uses TLS
+# with a key file (--psk-file), the unix one --plaintext; neither is an
+# error that says what to do, and so is a key file others may read.
 build=$1
 . "$(dirname "$0")/lib.sh"
 
@@ -16,6 +18,8 @@ d = bytearray(os.urandom(8 << 20)); d[3 << 20:4 << 20] = bytes(1 << 20)
 d[6 << 20:(6 << 20) + (64 << 10)] = bytes(64 << 10)
 with open('$tmp/img', 'wb') as f:
     f.write(d[:3 << 20]); f.seek(4 << 20); f.write(d[4 << 20:])"
+key=$tmp/key
+(umask 077; python3 -c "import os; print('upager:' + os.urandom(32).hex())" >"$key")
 want=$(python3 -c "
 import struct; d = open('$tmp/img','rb').read()
 print(sum(struct.unpack('<%dQ' % (len(d) // 8), d)) % (1 << 64))")
@@ -44,12 +48,12 @@ check_sum() {
 	[ "$got" = "$2" ] || { kill $pid; fail "remote_sum $1: '$got', want '$2'"; }
 }
 
-start --listen tcp:127.0.0.1:0 --json img=file:"$tmp/img"
+start --psk-file "$key" --listen tcp:127.0.0.1:0 --json img=file:"$tmp/img"
 case $addr in tcp:127.0.0.1:[1-9]*) ;; *) kill $pid; fail "address '$addr'" ;; esac
 port=${addr##*:}
-check_sum "remote:127.0.0.1:$port/img" "sum $want pages 2048"
+check_sum "remote:127.0.0.1:$port/img,psk=$key" "sum $want pages 2048"
 # The only export is also the one a client naming none gets.
-check_sum "remote:127.0.0.1:$port,csum" "sum $want pages 2048"
+check_sum "remote:127.0.0.1:$port,csum,psk=$key" "sum $want pages 2048"
 stop
 tail -n +2 "$tmp/out" >"$tmp/stats.json"
 python3 - "$tmp/stats.json" <<'PY' || fail "serve --json: $(cat "$tmp/stats.json")"
@@ -68,11 +72,11 @@ assert s["pages_zero"] >= 2 * (256 + 16), s
 assert s["protocol_errors"] == 0, s
 PY
 
-start --listen "unix:$tmp/sock" one=file:"$tmp/img" two=zero:64K
+start --plaintext --listen "unix:$tmp/sock" one=file:"$tmp/img" two=zero:64K
 [ "$addr" = "unix:$tmp/sock" ] || { kill $pid; fail "unix address '$addr'"; }
-check_sum "remote:unix:$tmp/sock/one" "sum $want pages 2048"
-check_sum "remote:unix:$tmp/sock/two,deadline=5" "sum 0 pages 16"
-"$build/examples/remote_sum" "remote:unix:$tmp/sock" 2>"$tmp/err" &&
+check_sum "remote:unix:$tmp/sock/one,plaintext" "sum $want pages 2048"
+check_sum "remote:unix:$tmp/sock/two,deadline=5,plaintext" "sum 0 pages 16"
+"$build/examples/remote_sum" "remote:unix:$tmp/sock,plaintext" 2>"$tmp/err" &&
 	{ kill $pid; fail "two exports and no name: accepted"; }
 grep -q "No such file or directory" "$tmp/err" || { kill $pid; fail "no name: $(cat "$tmp/err")"; }
 stop
@@ -88,16 +92,23 @@ bad() {
 	[ $rc = 2 ] || fail "serve $*: exit $rc, want 2"
 	grep -q -- "$want_msg" "$tmp/err" || fail "serve $*: $(cat "$tmp/err")"
 }
-bad "nothing to export"
-bad "'img' is not NAME=SPEC" img
-bad "no store kind 'nosuch'" img=nosuch:x
-bad "name in '=file:x'" =file:x
-bad "'img' given twice" img=zero:1M img=zero:1M
-bad "no size" img=zero
-bad "rate 'fast' is not a number" --rate fast img=zero:1M
-bad "'nowhere' is malformed" --listen nowhere img=zero:1M
+bad "no key: give --psk-file FILE" img=zero:1M
+bad "exclude each other" --plaintext --psk-file "$key" img=zero:1M
+bad "nothing to export" --plaintext
+bad "'img' is not NAME=SPEC" --plaintext img
+bad "no store kind 'nosuch'" --plaintext img=nosuch:x
+bad "name in '=file:x'" --plaintext =file:x
+bad "'img' given twice" --plaintext img=zero:1M img=zero:1M
+bad "no size" --plaintext img=zero
+bad "rate 'fast' is not a number" --plaintext --rate fast img=zero:1M
+bad "'nowhere' is malformed" --plaintext --listen nowhere img=zero:1M
 bad "unknown option" --bogus img=zero:1M
-"$upager" serve img=file:"$tmp/nonexistent" 2>"$tmp/err"
+# A key file others may read is refused, and the message says so.
+chmod 644 "$key"
+"$upager" serve --psk-file "$key" img=zero:1M 2>"$tmp/err"
+[ $? = 1 ] || fail "a key file of mode 0644: want exit 1"
+grep -q "key file $key: mode 0644 lets others read" "$tmp/err" || fail "mode 0644: $(cat "$tmp/err")"
+"$upager" serve --plaintext img=file:"$tmp/nonexistent" 2>"$tmp/err"
 [ $? = 1 ] || fail "missing file: want exit 1"
 grep -q "nonexistent: No such file" "$tmp/err" || fail "missing file: $(cat "$tmp/err")"
 "$upager" serve --help | grep -q '^usage: upager serve' || fail "--help"

@@ -20,15 +20,20 @@
  *          one went into the slow store, is left to serve B.  Meanwhile
  *          a thread maps and unmaps small regions over `zero` in a loop,
  *          and four threads time their faults on fresh pages of B (one
- *          every 3 ms each, for 4 s).
- * phase 2  while a fetch of A is in flight, A is unmapped: upager_unmap()
- *          returns once A's fetches have returned (and no other fetch of
- *          A begins), while B is still being served.
+ *          every 3 ms each, for 4 s); four more time theirs on region C,
+ *          over a mem store too but served by a handler of its own: the
+ *          control, measured at the same time under the same load.
+ * phase 2  just after a fetch of A began, A is unmapped: upager_unmap()
+ *          returns once A's fetches have returned (the other reader's
+ *          fault may have begun one before the region closed; no other
+ *          begins, and none after), while B is still being served.
  *
  * B's fault latency p99 must stay under 10 ms in each phase, the issue's
- * target; the stall it guards against is 2 s, 200 times more.  No map or
- * unmap of the small regions may take a second: only a stall behind the
- * 2 s fetch takes that long.
+ * target, or, on a machine so busy that C's faults take longer with no
+ * slow store in their handler at all, under 4 times C's p99 in that
+ * phase; the stall it guards against is 2 s, 200 times the target.
+ * No map or unmap of the small regions may take a second: only a stall
+ * behind the 2 s fetch takes that long.
  */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -128,10 +133,11 @@ static void *map_main(void *arg)
 	return NULL;
 }
 
-/* ---- region B: timed faults -------------------------------------------- */
+/* ---- regions B and C: timed faults -------------------------------------- */
 
 struct timer {
 	pthread_t t;
+	char *base; /* of B or C */
 	unsigned int k, n;
 	uint32_t us[B_PER];
 	uint8_t phase[B_PER];
@@ -145,7 +151,7 @@ static void *b_main(void *arg)
 		size_t i = (size_t)tm->k * B_PER + tm->n;
 		int ph = atomic_load(&g.phase);
 		uint64_t t0 = t_now_ns();
-		volatile char c = g.b[i * PG];
+		volatile char c = tm->base[i * PG];
 		uint64_t us = (t_now_ns() - t0) / 1000;
 
 		(void)c;
@@ -163,8 +169,12 @@ static int cmp_u32(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
-/* Check the p99 of B's faults in phase @ph. */
-static void check_p99(struct timer *tms, int ph, const char *what)
+/*
+ * The p99 of B's faults in phase @ph, checked against @limit_us (0: not
+ * checked).
+ */
+static uint32_t check_p99(struct timer *tms, int ph, const char *what,
+			  uint32_t limit_us)
 {
 	uint32_t *v = malloc(sizeof(*v) * NB * B_PER);
 	size_t n = 0, slow = 0;
@@ -182,16 +192,18 @@ static void check_p99(struct timer *tms, int ph, const char *what)
 	for (size_t i = 0; i < n; i++)
 		slow += v[i] >= P99_MAX_US;
 	fprintf(stderr,
-		"%s: %zu faults on B: p50 %u us, p99 %u us, max %u us, %zu "
+		"%s: %zu faults: p50 %u us, p99 %u us, max %u us, %zu "
 		"over %d ms\n",
 		what, n, v[n / 2], p99, max, slow, P99_MAX_US / 1000);
-	CHECK(p99 < P99_MAX_US,
+	CHECK(!limit_us || p99 < limit_us,
 	      "%s: B's fault p99 is %u us (max %u us, %zu of %zu faults "
-	      "over %d ms): faults on B wait behind A's 2 s fetch",
-	      what, p99, max, slow, n, P99_MAX_US / 1000);
+	      "over %d ms; limit %u us): faults on B wait behind A's 2 s "
+	      "fetch",
+	      what, p99, max, slow, n, P99_MAX_US / 1000, limit_us);
 	/* Fewer would make the p99 the maximum of a handful. */
 	CHECK(n >= 100, "%s: only %zu faults on B timed", what, n);
 	free(v);
+	return p99;
 }
 
 struct unmapper {
@@ -218,19 +230,22 @@ int main(void)
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.readahead_max = (size_t)-1,
 					.fault_around = (size_t)-1 };
-	static struct timer tms[NB];
+	static struct timer tms[NB], tmc[NB];
 	struct unmapper um = { 0 };
 	struct mapper mapper = { 0 };
 	static struct a_reader ar[NA];
-	struct upager_region *rb;
-	struct upager_store *bs;
+	struct upager_region *rb, *rc;
+	struct upager_handler *hc;
+	struct upager_store *bs, *cs;
 	unsigned int fetches, pages = 0, efault = 0;
 	uint64_t t0;
 	int err;
+	char *c;
 
 	t_deadline(60, "slow_store did not finish in 60 s");
 	g.phase = 1;
 	g.h = t_upager_handler(2, NULL, NULL);
+	hc = t_upager_handler(2, NULL, NULL);
 	g.a_store = tstore_open(A_PAGES);
 	g.a_store->delay_ms = 2000;
 	g.a = upager_map(g.h, &g.a_store->s, A_PAGES * PG, &mp, &um.r, &err);
@@ -239,9 +254,14 @@ int main(void)
 	CHECK(bs, "mem store: %s", strerror(-err));
 	g.b = upager_map(g.h, bs, (size_t)NB * B_PER * PG, &mp, &rb, &err);
 	CHECK(g.b, "map B: %s", strerror(-err));
+	cs = upager_store_mem_new((uint64_t)NB * B_PER * PG, &err);
+	CHECK(cs, "mem store: %s", strerror(-err));
+	c = upager_map(hc, cs, (size_t)NB * B_PER * PG, &mp, &rc, &err);
+	CHECK(c, "map C: %s", strerror(-err));
 	mapper.zero = upager_store_open("zero", &err);
 	CHECK(mapper.zero, "open zero: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(g.h), 0);
+	CHECK_RET(upager_handler_start(hc), 0);
 
 	/*
 	 * Phase 1: both workers sit in A's fetches from now on.  Each
@@ -263,14 +283,24 @@ int main(void)
 	      "pthread_create");
 	t_sleep_ms(50);
 	for (unsigned int k = 0; k < NB; k++) {
-		tms[k].k = k;
-		CHECK(pthread_create(&tms[k].t, NULL, b_main, &tms[k]) == 0,
+		tms[k].k = tmc[k].k = k;
+		tms[k].base = g.b;
+		tmc[k].base = c;
+		CHECK(pthread_create(&tms[k].t, NULL, b_main, &tms[k]) == 0 &&
+			      pthread_create(&tmc[k].t, NULL, b_main,
+					     &tmc[k]) == 0,
 		      "pthread_create");
 	}
 	t_sleep_ms(PHASE1_MS);
 
-	/* Phase 2: unmap A in the middle of one of its fetches. */
-	for (int ms = 0; !(atomic_load(&g.a_store->busy) &&
+	/*
+	 * Phase 2: unmap A just after one of its fetches began, so that
+	 * the unmap waits most of the fetch's 2 s, and B's faults in that
+	 * time are enough for a p99 (a fetch about to end left too few).
+	 */
+	fetches = atomic_load(&g.a_store->fetches);
+	for (int ms = 0; !(atomic_load(&g.a_store->fetches) > fetches &&
+			   atomic_load(&g.a_store->busy) &&
 			   (atomic_load(&ar[0].in_write) ||
 			    atomic_load(&ar[1].in_write)));
 	     ms++) {
@@ -294,8 +324,10 @@ int main(void)
 	t_sleep_ms(100);
 	atomic_store(&g.stop_b, true);
 	atomic_store(&g.stop_maps, true);
-	for (unsigned int k = 0; k < NB; k++)
+	for (unsigned int k = 0; k < NB; k++) {
 		pthread_join(tms[k].t, NULL);
+		pthread_join(tmc[k].t, NULL);
+	}
 	pthread_join(mapper.t, NULL);
 	for (unsigned int k = 0; k < NA; k++) {
 		pthread_join(ar[k].t, NULL);
@@ -310,8 +342,19 @@ int main(void)
 		pages, efault, mapper.loops,
 		(unsigned long long)(mapper.map_max / 1000000),
 		(unsigned long long)(mapper.unmap_max / 1000000));
-	check_p99(tms, 1, "phase 1 (A fetching, maps and unmaps)");
-	check_p99(tms, 2, "phase 2 (A being unmapped)");
+	for (int ph = 1; ph <= 2; ph++) {
+		const char *what[] = { NULL, "phase 1, B (A fetching, maps and "
+					     "unmaps)",
+				       "phase 2, B (A being unmapped)" };
+		char c_what[64];
+		uint32_t p99_c, limit;
+
+		snprintf(c_what, sizeof(c_what), "phase %d, C (the control)",
+			 ph);
+		p99_c = check_p99(tmc, ph, c_what, 0);
+		limit = 4 * p99_c > P99_MAX_US ? 4 * p99_c : P99_MAX_US;
+		check_p99(tms, ph, what[ph], limit);
+	}
 	CHECK(mapper.map_max < MAPLOOP_MAX_US * 1000ull &&
 		      mapper.unmap_max < MAPLOOP_MAX_US * 1000ull,
 	      "a map or unmap of another region took %llu ms: it waited for "
@@ -323,15 +366,26 @@ int main(void)
 	CHECK_RET(um.ret, 0);
 	CHECK(um.busy_after == 0,
 	      "unmap of A returned with its fetch still running");
-	CHECK(um.fetches_after == fetches,
+	/*
+	 * The other reader's fault may have been read, and its fetch
+	 * begun, before the unmap closed the region; no more can begin,
+	 * and none after the unmap returned.
+	 */
+	CHECK(um.fetches_after - fetches < NA,
 	      "%u fetches of A began during its unmap",
 	      um.fetches_after - fetches);
+	CHECK(atomic_load(&g.a_store->fetches) == um.fetches_after,
+	      "%u fetches of A began after its unmap returned",
+	      atomic_load(&g.a_store->fetches) - um.fetches_after);
 	CHECK(pages + efault >= 2 * NA, "A: only %u pages read",
 	      pages + efault);
 
 	CHECK_RET(upager_unmap(rb), 0);
+	CHECK_RET(upager_unmap(rc), 0);
 	upager_handler_free(g.h);
+	upager_handler_free(hc);
 	upager_store_close(bs);
+	upager_store_close(cs);
 	upager_store_close(mapper.zero);
 	upager_store_close(&g.a_store->s);
 	t_deadline(0, NULL);

@@ -18,6 +18,10 @@
  *          (-EPROTONOSUPPORT), a name or a region's store without its
  *          NUL, a slot in an unknown state, a directory, a symlink
  *          (-ELOOP).  A well-formed page written here is read back.
+ * stale    a file a dead process left under this pid (pids are reused;
+ *          a process killed with SIGKILL never removes its file): a
+ *          handler publishing under that name replaces it, while a
+ *          second live handler of that name is still -EEXIST.
  */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -282,9 +286,34 @@ static void files(void)
 	free(pg);
 }
 
+static void stale(void)
+{
+	struct upager_handler_params hp = { .size = sizeof(hp),
+					    .threads = 1,
+					    .stats_name = "stale" };
+	struct upager_handler *h, *h2;
+	char p[256];
+	int fd, err;
+
+	snprintf(p, sizeof(p), "/dev/shm/upager-%d-stale", (int)getpid());
+	fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0, "%s: %s", p, strerror(errno));
+	CHECK(ftruncate(fd, 4096) == 0, "ftruncate");
+	close(fd);
+	h = upager_handler_new(&hp, &err);
+	CHECK(h, "a stale file of this pid kept a handler from publishing: %s",
+	      strerror(-err));
+	h2 = upager_handler_new(&hp, &err);
+	CHECK(!h2 && err == -EEXIST, "a live handler's name taken twice: %s",
+	      h2 ? "accepted" : strerror(-err));
+	upager_handler_free(h);
+	CHECK(access(p, F_OK) < 0, "the file is left after the handler");
+}
+
 int main(void)
 {
 	live();
 	files();
+	stale();
 	return 0;
 }

@@ -5,11 +5,19 @@
  * what it is told (timeouts apart), and a region over a remote: spec with
  * read-ahead off, as remote regions should be mapped.  Header-only, and
  * may be included with tstore.h (a gated store to export).
+ *
+ * Security: servers and specs use TLS with a key file this process
+ * writes (t_psk()), unless t_tls is false (t_security(): a test whose
+ * variant is "plain", or one about something else that talks plaintext).
  */
 #ifndef UPAGER_TEST_TREMOTE_H
 #define UPAGER_TEST_TREMOTE_H
 
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <upager/remote.h>
 #include <upager/upager.h>
@@ -19,6 +27,85 @@
 #define PG 4096u
 
 static atomic_int t_errors, t_timeouts;
+static bool t_tls = true;
+static char t_psk_file[64];
+
+static void t_psk_unlink(void)
+{
+	unlink(t_psk_file);
+}
+
+/*
+ * Write a key file "IDENTITY:HEXKEY" at @path (mode 0600) with @seed's
+ * key.  For tests that need a second, wrong key.
+ */
+static inline void t_psk_write(const char *path, const char *ident,
+			       uint64_t seed)
+{
+	FILE *f;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	CHECK(fd >= 0, "key file %s: %s", path, strerror(errno));
+	CHECK(fchmod(fd, 0600) == 0, "chmod %s", path);
+	f = fdopen(fd, "w");
+	CHECK(f, "fdopen");
+	fprintf(f, "%s:", ident);
+	for (int i = 0; i < 4; i++)
+		fprintf(f, "%016llx",
+			(unsigned long long)(seed * 0x9e3779b97f4a7c15ull +
+					     (uint64_t)i * 0xbf58476d1ce4e5b9ull));
+	fprintf(f, "\n");
+	fclose(f);
+}
+
+/* This process's key file, written on first use, removed at exit. */
+static inline const char *t_psk(void)
+{
+	if (!*t_psk_file) {
+		snprintf(t_psk_file, sizeof(t_psk_file), "/tmp/upager-test-%d.psk",
+			 (int)getpid());
+		t_psk_write(t_psk_file, "test", (uint64_t)getpid());
+		atexit(t_psk_unlink);
+	}
+	return t_psk_file;
+}
+
+/* argv[1] "tls" (or none) or "plain": which the test's peers speak. */
+static inline void t_security(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "plain"))
+		t_tls = false;
+	else if (argc > 1 && strcmp(argv[1], "tls"))
+		CHECK(0, "variant '%s': want tls or plain", argv[1]);
+	printf("peers speak %s\n", t_tls ? "TLS" : "plaintext");
+}
+
+/*
+ * "remote:127.0.0.1:PORT" + @tail (e.g. "/img,csum") + the security
+ * option, into @buf.
+ */
+static inline const char *t_spec(char *buf, size_t len, unsigned int port,
+				 const char *tail)
+{
+	int n;
+
+	if (t_tls)
+		n = snprintf(buf, len, "remote:127.0.0.1:%u%s,psk=%s", port,
+			     tail, t_psk());
+	else
+		n = snprintf(buf, len, "remote:127.0.0.1:%u%s,plaintext", port,
+			     tail);
+	CHECK(n > 0 && (size_t)n < len, "spec too long");
+	return buf;
+}
+
+/* Give @srv the test's key, or allow plaintext. */
+static inline void t_secure(struct upager_server *srv)
+{
+	CHECK_RET(t_tls ? upager_server_tls_psk(srv, t_psk())
+			: upager_server_plaintext(srv),
+		  0);
+}
 
 static void t_count_error(void *arg, struct upager_region *r, uint64_t addr,
 			  int err, const char *what)
@@ -45,6 +132,7 @@ static inline struct upager_server *t_serve(struct upager_store *img,
 	srv = upager_server_new(&sp, &err);
 	CHECK(srv, "server on %s: %s", listen, strerror(-err));
 	CHECK_RET(upager_server_export(srv, "img", img), 0);
+	t_secure(srv);
 	CHECK_RET(upager_server_start(srv), 0);
 	return srv;
 }

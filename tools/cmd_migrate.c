@@ -45,6 +45,8 @@ struct opts {
 	bool precopy, json, source, dest;
 	const char *listen;  /* source: where to listen */
 	const char *connect; /* dest: HOST:PORT or unix:PATH of the source */
+	const char *psk;     /* the key file both sides hold, or NULL */
+	bool plaintext;	     /* no TLS, asked for */
 	uint64_t rate;	     /* source: stream limit, bytes/s */
 	uint64_t link_rate;  /* for the report: bits/s of the link */
 	uint64_t deadline;
@@ -116,11 +118,18 @@ static void on_term(int sig)
 	quit = 1;
 }
 
+static void source_log(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "upager migrate: source: %s\n", msg);
+}
+
 static int run_source(const struct opts *o)
 {
 	struct upager_server_params sp = { .size = sizeof(sp),
 					   .listen = o->listen,
-					   .stream_rate = o->rate };
+					   .stream_rate = o->rate,
+					   .log = source_log };
 	uint64_t npages = o->size / PAGE;
 	struct upager_server *srv;
 	struct upager_store *s;
@@ -141,7 +150,10 @@ static int run_source(const struct opts *o)
 	if (!srv)
 		return cli_error("migrate", "source: listen on %s: %s",
 				 o->listen, strerror(-err));
-	err = upager_server_export(srv, EXPORT, s);
+	err = o->psk ? upager_server_tls_psk(srv, o->psk)
+		     : upager_server_plaintext(srv);
+	if (!err)
+		err = upager_server_export(srv, EXPORT, s);
 	if (!err)
 		err = upager_server_start(srv);
 	if (err)
@@ -177,8 +189,14 @@ static pid_t spawn_source(const struct opts *o, const char *self,
 		dup2(pfd[1], STDOUT_FILENO);
 		close(pfd[0]);
 		close(pfd[1]);
-		execl(self, self, "migrate", "--source", "--listen", listen,
-		      "--size", size, "--rate", rate, (char *)NULL);
+		if (o->psk)
+			execl(self, self, "migrate", "--source", "--listen",
+			      listen, "--size", size, "--rate", rate,
+			      "--psk-file", o->psk, (char *)NULL);
+		else
+			execl(self, self, "migrate", "--source", "--listen",
+			      listen, "--size", size, "--rate", rate,
+			      "--plaintext", (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -351,6 +369,23 @@ static void report(const struct opts *o, struct dest *d,
 	       rs->reconnects, verified, bad);
 }
 
+/* What a refused connection means for the operator. */
+static const char *refusal_hint(int err)
+{
+	switch (err) {
+	case -EKEYREJECTED:
+		return " (the source holds another key: give both sides the "
+		       "same --psk-file)";
+	case -ENOKEY:
+		return " (the source requires TLS: give --psk-file FILE)";
+	case -EPROTONOSUPPORT:
+		return " (the source speaks plaintext: give it --psk-file, or "
+		       "this side --plaintext)";
+	default:
+		return "";
+	}
+}
+
 static int run_dest(struct opts *o)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp), .threads = 2 };
@@ -364,16 +399,22 @@ static int run_dest(struct opts *o)
 	struct worker *w;
 	uint64_t verified = 0, bad = 0;
 	double t0 = now_s(), total;
-	char spec[512];
+	char spec[4096 + 512];
 	int err, ret;
 
 	pthread_mutex_init(&d.lock, NULL);
-	snprintf(spec, sizeof(spec), "remote:%s/" EXPORT ",deadline=%" PRIu64,
-		 o->connect, o->deadline);
+	if (o->psk)
+		snprintf(spec, sizeof(spec),
+			 "remote:%s/" EXPORT ",deadline=%" PRIu64 ",psk=%s",
+			 o->connect, o->deadline, o->psk);
+	else
+		snprintf(spec, sizeof(spec),
+			 "remote:%s/" EXPORT ",deadline=%" PRIu64 ",plaintext",
+			 o->connect, o->deadline);
 	s = upager_store_open(spec, &err);
 	if (!s)
-		return cli_error("migrate", "connecting to %s: %s", o->connect,
-				 strerror(-err));
+		return cli_error("migrate", "connecting to %s: %s%s", o->connect,
+				 strerror(-err), refusal_hint(err));
 	d.npages = s->npages;
 	if (d.npages * PAGE != o->size)
 		return cli_error("migrate", "the source holds %" PRIu64
@@ -481,6 +522,13 @@ static int usage(void)
 	       "(default 30)\n"
 	       "  --json             one JSON object instead of the summary "
 	       "line\n"
+	       "  --psk-file FILE    TLS 1.3 with the pre-shared key in FILE "
+	       "(IDENTITY:HEXKEY,\n"
+	       "                     mode 0600; both sides the same file's "
+	       "content)\n"
+	       "  --plaintext        no TLS (loopback tests and benchmarks); "
+	       "one of the two\n"
+	       "                     is required\n"
 	       "  --source --listen ADDR   run only the source (tcp:HOST:PORT "
 	       "or unix:PATH);\n"
 	       "                           prints the bound address, serves "
@@ -511,11 +559,14 @@ int cmd_migrate(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "connect", required_argument, NULL, 'c' },
 		{ "restart-source", required_argument, NULL, 'R' },
+		{ "psk-file", required_argument, NULL, 'k' },
+		{ "plaintext", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct opts o = { .size = 1ull << 30, .listen = "tcp:127.0.0.1:0",
 			  .deadline = 30, .threads = 2 };
+	char why[256];
 	uint64_t v;
 	int c;
 
@@ -576,6 +627,12 @@ int cmd_migrate(int argc, char **argv)
 				return 2;
 			o.restart_pct = (unsigned int)v;
 			break;
+		case 'k':
+			o.psk = optarg;
+			break;
+		case 'P':
+			o.plaintext = true;
+			break;
 		case 'h':
 			return usage();
 		default:
@@ -593,6 +650,19 @@ int cmd_migrate(int argc, char **argv)
 	if (o.restart_pct && (o.source || o.dest))
 		return cli_usage_error("migrate", "--restart-source needs both "
 				       "sides here (no --source or --dest)");
+	if (!o.psk && !o.plaintext)
+		return cli_usage_error("migrate", "no key: give --psk-file FILE "
+				       "(TLS with a pre-shared key, see --help) "
+				       "or --plaintext (pages in clear, for "
+				       "loopback tests)");
+	if (o.psk && o.plaintext)
+		return cli_usage_error("migrate", "--psk-file and --plaintext "
+				       "exclude each other");
+	if (o.psk && strchr(o.psk, ','))
+		return cli_usage_error("migrate", "--psk-file %s: the path may "
+				       "not hold a ','", o.psk);
+	if (o.psk && upager_psk_check(o.psk, why, sizeof(why)) < 0)
+		return cli_error("migrate", "key file %s: %s", o.psk, why);
 	o.progress = !o.json && isatty(STDERR_FILENO);
 	if (o.source)
 		return run_source(&o);

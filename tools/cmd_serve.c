@@ -34,12 +34,21 @@ static void list_store(const struct upager_store_ops *ops, void *arg)
 
 static int usage(void)
 {
-	printf("usage: upager serve [--listen ADDR] [--rate BYTES] [--json] "
-	       "NAME=SPEC...\n\n"
+	printf("usage: upager serve (--psk-file FILE | --plaintext) "
+	       "[--listen ADDR] [--rate BYTES]\n"
+	       "                    [--json] NAME=SPEC...\n\n"
 	       "Export page stores to remote: stores until SIGINT or SIGTERM.\n"
 	       "The first line printed is the bound address.  A client gets a\n"
 	       "background stream of every page and urgent answers to its\n"
 	       "faults; it reconnects and resumes if the server restarts.\n\n"
+	       "  --psk-file FILE  TLS 1.3 with the pre-shared key in FILE, one\n"
+	       "                 line IDENTITY:HEXKEY, mode 0600, e.g.\n"
+	       "                 (umask 077; echo \"upager:$(openssl rand -hex "
+	       "32)\" >FILE);\n"
+	       "                 clients give the same file (remote:...,psk=FILE)\n"
+	       "  --plaintext    no TLS: anyone who can connect reads every "
+	       "export\n"
+	       "                 (loopback tests and benchmarks)\n"
 	       "  --listen ADDR  tcp:HOST:PORT (PORT 0: any free port) or\n"
 	       "                 unix:PATH; default tcp:127.0.0.1:7070\n"
 	       "  --rate BYTES   limit each background stream to BYTES a second\n"
@@ -47,7 +56,7 @@ static int usage(void)
 	       "  --json         statistics at exit as one JSON object\n"
 	       "  NAME=SPEC      export the store SPEC as NAME, e.g.\n"
 	       "                 img=file:/var/tmp/img; clients map\n"
-	       "                 remote:HOST:PORT/NAME\n\n"
+	       "                 remote:HOST:PORT/NAME,psk=FILE\n\n"
 	       "stores:\n");
 	upager_store_foreach(list_store, NULL);
 	return 0;
@@ -119,10 +128,12 @@ static void report(bool json, const char *addr, struct export_arg *ex,
 		printf("clients %" PRIu64 ", sessions %" PRIu64
 		       "; pages streamed %" PRIu64 ", urgent %" PRIu64
 		       " (requests %" PRIu64 "), zero %" PRIu64
-		       "; %.1f MiB sent; protocol errors %" PRIu64 "\n",
+		       "; %.1f MiB sent; protocol errors %" PRIu64
+		       ", refused by TLS %" PRIu64 "\n",
 		       st->clients, st->sessions, st->pages_streamed,
 		       st->pages_urgent, st->requests, st->pages_zero,
-		       (double)st->bytes_sent / (1 << 20), st->protocol_errors);
+		       (double)st->bytes_sent / (1 << 20), st->protocol_errors,
+		       st->tls_refused);
 		return;
 	}
 	json_begin(&j, stdout);
@@ -145,12 +156,13 @@ static void report(bool json, const char *addr, struct export_arg *ex,
 	json_u64(&j, "requests", st->requests);
 	json_u64(&j, "bytes_sent", st->bytes_sent);
 	json_u64(&j, "protocol_errors", st->protocol_errors);
+	json_u64(&j, "tls_refused", st->tls_refused);
 	json_obj_close(&j);
 	json_end(&j);
 }
 
-static int serve(const char *listen, uint64_t rate, bool json,
-		 struct export_arg *ex, int nex)
+static int serve(const char *listen, const char *psk, uint64_t rate,
+		 bool json, struct export_arg *ex, int nex)
 {
 	struct upager_server_params sp = { .size = sizeof(sp),
 					   .listen = listen,
@@ -169,6 +181,13 @@ static int serve(const char *listen, uint64_t rate, bool json,
 	if (!srv)
 		return cli_error("serve", "listen on %s: %s", listen,
 				 strerror(-err));
+	err = psk ? upager_server_tls_psk(srv, psk)
+		  : upager_server_plaintext(srv);
+	if (err < 0) {
+		upager_server_free(srv); /* the log said what was wrong */
+		return cli_error("serve", "key file %s: %s", psk,
+				 strerror(-err));
+	}
 	for (int i = 0; i < nex; i++) {
 		err = upager_server_export(srv, ex[i].name, ex[i].store);
 		if (err < 0) {
@@ -207,10 +226,14 @@ int cmd_serve(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "psk-file", required_argument, NULL, 'k' },
+		{ "plaintext", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *listen = "tcp:127.0.0.1:7070";
+	const char *listen = "tcp:127.0.0.1:7070", *psk = NULL;
+	bool plaintext = false;
+	char why[256];
 	struct export_arg ex[MAX_EXPORTS] = { 0 };
 	uint64_t rate = 0;
 	bool json = false;
@@ -229,12 +252,28 @@ int cmd_serve(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'k':
+			psk = optarg;
+			break;
+		case 'P':
+			plaintext = true;
+			break;
 		case 'h':
 			return usage();
 		default:
 			return cli_usage_error("serve", "unknown option");
 		}
 	}
+	if (!psk && !plaintext)
+		return cli_usage_error("serve", "no key: give --psk-file FILE "
+				       "(TLS with a pre-shared key, see --help) "
+				       "or --plaintext (pages in clear, for "
+				       "loopback tests)");
+	if (psk && plaintext)
+		return cli_usage_error("serve", "--psk-file and --plaintext "
+				       "exclude each other");
+	if (psk && upager_psk_check(psk, why, sizeof(why)) < 0)
+		return cli_error("serve", "key file %s: %s", psk, why);
 	if (optind == argc)
 		return cli_usage_error("serve", "nothing to export: give "
 				       "NAME=SPEC");
@@ -247,7 +286,7 @@ int cmd_serve(int argc, char **argv)
 			ret = open_export(&ex[nex]);
 	}
 	if (!ret)
-		ret = serve(listen, rate, json, ex, nex);
+		ret = serve(listen, psk, rate, json, ex, nex);
 	for (int i = 0; i < nex; i++) {
 		upager_store_close(ex[i].store);
 		free(ex[i].name);

@@ -18,6 +18,7 @@
 #include <upager/upager.h>
 
 #include "cli.h"
+#include "stats_json.h"
 #include "cmds.h"
 
 struct stat_opts {
@@ -39,42 +40,13 @@ static void text_stats(const char *indent, const struct upager_stats *s)
 	       indent, s->pages_filled, (double)s->bytes_fetched / (1 << 20),
 	       s->zero_pages);
 	printf("%sread-ahead pages %" PRIu64 " (used %" PRIu64 ", wasted %" PRIu64
-	       ")\n",
-	       indent, s->ra_pages, s->ra_used, s->ra_wasted);
+	       "), prefetched %" PRIu64 "\n",
+	       indent, s->ra_pages, s->ra_used, s->ra_wasted, s->prefetch_pages);
 	printf("%sEEXIST races %" PRIu64 ", EAGAIN retries %" PRIu64
 	       ", store errors %" PRIu64 "\n",
 	       indent, s->eexist, s->eagain, s->store_errors);
 	printf("%sservice time p50 %.0f us, p99 %.0f us\n", indent,
 	       upager_stats_percentile(s, 50), upager_stats_percentile(s, 99));
-}
-
-static void json_stats(struct json *j, const char *key,
-		       const struct upager_stats *s)
-{
-	json_obj_open(j, key);
-	json_u64(j, "faults", s->faults);
-	json_u64(j, "faults_missing", s->faults_missing);
-	json_u64(j, "faults_minor", s->faults_minor);
-	json_u64(j, "faults_wp", s->faults_wp);
-	json_u64(j, "faults_inthread", s->faults_inthread);
-	json_u64(j, "faults_dup", s->faults_dup);
-	json_u64(j, "faults_stray", s->faults_stray);
-	json_u64(j, "pages_filled", s->pages_filled);
-	json_u64(j, "bytes_fetched", s->bytes_fetched);
-	json_u64(j, "zero_pages", s->zero_pages);
-	json_u64(j, "ra_pages", s->ra_pages);
-	json_u64(j, "ra_used", s->ra_used);
-	json_u64(j, "ra_wasted", s->ra_wasted);
-	json_u64(j, "eexist", s->eexist);
-	json_u64(j, "eagain", s->eagain);
-	json_u64(j, "store_errors", s->store_errors);
-	json_f64(j, "latency_p50_us", upager_stats_percentile(s, 50));
-	json_f64(j, "latency_p99_us", upager_stats_percentile(s, 99));
-	json_arr_open(j, "latency_hist_us");
-	for (int i = 0; i < UPAGER_LAT_BUCKETS; i++)
-		json_u64(j, NULL, s->lat_hist[i]);
-	json_arr_close(j);
-	json_obj_close(j);
 }
 
 static void show(struct stat_opts *o, const struct upager_stat *st)

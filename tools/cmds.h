@@ -16,5 +16,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_image(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static const struct cli_cmd cmds[] = {
 	{ "bench", "fault cost side by side with the kernel's own", cmd_bench },
 	{ "image", "page images: create, info, verify, cat; push into memcached",
 	  cmd_image },
+	{ "trace", "working-set traces upagerd records, shown or merged",
+	  cmd_trace },
 };
 
 static void usage(FILE *f)

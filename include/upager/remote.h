@@ -95,6 +95,9 @@ struct upager_server_stats {
 	uint64_t requests;	 /* REQUESTs received */
 	uint64_t bytes_sent;	 /* every byte written, headers included */
 	uint64_t protocol_errors; /* messages refused (then ERROR, close) */
+	/* connections refused in the TLS handshake (a wrong key, no TLS, a
+	 * close or 10 s of silence before it ended) */
+	uint64_t tls_refused;
 };
 
 /*
@@ -130,9 +133,35 @@ unsigned int upager_server_port(struct upager_server *srv);
 int upager_server_export(struct upager_server *srv, const char *name,
 			 struct upager_store *store);
 /*
+ * Security (docs/PROTOCOL.md, "Security"): one of these two calls, before
+ * upager_server_start(), which refuses to start without.
+ *
+ * upager_server_tls_psk(): every connection must complete a TLS 1.3
+ * handshake with the pre-shared key in the file at @path before anything
+ * else; pages travel encrypted and authenticated.  The file holds one line
+ * "IDENTITY:HEXKEY" (IDENTITY 1 to 64 of [A-Za-z0-9._@-]; HEXKEY 32 to 128
+ * hex digits, 16 to 64 bytes, e.g. from `openssl rand -hex 32`), must be a
+ * regular file owned by this user or root, and neither group nor others
+ * may have any access to it (mode 0600 or 0400).  A client with another
+ * key, another identity or no TLS is refused with a log line saying why,
+ * and counted in tls_refused.  0, -ENOENT, -EACCES (the file's owner or
+ * mode), -EINVAL (@path NULL, or the format), -EBUSY (after start, or a
+ * second call), -EIO (OpenSSL), -ENOMEM; the log callback is told what
+ * was wrong with the file.
+ *
+ * upager_server_plaintext(): no TLS, anyone who can connect reads every
+ * export; for loopback tests and benchmarks.  0, -EBUSY (after start, or
+ * after a key).
+ *
+ * Any thread.
+ */
+int upager_server_tls_psk(struct upager_server *srv, const char *path);
+int upager_server_plaintext(struct upager_server *srv);
+/*
  * Start accepting: an accept thread and, per connection, a thread.  After
  * upager_server_stop() it binds the same address again.  Any thread but
- * the server's own.  0, -EALREADY, -errno of bind(2) or pthread_create().
+ * the server's own.  0, -ENOKEY (neither a key nor plaintext was chosen),
+ * -EALREADY, -errno of bind(2) or pthread_create().
  */
 int upager_server_start(struct upager_server *srv);
 /*
@@ -150,6 +179,15 @@ void upager_server_free(struct upager_server *srv);
 int upager_server_stats(struct upager_server *srv,
 			struct upager_server_stats *st);
 
+/*
+ * Check the pre-shared key file at @path as upager_server_tls_psk() and
+ * the remote: store's psk= option read it (format, owner, mode), for a
+ * program that wants to say what is wrong before it starts.  0, or
+ * -ENOENT, -EACCES, -EINVAL... with a reason in @why (@len bytes, may be
+ * NULL).  Any thread.
+ */
+int upager_psk_check(const char *path, char *why, size_t len);
+
 /* ---- the remote: store ------------------------------------------------- */
 
 /*
@@ -157,11 +195,23 @@ int upager_server_stats(struct upager_server *srv,
  * "remote:unix:PATH[/NAME][,OPTION...]".  For unix, PATH/NAME is read as a
  * socket PATH and an export NAME when PATH names a socket, else all of it
  * is the socket's path.  Options:
+ *   psk=PATH          TLS 1.3 with the pre-shared key in the file PATH (no
+ *                     ',' in it; the format and the rules of
+ *                     upager_server_tls_psk()); the server must hold the
+ *                     same key, or the connection is refused
+ *   plaintext         no TLS: the pages travel in clear, unauthenticated
+ *                     (loopback tests, benchmarks)
  *   deadline=SECONDS  a fault waits at most this long for its page, then
  *                     fails (-ETIMEDOUT: the engine poisons the page and
  *                     the faulting thread gets SIGBUS); 0 waits forever;
  *                     default 30
  *   csum              ask for checksummed PAGES (CAP_CSUM)
+ *
+ * One of psk= and plaintext is required: open() fails with -ENOKEY
+ * without either (-EINVAL with both).  A key file that cannot be used
+ * fails open() as upager_psk_check() says; a server that refuses the key
+ * fails it with -EKEYREJECTED, one that has none with -EPROTONOSUPPORT,
+ * a TLS server asked in plaintext with -ENOKEY.
  *
  * open() connects both channels and learns the image size; attach() (by
  * upager_map()) starts the background stream, whose pages are installed

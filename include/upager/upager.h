@@ -75,7 +75,9 @@ struct upager_stats {
 	uint64_t forks;		 /* child copies adopted (EVENT_FORK) */
 	uint64_t remaps;	 /* moves followed (EVENT_REMAP) */
 	uint64_t pages_unmapped; /* 4 KiB pages the application unmapped */
-	uint64_t reserved[11];	 /* zero; room to grow without a new size */
+	/* 4 KiB pages installed from a prefetch list (upager_region_prefetch()) */
+	uint64_t prefetch_pages;
+	uint64_t reserved[10];	 /* zero; room to grow without a new size */
 };
 /* Percentile @p (0..100) of a latency histogram, in µs (bucket bound). */
 double upager_stats_percentile(const struct upager_stats *s, double p);
@@ -116,6 +118,15 @@ struct upager_handler_params {
 	 * sleeps delays only its own region.  0: 64; -1: none.
 	 */
 	int spare_workers;
+	/*
+	 * Microseconds a worker keeps looking for the next fault (epoll
+	 * without sleeping) after it served one, before it sleeps: the
+	 * wake-up of a sleeping worker is then saved while faults keep
+	 * coming, at the price of a CPU busy for that long after each.
+	 * Spares never poll.  0: sleep at once (the default); at most
+	 * 10000.
+	 */
+	unsigned int poll_us;
 };
 
 /*
@@ -205,6 +216,20 @@ enum upager_remove_policy {
 	UPAGER_REMOVE_ZERO,
 };
 
+/*
+ * A fault came on the unit of @r at offset @off, never filled before
+ * (upager_map_params.on_touch): called once per unit, from the worker
+ * that serves the fault, before it fills the unit (a thread's faults are
+ * told in the order it took them, whichever workers serve them; a fill
+ * that then fails is SIGBUS as always).  Not called for units filled by
+ * read-ahead, fault-around, prefetch, upager_region_install() or
+ * upager_region_prefault(), for a unit filled again after the program
+ * dropped it, nor in forked children's copies of the region.  Keep it
+ * short and lock-free: it runs on the fault path of every worker.
+ */
+typedef void (*upager_touch_fn)(void *arg, struct upager_region *r,
+				size_t off);
+
 /* Region flags. */
 /*
  * In-thread mode: the faulting thread gets SIGBUS and resolves its own
@@ -256,6 +281,15 @@ struct upager_map_params {
 	size_t fault_around;
 	enum upager_fork_policy fork;
 	enum upager_remove_policy remove;
+	/*
+	 * Told each first touch (see upager_touch_fn), e.g. to record a
+	 * working set; NULL: none.  Not with UPAGER_MAP_IN_THREAD (-EINVAL):
+	 * a signal handler may not call it.  To see every touch, turn
+	 * read-ahead and fault-around off: the pages they bring in are
+	 * touched without a fault.
+	 */
+	upager_touch_fn on_touch;
+	void *touch_arg;
 };
 
 /*
@@ -290,8 +324,13 @@ void *upager_region_addr(struct upager_region *r);
 size_t upager_region_len(struct upager_region *r);
 /*
  * Fill [off, off+len) of the region now, from the calling thread, e.g.
- * before handing it to a syscall in in-thread mode.  0 or -errno (the
- * store's error).
+ * before handing it to a syscall in in-thread mode; units another thread
+ * is filling are waited for, so on 0 every unit of the range is present
+ * (or was dropped, unmapped or poisoned meanwhile).  Read-ahead jobs of
+ * the region still queued are given back and filled here.  Any thread
+ * but a worker.  0 or -errno (the store's error; -ERANGE outside the
+ * region; -ENOENT when it is gone; -EAGAIN when the memory map kept
+ * changing and no worker read its events).
  */
 int upager_region_prefault(struct upager_region *r, size_t off, size_t len);
 /*
@@ -313,6 +352,27 @@ long upager_region_install(struct upager_region *r, size_t off,
 			   const void *data, size_t len);
 /* Is the unit holding offset @off present (installed)? */
 bool upager_region_present(struct upager_region *r, size_t off);
+/*
+ * Fill the units at the @n offsets @offs of the region in the
+ * background, in that order (a working set recorded on an earlier run,
+ * replayed): the handler's workers take them in small batches when no
+ * fault is waiting, and read their uffds between batches, so faults come
+ * first.  A fault on a listed unit the list has not reached yet moves
+ * the list on past it (the program is there now: the workers go ahead
+ * of it); units skipped so are taken in a second pass at the end.  Only
+ * units never filled are installed: present, in-flight, dropped
+ * (MADV_DONTNEED), unmapped or poisoned ones are passed over, so a
+ * prefetch never brings back a page the program gave back.  A fill that
+ * fails is given back (the fault that comes there meets the error).
+ * Offsets are multiples of the fill unit, in any order, repeats allowed
+ * (the first counts); the list is copied.  Once per region.
+ * prefetch_pages counts the pages installed.  Any thread but a worker.
+ * 0, -EINVAL (misaligned, an in-thread region), -ERANGE (an offset
+ * outside the region), -EBUSY (a list was given before), -E2BIG (more
+ * than 2^32 - 2 offsets), -ENOMEM.
+ */
+int upager_region_prefetch(struct upager_region *r, const uint64_t *offs,
+			   size_t n);
 
 /* ---- another process's memory ----------------------------------------- */
 /*

@@ -1,53 +1,71 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Little-endian integers at any alignment, for the library's on-wire and
- * on-disk formats (the wire protocol, page images).  A byte at a time,
- * so that nothing depends on the host's order or alignment.
+ * Fields at fixed offsets of a byte buffer, for the formats that cross a
+ * socket or a file: little-endian integers, NUL-padded names; not
+ * installed.
  */
 #ifndef UPAGER_BASE_LE_H
 #define UPAGER_BASE_LE_H
 
+#include <endian.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
-static inline void put16(uint8_t *p, uint16_t v)
+static inline uint16_t rd16(const uint8_t *p)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le16toh(v);
 }
 
-static inline void put32(uint8_t *p, uint32_t v)
+static inline uint32_t rd32(const uint8_t *p)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
 }
 
-static inline void put64(uint8_t *p, uint64_t v)
+static inline uint64_t rd64(const uint8_t *p)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
 }
 
-static inline uint16_t get16(const uint8_t *p)
+static inline void wr16(uint8_t *p, uint16_t v)
 {
-	return (uint16_t)(p[0] | p[1] << 8);
+	v = htole16(v);
+	memcpy(p, &v, sizeof(v));
 }
 
-static inline uint32_t get32(const uint8_t *p)
+static inline void wr32(uint8_t *p, uint32_t v)
 {
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
 }
 
-static inline uint64_t get64(const uint8_t *p)
+static inline void wr64(uint8_t *p, uint64_t v)
 {
-	uint64_t v = 0;
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
+}
 
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+/* A name field of @size bytes: 1 to @size - 1 bytes, then NULs. */
+static inline bool name_field_ok(const uint8_t *p, size_t size)
+{
+	size_t n = strnlen((const char *)p, size);
+
+	if (!n || n == size)
+		return false;
+	for (size_t i = n; i < size; i++)
+		if (p[i])
+			return false;
+	return true;
 }
 
 #endif

@@ -111,6 +111,25 @@ struct upager_region {
 	struct upager_region *sibling;	/* next in the root's children */
 	struct upager_region *next_owned; /* next in its space's owned */
 
+	/* upager_map_params.on_touch (roots only: a copy has none). */
+	upager_touch_fn on_touch;
+	void *touch_arg;
+
+	/*
+	 * A prefetch list (prefetch.c), set once: @pf_units in order, and
+	 * for each unit its position + 1 in the list (0: not listed), so a
+	 * fault finds where the program is.  @pf_next counts positions
+	 * taken, over two passes (position q is entry q % pf_n).  Listed on
+	 * the handler's prefetch list (job_lock) while @pf_listed.
+	 */
+	uint64_t *pf_units;
+	size_t pf_n;
+	uint32_t *pf_pos; /* published last (release), read without a lock */
+	size_t pf_pos_len;
+	atomic_size_t pf_next;
+	bool pf_listed;
+	struct upager_region *pf_link;
+
 	struct upager_stats *st; /* the root's: in the published page, or own */
 	struct upager_stats own;
 	int stats_slot;
@@ -180,6 +199,7 @@ struct upager_handler {
 	uint64_t features;   /* of the main uffd */
 	unsigned int nthreads;
 	unsigned int batch;
+	uint64_t poll_ns;    /* a worker's look for work before it sleeps */
 	upager_error_fn on_error;
 	void *error_arg;
 
@@ -223,10 +243,13 @@ struct upager_handler {
 	pthread_cond_t idle_cond;
 	atomic_uint idle_waiters;
 
-	pthread_mutex_t job_lock; /* the read-ahead job ring */
+	pthread_mutex_t job_lock; /* the read-ahead job ring, prefetch list */
 	struct ra_job jobs[RA_JOBS];
 	unsigned int job_head;
 	atomic_uint njobs;
+	/* Regions with a prefetch list left, taken in turn (job_lock). */
+	struct upager_region *pf_head, *pf_tail;
+	atomic_uint npf;
 
 	/* Faults at addresses in no region (see handler.c stray()). */
 	pthread_mutex_t stray_lock;
@@ -239,6 +262,7 @@ struct upager_handler {
 	unsigned int stray_next;
 
 	struct stats_page *pub; /* published statistics, or NULL */
+	int pub_fd;		/* its file, locked while published (flock) */
 	char pub_path[64];
 };
 
@@ -303,8 +327,8 @@ struct fault {
 };
 int region_fault(struct upager_region *r, struct filler *f,
 		 const struct fault *ft);
-void region_job(struct upager_region *r, struct filler *f, size_t u,
-		size_t n);
+size_t region_job(struct upager_region *r, struct filler *f, size_t u,
+		  size_t n);
 
 /* fill.c */
 int filler_reserve(struct filler *f, size_t len);
@@ -365,8 +389,14 @@ void region_wait_idle(struct upager_region *r);
 void region_free(struct upager_region *r);
 void region_retire(struct upager_region *r);
 
+/* prefetch.c */
+bool prefetch_step(struct upager_region *r, struct filler *f);
+void prefetch_jump(struct upager_region *r, size_t u);
+void prefetch_free(struct upager_region *r);
+
 /* handler.c */
 int handler_sig_uffd(struct upager_handler *h);
+void handler_prefetch(struct upager_handler *h, struct upager_region *r);
 int handler_adopt(struct upager_handler *h, struct upager_space *sp);
 void handler_drop(struct upager_handler *h, struct upager_space *sp);
 void handler_purge_jobs(struct upager_handler *h, struct upager_region *r);

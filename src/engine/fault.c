@@ -56,8 +56,9 @@ static void fill_failed_gone(struct upager_region *r, struct filler *f,
 		space_exited(r->sp);
 }
 
-void region_job(struct upager_region *r, struct filler *f, size_t u,
-		size_t n)
+/* Fill claimed units [u, u+n) for no fault: the units it filled. */
+size_t region_job(struct upager_region *r, struct filler *f, size_t u,
+		  size_t n)
 {
 	size_t got = n;
 	long ret = fill_units(r, f, u, &got, UNIT_ABSENT);
@@ -65,13 +66,13 @@ void region_job(struct upager_region *r, struct filler *f, size_t u,
 	if (ret < 0) {
 		/* The faults that come there meet the error themselves. */
 		fill_failed_gone(r, f, u, n, UNIT_ABSENT, ret);
-		return;
+		return 0;
 	}
 	if (got < n)
 		give_back(r, f, u + got, n - got, UNIT_ABSENT);
 	fill_settle(r, f, u, got, UNIT_PRESENT);
 	STAT_ADD(r->st, pages_filled, (size_t)ret / UPAGER_STORE_PAGE);
-	STAT_ADD(r->st, ra_pages, got * r->fill / UPAGER_STORE_PAGE);
+	return got;
 }
 
 /*
@@ -91,7 +92,9 @@ static void queue_units(struct upager_region *r, struct filler *f, size_t u,
 		if (f->queue && f->queue(f, r, u + i, k))
 			continue;
 		if (must)
-			region_job(r, f, u + i, k);
+			STAT_ADD(r->st, ra_pages,
+				 region_job(r, f, u + i, k) * r->fill /
+					 UPAGER_STORE_PAGE);
 		else
 			give_back(r, f, u + i, k, UNIT_ABSENT);
 	}
@@ -266,6 +269,16 @@ int region_fault(struct upager_region *r, struct filler *f,
 		STAT_ADD(r->st, faults_missing, 1);
 	if (!fault_claim(r, f, ft, u, &from))
 		return 0;
+	/*
+	 * Told before the fill: the thread is woken only after it, so its
+	 * next fault's turn comes after this one's, whichever worker
+	 * serves it.
+	 */
+	if (from == UNIT_ABSENT && f->h) {
+		prefetch_jump(r, u);
+		if (r->on_touch)
+			r->on_touch(r->touch_arg, r, u * r->fill);
+	}
 	if (r->memtype == UPAGER_MEM_SHMEM &&
 	    (ft->minor || from == UNIT_REMOVED)) {
 		ret = map_cached(r, f, u);

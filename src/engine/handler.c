@@ -9,10 +9,10 @@
  * more than one fault.  It polls only after a read found nothing, so a
  * busy worker costs one syscall per batch plus the installs.
  *
- * Between batches workers fill read-ahead jobs from a shared ring: the
+ * Between batches workers fill read-ahead jobs from a shared ring (the
  * rest of a window whose first chunk the faulting worker filled, and the
- * window after it.  Faults come first: a worker reads again after each
- * job.
+ * window after it), then batches of regions' prefetch lists.  Faults
+ * come first: a worker looks at its uffds again after each job or batch.
  *
  * No lock is held while a region is filled: a fault pins its region
  * (users) under its space's table lock, and unpins it after.  A worker
@@ -164,6 +164,8 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	int ret, fd;
 
 	ret = params_copy(&p, sizeof(p), params);
+	if (!ret && p.poll_us > 10000)
+		ret = -EINVAL;
 	if (ret < 0)
 		goto fail;
 	ret = kernel_features(&kernel);
@@ -216,6 +218,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	h->batch = p.batch ? p.batch : 32;
 	if (h->batch > 64)
 		h->batch = 64;
+	h->poll_ns = (uint64_t)p.poll_us * 1000;
 	h->on_error = p.on_error ? p.on_error : default_on_error;
 	h->error_arg = p.error_arg;
 	h->spare_max = p.spare_workers < 0    ? 0
@@ -515,10 +518,84 @@ static bool job_pop(struct upager_handler *h, struct ra_job *j)
 	return got;
 }
 
+/* ---- prefetch lists (prefetch.c) ------------------------------------------ */
+
+/* Take @r off the prefetch list, if it is on it.  Under job_lock. */
+static void pf_unlink(struct upager_handler *h, struct upager_region *r)
+{
+	struct upager_region **q, *prev = NULL;
+
+	if (!r->pf_listed)
+		return;
+	for (q = &h->pf_head; *q != r; q = &(*q)->pf_link)
+		prev = *q;
+	*q = r->pf_link;
+	if (h->pf_tail == r)
+		h->pf_tail = prev;
+	r->pf_link = NULL;
+	r->pf_listed = false;
+	atomic_fetch_sub_explicit(&h->npf, 1, memory_order_relaxed);
+}
+
+/* List @r, its prefetch list set, and wake a worker for it. */
+void handler_prefetch(struct upager_handler *h, struct upager_region *r)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&h->job_lock);
+	if (h->pf_tail)
+		h->pf_tail->pf_link = r;
+	else
+		h->pf_head = r;
+	h->pf_tail = r;
+	r->pf_listed = true;
+	atomic_fetch_add_explicit(&h->npf, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&h->job_lock);
+	if (write(h->workfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		h->on_error(h->error_arg, r, 0, -errno, "waking a worker");
+}
+
 /*
- * Drop @r's queued jobs, after it left its table: from then on no job
- * pins it, so waiting for its users covers every fill of it.  The units
- * those jobs claimed go back, woken.
+ * One batch of the first listed region's prefetch list, the region
+ * pinned; it goes to the back of the list (regions take turns), or off
+ * it when its list is done.  False when no region has one.
+ */
+static bool serve_prefetch(struct upager_handler *h, struct filler *f)
+{
+	struct upager_region *r;
+	bool more;
+
+	if (!atomic_load_explicit(&h->npf, memory_order_relaxed))
+		return false;
+	pthread_mutex_lock(&h->job_lock);
+	r = h->pf_head;
+	if (r) {
+		atomic_fetch_add(&r->users, 1);
+		if (r->pf_link) {
+			h->pf_head = r->pf_link;
+			h->pf_tail->pf_link = r;
+			h->pf_tail = r;
+			r->pf_link = NULL;
+		}
+	}
+	pthread_mutex_unlock(&h->job_lock);
+	if (!r)
+		return false;
+	more = !atomic_load(&r->closing) && prefetch_step(r, f);
+	filler_flush(f);
+	if (!more) {
+		pthread_mutex_lock(&h->job_lock);
+		pf_unlink(h, r);
+		pthread_mutex_unlock(&h->job_lock);
+	}
+	region_put(r);
+	return true;
+}
+
+/*
+ * Drop @r's queued jobs and take it off the prefetch list, after it left
+ * its table: from then on no job pins it, so waiting for its users
+ * covers every fill of it.  The units those jobs claimed go back, woken.
  */
 void handler_purge_jobs(struct upager_handler *h, struct upager_region *r)
 {
@@ -537,6 +614,7 @@ void handler_purge_jobs(struct upager_handler *h, struct upager_region *r)
 			h->jobs[(h->job_head + kept++) % RA_JOBS] = j;
 	}
 	atomic_store_explicit(&h->njobs, kept, memory_order_relaxed);
+	pf_unlink(h, r);
 	pthread_mutex_unlock(&h->job_lock);
 	for (unsigned int i = 0; i < ngone; i++) {
 		fill_settle(r, &f, gone[i].u, gone[i].n, UNIT_ABSENT);
@@ -650,8 +728,28 @@ static void stray(struct upager_handler *h, struct upager_space *sp, uint64_t ad
 	upager_ll_wake(sp->uffd, (void *)(uintptr_t)page, 4096);
 }
 
+/* Keep fault @m of @sp for serve_deferred(); false when there is no room. */
+static bool defer(struct filler *f, struct upager_space *sp,
+		  const struct uffd_msg *m)
+{
+	if (f->ndeferred == DEFERRED_MAX)
+		return false;
+	if (!sp->self)
+		atomic_fetch_add(&sp->users, 1);
+	f->deferred[f->ndeferred].sp = sp;
+	f->deferred[f->ndeferred++].msg = *m;
+	return true;
+}
+
+/*
+ * One fault.  @batch: it came with others, whose wakes wait for the end
+ * of the batch: a fault on a slow store's region is then kept for later
+ * (serve_deferred()), so that the batch's other faults are not answered
+ * only after a fetch that may take seconds.
+ */
 static void on_fault(struct upager_handler *h, struct filler *f,
-		     struct upager_space *sp, const struct uffd_msg *m, uint64_t t0)
+		     struct upager_space *sp, const struct uffd_msg *m,
+		     uint64_t t0, bool batch)
 {
 	struct fault ft = {
 		.addr = m->arg.pagefault.address,
@@ -665,8 +763,10 @@ static void on_fault(struct upager_handler *h, struct filler *f,
 		stray(h, sp, ft.addr);
 		return;
 	}
-	if (atomic_load(&r->closing)) {
-		/* upager_unmap() wakes it, into a closed range. */
+	if (atomic_load(&r->closing) ||
+	    (batch && !(r->store->flags & UPAGER_STORE_CHEAP) &&
+	     defer(f, sp, m))) {
+		/* Closing: upager_unmap() wakes it, into a closed range. */
 		region_put(r);
 		return;
 	}
@@ -727,7 +827,7 @@ static void serve_batch(struct upager_handler *h, struct filler *f,
 	f->dontwake = n > 1;
 	for (int i = 0; i < n; i++)
 		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-			on_fault(h, f, sp, &msgs[i], t0);
+			on_fault(h, f, sp, &msgs[i], t0, n > 1);
 	filler_flush(f);
 	f->dontwake = false;
 }
@@ -750,14 +850,9 @@ static bool pump(struct filler *f, struct upager_space *sp)
 		return true;
 	n = read_events(sp, msgs,
 			room < ARRAY_SIZE(msgs) ? room : ARRAY_SIZE(msgs));
-	for (int i = 0; i < n; i++) {
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		if (!sp->self)
-			atomic_fetch_add(&sp->users, 1);
-		f->deferred[f->ndeferred].sp = sp;
-		f->deferred[f->ndeferred++].msg = msgs[i];
-	}
+	for (int i = 0; i < n; i++)
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			defer(f, sp, &msgs[i]);
 	return true;
 }
 
@@ -767,7 +862,7 @@ static void serve_deferred(struct upager_handler *h, struct filler *f)
 	while (f->ndeferred) {
 		struct deferred d = f->deferred[--f->ndeferred];
 
-		on_fault(h, f, d.sp, &d.msg, now_ns());
+		on_fault(h, f, d.sp, &d.msg, now_ns(), false);
 		filler_flush(f);
 		space_release(d.sp);
 	}
@@ -787,7 +882,9 @@ static bool serve_job(struct upager_handler *h, struct filler *f)
 		fill_settle(j.r, f, j.u, j.n, UNIT_ABSENT);
 		fill_wake(j.r, f, j.u, j.n);
 	} else {
-		region_job(j.r, f, j.u, j.n);
+		STAT_ADD(j.r->st, ra_pages,
+			 region_job(j.r, f, j.u, j.n) * j.r->fill /
+				 UPAGER_STORE_PAGE);
 	}
 	filler_flush(f);
 	region_put(j.r);
@@ -870,6 +967,28 @@ static void server_close(struct upager_handler *h, int ep)
 #define READY_MAX 8
 
 /*
+ * poll_us: look at the epoll set without sleeping until something is
+ * ready or the time is up (the stop eventfd is in the set too).  A fault
+ * that comes meanwhile is read without the wake-up of a sleeping thread,
+ * which costs far more than the looking on some machines (a VM's
+ * cross-CPU wake-up).  Returns what epoll_wait() found, 0 at the end.
+ */
+static int poll_events(struct upager_handler *h, int ep,
+		       struct epoll_event *evs, int max)
+{
+	uint64_t until;
+	int n;
+
+	if (!h->poll_ns)
+		return 0;
+	until = now_ns() + h->poll_ns;
+	do
+		n = epoll_wait(ep, evs, max, 0);
+	while (!n && now_ns() < until);
+	return n;
+}
+
+/*
  * Serve until the stop eventfd fires (a spare: also once it is surplus).
  * The staging buffer is sized for the largest read-ahead window of any
  * region and grown on demand.
@@ -894,10 +1013,25 @@ static int serve(struct upager_handler *h, bool spare)
 			break;
 		if (spare && spare_surplus(h))
 			break;
-		if (!self_pending && !nready && !f.ndeferred &&
-		    (spare || !atomic_load_explicit(&h->njobs,
-						    memory_order_relaxed))) {
-			n = epoll_wait(ep, evs, ARRAY_SIZE(evs), -1);
+		if (!self_pending && !nready && !f.ndeferred) {
+			/*
+			 * With background work waiting, only look: faults
+			 * (of any space, this process's or another's) go
+			 * before the next job or prefetch batch.  Without,
+			 * poll a while (poll_us), then sleep.
+			 */
+			bool work =
+				!spare &&
+				(atomic_load_explicit(&h->njobs,
+						      memory_order_relaxed) ||
+				 atomic_load_explicit(&h->npf,
+						      memory_order_relaxed));
+
+			if (work)
+				n = epoll_wait(ep, evs, ARRAY_SIZE(evs), 0);
+			else if (spare ||
+				 !(n = poll_events(h, ep, evs, ARRAY_SIZE(evs))))
+				n = epoll_wait(ep, evs, ARRAY_SIZE(evs), -1);
 			if (n < 0 && errno != EINTR) {
 				ret = -errno;
 				break;
@@ -950,8 +1084,8 @@ static int serve(struct upager_handler *h, bool spare)
 		 * Spares serve faults only: read-ahead from a slow store is
 		 * left to the regular workers, not given threads of its own.
 		 */
-		if (!spare)
-			serve_job(h, &f);
+		if (!spare && !serve_job(h, &f))
+			serve_prefetch(h, &f);
 	}
 out:
 	for (unsigned int i = 0; i < nready; i++)

@@ -55,6 +55,7 @@ void region_free(struct upager_region *r)
 		munmap((void *)r->state, r->state_len);
 	if (r->dropped_len)
 		munmap((void *)r->dropped, r->dropped_len);
+	prefetch_free(r);
 	pthread_mutex_destroy(&r->ra_lock);
 	mem_free(r, sizeof(*r));
 }
@@ -212,7 +213,7 @@ int region_check_params(struct upager_store *s, size_t len,
 		return -ERANGE;
 	if (inthread && (p->memtype == UPAGER_MEM_SHMEM ||
 			 !(s->flags & UPAGER_STORE_SIGNAL_SAFE) ||
-			 p->fork == UPAGER_FORK_FOLLOW))
+			 p->fork == UPAGER_FORK_FOLLOW || p->on_touch))
 		return -EINVAL;
 	if ((p->flags & UPAGER_MAP_MOVE) && p->memtype != UPAGER_MEM_ANON)
 		return -EINVAL;
@@ -253,6 +254,8 @@ void region_setup(struct upager_region *r, struct upager_store *s,
 							: 1;
 	if (!r->fa)
 		r->fa = 1;
+	r->on_touch = p->on_touch;
+	r->touch_arg = p->touch_arg;
 }
 
 /* Register the region with its uffd and check the ioctls it needs. */
@@ -408,6 +411,9 @@ fail:
  * end, and what it never filled is poisoned in its process (SIGBUS
  * there, never the zeros the kernel would give once no one serves it).
  * A child space left with no region is dropped (handler.c reaps it).
+ * Each child's space is held (users) from the moment its copy leaves
+ * the space's list: the sweep reaps a space whose list is empty and that
+ * no one holds, and it may run meanwhile (its child exited).
  */
 static void teardown_children(struct upager_region *root)
 {
@@ -424,6 +430,7 @@ static void teardown_children(struct upager_region *root)
 			q = &(*q)->next_owned;
 		if (*q)
 			*q = next->next_owned;
+		atomic_fetch_add(&next->sp->users, 1);
 	}
 	pthread_mutex_unlock(&h->fork_lock);
 	for (; c; c = next) {
@@ -441,6 +448,7 @@ static void teardown_children(struct upager_region *root)
 		pthread_mutex_unlock(&h->fork_lock);
 		if (empty)
 			handler_drop(h, sp);
+		atomic_fetch_sub(&sp->users, 1);
 	}
 }
 
@@ -588,8 +596,32 @@ static int app_filler(struct filler *f, size_t len)
 	return filler_reserve(f, len);
 }
 
+/*
+ * Wait until unit @u is not in flight, for prefault: the thread filling
+ * it settles it soon.  A unit claimed by a read-ahead job still queued
+ * might wait for a worker that is stopped: the region's queued jobs are
+ * given back once (absent again), and this thread fills those itself.
+ * Returns whether the unit is settled (false: fill it).
+ */
+static bool wait_settled(struct upager_region *r, size_t u, bool *purged)
+{
+	struct timespec ts = { 0, 20000 };
+
+	while (unit_state(unit_load(&r->state[u])) == UNIT_INFLIGHT) {
+		if (!*purged) {
+			handler_purge_jobs(r->h, r);
+			*purged = true;
+			continue;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return unit_state(unit_load(&r->state[u])) != UNIT_ABSENT;
+}
+
 int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 {
+	unsigned int again = 0;
+	bool purged = false;
 	struct filler f;
 	int ret;
 
@@ -606,6 +638,16 @@ int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 
 		if (st == UNIT_ABSENT || st == UNIT_REMOVED)
 			ret = region_fault(r, &f, &ft);
+		/*
+		 * Another thread's fill: wait for it.  A unit given back
+		 * absent (an install cut short by an event) is filled again,
+		 * a bounded number of times.
+		 */
+		if (!ret && !wait_settled(r, u, &purged)) {
+			if (++again > 1000)
+				ret = -EAGAIN;
+			u--;
+		}
 	}
 	filler_release(&f);
 	return ret;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +69,40 @@ double upager_stats_percentile(const struct upager_stats *s, double p)
 	return (double)(1ull << (UPAGER_LAT_BUCKETS - 1));
 }
 
+/*
+ * Create @path, the owner's only (it holds the regions' addresses), and
+ * hold a lock on it for the handler's life.  A file already there under
+ * our pid that nobody holds was left by a dead process whose pid we got
+ * (one killed with SIGKILL never removes its file): it is replaced.  A
+ * held one is a live handler's of that name: -EEXIST.
+ */
+static int publish_create(const char *path)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+		if (fd >= 0) {
+			/* Nobody else has it open yet: cannot fail. */
+			flock(fd, LOCK_EX | LOCK_NB);
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -errno;
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 && errno == ENOENT)
+			continue; /* gone meanwhile */
+		if (fd < 0)
+			return -EEXIST;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			return -EEXIST;
+		}
+		unlink(path);
+		close(fd);
+	}
+	return -EEXIST;
+}
+
 int stats_publish_open(struct upager_handler *h, const char *name)
 {
 	struct stats_page *pg;
@@ -77,10 +112,9 @@ int stats_publish_open(struct upager_handler *h, const char *name)
 		return -EINVAL;
 	snprintf(h->pub_path, sizeof(h->pub_path), STATS_DIR "/" STATS_PREFIX
 		 "%d-%s", (int)getpid(), name);
-	/* The owner only: the file holds the addresses of the regions. */
-	fd = open(h->pub_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = publish_create(h->pub_path);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (ftruncate(fd, sizeof(*pg)) < 0) {
 		int ret = -errno;
 
@@ -89,11 +123,12 @@ int stats_publish_open(struct upager_handler *h, const char *name)
 		return ret;
 	}
 	pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
 	if (pg == MAP_FAILED) {
+		close(fd);
 		unlink(h->pub_path);
 		return -ENOMEM;
 	}
+	h->pub_fd = fd;
 	pg->version = STATS_VERSION;
 	pg->pid = (uint32_t)getpid();
 	snprintf(pg->name, sizeof(pg->name), "%s", name);
@@ -113,6 +148,7 @@ void stats_publish_close(struct upager_handler *h)
 	h->retired = &h->retired_own;
 	munmap(h->pub, sizeof(*h->pub));
 	unlink(h->pub_path);
+	close(h->pub_fd);
 	h->pub = NULL;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "net/tls.h"
 
 static int parse_tcp(const char *s, size_t len, struct net_addr *a)
 {
@@ -170,12 +171,39 @@ fail:
 	return ret;
 }
 
-void net_timeout(int fd, int seconds)
+static void set_timeout(int fd, int seconds)
 {
 	struct timeval tv = { .tv_sec = seconds };
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* The socket's timeouts for plaintext I/O, poll()'s for TLS. */
+void net_timeout(struct net_conn *c, int seconds)
+{
+	set_timeout(c->fd, seconds);
+	c->timeout_ms = seconds ? seconds * 1000 : -1;
+}
+
+struct net_conn *net_conn_new(int fd)
+{
+	struct net_conn *c = calloc(1, sizeof(*c));
+
+	if (c) {
+		c->fd = fd;
+		c->timeout_ms = -1;
+	}
+	return c;
+}
+
+void net_conn_free(struct net_conn *c)
+{
+	if (!c)
+		return;
+	tls_conn_free(c);
+	close(c->fd);
+	free(c);
 }
 
 int net_connect(const struct net_addr *a, bool nodelay, int timeout_s)
@@ -187,7 +215,7 @@ int net_connect(const struct net_addr *a, bool nodelay, int timeout_s)
 		return -errno;
 	/* SO_SNDTIMEO bounds connect() too (socket(7)). */
 	if (timeout_s)
-		net_timeout(fd, timeout_s);
+		set_timeout(fd, timeout_s);
 	do
 		ret = connect(fd, (const struct sockaddr *)&a->sa, a->len);
 	while (ret < 0 && errno == EINTR);
@@ -210,12 +238,14 @@ void net_nodelay(int fd)
 		return;
 }
 
-int net_sendv(int fd, struct iovec *iov, int n)
+int net_sendv(struct net_conn *c, struct iovec *iov, int n)
 {
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 
+	if (c->tls)
+		return tls_sendv(c, iov, n, false);
 	while (mh.msg_iovlen) {
-		ssize_t put = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		ssize_t put = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 
 		if (put < 0) {
 			if (errno == EINTR)
@@ -235,21 +265,26 @@ int net_sendv(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-int net_send(int fd, const void *buf, size_t len)
+int net_send(struct net_conn *c, const void *buf, size_t len)
 {
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 
-	return net_sendv(fd, &iov, 1);
+	return net_sendv(c, &iov, 1);
 }
 
 /* Exactly @len bytes: 1, 0 on EOF before the first byte, else -errno. */
-static int read_full(int fd, uint8_t *buf, size_t len)
+static int read_full(struct net_conn *c, uint8_t *buf, size_t len)
 {
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = recv(fd, buf + got, len - got, 0);
+		ssize_t n = c->tls ? tls_read(c, buf + got, len - got)
+				   : recv(c->fd, buf + got, len - got, 0);
 
+		if (c->tls && n < 0) {
+			errno = (int)-n;
+			n = -1;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -261,7 +296,7 @@ static int read_full(int fd, uint8_t *buf, size_t len)
 	return 1;
 }
 
-long net_read_msg(int fd, uint8_t *buf, const char **why)
+long net_read_msg(struct net_conn *c, uint8_t *buf, const char **why)
 {
 	enum wire_type type;
 	uint16_t flags;
@@ -269,7 +304,7 @@ long net_read_msg(int fd, uint8_t *buf, const char **why)
 	int ret;
 
 	*why = NULL;
-	ret = read_full(fd, buf, WIRE_HDR);
+	ret = read_full(c, buf, WIRE_HDR);
 	if (ret <= 0)
 		return ret;
 	/* The length is checked against the limit before it sizes a read. */
@@ -277,19 +312,21 @@ long net_read_msg(int fd, uint8_t *buf, const char **why)
 	if (ret < 0)
 		return ret;
 	if (len) {
-		ret = read_full(fd, buf + WIRE_HDR, len);
+		ret = read_full(c, buf + WIRE_HDR, len);
 		if (ret <= 0)
 			return ret ? ret : -ECONNRESET;
 	}
 	return WIRE_HDR + (long)len;
 }
 
-void net_send_error(int fd, int code, const char *text)
+void net_send_error(struct net_conn *c, int code, const char *text)
 {
 	uint8_t buf[WIRE_HDR + 6 + 256];
-	size_t len = wire_error(buf, (uint32_t)code, text);
+	struct iovec iov = { buf, wire_error(buf, (uint32_t)code, text) };
 
 	/* Never block on a peer that does not read: it is being dropped. */
-	if (send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	if (c->tls)
+		tls_sendv(c, &iov, 1, true);
+	else if (send(c->fd, buf, iov.iov_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return;
 }

@@ -23,6 +23,23 @@ struct net_addr {
 	socklen_t len;
 };
 
+struct tls_conn;
+
+/*
+ * A connected socket, in plaintext or under TLS (src/net/tls.h, set up by
+ * tls_handshake()).  Its messages go through the calls below either way.
+ */
+struct net_conn {
+	int fd;
+	int timeout_ms;	      /* TLS waits in poll(): -1 none */
+	struct tls_conn *tls; /* NULL: plaintext */
+};
+
+/* A plaintext connection over @fd, or NULL (no memory; @fd stays open). */
+struct net_conn *net_conn_new(int fd);
+/* Close @c's socket and free it (NULL: nothing). */
+void net_conn_free(struct net_conn *c);
+
 /*
  * Parse and resolve "tcp:HOST:PORT" or "unix:PATH" (@len bytes of @spec,
  * which need not be NUL-terminated there).  HOST "" or "*" is every
@@ -48,8 +65,8 @@ int net_listen(struct net_addr *a);
  * net_timeout(fd, 0).
  */
 int net_connect(const struct net_addr *a, bool nodelay, int timeout_s);
-/* Send and receive timeout of @fd in seconds, 0 for none. */
-void net_timeout(int fd, int seconds);
+/* Send and receive timeout of @c in seconds, 0 for none. */
+void net_timeout(struct net_conn *c, int seconds);
 /*
  * TCP_NODELAY on @fd (no-op on a unix socket): small messages go out at
  * once instead of waiting for the ACK of the previous one, which a
@@ -57,10 +74,10 @@ void net_timeout(int fd, int seconds);
  */
 void net_nodelay(int fd);
 
-/* Send all of @iov (MSG_NOSIGNAL: a closed peer is -EPIPE, no signal);
- * the iov array is consumed.  0 or -errno. */
-int net_sendv(int fd, struct iovec *iov, int n);
-int net_send(int fd, const void *buf, size_t len);
+/* Send all of @iov as one message (MSG_NOSIGNAL: a closed peer is
+ * -EPIPE, no signal); the iov array is consumed.  0 or -errno. */
+int net_sendv(struct net_conn *c, struct iovec *iov, int n);
+int net_send(struct net_conn *c, const void *buf, size_t len);
 
 /*
  * Read one message into @buf (NET_MSG_MAX bytes): exactly the header,
@@ -70,10 +87,10 @@ int net_send(int fd, const void *buf, size_t len);
  * close inside a message; -errno of recv(2); or the header's decoding
  * error (-EPROTO, -EMSGSIZE) with *@why set.
  */
-long net_read_msg(int fd, uint8_t *buf, const char **why);
+long net_read_msg(struct net_conn *c, uint8_t *buf, const char **why);
 
 /* Send ERROR(@code, @text), best effort (the connection is closing). */
-void net_send_error(int fd, int code, const char *text);
+void net_send_error(struct net_conn *c, int code, const char *text);
 
 /* CLOCK_MONOTONIC in ns (src/stats.c). */
 uint64_t now_ns(void);

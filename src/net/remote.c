@@ -29,6 +29,7 @@
  * thread ever touches a descriptor number that was reused.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -46,6 +47,7 @@
 #include "base/util.h"
 #include "net/net.h"
 #include "net/remote_store.h"
+#include "net/tls.h"
 
 #define PAGE WIRE_PAGE
 #define BACKOFF_MIN_NS (50 * 1000000ull)
@@ -78,6 +80,8 @@ struct remote_store {
 	char name[WIRE_MAX_NAME + 1];
 	bool csum;	     /* asked for */
 	uint64_t deadline_ns; /* 0: wait forever */
+	struct net_tls *tls; /* the psk= option's key; NULL: plaintext */
+	bool plaintext;	     /* the plaintext option */
 
 	pthread_mutex_t lock; /* everything down to the bitmap */
 	pthread_cond_t cond;  /* state, started, need of a connection */
@@ -88,7 +92,7 @@ struct remote_store {
 	bool csum_on;	/* negotiated on this generation */
 	bool started;	/* START sent on this generation */
 	bool ever;	/* connected once: later connections are reconnects */
-	int sfd, ufd;
+	struct net_conn *sc, *uc; /* stream and urgent channels, or NULL */
 	int hs[2];	/* sockets of a handshake in progress, or -1 */
 	uint64_t gen;
 	int users;
@@ -98,7 +102,7 @@ struct remote_store {
 	int installing;	  /* of which in deliver() */
 	int install_waits; /* fetches waiting for an install to end */
 
-	pthread_mutex_t send_lock; /* one writer at a time on ufd */
+	pthread_mutex_t send_lock; /* one writer at a time on uc */
 	_Atomic uint64_t *have;	   /* received-bitmap */
 	_Atomic uint64_t received; /* pages received and installed */
 	_Atomic uint64_t *lost;	   /* pages that arrived but would not go in */
@@ -200,7 +204,8 @@ static int publish(struct remote_store *rs, int i, int fd)
 }
 
 /* Send HELLO on @fd and read the WELCOME.  0 or -errno. */
-static int hello(struct remote_store *rs, int fd, enum wire_role role,
+static int hello(struct remote_store *rs, struct net_conn *c,
+		 enum wire_role role,
 		 uint64_t *session, uint32_t *caps, uint64_t *bytes)
 {
 	uint8_t *buf = rs->buf[2];
@@ -209,18 +214,18 @@ static int hello(struct remote_store *rs, int fd, enum wire_role role,
 	long n;
 	int ret;
 
-	ret = net_send(fd, buf,
+	ret = net_send(c, buf,
 		       wire_hello(buf, rs->csum ? WIRE_CAP_CSUM : 0, role,
 				  *session, rs->name));
 	if (ret < 0)
 		return ret;
-	n = net_read_msg(fd, buf, &why);
+	n = net_read_msg(c, buf, &why);
 	if (n <= 0)
 		return n ? (int)n : -ECONNRESET;
 	ret = wire_decode(buf, (size_t)n, 0, &m, &why);
 	if (ret < 0) {
 		STAT(rs, protocol_errors, 1);
-		net_send_error(fd, -ret, why);
+		net_send_error(c, -ret, why);
 		return ret;
 	}
 	if (m.type == WIRE_ERROR)
@@ -228,7 +233,7 @@ static int hello(struct remote_store *rs, int fd, enum wire_role role,
 							   : -EPROTO;
 	if (m.type != WIRE_WELCOME || (*session && m.welcome.session != *session)) {
 		STAT(rs, protocol_errors, 1);
-		net_send_error(fd, EPROTO, "expected WELCOME");
+		net_send_error(c, EPROTO, "expected WELCOME");
 		return -EPROTO;
 	}
 	*session = m.welcome.session;
@@ -238,23 +243,52 @@ static int hello(struct remote_store *rs, int fd, enum wire_role role,
 }
 
 /*
+ * Connect one channel: the socket, published for close() to shut down,
+ * then TLS when we have a key, then HELLO and WELCOME.  0 or -errno; *@c
+ * is set once the socket is (the caller frees it on failure).
+ */
+static int channel(struct remote_store *rs, int i, enum wire_role role,
+		   struct net_conn **c, uint64_t *session, uint32_t *caps,
+		   uint64_t *bytes)
+{
+	char why[TLS_WHY];
+	int fd, ret;
+
+	fd = net_connect(&rs->addr, role == WIRE_ROLE_URGENT,
+			 HANDSHAKE_TIMEOUT_S);
+	if (fd < 0)
+		return fd;
+	*c = net_conn_new(fd);
+	if (!*c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	net_timeout(*c, HANDSHAKE_TIMEOUT_S);
+	ret = publish(rs, i, fd);
+	if (ret == 0 && rs->tls)
+		ret = tls_handshake(rs->tls, *c, why);
+	if (ret == 0)
+		ret = hello(rs, *c, role, session, caps, bytes);
+	if (ret == 0)
+		net_timeout(*c, 0);
+	return ret;
+}
+
+/*
  * Open both channels: stream first (it creates the session), then the
  * urgent one paired to it.  Unlocked: only the manager (or open()) calls
- * it, with rs->buf[2] to itself.  0 or -errno; *@sfd and *@ufd are set.
+ * it, with rs->buf[2] to itself.  0 or -errno; *@sc and *@uc are set
+ * (NULL on failure).
  */
-static int handshake(struct remote_store *rs, int *sfd, int *ufd)
+static int handshake(struct remote_store *rs, struct net_conn **sc,
+		     struct net_conn **uc)
 {
 	uint64_t session = 0, bytes, b2;
 	uint32_t caps, c2;
 	int ret;
 
-	*ufd = -1;
-	*sfd = net_connect(&rs->addr, false, HANDSHAKE_TIMEOUT_S);
-	if (*sfd < 0)
-		return *sfd;
-	ret = publish(rs, 0, *sfd);
-	if (ret == 0)
-		ret = hello(rs, *sfd, WIRE_ROLE_STREAM, &session, &caps, &bytes);
+	*sc = *uc = NULL;
+	ret = channel(rs, 0, WIRE_ROLE_STREAM, sc, &session, &caps, &bytes);
 	if (ret < 0)
 		goto fail;
 	/*
@@ -267,18 +301,9 @@ static int handshake(struct remote_store *rs, int *sfd, int *ufd)
 		goto fail;
 	if (!rs->s.npages)
 		rs->s.npages = bytes / PAGE;
-	*ufd = net_connect(&rs->addr, true, HANDSHAKE_TIMEOUT_S);
-	if (*ufd < 0) {
-		ret = *ufd;
-		goto fail;
-	}
-	ret = publish(rs, 1, *ufd);
-	if (ret == 0)
-		ret = hello(rs, *ufd, WIRE_ROLE_URGENT, &session, &c2, &b2);
+	ret = channel(rs, 1, WIRE_ROLE_URGENT, uc, &session, &c2, &b2);
 	if (ret < 0)
 		goto fail;
-	net_timeout(*sfd, 0);
-	net_timeout(*ufd, 0);
 	pthread_mutex_lock(&rs->lock);
 	rs->csum_on = rs->csum && (caps & WIRE_CAP_CSUM);
 	rs->hs[0] = rs->hs[1] = -1;
@@ -288,10 +313,9 @@ fail:
 	pthread_mutex_lock(&rs->lock);
 	rs->hs[0] = rs->hs[1] = -1;
 	pthread_mutex_unlock(&rs->lock);
-	close(*sfd);
-	if (*ufd >= 0)
-		close(*ufd);
-	*sfd = *ufd = -1;
+	net_conn_free(*sc);
+	net_conn_free(*uc);
+	*sc = *uc = NULL;
 	return ret;
 }
 
@@ -324,23 +348,23 @@ static void broken(struct remote_store *rs, uint64_t gen)
 	if (gen != rs->gen || rs->state != CONN_UP)
 		return;
 	rs->state = CONN_DOWN;
-	shutdown(rs->sfd, SHUT_RDWR);
-	shutdown(rs->ufd, SHUT_RDWR);
+	shutdown(rs->sc->fd, SHUT_RDWR);
+	shutdown(rs->uc->fd, SHUT_RDWR);
 	pthread_cond_broadcast(&rs->cond);
 }
 
 /* Close the sockets once nobody uses them.  Caller holds rs->lock. */
 static void teardown(struct remote_store *rs)
 {
-	if (rs->sfd < 0)
+	if (!rs->sc)
 		return;
-	shutdown(rs->sfd, SHUT_RDWR);
-	shutdown(rs->ufd, SHUT_RDWR);
+	shutdown(rs->sc->fd, SHUT_RDWR);
+	shutdown(rs->uc->fd, SHUT_RDWR);
 	while (rs->users)
 		pthread_cond_wait(&rs->idle, &rs->lock);
-	close(rs->sfd);
-	close(rs->ufd);
-	rs->sfd = rs->ufd = -1;
+	net_conn_free(rs->sc);
+	net_conn_free(rs->uc);
+	rs->sc = rs->uc = NULL;
 	rs->started = false;
 }
 
@@ -353,7 +377,8 @@ static int send_locked(struct remote_store *rs, bool urgent, const void *buf,
 		       size_t len)
 {
 	uint64_t gen = rs->gen;
-	int fd = urgent ? rs->ufd : rs->sfd, ret;
+	struct net_conn *c = urgent ? rs->uc : rs->sc;
+	int ret;
 
 	if (rs->state != CONN_UP)
 		return -ENOTCONN;
@@ -361,7 +386,7 @@ static int send_locked(struct remote_store *rs, bool urgent, const void *buf,
 	pthread_mutex_unlock(&rs->lock);
 	if (urgent)
 		pthread_mutex_lock(&rs->send_lock);
-	ret = net_send(fd, buf, len);
+	ret = net_send(c, buf, len);
 	if (urgent)
 		pthread_mutex_unlock(&rs->send_lock);
 	pthread_mutex_lock(&rs->lock);
@@ -455,7 +480,8 @@ static void *manager_main(void *arg)
 	pthread_mutex_lock(&rs->lock);
 	while (!rs->closing) {
 		struct timespec ts;
-		int sfd, ufd, ret;
+		struct net_conn *sc, *uc;
+		int ret;
 
 		if (rs->state == CONN_UP) {
 			/*
@@ -477,12 +503,12 @@ static void *manager_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&rs->lock);
-		ret = handshake(rs, &sfd, &ufd);
+		ret = handshake(rs, &sc, &uc);
 		pthread_mutex_lock(&rs->lock);
 		if (ret < 0 || rs->closing) {
 			if (ret == 0) {
-				close(sfd);
-				close(ufd);
+				net_conn_free(sc);
+				net_conn_free(uc);
 				break;
 			}
 			ts = abstime(now_ns() + backoff);
@@ -495,8 +521,8 @@ static void *manager_main(void *arg)
 			continue;
 		}
 		backoff = BACKOFF_MIN_NS;
-		rs->sfd = sfd;
-		rs->ufd = ufd;
+		rs->sc = sc;
+		rs->uc = uc;
 		rs->gen++;
 		rs->state = CONN_UP;
 		if (rs->ever)
@@ -658,7 +684,8 @@ static void deliver(struct remote_store *rs, uint64_t page, uint32_t n,
  * Handle one message on a channel: 0 to go on, <0 to drop the connection
  * (after an ERROR of ours when the message was bad).
  */
-static int handle(struct remote_store *rs, int fd, uint8_t *buf, long len,
+static int handle(struct remote_store *rs, struct net_conn *c, uint8_t *buf,
+		  long len,
 		  bool urgent)
 {
 	struct wire_msg m;
@@ -681,7 +708,7 @@ static int handle(struct remote_store *rs, int fd, uint8_t *buf, long len,
 	}
 	if (ret < 0) {
 		STAT(rs, protocol_errors, 1);
-		net_send_error(fd, -ret, why);
+		net_send_error(c, -ret, why);
 		return ret;
 	}
 	if (m.type == WIRE_ERROR)
@@ -701,28 +728,28 @@ static void receive(struct remote_store *rs, bool urgent)
 		const char *why;
 		uint64_t gen;
 		long n;
-		int fd;
+		struct net_conn *c;
 
 		while (!rs->closing &&
 		       !(rs->state == CONN_UP && (urgent || rs->started)))
 			pthread_cond_wait(&rs->cond, &rs->lock);
 		if (rs->closing)
 			break;
-		fd = urgent ? rs->ufd : rs->sfd;
+		c = urgent ? rs->uc : rs->sc;
 		gen = rs->gen;
 		rs->users++;
 		pthread_mutex_unlock(&rs->lock);
 		for (;;) {
-			n = net_read_msg(fd, buf, &why);
+			n = net_read_msg(c, buf, &why);
 			if (n <= 0) {
 				if (why) {
 					STAT(rs, protocol_errors, 1);
-					net_send_error(fd, (int)-n, why);
+					net_send_error(c, (int)-n, why);
 				}
 				break;
 			}
 			STAT(rs, bytes_received, (uint64_t)n);
-			if (handle(rs, fd, buf, n, urgent) < 0)
+			if (handle(rs, c, buf, n, urgent) < 0)
 				break;
 		}
 		pthread_mutex_lock(&rs->lock);
@@ -916,6 +943,7 @@ static void remote_detach(struct upager_store *s, struct upager_region *r)
 
 static void remote_free(struct remote_store *rs)
 {
+	tls_free(rs->tls);
 	free(rs->have);
 	free(rs->lost);
 	for (int i = 0; i < 3; i++)
@@ -936,9 +964,9 @@ static void remote_close(struct upager_store *s)
 	for (int i = 0; i < 2; i++)
 		if (rs->hs[i] >= 0)
 			shutdown(rs->hs[i], SHUT_RDWR);
-	if (rs->sfd >= 0) {
-		shutdown(rs->sfd, SHUT_RDWR);
-		shutdown(rs->ufd, SHUT_RDWR);
+	if (rs->sc) {
+		shutdown(rs->sc->fd, SHUT_RDWR);
+		shutdown(rs->uc->fd, SHUT_RDWR);
 	}
 	for (struct waiter *w = rs->waiters; w; w = w->next)
 		pthread_cond_signal(&w->cond);
@@ -952,13 +980,31 @@ static void remote_close(struct upager_store *s)
 
 /* ---- opening ----------------------------------------------------------- */
 
-/* Strip a trailing ",csum" or ",deadline=SECONDS" off @*len bytes. */
+/* The key of the psk=PATH option (@olen bytes at @path). */
+static int load_psk(struct remote_store *rs, const char *path, size_t olen)
+{
+	char p[PATH_MAX], why[TLS_WHY];
+	int err;
+
+	if (rs->tls || !olen || olen >= sizeof(p))
+		return -EINVAL;
+	memcpy(p, path, olen);
+	p[olen] = '\0';
+	rs->tls = tls_new(p, false, &err, why);
+	return rs->tls ? 0 : err;
+}
+
+/*
+ * Strip a trailing ",csum", ",deadline=SECONDS", ",psk=PATH" or
+ * ",plaintext" off @*len bytes.  1 stripped, 0 none, or -errno.
+ */
 static int strip_option(struct remote_store *rs, const char *arg, size_t *len)
 {
 	const char *comma = memrchr(arg, ',', *len), *opt;
 	size_t olen;
 	char num[32], *end;
 	double secs;
+	int ret;
 
 	if (!comma)
 		return 0;
@@ -974,6 +1020,12 @@ static int strip_option(struct remote_store *rs, const char *arg, size_t *len)
 		if (*end || end == num || !(secs >= 0 && secs <= 1e6))
 			return -EINVAL;
 		rs->deadline_ns = (uint64_t)(secs * 1e9);
+	} else if (olen > 4 && !memcmp(opt, "psk=", 4)) {
+		ret = load_psk(rs, opt + 4, olen - 4);
+		if (ret < 0)
+			return ret;
+	} else if (olen == 9 && !memcmp(opt, "plaintext", 9)) {
+		rs->plaintext = true;
 	} else {
 		return 0;
 	}
@@ -1042,7 +1094,7 @@ static int remote_open(const char *arg, struct upager_store **out)
 		return -ENOMEM;
 	rs->s.ops = &store_remote_ops;
 	rs->deadline_ns = 30 * 1000000000ull;
-	rs->sfd = rs->ufd = rs->hs[0] = rs->hs[1] = -1;
+	rs->hs[0] = rs->hs[1] = -1;
 	pthread_mutex_init(&rs->lock, NULL);
 	pthread_mutex_init(&rs->send_lock, NULL);
 	pthread_condattr_init(&ca);
@@ -1054,11 +1106,16 @@ static int remote_open(const char *arg, struct upager_store **out)
 		;
 	if (ret == 0)
 		ret = parse_target(rs, arg, len);
+	/* Secure by default: plaintext only when asked for by name. */
+	if (ret == 0 && !rs->tls && !rs->plaintext)
+		ret = -ENOKEY;
+	if (ret == 0 && rs->tls && rs->plaintext)
+		ret = -EINVAL;
 	for (int i = 0; i < 3 && ret == 0; i++)
 		if (!(rs->buf[i] = malloc(NET_MSG_MAX)))
 			ret = -ENOMEM;
 	if (ret == 0)
-		ret = handshake(rs, &rs->sfd, &rs->ufd);
+		ret = handshake(rs, &rs->sc, &rs->uc);
 	if (ret < 0)
 		goto fail;
 	rs->have = calloc((rs->s.npages + 63) / 64, sizeof(*rs->have));
@@ -1090,9 +1147,9 @@ fail:
 		pthread_join(rs->mgr, NULL);
 		if (started > 1)
 			pthread_join(rs->rx[0], NULL);
-	} else if (rs->sfd >= 0) {
-		close(rs->sfd);
-		close(rs->ufd);
+	} else {
+		net_conn_free(rs->sc);
+		net_conn_free(rs->uc);
 	}
 	remote_free(rs);
 	return ret;
@@ -1101,8 +1158,8 @@ fail:
 const struct upager_store_ops store_remote_ops = {
 	.size = sizeof(struct upager_store_ops),
 	.name = "remote",
-	.help = "remote:HOST:PORT[/NAME][,deadline=S][,csum]  pages from a "
-		"page server (also remote:unix:PATH[/NAME])",
+	.help = "remote:HOST:PORT[/NAME],psk=FILE|plaintext[,deadline=S][,csum]"
+		"  pages from a page server (also remote:unix:PATH[/NAME])",
 	.open = remote_open,
 	.fetch = remote_fetch,
 	.close = remote_close,

@@ -12,6 +12,10 @@
  * of that fixed limit, then decoded by wire_decode() before a field is
  * used.  A connection that sends something it should not gets ERROR and
  * is closed; nothing else is affected.
+ *
+ * With a key (upager_server_tls_psk()) a connection's thread runs the TLS
+ * handshake before it reads a message: a client without the key is
+ * refused before it can name an export, let alone get a page.
  */
 #include <errno.h>
 #include <poll.h>
@@ -32,8 +36,10 @@
 #include "base/util.h"
 #include "engine/store_call.h"
 #include "net/net.h"
+#include "net/tls.h"
 
 #define PAGE WIRE_PAGE
+#define TLS_HANDSHAKE_S 10
 #define STAT(srv, field, n) \
 	__atomic_fetch_add(&(srv)->st.field, (n), __ATOMIC_RELAXED)
 
@@ -64,6 +70,8 @@ struct conn {
 	struct upager_server *srv;
 	pthread_t thread;
 	int fd;		/* -1 once closed; under srv->lock */
+	struct net_conn *nc; /* its I/O: plaintext or TLS */
+	char peer[64];	/* the client's address, for the log */
 	atomic_bool done;
 	uint8_t *buf;	/* NET_MSG_MAX: one incoming message */
 	uint8_t *stage; /* WIRE_MAX_PAGES pages for stores without direct() */
@@ -76,6 +84,8 @@ struct upager_server {
 	uint64_t rate;
 	upager_server_log_fn log;
 	void *log_arg;
+	struct net_tls *tls; /* NULL: plaintext, if allowed */
+	bool plaintext;
 
 	pthread_mutex_t lock; /* everything below; cond waits on it */
 	pthread_cond_t cond;  /* rate-limit sleeps, woken by stop */
@@ -114,8 +124,9 @@ static void refuse(struct conn *c, int err, const char *why)
 {
 	if (err != -ENOENT)
 		STAT(c->srv, protocol_errors, 1);
-	srv_log(c->srv, "client refused: %s (%s)", why, strerror(-err));
-	net_send_error(c->fd, -err, why);
+	srv_log(c->srv, "client %s refused: %s (%s)", c->peer, why,
+		strerror(-err));
+	net_send_error(c->nc, -err, why);
 }
 
 static bool stopping(struct upager_server *srv)
@@ -191,7 +202,7 @@ static int send_run(struct conn *c, struct session *s, uint64_t page,
 	int ret;
 
 	wire_pages_header(hdr, page, n, flags, data, s->csum);
-	ret = net_sendv(c->fd, iov, data ? 2 : 1);
+	ret = net_sendv(c->nc, iov, data ? 2 : 1);
 	if (ret < 0)
 		return ret;
 	STAT(c->srv, bytes_sent, len);
@@ -348,7 +359,7 @@ static void session_end(struct upager_server *srv, struct session *s)
 static int next_msg(struct conn *c, uint64_t npages, struct wire_msg *m)
 {
 	const char *why;
-	long n = net_read_msg(c->fd, c->buf, &why);
+	long n = net_read_msg(c->nc, c->buf, &why);
 	int ret;
 
 	if (n <= 0) {
@@ -412,7 +423,7 @@ static int stream(struct conn *c, struct session *s)
 				srv_log(c->srv, "stream of pages %llu+%u: %s",
 					(unsigned long long)p, n,
 					strerror(-ret));
-			net_send_error(c->fd, -ret, "sending pages failed");
+			net_send_error(c->nc, -ret, "sending pages failed");
 			return ret;
 		}
 		if (c->srv->rate)
@@ -421,7 +432,7 @@ static int stream(struct conn *c, struct session *s)
 	pthread_mutex_lock(&s->lock);
 	wire_end(end, s->pages_sent);
 	pthread_mutex_unlock(&s->lock);
-	ret = net_send(c->fd, end, sizeof(end));
+	ret = net_send(c->nc, end, sizeof(end));
 	if (!ret)
 		STAT(c->srv, bytes_sent, sizeof(end));
 	return ret;
@@ -450,11 +461,11 @@ static void serve_stream(struct conn *c, const struct wire_msg *hello)
 	}
 	s = session_new(srv, e->store, hello->hello.caps & WIRE_CAP_CSUM);
 	if (!s) {
-		net_send_error(c->fd, ENOMEM, "out of memory");
+		net_send_error(c->nc, ENOMEM, "out of memory");
 		return;
 	}
 	wire_welcome(welcome, WIRE_CAP_CSUM, s->npages * PAGE, s->id);
-	if (net_send(c->fd, welcome, sizeof(welcome)) < 0)
+	if (net_send(c->nc, welcome, sizeof(welcome)) < 0)
 		goto out;
 	STAT(srv, bytes_sent, sizeof(welcome));
 
@@ -509,7 +520,7 @@ static void serve_urgent(struct conn *c, const struct wire_msg *hello)
 
 	net_nodelay(c->fd); /* an answer must not wait for an ACK */
 	wire_welcome(welcome, WIRE_CAP_CSUM, s->npages * PAGE, s->id);
-	if (net_send(c->fd, welcome, sizeof(welcome)) < 0)
+	if (net_send(c->nc, welcome, sizeof(welcome)) < 0)
 		goto out;
 	STAT(srv, bytes_sent, sizeof(welcome));
 	while (next_msg(c, s->npages, &m) > 0) {
@@ -531,7 +542,7 @@ static void serve_urgent(struct conn *c, const struct wire_msg *hello)
 		/* Sent even when streamed: it may sit in a socket buffer. */
 		ret = send_pages(c, s, p, n, WIRE_PAGES_URGENT, &bytes);
 		if (ret < 0) {
-			net_send_error(c->fd, -ret, "sending pages failed");
+			net_send_error(c->nc, -ret, "sending pages failed");
 			break;
 		}
 	}
@@ -542,14 +553,49 @@ out:
 	session_put(srv, s);
 }
 
+/*
+ * A TLS server runs the handshake first (within a time limit: a silent
+ * client must not hold a thread); a plaintext one is told a TLS client
+ * by its first byte, to say so in the log.  True to go on.
+ */
+static bool secure(struct conn *c)
+{
+	struct upager_server *srv = c->srv;
+	char why[TLS_WHY];
+	uint8_t b;
+	int ret;
+
+	if (!srv->tls) {
+		if (recv(c->fd, &b, 1, MSG_PEEK) == 1 && b == 0x16) {
+			STAT(srv, protocol_errors, 1);
+			srv_log(srv, "client %s refused: a TLS client on a "
+				"plaintext server (give the server a key, or "
+				"the client plaintext)", c->peer);
+			net_send_error(c->nc, EPROTONOSUPPORT,
+				       "this server speaks plaintext");
+			return false;
+		}
+		return true;
+	}
+	net_timeout(c->nc, TLS_HANDSHAKE_S);
+	ret = tls_handshake(srv->tls, c->nc, why);
+	if (ret < 0) {
+		STAT(srv, tls_refused, 1);
+		srv_log(srv, "client %s refused: %s (%s)", c->peer, why,
+			strerror(-ret));
+		return false;
+	}
+	net_timeout(c->nc, 0);
+	return true;
+}
+
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
 	struct upager_server *srv = c->srv;
 	struct wire_msg m;
-	int fd;
 
-	if (next_msg(c, 0, &m) > 0) {
+	if (secure(c) && next_msg(c, 0, &m) > 0) {
 		if (m.type != WIRE_HELLO)
 			unexpected(c, &m, "before HELLO");
 		else if (m.hello.role == WIRE_ROLE_STREAM)
@@ -559,10 +605,10 @@ static void *conn_main(void *arg)
 	}
 	/* stop() shuts fds down under the lock: never one reused. */
 	pthread_mutex_lock(&srv->lock);
-	fd = c->fd;
 	c->fd = -1;
 	pthread_mutex_unlock(&srv->lock);
-	close(fd);
+	net_conn_free(c->nc);
+	c->nc = NULL;
 	__atomic_fetch_sub(&srv->st.clients_open, 1, __ATOMIC_RELAXED);
 	atomic_store(&c->done, true);
 	return NULL;
@@ -570,8 +616,18 @@ static void *conn_main(void *arg)
 
 /* ---- accepting --------------------------------------------------------- */
 
+static void peer_name(int fd, char *buf, size_t len)
+{
+	struct net_addr a = { .len = sizeof(a.sa) };
+
+	if (getpeername(fd, (struct sockaddr *)&a.sa, &a.len) < 0 ||
+	    net_format(&a, buf, len) < 0)
+		snprintf(buf, len, "?");
+}
+
 static void conn_free(struct conn *c)
 {
+	net_conn_free(c->nc);
 	free(c->buf);
 	free(c->stage);
 	free(c);
@@ -606,12 +662,15 @@ static void accept_one(struct upager_server *srv)
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	if (c)
+	if (c) {
 		c->buf = malloc(NET_MSG_MAX);
-	if (!c || !c->buf)
+		c->nc = net_conn_new(fd);
+	}
+	if (!c || !c->buf || !c->nc)
 		goto fail;
 	c->srv = srv;
 	c->fd = fd;
+	peer_name(fd, c->peer, sizeof(c->peer));
 	pthread_mutex_lock(&srv->lock);
 	if (pthread_create(&c->thread, NULL, conn_main, c)) {
 		pthread_mutex_unlock(&srv->lock);
@@ -626,7 +685,10 @@ static void accept_one(struct upager_server *srv)
 	return;
 fail:
 	srv_log(srv, "no memory or thread for a new connection");
-	close(fd);
+	if (c && c->nc)
+		c->fd = -1; /* conn_free() closes it */
+	else
+		close(fd);
 	if (c)
 		conn_free(c);
 }
@@ -751,6 +813,43 @@ int upager_server_export(struct upager_server *srv, const char *name,
 	return 0;
 }
 
+int upager_server_tls_psk(struct upager_server *srv, const char *path)
+{
+	struct net_tls *t;
+	char why[TLS_WHY];
+	int err;
+
+	if (!path)
+		return -EINVAL;
+	t = tls_new(path, true, &err, why);
+	if (!t) {
+		srv_log(srv, "key file %s: %s", path, why);
+		return err;
+	}
+	pthread_mutex_lock(&srv->lock);
+	if (srv->running || srv->tls || srv->plaintext) {
+		pthread_mutex_unlock(&srv->lock);
+		tls_free(t);
+		return -EBUSY;
+	}
+	srv->tls = t;
+	pthread_mutex_unlock(&srv->lock);
+	return 0;
+}
+
+int upager_server_plaintext(struct upager_server *srv)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->running || srv->tls)
+		ret = -EBUSY;
+	else
+		srv->plaintext = true;
+	pthread_mutex_unlock(&srv->lock);
+	return ret;
+}
+
 int upager_server_start(struct upager_server *srv)
 {
 	int ret = 0;
@@ -758,6 +857,12 @@ int upager_server_start(struct upager_server *srv)
 	pthread_mutex_lock(&srv->lock);
 	if (srv->running) {
 		ret = -EALREADY;
+		goto out;
+	}
+	if (!srv->tls && !srv->plaintext) {
+		srv_log(srv, "no key: give the server a pre-shared key, or "
+			"allow plaintext explicitly");
+		ret = -ENOKEY;
 		goto out;
 	}
 	if (srv->lfd < 0) {
@@ -838,6 +943,7 @@ void upager_server_free(struct upager_server *srv)
 		free(e);
 	}
 	close(srv->stopfd);
+	tls_free(srv->tls);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->cond);
 	free(srv);
@@ -860,6 +966,7 @@ int upager_server_stats(struct upager_server *srv,
 	READ(requests);
 	READ(bytes_sent);
 	READ(protocol_errors);
+	READ(tls_refused);
 #undef READ
 	return output_copy(st, &k, sizeof(k));
 }

@@ -20,48 +20,48 @@
 void img_header_encode(const struct img_header *h, uint8_t *buf)
 {
 	memcpy(buf, IMG_MAGIC, 8);
-	put16(buf + 8, h->version);
-	put16(buf + 10, h->header_len);
-	put32(buf + 12, h->page_size);
-	put64(buf + 16, h->image_len);
-	put32(buf + 24, h->chunk_size);
+	wr16(buf + 8, h->version);
+	wr16(buf + 10, h->header_len);
+	wr32(buf + 12, h->page_size);
+	wr64(buf + 16, h->image_len);
+	wr32(buf + 24, h->chunk_size);
 	buf[28] = h->codec;
 	buf[29] = h->checksum;
-	put16(buf + 30, h->flags);
-	put64(buf + 32, h->nchunks);
-	put64(buf + 40, h->index_off);
-	put64(buf + 48, h->data_off);
-	put64(buf + 56, h->file_len);
-	put32(buf + 64, (uint32_t)h->level);
-	put32(buf + 68, h->reserved);
-	put64(buf + IMG_SUM_OFF, h->header_sum);
+	wr16(buf + 30, h->flags);
+	wr64(buf + 32, h->nchunks);
+	wr64(buf + 40, h->index_off);
+	wr64(buf + 48, h->data_off);
+	wr64(buf + 56, h->file_len);
+	wr32(buf + 64, (uint32_t)h->level);
+	wr32(buf + 68, h->reserved);
+	wr64(buf + IMG_SUM_OFF, h->header_sum);
 }
 
 void img_header_decode(const uint8_t *buf, struct img_header *h)
 {
-	h->version = get16(buf + 8);
-	h->header_len = get16(buf + 10);
-	h->page_size = get32(buf + 12);
-	h->image_len = get64(buf + 16);
-	h->chunk_size = get32(buf + 24);
+	h->version = rd16(buf + 8);
+	h->header_len = rd16(buf + 10);
+	h->page_size = rd32(buf + 12);
+	h->image_len = rd64(buf + 16);
+	h->chunk_size = rd32(buf + 24);
 	h->codec = buf[28];
 	h->checksum = buf[29];
-	h->flags = get16(buf + 30);
-	h->nchunks = get64(buf + 32);
-	h->index_off = get64(buf + 40);
-	h->data_off = get64(buf + 48);
-	h->file_len = get64(buf + 56);
-	h->level = (int32_t)get32(buf + 64);
-	h->reserved = get32(buf + 68);
-	h->header_sum = get64(buf + IMG_SUM_OFF);
+	h->flags = rd16(buf + 30);
+	h->nchunks = rd64(buf + 32);
+	h->index_off = rd64(buf + 40);
+	h->data_off = rd64(buf + 48);
+	h->file_len = rd64(buf + 56);
+	h->level = (int32_t)rd32(buf + 64);
+	h->reserved = rd32(buf + 68);
+	h->header_sum = rd64(buf + IMG_SUM_OFF);
 }
 
 void img_entry_encode(const struct img_chunk *c, uint32_t raw_len, uint8_t *buf)
 {
-	put64(buf, c->offset);
-	put64(buf + 8, c->sum);
-	put32(buf + 16, c->stored);
-	put32(buf + 20, raw_len | (uint32_t)c->flags << IMG_FLAG_SHIFT);
+	wr64(buf, c->offset);
+	wr64(buf + 8, c->sum);
+	wr32(buf + 16, c->stored);
+	wr32(buf + 20, raw_len | (uint32_t)c->flags << IMG_FLAG_SHIFT);
 }
 
 uint64_t img_header_sum(uint8_t *buf, uint64_t data_off)
@@ -177,13 +177,13 @@ int img_index_check(const struct img_header *h, uint8_t *buf,
 
 	for (uint64_t i = 0; i < h->nchunks; i++) {
 		const uint8_t *p = buf + IMG_HDR_LEN + i * IMG_ENTRY_LEN;
-		uint32_t word = get32(p + 20), raw = word & IMG_RAW_MASK;
+		uint32_t word = rd32(p + 20), raw = word & IMG_RAW_MASK;
 		uint32_t want = img_raw_len(h->image_len, h->chunk_size, i);
 		struct img_chunk *c = &index[i];
 
-		c->offset = get64(p);
-		c->sum = get64(p + 8);
-		c->stored = get32(p + 16);
+		c->offset = rd64(p);
+		c->sum = rd64(p + 8);
+		c->stored = rd32(p + 16);
 		c->flags = (uint8_t)(word >> IMG_FLAG_SHIFT);
 		if (raw != want)
 			return why_fmt(e, why, whylen,
