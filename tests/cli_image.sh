@@ -66,12 +66,12 @@ same "$tmp/zero.img" "$tmp/zero"
 import json, sys; j = json.load(sys.stdin)
 assert j['zero_chunks'] == j['chunks'] == 16 and j['file_bytes'] < 1024, j" ||
 	fail "mem:1M image"
-"$upager" serve --listen tcp:127.0.0.1:0 img=file:"$tmp/src" >"$tmp/serve" 2>&1 &
+"$upager" serve --plaintext --listen tcp:127.0.0.1:0 img=file:"$tmp/src" >"$tmp/serve" 2>&1 &
 spid=$!
 for _ in $(seq 100); do [ -s "$tmp/serve" ] && break; sleep 0.05; done
 addr=$(head -n1 "$tmp/serve")
 [ -n "$addr" ] || { kill $spid; fail "serve printed no address"; }
-create --codec lz4 "remote:127.0.0.1:${addr##*:}/img" "$tmp/remote.img"
+create --codec lz4 "remote:127.0.0.1:${addr##*:}/img,plaintext" "$tmp/remote.img"
 same "$tmp/remote.img" "$tmp/src"
 kill -INT $spid
 wait $spid
@@ -81,7 +81,7 @@ wait $spid
 [ $? = 1 ] && grep -q "exists" "$tmp/err" || fail "create over an image: $(cat "$tmp/err")"
 same "$tmp/img" "$tmp/src"
 # A source that fails leaves nothing (the server is gone).
-"$upager" image create "remote:127.0.0.1:${addr##*:}/img,deadline=1" \
+"$upager" image create "remote:127.0.0.1:${addr##*:}/img,deadline=1,plaintext" \
 	"$tmp/none.img" >/dev/null 2>&1
 [ $? = 1 ] || fail "create from a dead server: want exit 1"
 [ -z "$(ls "$tmp" | grep none.img)" ] || fail "a failed create left $(ls "$tmp" | grep none.img)"
