@@ -48,9 +48,11 @@ endif
 CPPFLAGS += -Iinclude -Isrc -Icommon -D_GNU_SOURCE
 CFLAGS += -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread
 LDFLAGS += $(SAN) -pthread
-# json-c reads Firecracker's handshake (src/manager/firecracker.c);
-# OpenSSL is the page server's TLS (src/net/tls.c).
-LDLIBS += -ljson-c -lssl -lcrypto
+# The image store's codecs and checksum (Debian's libzstd, liblz4,
+# libxxhash) and the memcached store's client (libmemcached); json-c
+# reads Firecracker's handshake (src/manager/firecracker.c); OpenSSL is
+# the page server's TLS (src/net/tls.c).  Also upager.pc's Libs.private.
+LDLIBS += -lzstd -llz4 -lxxhash -lmemcached -ljson-c -lssl -lcrypto
 
 LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -69,12 +71,13 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 # bench/: upager-bench (upager-bench.c and its parts, bench_*.c),
-# upagerd-bench (with bench_util.c), relay, and remote_tls (TLS against
-# plaintext for the remote: store).
+# upagerd-bench (with bench_util.c), relay, remote_tls (TLS against
+# plaintext for the remote: store), image-restore and memcached-store.
 BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
 BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay \
-	   $(BUILD)/bench/remote_tls
+	   $(BUILD)/bench/remote_tls $(BUILD)/bench/image-restore \
+	   $(BUILD)/bench/memcached-store
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
@@ -133,6 +136,14 @@ $(BUILD)/bench/upagerd-bench: $(BUILD)/bench/upagerd-bench.o \
 		$(BUILD)/bench/bench_util.o $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/bench/bench_util.o \
 		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
+
+# image: restores against file: (docs/BENCHMARKS.md, "Page images").
+$(BUILD)/bench/image-restore: $(BUILD)/bench/image_restore.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
+
+# memcached: against a bare memcached_get() and file: ("The memcached store").
+$(BUILD)/bench/memcached-store: $(BUILD)/bench/memcached_store.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
 
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -87,6 +88,30 @@ bool cli_parse_u64(const char *cmd, const char *what, const char *s,
 	}
 	*out = v * mul;
 	return true;
+}
+
+double cli_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cli_progress(const char *what, uint64_t done, uint64_t total,
+		  double secs, bool last)
+{
+	static const char bar[] = "##############################";
+	double frac = total ? (double)done / (double)total : 1;
+	double rate = secs > 0 ? (double)done / secs : 0;
+	double eta = rate > 0 ? (double)(total - done) / rate : 0;
+
+	fprintf(stderr, "\r%s [%-30.*s] %5.1f%% %.1f/%.1f MiB %6.1f MB/s "
+		"ETA %.0fs ", what, (int)(frac * 30), bar, frac * 100,
+		(double)done / (1 << 20), (double)total / (1 << 20), rate / 1e6,
+		eta);
+	if (last)
+		fputc('\n', stderr);
 }
 
 static void json_key(struct json *j, const char *key)

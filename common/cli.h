@@ -37,6 +37,16 @@ int cli_verror(int code, const char *cmd, const char *fmt, va_list ap)
 bool cli_parse_u64(const char *cmd, const char *what, const char *s,
 		   uint64_t min, uint64_t max, bool suffix, uint64_t *out);
 
+/*
+ * A progress bar on one line of stderr, redrawn in place (@what, a bar,
+ * the percentage, MiB done of @total bytes, the rate and the time left);
+ * @last ends the line.  Draw it only when stderr is a terminal.
+ */
+void cli_progress(const char *what, uint64_t done, uint64_t total,
+		  double secs, bool last);
+/* Seconds on the monotonic clock. */
+double cli_now(void);
+
 /* A JSON writer that tracks commas; strings are escaped. */
 struct json {
 	FILE *f;

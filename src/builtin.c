@@ -12,6 +12,8 @@ const struct upager_store_ops *const store_builtins[] = {
 	&store_zero_ops,
 	&store_file_ops,
 	&store_mem_ops,
+	&store_image_ops,
+	&store_memcached_ops,
 	&store_remote_ops,
 };
 const size_t store_nbuiltins = ARRAY_SIZE(store_builtins);

@@ -5,11 +5,11 @@
 # A file may include the private headers of its own layer and the layers
 # below it, never of a layer above; the public headers belong to layers
 # too (uapi.h and ll.h: ll; upager.h, store.h and stat.h: engine, whose
-# store interface the stores implement; remote.h: net; manager.h and
-# trace.h: manager).  Programs outside
-# the library (tools/, bench/, examples/, and common/, which tools/ and
-# bench/ share) include public headers (<upager/...>) and their own,
-# never the library's private ones.  Tests may (they test internals).
+# store interface the stores implement; image.h and memcached.h: store;
+# remote.h: net; manager.h and trace.h: manager).  Programs outside the
+# library (tools/, bench/, examples/, and common/, which tools/ and bench/
+# share) include public headers (<upager/...>) and their own, never the
+# library's private ones.  Tests may (they test internals).
 set -u
 cd "$(dirname "$0")/.."
 rank() {
@@ -23,6 +23,7 @@ layer_of() {
 	case $1 in
 	upager/uapi.h | upager/ll.h) echo ll ;;
 	upager/upager.h | upager/store.h | upager/stat.h) echo engine ;;
+	upager/image.h | upager/memcached.h) echo store ;;
 	upager/remote.h) echo net ;;
 	upager/manager.h | upager/trace.h) echo manager ;;
 	upager/*) echo top ;;

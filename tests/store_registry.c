@@ -101,7 +101,8 @@ static const struct upager_store_ops short_ops = {
 
 static void check_builtins(void)
 {
-	static const char *const names[] = { "zero", "file", "mem", "remote" };
+	static const char *const names[] = { "zero",  "file",	   "mem",
+					     "image", "memcached", "remote" };
 	const struct upager_store_ops *ops;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -250,8 +251,9 @@ static void collect(const struct upager_store_ops *ops, void *arg)
 
 static void check_foreach(void)
 {
-	static const char *const want[] = { "zero", "file", "mem", "remote",
-					    "test", "short" };
+	static const char *const want[] = { "zero",	 "file",   "mem",
+					    "image",	 "memcached", "remote",
+					    "test",	 "short" };
 	const size_t nwant = sizeof(want) / sizeof(want[0]);
 	struct seen seen = { .register_inside = true };
 
@@ -324,8 +326,8 @@ static void check_race(void)
 	}
 	CHECK(winners == 1, "%zu registrations of one name won", winners);
 	upager_store_foreach(count, &n);
-	/* 4 built-in, test, short, inner, the racers' and the shared one */
-	CHECK(n == 7 + RACERS * PER_RACER + 1, "%zu stores listed", n);
+	/* 6 built-in, test, short, inner, the racers' and the shared one */
+	CHECK(n == 9 + RACERS * PER_RACER + 1, "%zu stores listed", n);
 }
 
 int main(void)

@@ -15,6 +15,7 @@ int cmd_stat(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 
 #endif

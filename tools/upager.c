@@ -13,6 +13,8 @@ static const struct cli_cmd cmds[] = {
 	{ "serve", "export page stores to remote: clients", cmd_serve },
 	{ "migrate", "postcopy live migration of a region, verified", cmd_migrate },
 	{ "bench", "fault cost side by side with the kernel's own", cmd_bench },
+	{ "image", "page images: create, info, verify, cat; push into memcached",
+	  cmd_image },
 	{ "trace", "working-set traces upagerd records, shown or merged",
 	  cmd_trace },
 };

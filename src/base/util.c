@@ -2,6 +2,8 @@
 /* Small parsers shared by the library's files.  See src/base/util.h. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -82,4 +84,16 @@ void mem_free(void *p, size_t len)
 {
 	if (p)
 		munmap(p, len);
+}
+
+int why_fmt(int err, char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && whylen) {
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return err;
 }

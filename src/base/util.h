@@ -50,4 +50,12 @@ int output_copy(void *dst, const void *src, size_t ksize);
 void *mem_alloc(size_t len);
 void mem_free(void *p, size_t len);
 
+/*
+ * Format one line saying what was wrong into @why (@whylen bytes with its
+ * NUL; @why NULL or @whylen 0: nothing) and return @err: for the calls
+ * that explain an -errno in words.
+ */
+int why_fmt(int err, char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -8,48 +8,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/le.h"
 #include "net/wire.h"
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* FNV-1a 32, which streams: a checksum can span two buffers. */
 static uint32_t fnv(uint32_t h, const void *data, size_t len)
@@ -81,19 +41,19 @@ const char *wire_type_name(enum wire_type t)
 static size_t header(uint8_t *buf, enum wire_type type, uint16_t flags,
 		     uint32_t len, uint32_t csum)
 {
-	put32(buf, WIRE_MAGIC);
+	wr32(buf, WIRE_MAGIC);
 	buf[4] = WIRE_VERSION;
 	buf[5] = (uint8_t)type;
-	put16(buf + 6, flags);
-	put32(buf + 8, len);
-	put32(buf + 12, csum);
+	wr16(buf + 6, flags);
+	wr32(buf + 8, len);
+	wr32(buf + 12, csum);
 	return WIRE_HDR;
 }
 
 int wire_header(const uint8_t *buf, enum wire_type *type, uint16_t *flags,
 		uint32_t *len, uint32_t *csum, const char **why)
 {
-	if (get32(buf) != WIRE_MAGIC) {
+	if (rd32(buf) != WIRE_MAGIC) {
 		*why = "bad magic (not an upager peer)";
 		return -EPROTO;
 	}
@@ -106,13 +66,13 @@ int wire_header(const uint8_t *buf, enum wire_type *type, uint16_t *flags,
 		return -EPROTO;
 	}
 	*type = (enum wire_type)buf[5];
-	*flags = get16(buf + 6);
+	*flags = rd16(buf + 6);
 	if (*flags & ~WIRE_F_CSUM) {
 		*why = "reserved header flags set";
 		return -EPROTO;
 	}
-	*len = get32(buf + 8);
-	*csum = get32(buf + 12);
+	*len = rd32(buf + 8);
+	*csum = rd32(buf + 12);
 	if (*len > WIRE_MAX_PAYLOAD) {
 		*why = "payload longer than the protocol allows";
 		return -EMSGSIZE;
@@ -157,10 +117,10 @@ int wire_decode(const uint8_t *buf, size_t buflen, uint64_t image_pages,
 	switch (m->type) {
 	case WIRE_HELLO:
 		NEED(len >= 18, -EPROTO, "HELLO shorter than its fixed part");
-		m->hello.caps = get32(p);
-		m->hello.role = get32(p + 4);
-		m->hello.session = get64(p + 8);
-		m->hello.name_len = get16(p + 16);
+		m->hello.caps = rd32(p);
+		m->hello.role = rd32(p + 4);
+		m->hello.session = rd64(p + 8);
+		m->hello.name_len = rd16(p + 16);
 		NEED(m->hello.role <= WIRE_ROLE_URGENT, -EPROTO,
 		     "HELLO role unknown");
 		NEED(m->hello.name_len <= WIRE_MAX_NAME, -EPROTO,
@@ -174,10 +134,10 @@ int wire_decode(const uint8_t *buf, size_t buflen, uint64_t image_pages,
 		return 0;
 	case WIRE_WELCOME:
 		NEED(len == 24, -EPROTO, "WELCOME length is not 24");
-		m->welcome.caps = get32(p);
-		m->welcome.page_size = get32(p + 4);
-		m->welcome.image_bytes = get64(p + 8);
-		m->welcome.session = get64(p + 16);
+		m->welcome.caps = rd32(p);
+		m->welcome.page_size = rd32(p + 4);
+		m->welcome.image_bytes = rd64(p + 8);
+		m->welcome.session = rd64(p + 16);
 		NEED(m->welcome.page_size == WIRE_PAGE, -EPROTO,
 		     "WELCOME page size is not 4096");
 		NEED(m->welcome.image_bytes &&
@@ -188,8 +148,8 @@ int wire_decode(const uint8_t *buf, size_t buflen, uint64_t image_pages,
 	case WIRE_HAVE:
 		NEED(len >= WIRE_HAVE_FIXED, -EPROTO,
 		     "HAVE shorter than its fixed part");
-		m->have.first = get64(p);
-		m->have.npages = get32(p + 8);
+		m->have.first = rd64(p);
+		m->have.npages = rd32(p + 8);
 		NEED(m->have.npages <= WIRE_MAX_HAVE, -EMSGSIZE,
 		     "HAVE covers too many pages");
 		NEED(in_image(m->have.first, m->have.npages, image_pages),
@@ -200,13 +160,13 @@ int wire_decode(const uint8_t *buf, size_t buflen, uint64_t image_pages,
 		return 0;
 	case WIRE_START:
 		NEED(len == 4, -EPROTO, "START length is not 4");
-		m->start.flags = get32(p);
+		m->start.flags = rd32(p);
 		NEED(m->start.flags == 0, -EPROTO, "START flags unknown");
 		return 0;
 	case WIRE_REQUEST:
 		NEED(len == 12, -EPROTO, "REQUEST length is not 12");
-		m->request.page = get64(p);
-		m->request.count = get32(p + 8);
+		m->request.page = rd64(p);
+		m->request.count = rd32(p + 8);
 		NEED(m->request.count <= WIRE_MAX_PAGES, -EMSGSIZE,
 		     "REQUEST for more than 256 pages");
 		NEED(in_image(m->request.page, m->request.count, image_pages),
@@ -215,9 +175,9 @@ int wire_decode(const uint8_t *buf, size_t buflen, uint64_t image_pages,
 	case WIRE_PAGES:
 		NEED(len >= WIRE_PAGES_FIXED, -EPROTO,
 		     "PAGES shorter than its fixed part");
-		m->pages.page = get64(p);
-		m->pages.count = get32(p + 8);
-		m->pages.flags = get32(p + 12);
+		m->pages.page = rd64(p);
+		m->pages.count = rd32(p + 8);
+		m->pages.flags = rd32(p + 12);
 		NEED(!(m->pages.flags & ~(WIRE_PAGES_ZERO | WIRE_PAGES_URGENT)),
 		     -EPROTO, "PAGES flags unknown");
 		NEED(m->pages.count <= WIRE_MAX_PAGES, -EMSGSIZE,
@@ -237,12 +197,12 @@ int wire_decode(const uint8_t *buf, size_t buflen, uint64_t image_pages,
 		return 0;
 	case WIRE_END:
 		NEED(len == 8, -EPROTO, "END length is not 8");
-		m->end.pages_sent = get64(p);
+		m->end.pages_sent = rd64(p);
 		return 0;
 	case WIRE_ERROR:
 		NEED(len >= 6, -EPROTO, "ERROR shorter than its fixed part");
-		m->error.code = get32(p);
-		m->error.len = get16(p + 4);
+		m->error.code = rd32(p);
+		m->error.len = rd16(p + 4);
 		NEED(m->error.len < sizeof(m->error.text) &&
 			     len == 6u + m->error.len,
 		     -EPROTO, "ERROR length disagrees with its text");
@@ -264,10 +224,10 @@ size_t wire_hello(uint8_t *buf, uint32_t caps, enum wire_role role,
 	size_t n = strnlen(name, WIRE_MAX_NAME);
 	uint8_t *p = buf + WIRE_HDR;
 
-	put32(p, caps);
-	put32(p + 4, role);
-	put64(p + 8, session);
-	put16(p + 16, (uint16_t)n);
+	wr32(p, caps);
+	wr32(p + 4, role);
+	wr64(p + 8, session);
+	wr16(p + 16, (uint16_t)n);
 	memcpy(p + 18, name, n);
 	return header(buf, WIRE_HELLO, 0, (uint32_t)(18 + n), 0) + 18 + n;
 }
@@ -277,10 +237,10 @@ size_t wire_welcome(uint8_t *buf, uint32_t caps, uint64_t image_bytes,
 {
 	uint8_t *p = buf + WIRE_HDR;
 
-	put32(p, caps);
-	put32(p + 4, WIRE_PAGE);
-	put64(p + 8, image_bytes);
-	put64(p + 16, session);
+	wr32(p, caps);
+	wr32(p + 4, WIRE_PAGE);
+	wr64(p + 8, image_bytes);
+	wr64(p + 16, session);
 	return header(buf, WIRE_WELCOME, 0, 24, 0) + 24;
 }
 
@@ -290,8 +250,8 @@ size_t wire_have(uint8_t *buf, uint64_t first, uint32_t npages,
 	uint8_t *p = buf + WIRE_HDR;
 	size_t bytes = (npages + 7) / 8;
 
-	put64(p, first);
-	put32(p + 8, npages);
+	wr64(p, first);
+	wr32(p + 8, npages);
 	memcpy(p + WIRE_HAVE_FIXED, bitmap, bytes);
 	return header(buf, WIRE_HAVE, 0, (uint32_t)(WIRE_HAVE_FIXED + bytes),
 		      0) +
@@ -300,14 +260,14 @@ size_t wire_have(uint8_t *buf, uint64_t first, uint32_t npages,
 
 size_t wire_start(uint8_t *buf, uint32_t flags)
 {
-	put32(buf + WIRE_HDR, flags);
+	wr32(buf + WIRE_HDR, flags);
 	return header(buf, WIRE_START, 0, 4, 0) + 4;
 }
 
 size_t wire_request(uint8_t *buf, uint64_t page, uint32_t count)
 {
-	put64(buf + WIRE_HDR, page);
-	put32(buf + WIRE_HDR + 8, count);
+	wr64(buf + WIRE_HDR, page);
+	wr32(buf + WIRE_HDR + 8, count);
 	return header(buf, WIRE_REQUEST, 0, 12, 0) + 12;
 }
 
@@ -318,9 +278,9 @@ size_t wire_pages_header(uint8_t *buf, uint64_t page, uint32_t count,
 	uint32_t len = WIRE_PAGES_FIXED;
 	uint32_t sum = 0;
 
-	put64(p, page);
-	put32(p + 8, count);
-	put32(p + 12, flags | (data ? 0 : WIRE_PAGES_ZERO));
+	wr64(p, page);
+	wr32(p + 8, count);
+	wr32(p + 12, flags | (data ? 0 : WIRE_PAGES_ZERO));
 	if (data)
 		len += count * WIRE_PAGE;
 	if (csum) {
@@ -335,7 +295,7 @@ size_t wire_pages_header(uint8_t *buf, uint64_t page, uint32_t count,
 
 size_t wire_end(uint8_t *buf, uint64_t pages_sent)
 {
-	put64(buf + WIRE_HDR, pages_sent);
+	wr64(buf + WIRE_HDR, pages_sent);
 	return header(buf, WIRE_END, 0, 8, 0) + 8;
 }
 
@@ -344,8 +304,8 @@ size_t wire_error(uint8_t *buf, uint32_t code, const char *text)
 	size_t n = strnlen(text, 255);
 	uint8_t *p = buf + WIRE_HDR;
 
-	put32(p, code);
-	put16(p + 4, (uint16_t)n);
+	wr32(p, code);
+	wr16(p + 4, (uint16_t)n);
 	memcpy(p + 6, text, n);
 	return header(buf, WIRE_ERROR, 0, (uint32_t)(6 + n), 0) + 6 + n;
 }

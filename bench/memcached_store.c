@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * memcached-store: the memcached: store against its floor and against
+ * file: (docs/BENCHMARKS.md, "The memcached store").
+ *
+ * Three memcached servers are started on loopback ports (as nobody), the
+ * data is pushed into them (and written to a file in --dir, read once so
+ * that its page cache is warm), then, in the same run:
+ *   - 4 KiB faults at random pages of a region over memcached: (2
+ *     workers, the defaults: a random fault fetches its page alone), the
+ *     time of each first touch, p50 and p99; the same over file: with
+ *     fault-around and read-ahead off (every touch a fault: the engine's
+ *     own cost of a fault, with the page cache behind it);
+ *   - the floor: memcached_get() of one page at random from the same
+ *     three servers by a bare libmemcached client (ketama), p50 and p99,
+ *     and the store's fetch() of one page without a region: the store's
+ *     cost over the floor, and the region's (the fault) over the store;
+ *   - sequential reads of the whole region: memcached: with multi-get
+ *     windows (the default mget=256), without (mget=1: a get per page),
+ *     and file:, MB/s, the median of --rounds.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <libmemcached/memcached.h>
+
+#include <upager/memcached.h>
+#include <upager/upager.h>
+
+#include "cli.h"
+
+#define PAGE	 4096u
+#define NSERVERS 3
+#define NS	 "bench"
+
+static pid_t pids[NSERVERS];
+static unsigned int ports[NSERVERS];
+static char servers[256];
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "memcached-store: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static void stop_servers(void)
+{
+	for (int i = 0; i < NSERVERS; i++)
+		if (pids[i] > 0) {
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+		}
+}
+
+static bool accepts(unsigned int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok = fd >= 0 && !connect(fd, (struct sockaddr *)&a, sizeof(a));
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static unsigned int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len))
+		die("no free port: %s", strerror(errno));
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void start_servers(uint64_t mib)
+{
+	char m[32];
+	size_t k = 0;
+
+	snprintf(m, sizeof(m), "%llu", (unsigned long long)mib);
+	atexit(stop_servers);
+	for (int i = 0; i < NSERVERS; i++) {
+		char p[16];
+
+		ports[i] = free_port();
+		snprintf(p, sizeof(p), "%u", ports[i]);
+		pids[i] = fork();
+		if (pids[i] < 0)
+			die("fork: %s", strerror(errno));
+		if (!pids[i]) {
+			execl("/usr/bin/memcached", "memcached", "-l",
+			      "127.0.0.1", "-p", p, "-U", "0", "-m", m, "-t",
+			      "1", "-u", "nobody", (char *)NULL);
+			_exit(127);
+		}
+		for (int ms = 0; !accepts(ports[i]); ms += 10) {
+			if (ms > 5000)
+				die("memcached did not start on port %u",
+				    ports[i]);
+			usleep(10000);
+		}
+		k += (size_t)snprintf(servers + k, sizeof(servers) - k,
+				      "%s127.0.0.1:%u", i ? "," : "", ports[i]);
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double q)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[(size_t)(q * (double)(n - 1))];
+}
+
+/* A random page order (the same every run). */
+static size_t *shuffled(size_t n)
+{
+	size_t *o = malloc(n * sizeof(*o));
+
+	if (!o)
+		die("out of memory");
+	for (size_t i = 0; i < n; i++)
+		o[i] = i;
+	srand(1);
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = (size_t)rand() % (i + 1), x = o[i];
+
+		o[i] = o[j];
+		o[j] = x;
+	}
+	return o;
+}
+
+struct region {
+	struct upager_handler *h;
+	struct upager_region *r;
+	struct upager_store *s;
+	char *p;
+};
+
+/* @alone: no fault-around, no read-ahead: every first touch a fault. */
+static void region_map(struct region *g, const char *spec, uint64_t len,
+		       bool alone)
+{
+	struct upager_map_params mp = {.size = sizeof(mp)};
+	int err;
+
+	if (alone)
+		mp.fault_around = mp.readahead_max = (size_t)-1;
+	g->s = upager_store_open(spec, &err);
+	if (!g->s)
+		die("%s: %s", spec, strerror(-err));
+	g->h = upager_handler_new(NULL, &err);
+	if (!g->h)
+		die("handler: %s", strerror(-err));
+	g->p = upager_map(g->h, g->s, len, &mp, &g->r, &err);
+	if (!g->p || (err = upager_handler_start(g->h)))
+		die("map %s: %s", spec, strerror(-err));
+}
+
+static void region_unmap(struct region *g)
+{
+	upager_unmap(g->r);
+	upager_handler_free(g->h);
+	upager_store_close(g->s);
+}
+
+/* First touches of @n random pages of @spec: seconds each into @lat. */
+static void faults(const char *spec, uint64_t len, const size_t *order,
+		   size_t n, double *lat, const char *data, bool alone)
+{
+	struct region g;
+
+	region_map(&g, spec, len, alone);
+	for (size_t i = 0; i < n; i++) {
+		volatile const char *pg = g.p + order[i] * PAGE;
+		double t0 = cli_now();
+		char c = pg[0];
+
+		lat[i] = cli_now() - t0;
+		if (c != data[order[i] * PAGE])
+			die("%s: page %zu reads wrong", spec, order[i]);
+	}
+	region_unmap(&g);
+}
+
+/* The store alone, no region: fetch() of @n random pages, one each. */
+static void fetches(const char *spec, const size_t *order, size_t n,
+		    double *lat, const char *data)
+{
+	struct upager_store *s;
+	char buf[PAGE];
+	int err;
+
+	s = upager_store_open(spec, &err);
+	if (!s)
+		die("%s: %s", spec, strerror(-err));
+	for (size_t i = 0; i < n; i++) {
+		double t0 = cli_now();
+
+		err = upager_store_fetch(s, order[i], buf, 1);
+		lat[i] = cli_now() - t0;
+		if (err || buf[0] != data[order[i] * PAGE])
+			die("%s: page %zu: %s", spec, order[i], strerror(-err));
+	}
+	upager_store_close(s);
+}
+
+/* Every page of @spec in order: seconds. */
+static double sequential(const char *spec, uint64_t len, const char *data)
+{
+	struct region g;
+	double t0, t;
+
+	region_map(&g, spec, len, false);
+	t0 = cli_now();
+	for (uint64_t off = 0; off < len; off += PAGE)
+		(void)*(volatile const char *)(g.p + off);
+	t = cli_now() - t0;
+	if (memcmp(g.p, data, len))
+		die("%s: the pages read back wrong", spec);
+	region_unmap(&g);
+	return t;
+}
+
+/* The floor: memcached_get() of @n random pages by a bare client. */
+static void floor_gets(const size_t *order, size_t n, double *lat,
+		       const char *data)
+{
+	memcached_st *mc = memcached_create(NULL);
+
+	if (!mc)
+		die("memcached_create");
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_KETAMA, 1);
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+	/* As the store sets it: the floor is the same client at its best. */
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
+	for (int i = 0; i < NSERVERS; i++)
+		memcached_server_add(mc, "127.0.0.1", (in_port_t)ports[i]);
+	for (size_t i = 0; i < n; i++) {
+		char key[64];
+		size_t vlen;
+		uint32_t flags;
+		memcached_return_t rc;
+		double t0;
+		char *v;
+
+		snprintf(key, sizeof(key), NS "/%016zx", order[i]);
+		t0 = cli_now();
+		v = memcached_get(mc, key, strlen(key), &vlen, &flags, &rc);
+		lat[i] = cli_now() - t0;
+		if (rc != MEMCACHED_SUCCESS ||
+		    (vlen == PAGE && v[0] != data[order[i] * PAGE]))
+			die("get %s: %s", key, memcached_strerror(mc, rc));
+		free(v);
+	}
+	memcached_free(mc);
+}
+
+static int usage(void)
+{
+	printf("usage: memcached-store [--raw FILE] [--size SIZE] [--dir DIR] "
+	       "[--rounds N]\n"
+	       "                       [--faults N] [--json]\n\n"
+	       "The memcached: store on three loopback memcached servers "
+	       "against a bare\nmemcached_get() (the floor) and file:, in "
+	       "one run.\n\n"
+	       "  --raw FILE  the data (default: generated, memory-like)\n"
+	       "  --size SIZE bytes of it to use (default 256M)\n"
+	       "  --dir DIR   where the file: copy goes (default /var/tmp)\n"
+	       "  --rounds N  sequential runs per case, the median shown "
+	       "(default 3)\n"
+	       "  --faults N  random 4 KiB faults per round (default 5000)\n"
+	       "  --json      one JSON object\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"raw", required_argument, NULL, 'r'},
+	    {"size", required_argument, NULL, 's'},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"rounds", required_argument, NULL, 'n'},
+	    {"faults", required_argument, NULL, 'f'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0, 0, 0, 0}};
+	const char *raw = NULL, *dir = "/var/tmp";
+	uint64_t len = 256ull << 20, rounds = 3, nfaults = 5000, npages;
+	static const char *const seqs[] = {"memcached (mget=256)",
+					   "memcached (mget=1)", "file"};
+	double fl[4][2], seq[3], *lat, *ts;
+	char path[512], spec[3][700], why[256];
+	struct upager_store *s;
+	bool json = false;
+	size_t *order;
+	char *data;
+	int c, fd, err;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			raw = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			return usage();
+		case 's':
+			if (upager_store_parse_size(optarg, &len) || !len)
+				die("--size %s: not a size", optarg);
+			break;
+		case 'n':
+			if (!cli_parse_u64("memcached-store", "--rounds",
+					   optarg, 1, 100, false, &rounds))
+				return 2;
+			break;
+		case 'f':
+			if (!cli_parse_u64("memcached-store", "--faults",
+					   optarg, 100, 1000000, false,
+					   &nfaults))
+				return 2;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (access("/usr/bin/memcached", X_OK))
+		die("no /usr/bin/memcached (tools/deps.sh installs it)");
+	len &= ~(uint64_t)(PAGE - 1);
+	npages = len / PAGE;
+	if (nfaults > npages)
+		nfaults = npages;
+	data = malloc(len);
+	lat = malloc(4 * nfaults * rounds * sizeof(*lat));
+	ts = malloc(3 * rounds * sizeof(*ts));
+	if (!data || !lat || !ts)
+		die("out of memory");
+	if (raw) {
+		fd = open(raw, O_RDONLY);
+		if (fd < 0 || pread(fd, data, len, 0) != (ssize_t)len)
+			die("%s: cannot read %llu bytes", raw,
+			    (unsigned long long)len);
+		close(fd);
+	} else {
+		for (uint64_t pg = 0; pg < npages; pg++) {
+			char *d = data + pg * PAGE;
+
+			if (pg % 11 == 5)
+				memset(d, 0, PAGE);
+			else
+				for (unsigned int k = 0; k < PAGE; k += 8)
+					memcpy(d + k, &(uint64_t){pg * k + k},
+					       8);
+		}
+	}
+	start_servers(len * 2 >> 20);
+	snprintf(path, sizeof(path), "%s/upager-memcached-bench.raw", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+		die("%s: %s", path, strerror(errno));
+	close(fd);
+
+	snprintf(spec[0], sizeof(spec[0]), "memcached:%s/" NS, servers);
+	snprintf(spec[1], sizeof(spec[1]), "memcached:%s/" NS ",mget=1",
+		 servers);
+	snprintf(spec[2], sizeof(spec[2]), "file:%s", path);
+	double t0 = cli_now();
+
+	s = upager_memcached_create(spec[0] + 10, npages, why, sizeof(why),
+				    &err);
+	if (!s)
+		die("%s: %s", spec[0], why);
+	for (uint64_t pg = 0; pg < npages; pg += 256) {
+		size_t n = npages - pg < 256 ? npages - pg : 256;
+
+		if ((err = upager_store_writeback(s, pg, data + pg * PAGE, n)))
+			die("push: %s", strerror(-err));
+	}
+	if ((err = upager_memcached_commit(s)))
+		die("push: %s", strerror(-err));
+	upager_store_close(s);
+	double push_s = cli_now() - t0;
+
+	order = shuffled(npages);
+	fprintf(stderr,
+		"memcached-store: %llu MiB pushed in %.2f s; "
+		"measuring\n",
+		(unsigned long long)(len >> 20), push_s);
+	/* Warm the file's page cache: file: is the in-memory baseline. */
+	sequential(spec[2], len, data);
+	/*
+	 * 0 region over memcached:, 1 over file:, 2 floor, 3 fetch() alone;
+	 * interleaved round by round, so that the machine's noise falls on
+	 * every case alike.
+	 */
+	for (uint64_t r = 0; r < rounds; r++)
+		for (int k = 0; k < 4; k++) {
+			double *at = lat + ((size_t)k * rounds + r) * nfaults;
+
+			if (k == 3)
+				fetches(spec[0], order, nfaults, at, data);
+			else if (k == 2)
+				floor_gets(order, nfaults, at, data);
+			else
+				faults(spec[k ? 2 : 0], len, order, nfaults, at,
+				       data, k == 1);
+		}
+	for (int k = 0; k < 4; k++) {
+		double *at = lat + (size_t)k * rounds * nfaults;
+
+		fl[k][0] = pct(at, nfaults * rounds, 0.5) * 1e6;
+		fl[k][1] = pct(at, nfaults * rounds, 0.99) * 1e6;
+	}
+	for (uint64_t r = 0; r < rounds; r++)
+		for (int k = 0; k < 3; k++)
+			ts[(size_t)k * rounds + r] =
+			    sequential(spec[k], len, data);
+	for (int k = 0; k < 3; k++)
+		seq[k] = pct(ts + (size_t)k * rounds, rounds, 0.5);
+	unlink(path);
+	if (json) {
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_u64(&j, "bytes", len);
+		json_u64(&j, "rounds", rounds);
+		json_f64(&j, "push_seconds", push_s);
+		json_f64(&j, "fault_memcached_p50_us", fl[0][0]);
+		json_f64(&j, "fault_memcached_p99_us", fl[0][1]);
+		json_f64(&j, "fault_file_p50_us", fl[1][0]);
+		json_f64(&j, "fault_file_p99_us", fl[1][1]);
+		json_f64(&j, "memcached_get_p50_us", fl[2][0]);
+		json_f64(&j, "memcached_get_p99_us", fl[2][1]);
+		json_f64(&j, "store_fetch_p50_us", fl[3][0]);
+		json_f64(&j, "store_fetch_p99_us", fl[3][1]);
+		json_f64(&j, "seq_mget_seconds", seq[0]);
+		json_f64(&j, "seq_nomget_seconds", seq[1]);
+		json_f64(&j, "seq_file_seconds", seq[2]);
+		json_end(&j);
+		return 0;
+	}
+	printf("data: %llu MiB%s%s, 3 memcached servers on loopback, %llu "
+	       "round(s); push %.2f s (%.0f MB/s)\n\n",
+	       (unsigned long long)(len >> 20), raw ? " of " : " generated",
+	       raw ? raw : "", (unsigned long long)rounds, push_s,
+	       (double)len / push_s / 1e6);
+	printf("4 KiB random faults (%llu per round)   p50 us    p99 us   "
+	       "p50 vs floor\n",
+	       (unsigned long long)nfaults);
+	printf("  memcached_get, bare (the floor)    %8.1f  %8.1f       1.00\n",
+	       fl[2][0], fl[2][1]);
+	printf("  memcached: fetch() alone, no region%8.1f  %8.1f  %9.2f\n",
+	       fl[3][0], fl[3][1], fl[3][0] / fl[2][0]);
+	printf("  region over memcached:             %8.1f  %8.1f  %9.2f\n",
+	       fl[0][0], fl[0][1], fl[0][0] / fl[2][0]);
+	printf(
+	    "  region over file: (warm, a fault each)%5.1f  %8.1f  %9.2f\n\n",
+	    fl[1][0], fl[1][1], fl[1][0] / fl[2][0]);
+	printf("sequential read of the region         seconds      MB/s\n");
+	for (int k = 0; k < 3; k++)
+		printf("  %-34s %7.3f  %8.0f\n", seqs[k], seq[k],
+		       (double)len / seq[k] / 1e6);
+	return 0;
+}
