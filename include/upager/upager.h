@@ -64,7 +64,9 @@ struct upager_stats {
 	uint64_t eexist;	 /* installs that found the page present */
 	uint64_t eagain;	 /* installs cut short while the map changed */
 	uint64_t store_errors;	 /* failed fetches (the fault got SIGBUS) */
-	uint64_t lat_hist[UPAGER_LAT_BUCKETS]; /* fault service time */
+	/* Service time of each fault served: not faults_dup (another's fill
+	 * wakes them), nor stale ones on poisoned or unmapped units. */
+	uint64_t lat_hist[UPAGER_LAT_BUCKETS];
 	/*
 	 * A MISSING fault on a unit already installed and still resident: a
 	 * second thread's message for a page the first one's fill brought

@@ -225,7 +225,10 @@ static int fault_claim(struct upager_region *r, struct filler *f,
 						     region_base(r) + u * r->fill,
 						     r->fill, ft->tid);
 				if (res > 0) {
+					/* Served (woken): it has a service
+					 * time, as the shmem path's has. */
 					STAT_ADD(r->st, faults_spurious, 1);
+					stats_latency(r->st, now_ns() - ft->t0);
 					fill_wake(r, f, u, 1);
 					return 0;
 				}
