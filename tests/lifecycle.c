@@ -313,6 +313,28 @@ static void unmap_jobs(void)
 
 /* ---- prefault over units another thread fills --------------------------- */
 
+/*
+ * A region of 16 pages over @t with a fault-around block of all 16 and one
+ * worker running: page 5 is read, and the first fault-around job's fetch
+ * (pages 0-4) waits at the gate, the second job (6-15) queued behind it.
+ */
+static char *held_job_region(struct upager_handler *h, struct tstore *t,
+			     struct upager_region **r)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.fault_around = 16 * PG };
+	int err;
+	char *p = upager_map(h, &t->s, 16 * PG, &mp, r, &err);
+
+	CHECK(p, "map: %s", strerror(-err));
+	/* Fetch 1 is page 5's, 2 the first job's (pages 0-4). */
+	t->hold_at = 2;
+	CHECK_RET(upager_handler_start(h), 0);
+	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5");
+	tstore_wait_held(t, "the first job's fetch");
+	return p;
+}
+
 static int prefault_fn(void *r)
 {
 	return upager_region_prefault(r, 0, 16 * PG);
@@ -322,19 +344,10 @@ static void prefault_waits_one(bool stopped)
 {
 	struct upager_handler *h = handler(1, NULL, NULL);
 	struct tstore *t = tstore_open(16);
-	struct upager_map_params mp = { .size = sizeof(mp),
-					.fault_around = 16 * PG };
 	struct upager_region *r;
 	struct call c;
-	int err;
-	char *p = upager_map(h, &t->s, 16 * PG, &mp, &r, &err);
+	char *p = held_job_region(h, t, &r);
 
-	CHECK(p, "map: %s", strerror(-err));
-	/* Fetch 1 is page 5's, 2 the first job's (pages 0-4). */
-	t->hold_at = 2;
-	CHECK_RET(upager_handler_start(h), 0);
-	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5");
-	tstore_wait_held(t, "the first job's fetch");
 	if (stopped) {
 		call_start(&c, stop_fn, h);
 		call_wait_blocked(&c);
@@ -375,14 +388,9 @@ static void stop_jobs(void)
 	struct upager_region *r;
 	struct call stop;
 	int err;
-	char *p = upager_map(h, &t->s, 16 * PG, &mp, &r, &err);
+	char *p;
 
-	CHECK(p, "map: %s", strerror(-err));
-	/* Fetch 1 is page 5's, 2 the first job's (pages 0-4). */
-	t->hold_at = 2;
-	CHECK_RET(upager_handler_start(h), 0);
-	CHECK(t_verify(p + 5 * PG, PG, 5), "page 5");
-	tstore_wait_held(t, "the first job's fetch");
+	held_job_region(h, t, &r);
 	call_start(&stop, stop_fn, h);
 	call_wait_blocked(&stop);
 	tstore_release(t);
