@@ -79,7 +79,14 @@ struct upager_stats {
 	uint64_t pages_unmapped; /* 4 KiB pages the application unmapped */
 	/* 4 KiB pages installed from a prefetch list (upager_region_prefetch()) */
 	uint64_t prefetch_pages;
-	uint64_t reserved[10];	 /* zero; room to grow without a new size */
+	/* Write tracking (UPAGER_MAP_TRACK_WRITES) and budgets: */
+	uint64_t pages_dirtied;	 /* first writes seen (units marked dirty),
+				    in 4 KiB pages */
+	uint64_t pages_evicted;	 /* 4 KiB pages evicted to keep the budget */
+	uint64_t pages_written;	 /* 4 KiB pages written back to the store */
+	uint64_t writeback_errors; /* write-backs that failed (reported) */
+	uint64_t snapshot_pages; /* 4 KiB pages saved by snapshots */
+	uint64_t reserved[5];	 /* zero; room to grow without a new size */
 };
 /* Percentile @p (0..100) of a latency histogram, in µs (bucket bound). */
 double upager_stats_percentile(const struct upager_stats *s, double p);
@@ -129,6 +136,12 @@ struct upager_handler_params {
 	 * 10000.
 	 */
 	unsigned int poll_us;
+	/*
+	 * Evictor threads for regions with a budget (upager_map_params):
+	 * started with the first such region, whether the handler is
+	 * served by start() or run().  0: 1; at most 16.
+	 */
+	unsigned int evictors;
 };
 
 /*
@@ -260,6 +273,35 @@ typedef void (*upager_touch_fn)(void *arg, struct upager_region *r,
  * UFFD_FEATURE_MINOR_SHMEM.
  */
 #define UPAGER_MAP_COPY (1u << 2)
+/*
+ * Track writes: units go in write-protected (UFFDIO_COPY_MODE_WP,
+ * UFFDIO_CONTINUE_MODE_WP), and the first write to a unit is a
+ * write-protect fault that marks it dirty before the write goes on (one
+ * fault round trip per unit written; docs/WRITES.md has the cost, and
+ * why the kernel's asynchronous mode is not used here).  Dirty units are
+ * written back to the store by upager_region_sync(), upager_unmap() and
+ * eviction (a budget implies this flag).  anon and shmem; needs
+ * UFFD_FEATURE_PAGEFAULT_FLAG_WP (shmem: WP_HUGETLBFS_SHMEM).  Not with
+ * UPAGER_MAP_IN_THREAD or UPAGER_MAP_MOVE (-EINVAL); not inherited by
+ * fork() (UPAGER_FORK_FOLLOW is -EINVAL): a child's writes are not the
+ * store's.
+ */
+#define UPAGER_MAP_TRACK_WRITES (1u << 3)
+
+/*
+ * Which resident units a region over its budget evicts.  userfaultfd
+ * reports no access to a present page, so the engine judges by faults.
+ */
+enum upager_evict_policy {
+	/*
+	 * 2Q: a unit faulted in for the first time waits in a probation
+	 * queue and goes first; one faulted in again soon after its
+	 * eviction (it is in the history of recent evictions) is hot and
+	 * goes to the main queue, which keeps it longer.
+	 */
+	UPAGER_EVICT_AUTO = 0,
+	UPAGER_EVICT_FIFO, /* oldest fill first (UMap's policy) */
+};
 
 struct upager_map_params {
 	uint32_t size;		  /* sizeof(struct upager_map_params) */
@@ -292,6 +334,22 @@ struct upager_map_params {
 	 */
 	upager_touch_fn on_touch;
 	void *touch_arg;
+	/*
+	 * Resident budget in bytes (0: none): above @high_water percent of
+	 * it, the handler's evictor threads evict units down to @low_water
+	 * percent; clean ones are dropped (moved out with UFFDIO_MOVE, no
+	 * event; shmem: a hole punched in the memfd), dirty ones written
+	 * back first, write-protected meanwhile so that no write is lost
+	 * or torn.  An evicted unit reads the store again.  Over a store
+	 * without writeback, dirty units stay resident past the budget
+	 * (reported once through on_error).  Implies
+	 * UPAGER_MAP_TRACK_WRITES; at least 4 fill units; anon needs
+	 * UFFD_FEATURE_MOVE.
+	 */
+	size_t budget;
+	unsigned int high_water; /* percent of the budget, 1..100; 0: 90 */
+	unsigned int low_water;	 /* percent, below high_water; 0: 70 */
+	enum upager_evict_policy evict;
 };
 
 /*
@@ -375,6 +433,59 @@ bool upager_region_present(struct upager_region *r, size_t off);
  */
 int upager_region_prefetch(struct upager_region *r, const uint64_t *offs,
 			   size_t n);
+
+/*
+ * Write back the dirty units of [off, off+len) of a region with
+ * UPAGER_MAP_TRACK_WRITES (msync(MS_SYNC)-like): each is write-protected,
+ * written to the store and then clean; a write meanwhile waits for its
+ * unit, then makes it dirty again.  Units whose write-back fails stay
+ * dirty and resident (the error is returned and told to on_error, never
+ * dropped).  Any thread but a worker.  0, -EINVAL (no write tracking),
+ * -ERANGE (outside the region), -EOPNOTSUPP (the store has no writeback
+ * and a unit is dirty), or the store's first error.
+ */
+int upager_region_sync(struct upager_region *r, size_t off, size_t len);
+/* Bytes of the region's units now installed (present or dirty). */
+size_t upager_region_resident(struct upager_region *r);
+/* Has the unit holding offset @off been written since it was last clean? */
+bool upager_region_dirty(struct upager_region *r, size_t off);
+/*
+ * Fill [off, off+len) (as upager_region_prefault()) and keep it resident:
+ * eviction passes it over until upager_unmap() (UMap's
+ * umap_fetch_and_pin()).  Pinned units count against the budget.  Any
+ * thread but a worker.  0 or the errors of upager_region_prefault().
+ */
+int upager_region_pin(struct upager_region *r, size_t off, size_t len);
+
+/*
+ * Snapshots.  UPAGER_SNAP_INCREMENTAL: only the units written since the
+ * previous snapshot of the region began (the first one is whole).
+ */
+#define UPAGER_SNAP_INCREMENTAL (1u << 0)
+
+struct upager_snapshot_info {
+	uint32_t size;		/* sizeof(struct upager_snapshot_info) */
+	uint64_t units;		/* units written to the destination */
+	uint64_t units_early;	/* of which saved by a write fault first */
+	uint64_t ns;		/* from the protect to the last unit */
+	uint64_t protect_ns;	/* the write-protection of the region */
+};
+
+/*
+ * Write a point-in-time copy of a running region with write tracking to
+ * @dst (its writeback(), at the same page offsets as the region's store):
+ * the region is write-protected in one pass, then copied unit by unit
+ * while the application goes on; a write to a unit not yet copied waits
+ * while that unit is saved (one unit, not the region).  Units never
+ * filled, or evicted, are read from the region's store.  Returns when
+ * every unit is in @dst.  One snapshot of a region at a time.  @info may
+ * be NULL.  Any thread but a worker.  0, -EINVAL (no write tracking,
+ * flags), -EBUSY (a snapshot runs), -ERANGE (@dst too small),
+ * -EOPNOTSUPP (@dst has no writeback), or the first error of a store.
+ */
+int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
+			   unsigned int flags,
+			   struct upager_snapshot_info *info);
 
 /* ---- another process's memory ----------------------------------------- */
 /*
