@@ -460,6 +460,7 @@ void evict_filled(struct upager_region *r, size_t u, size_t n);
 void evict_dropped(struct upager_region *r, size_t u, size_t n);
 void evict_free(struct upager_region *r);
 void evict_help(struct upager_region *r, struct filler *f);
+bool evict_own_drop(struct upager_region *r, uint64_t start, uint64_t end);
 void evict_sink_free(struct sink *sk);
 void evict_stop(struct upager_handler *h);
 

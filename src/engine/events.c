@@ -62,6 +62,11 @@ void event_remove(struct upager_space *sp, uint64_t start, uint64_t end)
 			struct upager_region *r = pins[i];
 			size_t w0, w1, t0, t1, bytes;
 
+			if (evict_own_drop(r, start, end)) {
+				/* An evictor's: its unit settles by itself. */
+				region_put(r);
+				continue;
+			}
 			clip(r, start, end, &w0, &w1, &t0, &t1, &bytes);
 			if (r->dropped && bytes) {
 				size_t lo = (start > (uintptr_t)region_base(r)

@@ -82,6 +82,7 @@ struct evict {
 	unsigned int active; /* evictors inside (h->ev_lock) */
 	bool detached;	     /* (h->ev_lock) */
 	atomic_bool told_kept;
+	_Atomic uint64_t own_lo, own_hi; /* an evictor's MADV_DONTNEED */
 };
 
 static size_t resident(struct evict *e)
@@ -295,9 +296,41 @@ static int sink_reserve(struct upager_handler *h, struct sink *sk, size_t len)
 	return 0;
 }
 
-/* Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k. */
+/*
+ * The kernel moves pages only out of writable mappings: a region the
+ * program made read-only (a data set mapped for reading) is dropped with
+ * MADV_DONTNEED instead.  That posts EVENT_REMOVE and waits until a
+ * worker reads it, so only an evictor thread may (a worker might be the
+ * only reader), and the event is told apart from the program's own by
+ * its range, announced here first (evict_own_drop()).
+ */
+static int drop_pages(struct upager_region *r, char *at)
+{
+	struct evict *e = r->ev;
+	int ret;
+
+	atomic_store(&e->own_lo, (uintptr_t)at);
+	atomic_store(&e->own_hi, (uintptr_t)at + r->fill);
+	ret = madvise(at, r->fill, MADV_DONTNEED) < 0 ? -errno : 0;
+	atomic_store(&e->own_lo, 0);
+	atomic_store(&e->own_hi, 0);
+	return ret;
+}
+
+bool evict_own_drop(struct upager_region *r, uint64_t start, uint64_t end)
+{
+	struct evict *e = r->ev;
+
+	return e && start == atomic_load(&e->own_lo) &&
+	       end == atomic_load(&e->own_hi);
+}
+
+/*
+ * Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k; an
+ * evictor thread (@may_block) drops those of a read-only region too.
+ */
 static int drop_unit(struct upager_region *r, struct sink *sk, size_t u,
-		     size_t k)
+		     size_t k, bool may_block)
 {
 	char *at = region_base(r) + u * r->fill;
 	size_t done = 0;
@@ -310,9 +343,12 @@ static int drop_unit(struct upager_region *r, struct sink *sk, size_t u,
 			       ? -errno
 			       : 0;
 	for (unsigned int tries = 0;; tries++) {
-		ret = upager_ll_move(r->h->evict_uffd, sk->addr + k * r->fill + done,
-				     at + done, r->fill - done,
+		ret = upager_ll_move(r->h->evict_uffd,
+				     sk->addr + k * r->fill + done, at + done,
+				     r->fill - done,
 				     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &done);
+		if (ret == -EINVAL && may_block && !done)
+			return drop_pages(r, at);
 		if (ret != -EAGAIN || tries > 100)
 			return ret;
 		sched_yield();
@@ -348,7 +384,7 @@ static void requeue(struct evict *e, uint32_t u)
  * buffer, and a worker's pump while an event holds the map).
  */
 static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
-			  size_t max)
+			  size_t max, bool may_block)
 {
 	struct upager_region *r = e->r;
 	uint32_t v[BATCH];
@@ -370,7 +406,7 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 		if (from[i] == UNIT_DIRTY)
 			ret = unit_write_back(r, f, v[i], f->buf);
 		if (ret == 0)
-			ret = drop_unit(r, sk, v[i], moved);
+			ret = drop_unit(r, sk, v[i], moved, may_block);
 		if (ret == -EOPNOTSUPP && from[i] == UNIT_DIRTY) {
 			keep(e, v[i]);
 		} else if (ret < 0) {
@@ -396,7 +432,8 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 /* Evict @e's region down to its low water mark, a batch at a time. */
 static void evict_down(struct evict *e, struct sink *sk, struct filler *f)
 {
-	while (!atomic_load(&e->r->closing) && evict_batch(e, sk, f, BATCH))
+	while (!atomic_load(&e->r->closing) &&
+	       evict_batch(e, sk, f, BATCH, true))
 		;
 }
 
@@ -413,7 +450,7 @@ void evict_help(struct upager_region *r, struct filler *f)
 		return;
 	if (!f->sink && !(f->sink = calloc(1, sizeof(*f->sink))))
 		return;
-	evict_batch(e, f->sink, f, 8);
+	evict_batch(e, f->sink, f, 8, false);
 }
 
 void evict_sink_free(struct sink *sk)

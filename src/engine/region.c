@@ -414,6 +414,12 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 		goto fail;
 	registered = true;
 	r->st = stats_publish_region(h, r, &r->stats_slot);
+	/* Its queues exist before a fault can find it. */
+	if (p.budget) {
+		ret = evict_attach(r, &p);
+		if (ret < 0)
+			goto fail;
+	}
 	ret = space_add(&h->self, r);
 	if (ret < 0)
 		goto fail;
@@ -424,11 +430,6 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 			goto fail;
 		inthread = true;
 	}
-	if (p.budget) {
-		ret = evict_attach(r, &p);
-		if (ret < 0)
-			goto fail;
-	}
 	if (STORE_HAS(s->ops, attach)) {
 		ret = s->ops->attach(s, r);
 		if (ret < 0)
@@ -437,7 +438,7 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 	roots_link(r, true);
 	if (out)
 		*out = r;
-	return r->addr;
+	return region_base(r);
 fail:
 	if (r)
 		evict_detach(r);
