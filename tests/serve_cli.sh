@@ -35,7 +35,12 @@ start() {
 		sleep 0.05
 	done
 	addr=$(head -n1 "$tmp/out")
-	[ -n "$addr" ] || { kill $pid; fail "serve printed no address: $(cat "$tmp/err")"; }
+	if [ -z "$addr" ]; then
+		local how="still running after 30 s"
+		kill -0 $pid 2>/dev/null || { wait $pid; how="exited $?"; }
+		kill $pid 2>/dev/null
+		fail "serve $* printed no address ($how): $(cat "$tmp/err")"
+	fi
 }
 stop() {
 	kill -INT $pid
