@@ -163,6 +163,12 @@ void t_deadline(unsigned int secs, const char *what);
 
 /* Where tests make files: $TMPDIR, or /tmp. */
 const char *t_tmpdir(void);
+/*
+ * Where a file opened with O_DIRECT works: t_tmpdir(), else /var/tmp
+ * (tmpfs before 6.6 and some overlays refuse O_DIRECT); NULL when
+ * neither does.
+ */
+const char *t_direct_dir(void);
 /* Write @len bytes at offset 0 of @fd: page i is t_fill(seed + i), the
  * last one cut short at @len. */
 void t_fill_file(int fd, size_t len, uint64_t seed);
