@@ -333,6 +333,11 @@ bool t_read_sigsegv(const volatile char *p)
 	return access_signal((volatile char *)p, false, SIGSEGV);
 }
 
+bool t_write_sigsegv(volatile char *p)
+{
+	return access_signal(p, true, SIGSEGV);
+}
+
 uint64_t t_now_ns(void)
 {
 	struct timespec ts;

@@ -120,6 +120,8 @@ bool t_read_sigbus(const volatile char *p);
 bool t_write_sigbus(volatile char *p);
 /* Does reading @p raise SIGSEGV (nothing mapped there)? */
 bool t_read_sigsegv(const volatile char *p);
+/* Does writing @p raise SIGSEGV (a read-only mapping)? */
+bool t_write_sigsegv(volatile char *p);
 
 uint64_t t_now_ns(void);
 
