@@ -149,7 +149,7 @@ $(DAEMON): $(BUILD)/tools/upagerd.o $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS) -lm
 
 # Tests of the UMap API with the harness: static, as the others.
 $(BUILD)/tests/umap_%: $(BUILD)/tests/umap_%.o $(TEST_HARNESS) $(UMAP_STATIC) $(STATIC)

@@ -34,6 +34,7 @@ struct upager_space;
 struct filler;
 struct evict;
 struct snap;
+struct sink;
 
 #define INTHREAD_SLOTS 4
 
@@ -345,6 +346,7 @@ struct filler {
 	bool (*pump)(struct filler *f, struct upager_space *sp);
 	struct deferred deferred[DEFERRED_MAX];
 	unsigned int ndeferred;
+	struct sink *sink; /* evict.c: where it moves pages it evicts */
 };
 
 /*
@@ -456,6 +458,8 @@ void evict_detach(struct upager_region *r);
 void evict_filled(struct upager_region *r, size_t u, size_t n);
 void evict_dropped(struct upager_region *r, size_t u, size_t n);
 void evict_free(struct upager_region *r);
+void evict_help(struct upager_region *r, struct filler *f);
+void evict_sink_free(struct sink *sk);
 void evict_stop(struct upager_handler *h);
 
 /* snapshot.c */

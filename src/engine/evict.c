@@ -77,7 +77,7 @@ struct evict {
 	size_t maps_len;
 	struct queue q[T_GHOST + 1]; /* T_IN, T_MAIN, T_GHOST used */
 	atomic_size_t outside;	     /* T_BUSY, T_KEPT, T_PINNED units */
-	size_t high, low, kin, kout; /* in units */
+	size_t budget, high, low, kin, kout; /* in units */
 	enum upager_evict_policy policy;
 	unsigned int active; /* evictors inside (h->ev_lock) */
 	bool detached;	     /* (h->ev_lock) */
@@ -260,11 +260,11 @@ static size_t pick(struct evict *e, uint32_t *out, unsigned int *from,
 	return n;
 }
 
-/* An evictor's scratch: a sink for moved pages, a unit's buffer. */
+/* Where an evicting thread moves pages to: its own, emptied a batch at
+ * a time. */
 struct sink {
 	char *addr;
 	size_t len;
-	struct filler f;
 };
 
 static int sink_reserve(struct upager_handler *h, struct sink *sk, size_t len)
@@ -342,55 +342,87 @@ static void requeue(struct evict *e, uint32_t u)
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* Evict @e's region down to its low water mark, a batch at a time. */
-static void evict_down(struct evict *e, struct sink *sk)
+/*
+ * Evict up to @max units of @e's region (fewer when it is under its low
+ * water mark): how many went.  @f is the thread's filler (a unit's
+ * buffer, and a worker's pump while an event holds the map).
+ */
+static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
+			  size_t max)
 {
 	struct upager_region *r = e->r;
-	size_t per = SINK_MAX / r->fill ? SINK_MAX / r->fill : 1;
 	uint32_t v[BATCH];
 	unsigned int from[BATCH];
-	size_t n, moved;
+	size_t n, moved = 0, stuck = 0;
 
-	if (per > BATCH)
-		per = BATCH;
-	if (r->memtype != UPAGER_MEM_SHMEM &&
-	    sink_reserve(r->h, sk, per * r->fill) < 0)
-		return;
-	if (filler_reserve(&sk->f, r->fill) < 0)
-		return;
-	while (!atomic_load(&r->closing) && (n = pick(e, v, from, per))) {
-		size_t stuck = 0;
+	if (max > BATCH)
+		max = BATCH;
+	if (max * r->fill > SINK_MAX)
+		max = SINK_MAX / r->fill ? SINK_MAX / r->fill : 1;
+	if ((r->memtype != UPAGER_MEM_SHMEM &&
+	     sink_reserve(r->h, sk, max * r->fill) < 0) ||
+	    filler_reserve(f, r->fill) < 0)
+		return 0;
+	n = pick(e, v, from, max);
+	for (size_t i = 0; i < n; i++) {
+		int ret = 0;
 
-		moved = 0;
-		for (size_t i = 0; i < n; i++) {
-			int ret = 0;
-
-			if (from[i] == UNIT_DIRTY)
-				ret = unit_write_back(r, &sk->f, v[i], sk->f.buf);
-			if (ret == 0)
-				ret = drop_unit(r, sk, v[i], moved);
-			if (ret == -EOPNOTSUPP && from[i] == UNIT_DIRTY) {
-				keep(e, v[i]);
-			} else if (ret < 0) {
-				requeue(e, v[i]);
-				stuck++;
-			} else {
-				pthread_mutex_lock(&e->lock);
-				evicted(e, v[i]);
-				pthread_mutex_unlock(&e->lock);
-				STAT_ADD(r->st, pages_evicted,
-					 r->fill / UPAGER_STORE_PAGE);
-				moved++;
-				fill_settle(r, &sk->f, v[i], 1, UNIT_ABSENT);
-				continue;
-			}
-			fill_settle(r, &sk->f, v[i], 1, from[i]);
+		if (from[i] == UNIT_DIRTY)
+			ret = unit_write_back(r, f, v[i], f->buf);
+		if (ret == 0)
+			ret = drop_unit(r, sk, v[i], moved);
+		if (ret == -EOPNOTSUPP && from[i] == UNIT_DIRTY) {
+			keep(e, v[i]);
+		} else if (ret < 0) {
+			requeue(e, v[i]);
+			stuck++;
+		} else {
+			pthread_mutex_lock(&e->lock);
+			evicted(e, v[i]);
+			pthread_mutex_unlock(&e->lock);
+			STAT_ADD(r->st, pages_evicted,
+				 r->fill / UPAGER_STORE_PAGE);
+			moved++;
+			fill_settle(r, f, v[i], 1, UNIT_ABSENT);
+			continue;
 		}
-		if (moved && sk->addr)
-			madvise(sk->addr, moved * r->fill, MADV_DONTNEED);
-		if (stuck == n)
-			break; /* none could go: try again at the next kick */
+		fill_settle(r, f, v[i], 1, from[i]);
 	}
+	if (moved && sk->addr)
+		madvise(sk->addr, moved * r->fill, MADV_DONTNEED);
+	return n && stuck == n ? 0 : n;
+}
+
+/* Evict @e's region down to its low water mark, a batch at a time. */
+static void evict_down(struct evict *e, struct sink *sk, struct filler *f)
+{
+	while (!atomic_load(&e->r->closing) && evict_batch(e, sk, f, BATCH))
+		;
+}
+
+/*
+ * A worker about to fill a unit of a region over its whole budget (the
+ * evictors lag behind the faults): it evicts a few units itself first,
+ * so the region's memory stays bounded however fast it faults.
+ */
+void evict_help(struct upager_region *r, struct filler *f)
+{
+	struct evict *e = r->ev;
+
+	if (!e || resident(e) <= e->budget)
+		return;
+	if (!f->sink && !(f->sink = calloc(1, sizeof(*f->sink))))
+		return;
+	evict_batch(e, f->sink, f, 8);
+}
+
+void evict_sink_free(struct sink *sk)
+{
+	if (!sk)
+		return;
+	if (sk->addr)
+		munmap(sk->addr, sk->len);
+	free(sk);
 }
 
 /* A region of the list over its high water mark (h->ev_lock held). */
@@ -406,6 +438,7 @@ static void *evictor_main(void *arg)
 {
 	struct upager_handler *h = arg;
 	struct sink sk = { 0 };
+	struct filler f = { 0 };
 
 	pthread_mutex_lock(&h->ev_lock);
 	while (!h->ev_stop) {
@@ -424,7 +457,7 @@ static void *evictor_main(void *arg)
 		}
 		e->active++;
 		pthread_mutex_unlock(&h->ev_lock);
-		evict_down(e, &sk);
+		evict_down(e, &sk, &f);
 		pthread_mutex_lock(&h->ev_lock);
 		if (!--e->active && e->detached)
 			pthread_cond_broadcast(&h->ev_cond);
@@ -432,7 +465,7 @@ static void *evictor_main(void *arg)
 	pthread_mutex_unlock(&h->ev_lock);
 	if (sk.addr)
 		munmap(sk.addr, sk.len);
-	filler_release(&sk.f);
+	filler_release(&f);
 	return NULL;
 }
 
@@ -483,6 +516,7 @@ int evict_attach(struct upager_region *r, const struct upager_map_params *p)
 		return -ENOMEM;
 	e->r = r;
 	e->policy = p->evict;
+	e->budget = budget;
 	e->high = budget * hi / 100;
 	e->low = budget * lo / 100;
 	e->kin = budget / 4 ? budget / 4 : 1;

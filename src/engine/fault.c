@@ -285,6 +285,8 @@ int region_fault(struct upager_region *r, struct filler *f,
 	 * next fault's turn comes after this one's, whichever worker
 	 * serves it.
 	 */
+	if (from == UNIT_ABSENT && f->h)
+		evict_help(r, f);
 	if (from == UNIT_ABSENT && f->h) {
 		prefetch_jump(r, u);
 		if (r->on_touch)

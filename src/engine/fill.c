@@ -32,7 +32,8 @@ int filler_reserve(struct filler *f, size_t len)
 		return -ENOMEM;
 	/* UFFDIO_MOVE refuses to split a huge page it would move from. */
 	madvise(p, len, MADV_NOHUGEPAGE);
-	filler_release(f);
+	if (f->buf)
+		munmap(f->buf, f->cap);
 	f->buf = p;
 	f->cap = len;
 	return 0;
@@ -40,6 +41,8 @@ int filler_reserve(struct filler *f, size_t len)
 
 void filler_release(struct filler *f)
 {
+	evict_sink_free(f->sink);
+	f->sink = NULL;
 	if (f->buf)
 		munmap(f->buf, f->cap);
 	f->buf = NULL;
