@@ -29,7 +29,7 @@
 
 #define NPAGES	256
 #define THREADS 4
-#define WRITES	20000
+#define WRITES 2000
 
 static char path[256];
 static char *region;

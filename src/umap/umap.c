@@ -68,6 +68,11 @@ static int handler_get(const struct umap_config *c)
 	    .threads = (unsigned int)c->fillers,
 	    .batch = (unsigned int)c->max_fault_events,
 	    .evictors = (unsigned int)c->evictors,
+	    /*
+	     * UMap's fillers are UMAP_PAGE_FILLERS threads, no more: no
+	     * spares while one waits in the file.
+	     */
+	    .spare_workers = -1,
 	};
 	int err = 0;
 
