@@ -27,6 +27,11 @@ void json_stats(struct json *j, const char *key, const struct upager_stats *s)
 	json_u64(j, "remaps", s->remaps);
 	json_u64(j, "pages_unmapped", s->pages_unmapped);
 	json_u64(j, "prefetch_pages", s->prefetch_pages);
+	json_u64(j, "pages_dirtied", s->pages_dirtied);
+	json_u64(j, "pages_evicted", s->pages_evicted);
+	json_u64(j, "pages_written", s->pages_written);
+	json_u64(j, "writeback_errors", s->writeback_errors);
+	json_u64(j, "snapshot_pages", s->snapshot_pages);
 	json_f64(j, "latency_p50_us", upager_stats_percentile(s, 50));
 	json_f64(j, "latency_p99_us", upager_stats_percentile(s, 99));
 	json_arr_open(j, "latency_hist_us");

@@ -45,6 +45,13 @@ static void text_stats(const char *indent, const struct upager_stats *s)
 	printf("%sEEXIST races %" PRIu64 ", EAGAIN retries %" PRIu64
 	       ", store errors %" PRIu64 "\n",
 	       indent, s->eexist, s->eagain, s->store_errors);
+	if (s->faults_wp || s->pages_evicted || s->snapshot_pages)
+		printf("%swrite faults %" PRIu64 ", pages dirtied %" PRIu64
+		       ", evicted %" PRIu64 ", written back %" PRIu64
+		       " (errors %" PRIu64 "), snapshot pages %" PRIu64 "\n",
+		       indent, s->faults_wp, s->pages_dirtied, s->pages_evicted,
+		       s->pages_written, s->writeback_errors,
+		       s->snapshot_pages);
 	printf("%sservice time p50 %.0f us, p99 %.0f us\n", indent,
 	       upager_stats_percentile(s, 50), upager_stats_percentile(s, 99));
 }

@@ -134,12 +134,19 @@ static int dropped_page(struct upager_region *r, size_t u, size_t pg,
 	return r->store->ops->fetch(r->store, r->store_pgoff + page, dst, 1);
 }
 
-/* shmem: does the memfd hold every page of [off, off+len)? */
-static bool shmem_whole(struct upager_region *r, size_t off, size_t len)
+/*
+ * shmem: the pages of [off, off+len) the memfd holds from @off on, in
+ * bytes.  SEEK_DATA from each page (SEEK_HOLE would walk to the end of
+ * the data, over the whole region when it is all there).
+ */
+static size_t shmem_data(struct upager_region *r, size_t off, size_t len)
 {
-	off_t hole = lseek(r->memfd, (off_t)off, SEEK_HOLE);
+	size_t n = 0;
 
-	return hole >= 0 && (size_t)hole >= off + len;
+	while (n < len && lseek(r->memfd, (off_t)(off + n), SEEK_DATA) ==
+				  (off_t)(off + n))
+		n += UPAGER_STORE_PAGE;
+	return n;
 }
 
 /*
@@ -156,11 +163,9 @@ int unit_peek(struct upager_region *r, size_t u, char *buf)
 		ssize_t n;
 
 		if (r->memtype == UPAGER_MEM_SHMEM) {
-			size_t want = r->fill - done;
+			size_t want = shmem_data(r, off + done, r->fill - done);
 
-			if (!shmem_whole(r, off + done, want))
-				want = UPAGER_STORE_PAGE;
-			if (!shmem_whole(r, off + done, want)) {
+			if (!want) {
 				n = -1;
 				errno = EIO;
 			} else {
