@@ -15,6 +15,9 @@
  *         the same accesses for each policy, one after the other: the
  *         hit rate of UPAGER_EVICT_AUTO (2Q) beats FIFO's.
  * pin     upager_region_pin() keeps its range resident through eviction.
+ * nowb    over a store without writeback (zero:): clean units are
+ *         evicted, dirty ones stay resident past the budget with every
+ *         write, and on_error says so once.
  *
  * Runs on anon and shmem (argv[1]); argv[2] may name one part.
  */
@@ -310,6 +313,46 @@ static void pin(enum upager_memtype type)
 	free(init);
 }
 
+static void nowb(enum upager_memtype type)
+{
+	struct t_errors errs = { 0 };
+	struct upager_handler *h = t_upager_handler(2, t_on_error, &errs);
+	struct upager_store *s = upager_store_open("zero:16M", NULL);
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.memtype = type,
+					.budget = 4 << 20,
+					.readahead_max = (size_t)-1,
+					.fault_around = (size_t)-1 };
+	struct upager_stats st;
+	struct upager_region *r;
+	volatile char sink = 0;
+	char *p;
+	int err;
+
+	CHECK(s, "zero store");
+	p = upager_map(h, s, 16 << 20, &mp, &r, &err);
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+	for (size_t off = 0; off < (8 << 20); off += PG)
+		sink ^= p[off]; /* clean: these may go */
+	for (size_t off = 8 << 20; off < (16 << 20); off += PG)
+		p[off] = (char)(off / PG | 1); /* dirty: these must stay */
+	for (size_t off = 8 << 20; off < (16 << 20); off += PG)
+		CHECK(p[off] == (char)(off / PG | 1), "a write at %zu lost", off);
+	upager_region_stats(r, &st);
+	CHECK(st.pages_evicted > 0, "clean units were evicted");
+	CHECK(upager_region_resident(r) >= (8 << 20),
+	      "the dirty units stayed: %zu resident",
+	      upager_region_resident(r));
+	CHECK(atomic_load(&errs.calls) >= 1 &&
+		      atomic_load(&errs.err) == -EOPNOTSUPP,
+	      "told once that the store has no writeback (%u calls)",
+	      atomic_load(&errs.calls));
+	CHECK_RET(upager_unmap(r), -EOPNOTSUPP);
+	upager_handler_free(h);
+	upager_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
 	enum upager_memtype type = t_upager_memtype(argc, argv, false);
@@ -324,5 +367,6 @@ int main(int argc, char **argv)
 	PART("stress16k", stress(type, 16384, 4));
 	PART("policy", policy(type));
 	PART("pin", pin(type));
+	PART("nowb", nowb(type));
 	return 0;
 }

@@ -18,6 +18,10 @@
  *              store filled with a marker: exactly those units are
  *              written there, with what the region holds.
  * busy         a second snapshot while one runs is -EBUSY; parameters.
+ * hole         the program unmapped the middle of the region and mapped
+ *              memory of its own there: the snapshot copies the rest,
+ *              leaves the hole's units out, and never touches the new
+ *              mapping (not upager's: protecting it is -ENOENT).
  *
  * T_SNAP_MB sets the region's size in MiB (default 1024: the issue's
  * 1 GiB; CI's sanitizer runs take less).  argv[1]: anon or
@@ -323,6 +327,48 @@ static void busy(enum upager_memtype type)
 	upager_store_close(z);
 }
 
+static void hole(enum upager_memtype type)
+{
+	size_t len = 16 << 20, lo = 4 << 20, hi = 5 << 20;
+	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
+	struct upager_store *s = upager_store_mem_new(len, NULL);
+	struct upager_store *d = upager_store_mem_new(len, NULL);
+	struct upager_snapshot_info info = { .size = sizeof(info) };
+	struct upager_region *r;
+	char *p, *img;
+
+	CHECK(s && d, "stores");
+	r = map(h, s, len, type, &p);
+	CHECK_RET(upager_handler_start(h), 0);
+	for (size_t off = 0; off < len; off += PG)
+		p[off] = (char)(off / PG + 1);
+	CHECK_RET(munmap(p + lo, hi - lo), 0);
+	CHECK(mmap(p + lo, hi - lo, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+		   0) == p + lo,
+	      "a mapping of the program's own in the hole");
+	memset(p + lo, 0x55, hi - lo);
+	img = upager_store_mem_data(d);
+	memset(img, 0xee, len);
+	CHECK_RET(upager_region_snapshot(r, d, 0, &info), 0);
+	CHECK(info.units == (len - (hi - lo)) / PG, "%llu units copied",
+	      (unsigned long long)info.units);
+	for (size_t off = 0; off < len; off += PG) {
+		bool gone = off >= lo && off < hi;
+
+		CHECK(gone ? (unsigned char)img[off] == 0xee
+			   : img[off] == (char)(off / PG + 1),
+		      "offset %zu (%s)", off, gone ? "unmapped" : "mapped");
+	}
+	p[lo] = 1; /* still writable: never protected */
+	CHECK_RET(upager_unmap(r), 0);
+	CHECK((unsigned char)p[lo + 1] == 0x55, "unmap left it alone");
+	munmap(p + lo, hi - lo);
+	upager_handler_free(h);
+	upager_store_close(s);
+	upager_store_close(d);
+}
+
 int main(int argc, char **argv)
 {
 	enum upager_memtype type = t_upager_memtype(argc, argv, false);
@@ -336,5 +382,6 @@ int main(int argc, char **argv)
 	PART("live", live(type));
 	PART("incremental", incremental(type));
 	PART("busy", busy(type));
+	PART("hole", hole(type));
 	return 0;
 }

@@ -41,7 +41,9 @@ struct rig {
 	enum upager_memtype type;
 };
 
-static void rig_map(struct rig *g, enum upager_memtype type, size_t fill)
+/* @zeros: the first 8 pages of the store are zeros (a sparse store). */
+static void rig_map(struct rig *g, enum upager_memtype type, size_t fill,
+		    bool zeros)
 {
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.memtype = type,
@@ -59,6 +61,8 @@ static void rig_map(struct rig *g, enum upager_memtype type, size_t fill)
 	g->img = upager_store_mem_data(g->s);
 	for (size_t i = 0; i < NUNITS * fill / PG; i++)
 		t_fill(g->img + i * PG, PG, i);
+	if (zeros) /* before the workers run: they read it */
+		memset(g->img, 0, 8 * PG);
 	g->p = upager_map(g->h, g->s, NUNITS * fill, &mp, &g->r, &err);
 	if (!g->p && err == -EOPNOTSUPP)
 		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
@@ -102,7 +106,7 @@ static void basic(enum upager_memtype type)
 	volatile char *p;
 	struct upager_stats st;
 
-	rig_map(&g, type, 16 * 1024);
+	rig_map(&g, type, 16 * 1024, false);
 	p = g.p;
 	CHECK(t_verify(g.p, PG, 0) && t_verify(g.p + PG, PG, 1),
 	      "unit 0 reads the store");
@@ -149,8 +153,7 @@ static void zeros(enum upager_memtype type)
 	struct rig g;
 	volatile char *p;
 
-	rig_map(&g, type, PG);
-	memset(g.img, 0, 8 * PG);
+	rig_map(&g, type, PG, true);
 	p = g.p;
 	CHECK(p[0] == 0, "a zero page");
 	p[0] = 1;
@@ -165,7 +168,7 @@ static void dropped(enum upager_memtype type)
 	struct rig g;
 	char *u;
 
-	rig_map(&g, type, 16 * 1024);
+	rig_map(&g, type, 16 * 1024, false);
 	u = g.p + 5 * g.fill;
 	memset(u, 'a', g.fill);
 	CHECK(dirty(&g, 5 * g.fill), "dirty");
@@ -229,7 +232,7 @@ static void race(enum upager_memtype type)
 	uint64_t t0 = t_now_ns();
 	unsigned int syncs = 0;
 
-	rig_map(&g, type, 8192);
+	rig_map(&g, type, 8192, false);
 	for (unsigned int i = 0; i < 4; i++) {
 		w[i] = (struct writer){ &g, i, &stop, last };
 		CHECK(!pthread_create(&t[i], NULL, write_loop, &w[i]), "thread");
@@ -296,7 +299,7 @@ static void unmap(enum upager_memtype type)
 	struct rig g;
 	char *img;
 
-	rig_map(&g, type, PG);
+	rig_map(&g, type, PG, false);
 	img = g.img;
 	g.p[0] = 'q';
 	g.p[NUNITS * PG - 1] = 'r';

@@ -433,6 +433,7 @@ void region_setup(struct upager_region *r, struct upager_store *s,
 void *region_lazy_alloc(size_t len);
 int region_state_alloc(struct upager_region *r);
 int region_unmap(struct upager_region *r, bool force);
+size_t region_live_end(struct upager_region *r, size_t *off);
 bool region_dropped(struct upager_region *r, size_t page);
 void region_drop(struct upager_region *r, size_t lo, size_t hi);
 void region_wait_idle(struct upager_region *r);

@@ -540,9 +540,10 @@ static int unmap_foreign(struct upager_region *r)
 /*
  * The next run of the region's memory still its own from offset *@off
  * (moved past holes): returns where it ends (== *@off at the end).  The
- * holes stay as they are once the range is unregistered.
+ * holes stay as they are once the range is unregistered.  The caller
+ * holds the space's rd_lock (the holes change under it).
  */
-static size_t live_end(struct upager_region *r, size_t *off)
+size_t region_live_end(struct upager_region *r, size_t *off)
 {
 	for (unsigned int i = 0; i < r->nholes; i++) {
 		if (r->holes[i].hi <= *off)
@@ -609,7 +610,7 @@ int region_unmap(struct upager_region *r, bool force)
 			      "unmap: too many holes unmapped in the region "
 			      "to tell what is left; its mapping is leaked");
 	for (size_t off = 0; !gone && off < r->len;) {
-		size_t end = live_end(r, &off);
+		size_t end = region_live_end(r, &off);
 
 		if (off == end)
 			break;
@@ -631,7 +632,7 @@ int region_unmap(struct upager_region *r, bool force)
 	roots_link(r, false);
 	stats_publish_release(h, r->stats_slot);
 	for (size_t off = 0; !gone && off < r->len;) {
-		size_t end = live_end(r, &off);
+		size_t end = region_live_end(r, &off);
 
 		if (off == end)
 			break;

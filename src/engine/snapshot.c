@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "base/util.h"
 #include "engine/engine.h"
 #include "engine/store_call.h"
 
@@ -111,20 +112,44 @@ static uint64_t now(void)
 	return now_ns();
 }
 
-/* The whole region protected, the instant of the snapshot. */
+/*
+ * The whole region protected, the instant of the snapshot: what of it
+ * is still the program's (a part it unmapped is a hole, skipped; its
+ * units are GONE, and copied as nothing).
+ */
 static int protect_all(struct upager_region *r)
 {
+	struct {
+		size_t lo, hi;
+	} live[ARRAY_SIZE(r->holes) + 1];
+	unsigned int n = 0;
 	struct filler f = { 0 };
-	unsigned int tries = 0;
 
-	for (;;) {
-		int ret = upager_ll_writeprotect(r->uffd, region_base(r),
-						 r->len,
-						 UFFDIO_WRITEPROTECT_MODE_WP);
+	pthread_mutex_lock(&r->sp->rd_lock);
+	for (size_t off = 0; !atomic_load(&r->gone) && n < ARRAY_SIZE(live);) {
+		size_t end = region_live_end(r, &off);
 
-		if (ret != -EAGAIN || !fill_mm_wait(r, &f, &tries))
+		if (off == end)
+			break;
+		live[n].lo = off;
+		live[n++].hi = end;
+		off = end;
+	}
+	pthread_mutex_unlock(&r->sp->rd_lock);
+	for (unsigned int i = 0; i < n; i++) {
+		unsigned int tries = 0;
+		int ret;
+
+		while ((ret = upager_ll_writeprotect(
+				r->uffd, region_base(r) + live[i].lo,
+				live[i].hi - live[i].lo,
+				UFFDIO_WRITEPROTECT_MODE_WP)) == -EAGAIN &&
+		       fill_mm_wait(r, &f, &tries))
+			;
+		if (ret < 0)
 			return ret;
 	}
+	return 0;
 }
 
 /* Copy every unit still to do, waiting for those in flight. */
