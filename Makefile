@@ -54,7 +54,11 @@ LDFLAGS += $(SAN) -pthread
 # the page server's TLS (src/net/tls.c).  Also upager.pc's Libs.private.
 LDLIBS += -lzstd -llz4 -lxxhash -lmemcached -ljson-c -lssl -lcrypto
 
-LIB_SRCS := $(wildcard src/*.c) $(wildcard src/*/*.c)
+# src/umap/ is not libupager: it is libupager-umap, UMap's API over
+# libupager's public one (docs/UMAP.md).
+UMAP_SRCS := $(wildcard src/umap/*.c)
+UMAP_OBJS := $(UMAP_SRCS:%.c=$(BUILD)/%.o)
+LIB_SRCS := $(filter-out $(UMAP_SRCS),$(wildcard src/*.c) $(wildcard src/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 # common/: what the programs beside the library share (messages, number
 # arguments, JSON, /proc and the hugetlb pool), linked by the CLI, the
@@ -81,13 +85,22 @@ BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay \
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
+UMAP_STATIC := $(BUILD)/libupager-umap.a
+UMAP_SHARED := $(BUILD)/libupager-umap.so.$(VERSION)
 CLI := $(BUILD)/upager
 DAEMON := $(BUILD)/upagerd
+# A program written for UMap builds with these instead of UMap's -I and
+# -lumap, and nothing else changed (tests/umap_style.c, in C and C++).
+UMAP_INC := -Iinclude -Iinclude/upager/compat
+UMAP_LIBS := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lupager-umap -lupager
+CXX ?= g++
+CXXFLAGS += -g $(OPT) -Wall -Wextra $(SAN) -pthread
 
 .PHONY: all deps check demo install uninstall clean
 # Keep objects: relinking a test must not recompile the harness.
 .SECONDARY:
-all: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(TESTS) $(EXAMPLES) $(BENCHES)
+all: $(STATIC) $(SHARED) $(UMAP_STATIC) $(UMAP_SHARED) $(CLI) $(DAEMON) \
+	$(TESTS) $(BUILD)/tests/umap_style_cxx $(EXAMPLES) $(BENCHES)
 
 deps:
 	@tools/deps.sh
@@ -109,9 +122,24 @@ $(SHARED): $(LIB_OBJS) src/libupager.map
 	$(Q)ln -sf libupager.so.$(VERSION) $(BUILD)/libupager.so.$(SOVERSION)
 	$(Q)ln -sf libupager.so.$(SOVERSION) $(BUILD)/libupager.so
 
-# Programs beside the library see its public headers only.
+$(UMAP_STATIC): $(UMAP_OBJS)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+# $ORIGIN: libupager is installed beside it, and a program's RUNPATH
+# (what -rpath gives) does not serve its libraries' own dependencies.
+$(UMAP_SHARED): $(UMAP_OBJS) src/umap/libupager-umap.map $(SHARED)
+	$(Q)$(CC) -shared $(LDFLAGS) \
+		-Wl,-soname,libupager-umap.so.$(SOVERSION) -Wl,-rpath,'$$ORIGIN' \
+		-Wl,--version-script=src/umap/libupager-umap.map -o $@ \
+		$(UMAP_OBJS) -L$(BUILD) -lupager
+	$(Q)ln -sf libupager-umap.so.$(VERSION) $(BUILD)/libupager-umap.so.$(SOVERSION)
+	$(Q)ln -sf libupager-umap.so.$(SOVERSION) $(BUILD)/libupager-umap.so
+
+# Programs beside the library see its public headers only, and so does
+# libupager-umap, a layer above it.
 $(BUILD)/tools/%.o $(BUILD)/bench/%.o $(BUILD)/examples/%.o \
-$(BUILD)/common/%.o: CPPFLAGS := $(filter-out -Isrc,$(CPPFLAGS))
+$(BUILD)/common/%.o $(BUILD)/src/umap/%.o: CPPFLAGS := $(filter-out -Isrc,$(CPPFLAGS))
 
 $(CLI): $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(COMMON_OBJS) $(STATIC) \
@@ -122,6 +150,22 @@ $(DAEMON): $(BUILD)/tools/upagerd.o $(COMMON_OBJS) $(STATIC)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS) -lm
+
+# Tests of the UMap API with the harness: static, as the others.
+$(BUILD)/tests/umap_%: $(BUILD)/tests/umap_%.o $(TEST_HARNESS) $(UMAP_STATIC) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(UMAP_STATIC) $(STATIC) $(LDLIBS)
+
+# A program in UMap's style, as its users build it: its own flags, the
+# UMap ones swapped for UMAP_INC and UMAP_LIBS, the shared libraries; and
+# the same source as C++.
+$(BUILD)/tests/umap_style: tests/umap_style.c include/upager/umap.h $(UMAP_SHARED)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -g $(OPT) $(WARN) $(SAN) -pthread $(UMAP_INC) \
+		-o $@ $< $(UMAP_LIBS)
+
+$(BUILD)/tests/umap_style_cxx: tests/umap_style.c include/upager/umap.h $(UMAP_SHARED)
+	@mkdir -p $(dir $@)
+	$(Q)$(CXX) -x c++ $(CXXFLAGS) $(UMAP_INC) -o $@ $< -x none $(UMAP_LIBS)
 
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
@@ -161,19 +205,30 @@ demo: deps
 	@echo
 	@$(CLI) features
 
-install: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(BENCH)
+install: $(STATIC) $(SHARED) $(UMAP_STATIC) $(UMAP_SHARED) $(CLI) $(DAEMON) \
+		$(BENCH)
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/upager \
+		$(DESTDIR)$(INCLUDEDIR)/upager/compat/umap \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/upager \
 		$(DESTDIR)$(MANDIR)/man1
 	install -m 644 include/upager/*.h $(DESTDIR)$(INCLUDEDIR)/upager/
+	install -m 644 include/upager/compat/umap/umap.h \
+		$(DESTDIR)$(INCLUDEDIR)/upager/compat/umap/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libupager.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libupager.so.$(SOVERSION)
 	ln -sf libupager.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libupager.so
+	install -m 644 $(UMAP_STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(UMAP_SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libupager-umap.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libupager-umap.so.$(SOVERSION)
+	ln -sf libupager-umap.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libupager-umap.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@LIBS@|$(LDLIBS)|' upager.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    upager-umap.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/upager-umap.pc
 	install -m 755 $(CLI) $(DAEMON) $(DESTDIR)$(BINDIR)/
 	install -m 755 $(BENCH) $(DESTDIR)$(LIBEXECDIR)/upager/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
@@ -181,6 +236,8 @@ install: $(STATIC) $(SHARED) $(CLI) $(DAEMON) $(BENCH)
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/upager
 	rm -f $(DESTDIR)$(LIBDIR)/libupager.* $(DESTDIR)$(LIBDIR)/pkgconfig/upager.pc
+	rm -f $(DESTDIR)$(LIBDIR)/libupager-umap.* \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/upager-umap.pc
 	rm -f $(DESTDIR)$(BINDIR)/upager $(DESTDIR)$(MANDIR)/man1/upager.1
 	rm -f $(DESTDIR)$(BINDIR)/upagerd $(DESTDIR)$(MANDIR)/man1/upagerd.1
 	rm -rf $(DESTDIR)$(LIBEXECDIR)/upager

@@ -333,6 +333,11 @@ bool t_read_sigsegv(const volatile char *p)
 	return access_signal((volatile char *)p, false, SIGSEGV);
 }
 
+bool t_write_sigsegv(volatile char *p)
+{
+	return access_signal(p, true, SIGSEGV);
+}
+
 uint64_t t_now_ns(void)
 {
 	struct timespec ts;
@@ -484,6 +489,31 @@ const char *t_tmpdir(void)
 	const char *dir = getenv("TMPDIR");
 
 	return dir && *dir ? dir : "/tmp";
+}
+
+/* Some filesystems take O_DIRECT at open and refuse the I/O: write. */
+static bool direct_works(const char *dir)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	char path[256];
+	bool ok;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/upager-direct-XXXXXX", dir);
+	fd = mkostemp(path, O_DIRECT);
+	if (fd < 0)
+		return false;
+	unlink(path);
+	ok = pwrite(fd, page, sizeof(page), 0) == (ssize_t)sizeof(page);
+	close(fd);
+	return ok;
+}
+
+const char *t_direct_dir(void)
+{
+	if (direct_works(t_tmpdir()))
+		return t_tmpdir();
+	return direct_works("/var/tmp") ? "/var/tmp" : NULL;
 }
 
 void t_fill_file(int fd, size_t len, uint64_t seed)

@@ -120,6 +120,8 @@ bool t_read_sigbus(const volatile char *p);
 bool t_write_sigbus(volatile char *p);
 /* Does reading @p raise SIGSEGV (nothing mapped there)? */
 bool t_read_sigsegv(const volatile char *p);
+/* Does writing @p raise SIGSEGV (a read-only mapping)? */
+bool t_write_sigsegv(volatile char *p);
 
 uint64_t t_now_ns(void);
 
@@ -163,6 +165,12 @@ void t_deadline(unsigned int secs, const char *what);
 
 /* Where tests make files: $TMPDIR, or /tmp. */
 const char *t_tmpdir(void);
+/*
+ * Where a file opened with O_DIRECT works: t_tmpdir(), else /var/tmp
+ * (tmpfs before 6.6 and some overlays refuse O_DIRECT); NULL when
+ * neither does.
+ */
+const char *t_direct_dir(void);
 /* Write @len bytes at offset 0 of @fd: page i is t_fill(seed + i), the
  * last one cut short at @len. */
 void t_fill_file(int fd, size_t len, uint64_t seed);

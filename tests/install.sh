@@ -1,7 +1,9 @@
 #!/bin/bash
 # `make install` into a prefix gives a working pkg-config file, and the
 # example compiles against the installed header and library (shared and
-# static) and runs; the installed `upager bench` runs the installed
+# static) and runs, and so does a program in UMap's style against
+# libupager-umap (C and C++, pkg-config upager-umap's flags instead of
+# UMap's); the installed `upager bench` runs the installed
 # upager-bench (and says so when it is missing); `make uninstall` takes
 # it away.
 build=$1
@@ -43,6 +45,23 @@ cc -Wall -Werror $san -o "$tmp/demo-static" "$src/examples/demo.c" \
 nm -D --defined-only "$prefix/lib/libupager.so" | awk '$2 == "T" {print $3}' |
 	grep -v '^upager_' && fail "non-upager symbols exported"
 "$prefix/bin/upager" features >/dev/null || fail "installed CLI"
+
+# UMap's API: its own library, its symbols only there.
+uflags=$(pkg-config --cflags --libs upager-umap) ||
+	fail "pkg-config --cflags --libs upager-umap"
+echo "pkg-config upager-umap: $uflags"
+nm -D --defined-only "$prefix/lib/libupager-umap.so" |
+	awk '$2 == "T" {print $3}' | grep -v '^\(umap\|uunmap\|umapcfg_\)' &&
+	fail "libupager-umap exports more than UMap's calls"
+nm -D --defined-only "$prefix/lib/libupager-umap.so" | grep -q ' T umap_flush@' ||
+	fail "libupager-umap does not export umap_flush"
+cc -Wall -Werror $san -o "$tmp/umap-c" "$src/tests/umap_style.c" $uflags \
+	-pthread -Wl,-rpath,"$prefix/lib" || fail "a UMap program (C) does not build"
+"$tmp/umap-c" || fail "the UMap program (C) against the install"
+g++ -Wall -Werror $san -x c++ -o "$tmp/umap-cxx" "$src/tests/umap_style.c" \
+	-x none $uflags -pthread -Wl,-rpath,"$prefix/lib" ||
+	fail "a UMap program (C++) does not build"
+"$tmp/umap-cxx" || fail "the UMap program (C++) against the install"
 [ -x "$prefix/libexec/upager/upager-bench" ] || fail "upager-bench not installed"
 # The installed CLI runs the installed benchmark, not the build tree's.
 "$prefix/bin/upager" bench --help | grep -q "^usage: upager bench" ||

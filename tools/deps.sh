@@ -4,7 +4,7 @@
 #   tools/deps.sh        the build and the tests
 #   tools/deps.sh fuzz   and clang with its libFuzzer runtime (make fuzz)
 set -e
-pkgs="gcc make pkg-config libc6-dev libjson-c-dev libssl-dev openssl iproute2 python3 libzstd-dev liblz4-dev libxxhash-dev libmemcached-dev memcached"
+pkgs="gcc g++ make pkg-config libc6-dev libjson-c-dev libssl-dev openssl iproute2 python3 libzstd-dev liblz4-dev libxxhash-dev libmemcached-dev memcached"
 case "${1:-}" in
 "") ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;

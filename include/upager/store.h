@@ -164,6 +164,29 @@ int upager_store_writeback(struct upager_store *s, uint64_t pgoff,
 void upager_store_close(struct upager_store *s);
 
 /*
+ * The file store over an open descriptor @fd (the file: store, see
+ * upager_store_open("file:PATH")), from byte @offset of the file on (a
+ * multiple of UPAGER_STORE_PAGE, at most the file's size): the store's
+ * size is the file's at open minus @offset.  The store works on its own
+ * duplicate of @fd (close yours when you like) and never moves the file
+ * position the two share, so it does not look for holes (they read as
+ * zeros all the same, only without the zero-page shortcut).  A descriptor
+ * opened with O_DIRECT makes the store read and write past the page
+ * cache, whole aligned pages from aligned buffers; O_RDWR makes it
+ * writable (writeback()) unless @flags has UPAGER_FILE_READONLY.  A
+ * fetch that comes short (the file shrank) is -EIO, never zeros.  NULL
+ * with *err = -EINVAL (unknown @flags, @offset misaligned or past the
+ * end, not a regular file or block device, a filesystem that refuses
+ * O_DIRECT or wants it aligned to more than a page, O_DIRECT and O_RDWR
+ * over a size that is not whole pages), -EBADF (@fd is not open for
+ * reading), -EISDIR, -ENOMEM, or fcntl()'s and fstat()'s errors.  Any
+ * thread.
+ */
+#define UPAGER_FILE_READONLY (1u << 0) /* no writeback() over O_RDWR */
+struct upager_store *upager_store_file_fd(int fd, uint64_t offset,
+					  unsigned int flags, int *err);
+
+/*
  * A size as store specs write it ("mem:64M", "zero:1G"): decimal digits
  * with an optional K, M, G or T suffix (powers of 1024, either case), and
  * nothing else.  For stores of one's own, so that their specs read sizes

@@ -11,6 +11,10 @@
  * pread()/pwrite() at an explicit offset, so threads share one fd without
  * a lock, and fetch() is async-signal-safe.
  *
+ * upager_store_file_fd() opens the same store over a descriptor the
+ * caller opened (UMap's umap() takes one): its O_DIRECT and access mode
+ * choose ",direct" and ",writable".
+ *
  * Whether the file has holes is learnt at open: a file with none then
  * costs no lseek() per fill, and a hole punched later reads as zeros
  * through fetch() all the same (only without the ZEROPAGE shortcut).
@@ -51,7 +55,8 @@ struct file_store {
 	bool writable;
 	bool sparse;  /* the file had a hole at open: zero_run() looks */
 	bool in_memory; /* on tmpfs: its page cache is the memory itself */
-	uint64_t size; /* bytes, at open */
+	uint64_t base;	/* byte offset of page 0 in the file */
+	uint64_t size;	/* bytes from @base, at open */
 	char *map;     /* read-only shared mapping, or NULL */
 	atomic_uint *released; /* per block of the mapping: pages released */
 };
@@ -112,11 +117,102 @@ static bool on_tmpfs(int fd)
 	return !fstatfs(fd, &sf) && sf.f_type == TMPFS_MAGIC_;
 }
 
+/*
+ * O_DIRECT wants buffers and file offsets aligned to what the filesystem
+ * or device says (statx STATX_DIOALIGN, else the device's logical block
+ * size).  Every transfer here is whole 4 KiB pages at page offsets from
+ * page-aligned buffers (the engine's staging buffers, or the bounce page
+ * of file_pages()), so any alignment up to a page is met; a larger one
+ * can't be.
+ */
+static int direct_aligned(int fd)
+{
+	struct statx sx;
+	int lbs;
+
+	if (!statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) &&
+	    (sx.stx_mask & STATX_DIOALIGN)) {
+		/* 0: the file can't do O_DIRECT at all. */
+		if (!sx.stx_dio_offset_align ||
+		    sx.stx_dio_offset_align > PAGE ||
+		    sx.stx_dio_mem_align > PAGE)
+			return -EINVAL;
+		return 0;
+	}
+	if (!ioctl(fd, BLKSSZGET, &lbs) && lbs > (int)PAGE)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * A store over @fd (taken: closed on error) from byte @base on.  @shared:
+ * the descriptor is a dup of the caller's, whose file position it shares,
+ * so the store must never lseek() it (no hole detection then: holes read
+ * as zeros through pread() all the same).
+ */
+static int file_new(int fd, uint64_t base, bool direct, bool writable,
+		    bool shared, struct upager_store **out)
+{
+	struct file_store *f = NULL;
+	uint64_t size;
+	int ret;
+
+	ret = file_size(fd, &size);
+	if (!ret && (base % PAGE || base > size))
+		ret = -EINVAL;
+	if (!ret && direct)
+		ret = direct_aligned(fd);
+	/*
+	 * O_DIRECT writes whole blocks, so writing back the last page of a
+	 * file whose size is not a whole number of pages would either fail
+	 * or make the file longer.
+	 */
+	if (!ret && direct && writable && (size - base) % PAGE)
+		ret = -EINVAL;
+	if (!ret && !(f = malloc(sizeof(*f))))
+		ret = -ENOMEM;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	size -= base;
+	f->s.ops = &store_file_ops;
+	f->s.npages = store_pages(size);
+	/* Buffered reads come from the page cache, read ahead of us. */
+	f->s.flags = UPAGER_STORE_SIGNAL_SAFE |
+		     (direct ? 0 : UPAGER_STORE_CHEAP);
+	f->fd = fd;
+	f->direct = direct;
+	f->writable = writable;
+	f->base = base;
+	f->size = size;
+	/* A dense file never asks lseek() again (one syscall per fill). */
+	f->sparse =
+	    !shared && lseek(fd, (off_t)base, SEEK_HOLE) < (off_t)(base + size);
+	f->in_memory = !direct && on_tmpfs(fd);
+	f->map = NULL;
+	f->released = NULL;
+	if (!direct && size) {
+		f->map = mmap(NULL, f->s.npages * PAGE, PROT_READ, MAP_SHARED,
+			      fd, (off_t)base);
+		if (f->map == MAP_FAILED)
+			f->map = NULL; /* a device that can't: pread() only */
+		if (f->map)
+			f->released = calloc(f->s.npages / BLOCK_PAGES + 1,
+					     sizeof(*f->released));
+		if (f->map && !f->released) {
+			munmap(f->map, f->s.npages * PAGE);
+			f->map = NULL;
+		}
+	}
+	*out = &f->s;
+	return 0;
+}
+
 static int file_open(const char *arg, struct upager_store **out)
 {
 	bool direct = false, writable = false;
 	size_t len = strlen(arg);
-	struct file_store *f;
 	uint64_t size;
 	int fd, ret;
 
@@ -134,55 +230,43 @@ static int file_open(const char *arg, struct upager_store **out)
 	 * O_NONBLOCK because open() of a FIFO would wait for a writer
 	 * before we could refuse it; it is dropped once the type is known.
 	 */
-	fd = open_fd(arg, len, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC |
-				       O_NONBLOCK | (direct ? O_DIRECT : 0));
+	fd = open_fd(arg, len,
+		     (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK |
+			 (direct ? O_DIRECT : 0));
 	if (fd < 0)
 		return fd;
 	ret = file_size(fd, &size);
 	if (!ret && fcntl(fd, F_SETFL, direct ? O_DIRECT : 0))
 		ret = -errno;
-	/*
-	 * O_DIRECT writes whole blocks, so writing back the last page of a
-	 * file whose size is not a whole number of pages would either fail
-	 * or make the file longer.
-	 */
-	if (!ret && direct && writable && size % PAGE)
-		ret = -EINVAL;
-	if (!ret && !(f = malloc(sizeof(*f))))
-		ret = -ENOMEM;
 	if (ret) {
 		close(fd);
 		return ret;
 	}
-	f->s.ops = &store_file_ops;
-	f->s.npages = store_pages(size);
-	/* Buffered reads come from the page cache, read ahead of us. */
-	f->s.flags = UPAGER_STORE_SIGNAL_SAFE |
-		     (direct ? 0 : UPAGER_STORE_CHEAP);
-	f->fd = fd;
-	f->direct = direct;
-	f->writable = writable;
-	f->size = size;
-	/* A dense file never asks lseek() again (one syscall per fill). */
-	f->sparse = lseek(fd, 0, SEEK_HOLE) < (off_t)size;
-	f->in_memory = !direct && on_tmpfs(fd);
-	f->map = NULL;
-	f->released = NULL;
-	if (!direct && size) {
-		f->map = mmap(NULL, f->s.npages * PAGE, PROT_READ, MAP_SHARED,
-			      fd, 0);
-		if (f->map == MAP_FAILED)
-			f->map = NULL; /* a device that can't: pread() only */
-		if (f->map)
-			f->released = calloc(f->s.npages / BLOCK_PAGES + 1,
-					     sizeof(*f->released));
-		if (f->map && !f->released) {
-			munmap(f->map, f->s.npages * PAGE);
-			f->map = NULL;
-		}
-	}
-	*out = &f->s;
-	return 0;
+	return file_new(fd, 0, direct, writable, false, out);
+}
+
+struct upager_store *upager_store_file_fd(int fd, uint64_t offset,
+					  unsigned int flags, int *err)
+{
+	struct upager_store *s = NULL;
+	int fl, ret = 0, dup;
+
+	if (flags & ~UPAGER_FILE_READONLY)
+		ret = -EINVAL;
+	else if ((fl = fcntl(fd, F_GETFL)) < 0)
+		ret = -errno;
+	else if ((fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH))
+		ret = -EBADF;
+	else if ((dup = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		ret = -errno;
+	else
+		ret = file_new(dup, offset, fl & O_DIRECT,
+			       (fl & O_ACCMODE) == O_RDWR &&
+				   !(flags & UPAGER_FILE_READONLY),
+			       true, &s);
+	if (ret && err)
+		*err = ret;
+	return ret ? NULL : s;
 }
 
 /*
@@ -194,11 +278,12 @@ static int file_io(struct file_store *f, bool write, uint64_t pgoff,
 		   char *buf, size_t npages)
 {
 	size_t len = npages * PAGE, done = 0, want = len;
-	off_t off = (off_t)(pgoff * PAGE);
+	uint64_t rel = pgoff * PAGE;
+	off_t off = (off_t)(f->base + rel);
 	ssize_t n;
 
-	if (f->size - (uint64_t)off < len)
-		want = (size_t)(f->size - (uint64_t)off);
+	if (f->size - rel < len)
+		want = (size_t)(f->size - rel);
 	while (done < want) {
 		/*
 		 * A read asks for whole pages even across the end of the
@@ -280,7 +365,7 @@ static size_t file_zero_run(struct upager_store *s, uint64_t pgoff,
 			    size_t npages)
 {
 	struct file_store *f = to_file(s);
-	off_t off = (off_t)(pgoff * PAGE), data;
+	off_t off = (off_t)(f->base + pgoff * PAGE), data;
 	uint64_t end = (pgoff + npages) * PAGE;
 	struct stat st;
 
@@ -302,7 +387,7 @@ static size_t file_zero_run(struct upager_store *s, uint64_t pgoff,
 		return 0;
 	if (end > f->size)
 		end = f->size;
-	return (uint64_t)st.st_size >= end ? npages : 0;
+	return (uint64_t)st.st_size >= f->base + end ? npages : 0;
 }
 
 /*
@@ -372,7 +457,7 @@ static int file_memfile(struct upager_store *s, uint64_t *offset)
 
 	if (!f->in_memory)
 		return -EOPNOTSUPP;
-	*offset = 0;
+	*offset = f->base;
 	return f->fd;
 }
 
