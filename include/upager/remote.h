@@ -227,6 +227,9 @@ int upager_psk_check(const char *path, char *why, size_t len);
  * signal-safe (no in-thread mode).
  */
 
+/* Buckets of upager_remote_stats.lat_fine. */
+#define UPAGER_REMOTE_LAT_FINE 192
+
 /*
  * Remote-store statistics.  They start with their size rather than end in
  * reserved space: counters come with every feature of the protocol, at a
@@ -262,6 +265,19 @@ struct upager_remote_stats {
 	 * region was unmapped or unregistered); each stays wanted.
 	 */
 	uint64_t install_errors;
+	/*
+	 * The times of lat_hist, finer: bucket i < 8 counts [i, i+1) µs;
+	 * above, each power of two is cut in 8: bucket 8 + 8k + j counts
+	 * [(8+j) << k, (9+j) << k) µs (12% wide), the last one all beyond.
+	 * upager_remote_percentile() reads this one when it holds counts.
+	 */
+	uint64_t lat_fine[UPAGER_REMOTE_LAT_FINE];
+	/*
+	 * Round trip of the urgent channel's HELLO and WELCOME at the last
+	 * (re)connection, in µs: the path's latency with no page queued on
+	 * it (the stream starts after it), the floor of an urgent answer.
+	 */
+	uint64_t rtt_us;
 };
 
 /*
@@ -270,7 +286,11 @@ struct upager_remote_stats {
  * the size field.  Any thread.
  */
 int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st);
-/* Percentile @p (0..100) of the urgent latency histogram, in µs. */
+/*
+ * Percentile @p (0..100) of the urgent latency histogram, in µs: the upper
+ * end of the bucket it falls in (lat_fine's when it holds counts, else
+ * lat_hist's power of two).  0 when nothing was measured.
+ */
 double upager_remote_percentile(const struct upager_remote_stats *st, double p);
 /*
  * Wait until every page of the image has arrived and is installed in the

@@ -209,6 +209,7 @@ static int hello(struct remote_store *rs, struct net_conn *c,
 		 uint64_t *session, uint32_t *caps, uint64_t *bytes)
 {
 	uint8_t *buf = rs->buf[2];
+	uint64_t t0 = now_ns();
 	struct wire_msg m;
 	const char *why;
 	long n;
@@ -236,6 +237,9 @@ static int hello(struct remote_store *rs, struct net_conn *c,
 		net_send_error(c, EPROTO, "expected WELCOME");
 		return -EPROTO;
 	}
+	if (role == WIRE_ROLE_URGENT)
+		__atomic_store_n(&rs->st.rtt_us, (now_ns() - t0) / 1000,
+				 __ATOMIC_RELAXED);
 	*session = m.welcome.session;
 	*caps = m.welcome.caps;
 	*bytes = m.welcome.image_bytes;
@@ -539,6 +543,26 @@ static void *manager_main(void *arg)
 
 /* ---- receiving --------------------------------------------------------- */
 
+/* The lat_fine bucket of @us (include/upager/remote.h). */
+static unsigned int fine_bucket(uint64_t us)
+{
+	unsigned int k, b;
+
+	if (us < 8)
+		return (unsigned int)us;
+	k = 63 - (unsigned int)__builtin_clzll(us) - 3;
+	b = 8 + 8 * k + (unsigned int)(us >> k & 7);
+	return b < UPAGER_REMOTE_LAT_FINE ? b : UPAGER_REMOTE_LAT_FINE - 1;
+}
+
+/* The upper end of lat_fine bucket @b, in µs. */
+static double fine_upper(unsigned int b)
+{
+	if (b < 8)
+		return b + 1;
+	return (double)((9ull + (b - 8) % 8) << ((b - 8) / 8));
+}
+
 static void record_latency(struct remote_store *rs, uint64_t ns)
 {
 	uint64_t us = ns / 1000;
@@ -546,6 +570,7 @@ static void record_latency(struct remote_store *rs, uint64_t ns)
 
 	STAT(rs, lat_hist[b < UPAGER_LAT_BUCKETS ? b : UPAGER_LAT_BUCKETS - 1],
 	     1);
+	STAT(rs, lat_fine[fine_bucket(us)], 1);
 }
 
 /* Copy what the waiters want of [page, page+n).  Caller holds rs->lock. */
@@ -1193,6 +1218,9 @@ int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st)
 	READ(install_errors);
 	for (int i = 0; i < UPAGER_LAT_BUCKETS; i++)
 		READ(lat_hist[i]);
+	for (int i = 0; i < UPAGER_REMOTE_LAT_FINE; i++)
+		READ(lat_fine[i]);
+	READ(rtt_us);
 #undef READ
 	k.npages = s->npages;
 	k.pages_received = atomic_load(&rs->received);
@@ -1202,6 +1230,15 @@ int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st)
 double upager_remote_percentile(const struct upager_remote_stats *st, double p)
 {
 	struct upager_stats s = { 0 };
+	uint64_t total = 0, seen = 0;
+
+	for (unsigned int i = 0; i < UPAGER_REMOTE_LAT_FINE; i++)
+		total += st->lat_fine[i];
+	for (unsigned int i = 0; total && i < UPAGER_REMOTE_LAT_FINE; i++) {
+		seen += st->lat_fine[i];
+		if ((double)seen >= p / 100.0 * (double)total)
+			return fine_upper(i);
+	}
 
 	memcpy(s.lat_hist, st->lat_hist, sizeof(s.lat_hist));
 	return upager_stats_percentile(&s, p);
