@@ -66,8 +66,12 @@ struct upager_server_params {
 	const char *listen;
 	/*
 	 * Limit on the background stream of each session, in bytes per
-	 * second (0: none).  Urgent answers are never limited.  For tests,
-	 * and for a migration that must leave the link to other traffic.
+	 * second of its messages (0: none).  Urgent answers are never
+	 * limited.  For tests, and for a migration that must leave the link
+	 * to other traffic and to its urgent pages: over TCP the kernel
+	 * paces the stream's segments at this rate (SO_MAX_PACING_RATE),
+	 * so that no burst of it fills the bottleneck's queue.  TCP/IP
+	 * headers come on top (about 5% with 1448-byte segments).
 	 */
 	uint64_t stream_rate;
 	upager_server_log_fn log; /* NULL: silent */
@@ -273,9 +277,10 @@ struct upager_remote_stats {
 	 */
 	uint64_t lat_fine[UPAGER_REMOTE_LAT_FINE];
 	/*
-	 * Round trip of the urgent channel's HELLO and WELCOME at the last
-	 * (re)connection, in µs: the path's latency with no page queued on
-	 * it (the stream starts after it), the floor of an urgent answer.
+	 * The shortest round trip seen on the urgent channel, in µs: its
+	 * HELLO and WELCOME at a (re)connection (before the stream starts),
+	 * or a one-page REQUEST and its answer.  The floor of an urgent
+	 * answer; noise only lengthens a sample.  0 before the first.
 	 */
 	uint64_t rtt_us;
 };

@@ -483,6 +483,13 @@ static void serve_stream(struct conn *c, const struct wire_msg *hello)
 				s->nsent += bits_set(s->sent, m.have.first + i, 1);
 		pthread_mutex_unlock(&s->lock);
 	}
+	/*
+	 * The kernel spreads the stream's segments at its rate: the
+	 * throttle below alone lets each run go out at once, and that burst
+	 * waits in the bottleneck's queue with any urgent page behind it.
+	 */
+	if (ret > 0 && srv->rate)
+		net_pace(c->fd, srv->rate);
 	if (ret <= 0 || stream(c, s) < 0)
 		goto out;
 	/* Quiet until the client closes; it has nothing more to say here. */

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * A page server with a stream rate has the kernel pace the stream's
+ * segments (net_pace()), rather than let each run of 256 pages leave in
+ * one burst and then sleep: over a network, such a burst waits in the
+ * bottleneck's queue, and so does every urgent page sent behind it
+ * (docs/BENCHMARKS.md, "Postcopy migration").  A raw client starts the
+ * stream of a 4 MiB export served at 8 MB/s and times its bytes: the end
+ * of the first run must arrive spread at about the rate, not at once.
+ * The kernel sends a connection's first 10 segments unpaced (64 KiB each
+ * on loopback), so the window timed starts after 704 KiB.  A ratio in
+ * one run: that window's time over the whole stream's (paced, about
+ * 320/4096 of it; in bursts, a few microseconds of half a second).
+ */
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tremote.h"
+#include "net/net.h"
+
+#define NPAGES 1024u
+#define RATE   (8u << 20)
+#define WIN_LO (704u << 10) /* past the unpaced first segments */
+#define WIN_HI (1u << 20)   /* the first run's end */
+
+static uint8_t buf[NET_MSG_MAX];
+
+int main(void)
+{
+	uint64_t total = (uint64_t)NPAGES * PG, got = 0, t0, t_lo = 0, t_hi = 0;
+	struct upager_server *srv;
+	struct upager_store *img;
+	struct net_conn *c;
+	struct net_addr a;
+	const char *why;
+	char spec[64];
+	double ratio;
+	int err, fd;
+	long n;
+
+	t_tls = false;
+	img = upager_store_mem_new(total, &err);
+	CHECK(img, "mem store: %s", strerror(-err));
+	for (uint64_t i = 0; i < NPAGES; i++)
+		t_fill((uint8_t *)upager_store_mem_data(img) + i * PG, PG, i);
+	srv = t_serve(img, 0, RATE);
+
+	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u",
+		 upager_server_port(srv));
+	CHECK_RET(net_parse(spec, strlen(spec), &a), 0);
+	fd = net_connect(&a, false, 10);
+	CHECK(fd >= 0, "connect %s: %s", spec, strerror(-fd));
+	c = net_conn_new(fd);
+	CHECK(c, "out of memory");
+	CHECK_RET(
+	    net_send(c, buf, wire_hello(buf, 0, WIRE_ROLE_STREAM, 0, "img")),
+	    0);
+	n = net_read_msg(c, buf, &why);
+	CHECK(n > 0, "WELCOME: %ld", n);
+	CHECK_RET(net_send(c, buf, wire_start(buf, 0)), 0);
+
+	/* Every page is data: the stream is 4 PAGES runs of 1 MiB. */
+	t0 = t_now_ns();
+	while (got < total) {
+		ssize_t k = recv(fd, buf, sizeof(buf), 0);
+
+		CHECK(k > 0, "recv after %llu bytes: %s",
+		      (unsigned long long)got, k ? strerror(errno) : "EOF");
+		got += (uint64_t)k;
+		if (!t_lo && got >= WIN_LO)
+			t_lo = t_now_ns();
+		if (!t_hi && got >= WIN_HI)
+			t_hi = t_now_ns();
+	}
+	ratio = (double)(t_hi - t_lo) / (double)(t_now_ns() - t0);
+	printf("stream of %llu KiB at %u KiB/s: %.1f ms; its bytes %u-%u KiB "
+	       "in %.2f ms (%.3f of it)\n",
+	       (unsigned long long)(total >> 10), RATE >> 10,
+	       (double)(t_now_ns() - t0) / 1e6, WIN_LO >> 10, WIN_HI >> 10,
+	       (double)(t_hi - t_lo) / 1e6, ratio);
+	CHECK(ratio > 0.01,
+	      "the first run came in a burst (%.4f of the "
+	      "stream's time)",
+	      ratio);
+
+	net_conn_free(c);
+	upager_server_free(srv);
+	upager_store_close(img);
+	return 0;
+}
