@@ -34,14 +34,9 @@ migrate() { # MODE-FLAGS... -> JSON on stdout
 	netns_exec dst "$upager" migrate --dest --connect 127.0.0.1:7070 \
 		--size "$size" --link-rate 1000000000 "${sec[@]}" --json "$@"
 	local rc=$?
-	kill "$srcpid" 2>/dev/null
 	netns_relay_stop
-	# The next source binds the same port: wait until this one is gone,
-	# or a check that something listens could see this one.
-	for _ in $(seq 200); do
-		kill -0 "$srcpid" 2>/dev/null || break
-		sleep 0.05
-	done
+	# The next source binds the same port.
+	netns_stop "$srcpid"
 	return $rc
 }
 
