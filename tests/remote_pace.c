@@ -14,6 +14,8 @@
  * same.  A ratio in one run: that window's time over the whole stream's
  * (paced, about 320/4096 of it; in bursts, microseconds of half a second).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +29,41 @@
 #define WIN_HI (1u << 20)   /* the first run's end */
 
 static uint8_t buf[NET_MSG_MAX];
+
+/*
+ * The kernel stamps arriving packets only once a worker has turned the
+ * stamping on, after the first socket asked for it: until a datagram to
+ * ourselves comes back stamped.  The socket stays open, so it stays on.
+ */
+static int stamps_on(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
+
+	CHECK(
+	    fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+		!getsockname(fd, (struct sockaddr *)&a, &len) &&
+		!setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)),
+	    "a stamped UDP socket: %s", strerror(errno));
+	for (int i = 0; i < 1000; i++) {
+		char c = 0, ctl[CMSG_SPACE(sizeof(struct timespec))];
+		struct iovec iov = {&c, 1};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = ctl,
+				    .msg_controllen = sizeof(ctl)};
+
+		CHECK(sendto(fd, &c, 1, 0, (struct sockaddr *)&a, len) == 1 &&
+			  recvmsg(fd, &mh, 0) == 1,
+		      "a datagram to ourselves: %s", strerror(errno));
+		if (CMSG_FIRSTHDR(&mh))
+			return fd;
+		usleep(10000);
+	}
+	FAIL("arriving packets are never stamped");
+}
 
 /* Up to 16 KiB of the stream into buf; *@ns: when the kernel got them. */
 static ssize_t recv_stamped(int fd, uint64_t *ns)
@@ -65,10 +102,11 @@ int main(void)
 	const char *why;
 	char spec[64];
 	double ratio;
-	int err, fd, one = 1;
+	int err, fd, one = 1, stamps;
 	long n;
 
 	t_tls = false;
+	stamps = stamps_on();
 	img = upager_store_mem_new(total, &err);
 	CHECK(img, "mem store: %s", strerror(-err));
 	for (uint64_t i = 0; i < NPAGES; i++)
@@ -117,6 +155,7 @@ int main(void)
 	      ratio);
 
 	net_conn_free(c);
+	close(stamps);
 	upager_server_free(srv);
 	upager_store_close(img);
 	return 0;
