@@ -69,9 +69,10 @@ struct upager_server_params {
 	 * second of its messages (0: none).  Urgent answers are never
 	 * limited.  For tests, and for a migration that must leave the link
 	 * to other traffic and to its urgent pages: over TCP the kernel
-	 * paces the stream's segments at this rate (SO_MAX_PACING_RATE),
-	 * so that no burst of it fills the bottleneck's queue.  TCP/IP
-	 * headers come on top (about 5% with 1448-byte segments).
+	 * paces the stream's segments at an eighth over this rate
+	 * (SO_MAX_PACING_RATE), so that no burst of it fills the
+	 * bottleneck's queue.  TCP/IP headers come on top (about 5% with
+	 * 1448-byte segments).
 	 */
 	uint64_t stream_rate;
 	upager_server_log_fn log; /* NULL: silent */
