@@ -69,7 +69,8 @@ COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 # upagerd (upagerd.c alone).
 TOOL_SRCS := $(filter-out tools/upagerd.c,$(wildcard tools/*.c))
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
-TEST_HARNESS := $(BUILD)/tests/harness.o $(BUILD)/common/sysfs.o
+TEST_HARNESS := $(BUILD)/tests/harness.o $(BUILD)/common/sysfs.o \
+		$(BUILD)/common/memcached_server.o
 TEST_SRCS := $(filter-out tests/harness.c,$(wildcard tests/*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(wildcard examples/*.c)

@@ -19,18 +19,13 @@
  *     windows (the default mget=256), without (mget=1: a get per page),
  *     and file:, MB/s, the median of --rounds.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <libmemcached/memcached.h>
 
@@ -38,6 +33,7 @@
 #include <upager/upager.h>
 
 #include "cli.h"
+#include "memcached_server.h"
 
 #define PAGE	 4096u
 #define NSERVERS 3
@@ -64,66 +60,19 @@ static void die(const char *fmt, ...)
 static void stop_servers(void)
 {
 	for (int i = 0; i < NSERVERS; i++)
-		if (pids[i] > 0) {
-			kill(pids[i], SIGKILL);
-			waitpid(pids[i], NULL, 0);
-		}
-}
-
-static bool accepts(unsigned int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = fd >= 0 && !connect(fd, (struct sockaddr *)&a, sizeof(a));
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-static unsigned int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
-		die("no free port: %s", strerror(errno));
-	close(fd);
-	return ntohs(a.sin_port);
+		mcsrv_kill(pids[i]);
 }
 
 static void start_servers(uint64_t mib)
 {
-	char m[32];
 	size_t k = 0;
+	int ret;
 
-	snprintf(m, sizeof(m), "%llu", (unsigned long long)mib);
 	atexit(stop_servers);
 	for (int i = 0; i < NSERVERS; i++) {
-		char p[16];
-
-		ports[i] = free_port();
-		snprintf(p, sizeof(p), "%u", ports[i]);
-		pids[i] = fork();
-		if (pids[i] < 0)
-			die("fork: %s", strerror(errno));
-		if (!pids[i]) {
-			execl("/usr/bin/memcached", "memcached", "-l",
-			      "127.0.0.1", "-p", p, "-U", "0", "-m", m, "-t",
-			      "1", "-u", "nobody", (char *)NULL);
-			_exit(127);
-		}
-		for (int ms = 0; !accepts(ports[i]); ms += 10) {
-			if (ms > 5000)
-				die("memcached did not start on port %u",
-				    ports[i]);
-			usleep(10000);
-		}
+		ret = mcsrv_start(mib, &pids[i], &ports[i]);
+		if (ret < 0)
+			die("memcached on a loopback port: %s", strerror(-ret));
 		k += (size_t)snprintf(servers + k, sizeof(servers) - k,
 				      "%s127.0.0.1:%u", i ? "," : "", ports[i]);
 	}

@@ -13,6 +13,7 @@
 #   netns_relay dst 127.0.0.1:7000 "$NETNS_SRC_IP:7000"
 #   netns_exec dst CMD...               # reaches src through the relay
 #   netns_relay_stop                    # cut its connections (a failure)
+#   netns_stop "$pid"                   # end a netns_bg process, wait
 #   netns_link down / netns_link up     # a partition, and its end
 #   netns_down                          # also run at exit; idempotent
 #
@@ -254,6 +255,19 @@ netns_relay_stop() {
 		sleep 0.02
 	done
 	NETNS_RELAY_PID=
+}
+
+# netns_stop PID: end PID (TERM), and wait (10 s at most) until it is
+# gone: a server started next on the same port must not find it there,
+# nor a check that something listens see it.
+netns_stop() {
+	local i
+	kill "$1" 2>/dev/null
+	for i in $(seq 200); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	return 1
 }
 
 # netns_link down|up: take the src end of the veth pair down, or bring it

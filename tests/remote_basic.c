@@ -132,6 +132,41 @@ static void ordered(void)
 	upager_store_close(&t->s);
 }
 
+/*
+ * The fine histogram counts what the power-of-two one counts, each
+ * percentile lies in the power of two of the coarse one, and the round
+ * trip is no longer than the fastest answer.
+ */
+static void check_latency(const struct upager_remote_stats *rst)
+{
+	uint64_t coarse = 0, fine = 0, first = UPAGER_REMOTE_LAT_FINE;
+	struct upager_remote_stats c = *rst;
+
+	for (int i = 0; i < UPAGER_LAT_BUCKETS; i++)
+		coarse += rst->lat_hist[i];
+	for (unsigned int i = 0; i < UPAGER_REMOTE_LAT_FINE; i++) {
+		fine += rst->lat_fine[i];
+		if (rst->lat_fine[i] && first == UPAGER_REMOTE_LAT_FINE)
+			first = i;
+	}
+	CHECK(fine == coarse && fine > 0, "fine %llu, coarse %llu",
+	      (unsigned long long)fine, (unsigned long long)coarse);
+	memset(c.lat_fine, 0, sizeof(c.lat_fine));
+	for (double q = 1; q <= 100; q += 7) {
+		double f = upager_remote_percentile(rst, q);
+		double pow2 = upager_remote_percentile(&c, q);
+
+		CHECK(f <= pow2 && (f > pow2 / 2 || pow2 <= 1),
+		      "p%.0f: %.0f us, its power of two %.0f", q, f, pow2);
+	}
+	/* Bucket 8 + 8k + j starts at (8 + j) << k. */
+	CHECK(rst->rtt_us > 0 &&
+		      (first < 8 || rst->rtt_us <= (9ull + (first - 8) % 8)
+						       << (first - 8) / 8),
+	      "round trip %llu us, fastest answer in bucket %llu",
+	      (unsigned long long)rst->rtt_us, (unsigned long long)first);
+}
+
 static void bad_specs(unsigned int port)
 {
 	static const char *const bad[] = {
@@ -282,6 +317,7 @@ int main(int argc, char **argv)
 	CHECK(rst.pages_pushed + rst.pages_urgent == NPAGES, "pushed+urgent");
 	CHECK(rst.pages_zero > 0 && ss.pages_zero > 0, "no zero runs");
 	CHECK(ss.requests > 0 && ss.pages_urgent > 0, "server saw no requests");
+	check_latency(&rst);
 	/*
 	 * The stream sends a page at most once; only an urgent answer can
 	 * repeat one, and the client drops what it already has.

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What the memcached tests share: Debian's memcached servers started on
- * loopback ports the test picks (as nobody when run as root, which
- * memcached refuses), stopped or killed one by one, and a look at one
+ * free loopback ports (common/memcached_server.c, as the benchmark starts
+ * them), stopped or killed one by one, and a look at one
  * server alone to tell which holds a page.  Header-only, so each test
  * program stays one file plus the harness.  A test exits 77 (skip) when
  * /usr/bin/memcached is not installed (tools/deps.sh installs it).
@@ -10,23 +10,19 @@
 #ifndef UPAGER_TEST_TMEMCACHED_H
 #define UPAGER_TEST_TMEMCACHED_H
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <libmemcached/memcached.h>
 
 #include <upager/memcached.h>
 
 #include "harness.h"
+#include "memcached_server.h"
 
 #define TMC_MAX	 4
-#define TMC_BIN	 "/usr/bin/memcached"
 #define TMC_PAGE 4096u
 
 struct tmc {
@@ -37,67 +33,12 @@ struct tmc {
 	char servers[256]; /* "127.0.0.1:P1,127.0.0.1:P2,..." */
 };
 
-/* A loopback port free at this moment (the server may still lose it). */
-static inline unsigned int tmc_free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	CHECK(fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-		  !getsockname(fd, (struct sockaddr *)&a, &len),
-	      "a free port");
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static inline bool tmc_accepts(unsigned int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = fd >= 0 && !connect(fd, (struct sockaddr *)&a, sizeof(a));
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 /* Start server @i of @t (again, after tmc_kill()), on a new port. */
 static inline void tmc_start_one(struct tmc *t, unsigned int i)
 {
-	for (int attempt = 0; attempt < 20; attempt++) {
-		unsigned int port = tmc_free_port();
-		char p[16];
-		pid_t pid;
-		int status;
+	int ret = mcsrv_start(256, &t->pid[i], &t->port[i]);
 
-		snprintf(p, sizeof(p), "%u", port);
-		pid = fork();
-		CHECK(pid >= 0, "fork");
-		if (!pid) {
-			/* -U 0: no UDP; -m 256: 256 MiB; -t 1: one thread. */
-			execl(TMC_BIN, "memcached", "-l", "127.0.0.1", "-p", p,
-			      "-U", "0", "-m", "256", "-t", "1", "-c", "256",
-			      "-u", "nobody", (char *)NULL);
-			_exit(127);
-		}
-		for (int ms = 0; ms < 5000; ms += 10) {
-			if (tmc_accepts(port)) {
-				t->pid[i] = pid;
-				t->port[i] = port;
-				return;
-			}
-			if (waitpid(pid, &status, WNOHANG) == pid)
-				break; /* lost the port: try another */
-			usleep(10000);
-		}
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
-	FAIL("memcached did not start on a loopback port");
+	CHECK(ret == 0, "memcached on a loopback port: %s", strerror(-ret));
 }
 
 static inline void tmc_list(struct tmc *t)
@@ -125,8 +66,8 @@ static inline void tmc_at_exit(void)
 /* @n servers; exits 77 when memcached is not installed. */
 static inline void tmc_start(struct tmc *t, unsigned int n)
 {
-	if (access(TMC_BIN, X_OK)) {
-		printf("SKIP: no %s (tools/deps.sh installs it)\n", TMC_BIN);
+	if (access(MCSRV_BIN, X_OK)) {
+		printf("SKIP: no %s (tools/deps.sh installs it)\n", MCSRV_BIN);
 		exit(77);
 	}
 	memset(t, 0, sizeof(*t));
@@ -142,13 +83,8 @@ static inline void tmc_start(struct tmc *t, unsigned int n)
 /* Kill server @i at once (SIGKILL): its keys are gone with it. */
 static inline void tmc_kill(struct tmc *t, unsigned int i)
 {
-	int status;
-
-	if (t->pid[i] > 0) {
-		kill(t->pid[i], SIGKILL);
-		waitpid(t->pid[i], &status, 0);
-		t->pid[i] = 0;
-	}
+	mcsrv_kill(t->pid[i]);
+	t->pid[i] = 0;
 }
 
 static inline void tmc_stop(struct tmc *t)

@@ -322,6 +322,13 @@ static void report(const struct opts *o, struct dest *d,
 				    : 0;
 	double p50 = upager_remote_percentile(rs, 50);
 	double p99 = upager_remote_percentile(rs, 99);
+	/*
+	 * What an urgent page cannot beat: a round trip (measured on the
+	 * urgent channel before the stream started) and one page's time on
+	 * the link.  The p99 is put beside it.
+	 */
+	double page_us = o->link_rate ? PAGE * 8e6 / (double)o->link_rate : 0;
+	double floor_us = (double)rs->rtt_us + page_us;
 
 	if (o->json) {
 		struct json j;
@@ -346,6 +353,10 @@ static void report(const struct opts *o, struct dest *d,
 		json_u64(&j, "bytes_received", rs->bytes_received);
 		json_f64(&j, "urgent_p50_us", p50);
 		json_f64(&j, "urgent_p99_us", p99);
+		json_u64(&j, "rtt_us", rs->rtt_us);
+		json_f64(&j, "page_us", page_us);
+		json_f64(&j, "urgent_p99_to_floor", floor_us > 0 ? p99 / floor_us
+								: 0);
 		json_arr_open(&j, "urgent_hist_us");
 		for (int i = 0; i < UPAGER_LAT_BUCKETS; i++)
 			json_u64(&j, NULL, rs->lat_hist[i]);
@@ -363,10 +374,11 @@ static void report(const struct opts *o, struct dest *d,
 	if (bound > 0)
 		printf(", %.2fx the bandwidth bound", total / bound);
 	printf("; first access after %.1f ms; pushed %" PRIu64 ", urgent %" PRIu64
-	       " (p50 %.0f us, p99 %.0f us), reconnects %" PRIu64
+	       " (p50 %.0f us, p99 %.0f us; round trip %" PRIu64 " us, a page "
+	       "%.0f us), reconnects %" PRIu64
 	       "; %" PRIu64 " pages verified, %" PRIu64 " bad\n",
 	       t_first * 1e3, rs->pages_pushed, rs->pages_urgent, p50, p99,
-	       rs->reconnects, verified, bad);
+	       rs->rtt_us, page_us, rs->reconnects, verified, bad);
 }
 
 /* What a refused connection means for the operator. */

@@ -66,8 +66,13 @@ struct upager_server_params {
 	const char *listen;
 	/*
 	 * Limit on the background stream of each session, in bytes per
-	 * second (0: none).  Urgent answers are never limited.  For tests,
-	 * and for a migration that must leave the link to other traffic.
+	 * second of its messages (0: none).  Urgent answers are never
+	 * limited.  For tests, and for a migration that must leave the link
+	 * to other traffic and to its urgent pages: over TCP the kernel
+	 * paces the stream's segments at an eighth over this rate
+	 * (SO_MAX_PACING_RATE), so that no burst of it fills the
+	 * bottleneck's queue.  TCP/IP headers come on top (about 5% with
+	 * 1448-byte segments).
 	 */
 	uint64_t stream_rate;
 	upager_server_log_fn log; /* NULL: silent */
@@ -227,6 +232,9 @@ int upager_psk_check(const char *path, char *why, size_t len);
  * signal-safe (no in-thread mode).
  */
 
+/* Buckets of upager_remote_stats.lat_fine. */
+#define UPAGER_REMOTE_LAT_FINE 192
+
 /*
  * Remote-store statistics.  They start with their size rather than end in
  * reserved space: counters come with every feature of the protocol, at a
@@ -262,6 +270,20 @@ struct upager_remote_stats {
 	 * region was unmapped or unregistered); each stays wanted.
 	 */
 	uint64_t install_errors;
+	/*
+	 * The times of lat_hist, finer: bucket i < 8 counts [i, i+1) µs;
+	 * above, each power of two is cut in 8: bucket 8 + 8k + j counts
+	 * [(8+j) << k, (9+j) << k) µs (12% wide), the last one all beyond.
+	 * upager_remote_percentile() reads this one when it holds counts.
+	 */
+	uint64_t lat_fine[UPAGER_REMOTE_LAT_FINE];
+	/*
+	 * The shortest round trip seen on the urgent channel, in µs: its
+	 * HELLO and WELCOME at a (re)connection (before the stream starts),
+	 * or a one-page REQUEST and its answer.  The floor of an urgent
+	 * answer; noise only lengthens a sample.  0 before the first.
+	 */
+	uint64_t rtt_us;
 };
 
 /*
@@ -270,7 +292,11 @@ struct upager_remote_stats {
  * the size field.  Any thread.
  */
 int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st);
-/* Percentile @p (0..100) of the urgent latency histogram, in µs. */
+/*
+ * Percentile @p (0..100) of the urgent latency histogram, in µs: the upper
+ * end of the bucket it falls in (lat_fine's when it holds counts, else
+ * lat_hist's power of two).  0 when nothing was measured.
+ */
 double upager_remote_percentile(const struct upager_remote_stats *st, double p);
 /*
  * Wait until every page of the image has arrived and is installed in the

@@ -238,6 +238,15 @@ void net_nodelay(int fd)
 		return;
 }
 
+void net_pace(int fd, uint64_t rate)
+{
+	unsigned long r = rate;
+
+	/* Best effort: where nothing paces, the caller's throttle limits. */
+	if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &r, sizeof(r)))
+		return;
+}
+
 int net_sendv(struct net_conn *c, struct iovec *iov, int n)
 {
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };

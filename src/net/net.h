@@ -74,6 +74,14 @@ void net_timeout(struct net_conn *c, int seconds);
  */
 void net_nodelay(int fd);
 
+/*
+ * Pace @fd's TCP segments at @rate bytes/s of payload (SO_MAX_PACING_RATE;
+ * TCP paces by itself under any qdisc since Linux 4.13, fq does it on
+ * older kernels): a write goes out spread at that rate instead of in one
+ * burst that fills the bottleneck's queue.  No-op on a unix socket.
+ */
+void net_pace(int fd, uint64_t rate);
+
 /* Send all of @iov as one message (MSG_NOSIGNAL: a closed peer is
  * -EPIPE, no signal); the iov array is consumed.  0 or -errno. */
 int net_sendv(struct net_conn *c, struct iovec *iov, int n);

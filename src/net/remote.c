@@ -203,12 +203,28 @@ static int publish(struct remote_store *rs, int i, int fd)
 	return ret;
 }
 
+/*
+ * A round trip on the urgent channel took @ns: keep the shortest.  Only
+ * noise (a busy CPU, a queue) makes one longer than the path's.
+ */
+static void rtt_seen(struct remote_store *rs, uint64_t ns)
+{
+	uint64_t us = ns / 1000 ? ns / 1000 : 1;
+	uint64_t old = __atomic_load_n(&rs->st.rtt_us, __ATOMIC_RELAXED);
+
+	while ((!old || us < old) &&
+	       !__atomic_compare_exchange_n(&rs->st.rtt_us, &old, us, true,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
 /* Send HELLO on @fd and read the WELCOME.  0 or -errno. */
 static int hello(struct remote_store *rs, struct net_conn *c,
 		 enum wire_role role,
 		 uint64_t *session, uint32_t *caps, uint64_t *bytes)
 {
 	uint8_t *buf = rs->buf[2];
+	uint64_t t0 = now_ns();
 	struct wire_msg m;
 	const char *why;
 	long n;
@@ -236,6 +252,8 @@ static int hello(struct remote_store *rs, struct net_conn *c,
 		net_send_error(c, EPROTO, "expected WELCOME");
 		return -EPROTO;
 	}
+	if (role == WIRE_ROLE_URGENT)
+		rtt_seen(rs, now_ns() - t0);
 	*session = m.welcome.session;
 	*caps = m.welcome.caps;
 	*bytes = m.welcome.image_bytes;
@@ -539,6 +557,26 @@ static void *manager_main(void *arg)
 
 /* ---- receiving --------------------------------------------------------- */
 
+/* The lat_fine bucket of @us (include/upager/remote.h). */
+static unsigned int fine_bucket(uint64_t us)
+{
+	unsigned int k, b;
+
+	if (us < 8)
+		return (unsigned int)us;
+	k = 63 - (unsigned int)__builtin_clzll(us) - 3;
+	b = 8 + 8 * k + (unsigned int)(us >> k & 7);
+	return b < UPAGER_REMOTE_LAT_FINE ? b : UPAGER_REMOTE_LAT_FINE - 1;
+}
+
+/* The upper end of lat_fine bucket @b, in µs. */
+static double fine_upper(unsigned int b)
+{
+	if (b < 8)
+		return b + 1;
+	return (double)((9ull + (b - 8) % 8) << ((b - 8) / 8));
+}
+
 static void record_latency(struct remote_store *rs, uint64_t ns)
 {
 	uint64_t us = ns / 1000;
@@ -546,11 +584,15 @@ static void record_latency(struct remote_store *rs, uint64_t ns)
 
 	STAT(rs, lat_hist[b < UPAGER_LAT_BUCKETS ? b : UPAGER_LAT_BUCKETS - 1],
 	     1);
+	STAT(rs, lat_fine[fine_bucket(us)], 1);
 }
 
-/* Copy what the waiters want of [page, page+n).  Caller holds rs->lock. */
+/*
+ * Copy what the waiters want of [page, page+n), which came on the urgent
+ * channel when @urgent.  Caller holds rs->lock.
+ */
 static void feed_waiters(struct remote_store *rs, uint64_t page, uint32_t n,
-			 const uint8_t *data)
+			 const uint8_t *data, bool urgent)
 {
 	for (struct waiter *w = rs->waiters; w; w = w->next) {
 		uint64_t lo = page > w->page ? page : w->page;
@@ -571,6 +613,9 @@ static void feed_waiters(struct remote_store *rs, uint64_t page, uint32_t n,
 		}
 		if (lo < hi && !w->missing) {
 			record_latency(rs, now_ns() - w->t0);
+			/* The stream may bring a page sooner than a trip. */
+			if (urgent && w->n == 1)
+				rtt_seen(rs, now_ns() - w->t0);
 			pthread_cond_signal(&w->cond);
 		}
 	}
@@ -633,7 +678,7 @@ static void deliver(struct remote_store *rs, uint64_t page, uint32_t n,
 	int err = 0;
 
 	pthread_mutex_lock(&rs->lock);
-	feed_waiters(rs, page, n, data);
+	feed_waiters(rs, page, n, data, urgent);
 	r = rs->region;
 	if (r) {
 		rs->region_users++;
@@ -1193,6 +1238,9 @@ int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st)
 	READ(install_errors);
 	for (int i = 0; i < UPAGER_LAT_BUCKETS; i++)
 		READ(lat_hist[i]);
+	for (int i = 0; i < UPAGER_REMOTE_LAT_FINE; i++)
+		READ(lat_fine[i]);
+	READ(rtt_us);
 #undef READ
 	k.npages = s->npages;
 	k.pages_received = atomic_load(&rs->received);
@@ -1202,6 +1250,15 @@ int upager_remote_stats(struct upager_store *s, struct upager_remote_stats *st)
 double upager_remote_percentile(const struct upager_remote_stats *st, double p)
 {
 	struct upager_stats s = { 0 };
+	uint64_t total = 0, seen = 0;
+
+	for (unsigned int i = 0; i < UPAGER_REMOTE_LAT_FINE; i++)
+		total += st->lat_fine[i];
+	for (unsigned int i = 0; total && i < UPAGER_REMOTE_LAT_FINE; i++) {
+		seen += st->lat_fine[i];
+		if ((double)seen >= p / 100.0 * (double)total)
+			return fine_upper(i);
+	}
 
 	memcpy(s.lat_hist, st->lat_hist, sizeof(s.lat_hist));
 	return upager_stats_percentile(&s, p);

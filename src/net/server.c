@@ -483,6 +483,16 @@ static void serve_stream(struct conn *c, const struct wire_msg *hello)
 				s->nsent += bits_set(s->sent, m.have.first + i, 1);
 		pthread_mutex_unlock(&s->lock);
 	}
+	/*
+	 * The kernel spreads the stream's segments: the throttle alone lets
+	 * each run go out at once, and that burst waits in the bottleneck's
+	 * queue with any urgent page behind it.  An eighth over the rate:
+	 * the pacer never makes up time it lost (its timer late on a busy
+	 * CPU), so at the rate itself the stream would fall behind it; the
+	 * throttle keeps the average, and a run queues at most an eighth.
+	 */
+	if (ret > 0 && srv->rate)
+		net_pace(c->fd, srv->rate + srv->rate / 8);
 	if (ret <= 0 || stream(c, s) < 0)
 		goto out;
 	/* Quiet until the client closes; it has nothing more to say here. */
