@@ -477,6 +477,7 @@ static void teardown_children(struct upager_region *root)
 	pthread_mutex_lock(&h->fork_lock);
 	c = root->children;
 	root->children = NULL;
+	root->forks_closed = true;
 	for (next = c; next; next = next->sibling) {
 		struct upager_region **q = &next->sp->owned;
 
