@@ -16,7 +16,10 @@
  *           another syncs over and over; at the end a last sync, and
  *           the store equals what the threads wrote, unit by unit.
  * nowb      over a store without writeback: sync is -EOPNOTSUPP while
- *           a unit is dirty, nothing is dropped.
+ *           a unit is dirty, nothing is dropped; unmap succeeds (the
+ *           writes are the region's own, as anonymous memory's).
+ * failing   a store whose writeback fails: sync returns the error, the
+ *           unit stays dirty, unmap refuses and keeps the region intact.
  * unmap     upager_unmap() writes dirty units back.
  * params    what tracking refuses (in-thread, MOVE, FORK_FOLLOW,
  *           hugetlb, water marks without a budget, a tiny budget).
@@ -288,10 +291,36 @@ static void nowb(enum upager_memtype type)
 	p[0] = 1;
 	CHECK_RET(upager_region_sync(r, 0, 1 << 20), -EOPNOTSUPP);
 	CHECK(p[0] == 1 && upager_region_dirty(r, 0), "kept, still dirty");
-	CHECK_RET(upager_unmap(r), -EOPNOTSUPP);
-	CHECK(p[0] == 1, "a failed unmap keeps the region");
-	upager_handler_free(h); /* forced: the loss is reported */
+	CHECK_RET(upager_unmap(r), 0); /* its writes go with it */
+	upager_handler_free(h);
 	upager_store_close(s);
+}
+
+static int failing_writeback(struct upager_store *s, uint64_t pgoff,
+			     const void *src, size_t npages)
+{
+	(void)s, (void)pgoff, (void)src, (void)npages;
+	return -EIO;
+}
+
+static void failing(enum upager_memtype type)
+{
+	struct upager_store_ops ops;
+	struct rig g;
+
+	rig_map(&g, type, PG, false);
+	/* The mem store's ops with a writeback that fails. */
+	ops = *g.s->ops;
+	ops.writeback = failing_writeback;
+	g.s->ops = &ops;
+	g.p[0] = 's';
+	CHECK_RET(upager_region_sync(g.r, 0, PG), -EIO);
+	CHECK(dirty(&g, 0) && g.p[0] == 's', "still dirty, still there");
+	CHECK_RET(upager_unmap(g.r), -EIO);
+	CHECK(g.p[0] == 's', "a failed unmap keeps the region");
+	CHECK(stats(&g).writeback_errors >= 2, "counted");
+	upager_handler_free(g.h); /* forced: the loss is reported */
+	upager_store_close(g.s);
 }
 
 static void unmap(enum upager_memtype type)
@@ -358,6 +387,7 @@ int main(int argc, char **argv)
 	PART("dropped", dropped(type));
 	PART("race", race(type));
 	PART("nowb", nowb(type));
+	PART("failing", failing(type));
 	PART("unmap", unmap(type));
 	PART("params", params());
 	return 0;

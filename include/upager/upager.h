@@ -374,8 +374,14 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
  * fills in flight (no other region's), tears down forked children's
  * copies (see UPAGER_FORK_FOLLOW) and releases the memory.  A region the
  * application already unmapped itself (munmap, EVENT_UNMAP) is only
- * freed: its address range is no longer upager's to touch.  Any thread
- * but a worker.  0 or -errno.
+ * freed: its address range is no longer upager's to touch.  With
+ * UPAGER_MAP_TRACK_WRITES over a store with writeback, the dirty units
+ * are written back first (upager_region_sync()): if that fails, the
+ * error is returned and the region stays mapped as it is, nothing lost
+ * (upager_handler_free() unmaps it anyway and reports the loss).  Over a
+ * store without writeback (zero:), the writes are the region's own and
+ * go with it, as anonymous memory's do.  Any thread but a worker.  0 or
+ * -errno.
  */
 int upager_unmap(struct upager_region *r);
 void upager_region_stats(struct upager_region *r, struct upager_stats *s);

@@ -114,6 +114,7 @@ struct upager_region {
 	 */
 	struct upager_region *root;
 	struct upager_region *children; /* copies in children's spaces */
+	bool forks_closed; /* its copies are torn down: no more (fork_lock) */
 	struct upager_region *sibling;	/* next in the root's children */
 	struct upager_region *next_owned; /* next in its space's owned */
 

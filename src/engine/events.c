@@ -309,6 +309,7 @@ static void fork_one(struct upager_space *sp, struct upager_space *child,
 {
 	struct upager_handler *h = sp->h;
 	struct upager_region *c;
+	bool closed;
 
 	/* Not in the child: on another uffd (in-thread), gone, DONTFORK. */
 	if (r->uffd != sp->uffd || atomic_load(&r->gone) ||
@@ -328,11 +329,26 @@ static void fork_one(struct upager_space *sp, struct upager_space *child,
 		return;
 	}
 	pthread_mutex_lock(&h->fork_lock);
-	c->sibling = c->root->children;
-	c->root->children = c;
-	c->next_owned = child->owned;
-	child->owned = c;
+	closed = c->root->forks_closed;
+	if (!closed) {
+		c->sibling = c->root->children;
+		c->root->children = c;
+		c->next_owned = child->owned;
+		child->owned = c;
+	}
 	pthread_mutex_unlock(&h->fork_lock);
+	if (closed) {
+		/*
+		 * The root is being unmapped (its fork() returned once this
+		 * event was read, and the program went on): its copies are
+		 * torn down already, this one with them.  The child is not
+		 * served yet, so no fill of the copy is in flight.
+		 */
+		space_remove(child, c);
+		fill_poison_absent(c);
+		region_free(c);
+		return;
+	}
 	STAT_ADD(r->st, forks, 1);
 }
 

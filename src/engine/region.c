@@ -477,6 +477,7 @@ static void teardown_children(struct upager_region *root)
 	pthread_mutex_lock(&h->fork_lock);
 	c = root->children;
 	root->children = NULL;
+	root->forks_closed = true;
 	for (next = c; next; next = next->sibling) {
 		struct upager_region **q = &next->sp->owned;
 
@@ -559,9 +560,10 @@ size_t region_live_end(struct upager_region *r, size_t *off)
 }
 
 /*
- * Unmap @r; with write tracking, its dirty units are written back first.
- * A write-back that fails keeps the region as it is (nothing is lost)
- * unless @force (upager_handler_free()), which reports the loss.
+ * Unmap @r; with write tracking, its dirty units are written back first
+ * (over a store with writeback).  A write-back that fails keeps the
+ * region as it is (nothing is lost) unless @force
+ * (upager_handler_free()), which reports the loss.
  */
 int region_unmap(struct upager_region *r, bool force)
 {
@@ -571,7 +573,9 @@ int region_unmap(struct upager_region *r, bool force)
 
 	if (r->sp->foreign)
 		return unmap_foreign(r);
-	if (r->track && !gone) {
+	/* Over a store that takes no writes, the writes are the region's
+	 * own, and go with it as anonymous memory's do. */
+	if (r->track && !gone && STORE_HAS(r->store->ops, writeback)) {
 		ret = region_sync(r, 0, r->len);
 		if (ret < 0 && !force)
 			return ret;

@@ -112,10 +112,39 @@ static uint64_t now(void)
 	return now_ns();
 }
 
+/* Protect [lo, hi) of the region (offsets), waiting out a pending event. */
+static int protect(struct upager_region *r, size_t lo, size_t hi)
+{
+	struct filler f = { 0 };
+	unsigned int tries = 0;
+	int ret;
+
+	while ((ret = upager_ll_writeprotect(r->uffd, region_base(r) + lo,
+					     hi - lo,
+					     UFFDIO_WRITEPROTECT_MODE_WP)) ==
+		       -EAGAIN &&
+	       fill_mm_wait(r, &f, &tries))
+		;
+	return ret;
+}
+
+/* Units whose page may be writable: dirty, or held by someone. */
+static bool unprotected(struct upager_region *r, size_t u)
+{
+	unsigned int st = unit_state(unit_load(&r->state[u]));
+
+	return st == UNIT_DIRTY || st == UNIT_INFLIGHT;
+}
+
 /*
- * The whole region protected, the instant of the snapshot: what of it
- * is still the program's (a part it unmapped is a hole, skipped; its
- * units are GONE, and copied as nothing).
+ * Every unit protected: the instant of the snapshot.  A clean unit is
+ * protected already (it went in so, or was protected when it was
+ * written back), so only dirty units and those in flight are protected
+ * here, in runs (a gap of a few clean ones is protected with them): the
+ * writers' longest wait is this pass, which then costs what the program
+ * dirtied, not the region's size.  No unit becomes dirty meanwhile: that
+ * takes the gate.  Skipped: what the program unmapped (a hole, where it
+ * may have mapped memory of its own since; its units are GONE).
  */
 static int protect_all(struct upager_region *r)
 {
@@ -123,7 +152,6 @@ static int protect_all(struct upager_region *r)
 		size_t lo, hi;
 	} live[ARRAY_SIZE(r->holes) + 1];
 	unsigned int n = 0;
-	struct filler f = { 0 };
 
 	pthread_mutex_lock(&r->sp->rd_lock);
 	for (size_t off = 0; !atomic_load(&r->gone) && n < ARRAY_SIZE(live);) {
@@ -137,17 +165,30 @@ static int protect_all(struct upager_region *r)
 	}
 	pthread_mutex_unlock(&r->sp->rd_lock);
 	for (unsigned int i = 0; i < n; i++) {
-		unsigned int tries = 0;
-		int ret;
+		size_t u = live[i].lo / r->fill, end = live[i].hi / r->fill;
 
-		while ((ret = upager_ll_writeprotect(
-				r->uffd, region_base(r) + live[i].lo,
-				live[i].hi - live[i].lo,
-				UFFDIO_WRITEPROTECT_MODE_WP)) == -EAGAIN &&
-		       fill_mm_wait(r, &f, &tries))
-			;
-		if (ret < 0)
-			return ret;
+		while (u < end) {
+			size_t first, last, gap = 0;
+			int ret;
+
+			while (u < end && !unprotected(r, u))
+				u++;
+			if (u == end)
+				break;
+			first = last = u;
+			for (u++; u < end && gap <= 16; u++) {
+				if (unprotected(r, u)) {
+					last = u;
+					gap = 0;
+				} else {
+					gap++;
+				}
+			}
+			u = last + 1;
+			ret = protect(r, first * r->fill, (last + 1) * r->fill);
+			if (ret < 0)
+				return ret;
+		}
 	}
 	return 0;
 }
