@@ -122,7 +122,7 @@ $(DAEMON): $(BUILD)/tools/upagerd.o $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HARNESS) $(STATIC)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(STATIC) $(LDLIBS) -lm
 
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)

@@ -102,7 +102,7 @@ struct upager_region *upager_space_map(struct upager_space *sp,
 	ret = params_copy(&p, sizeof(p), params);
 	/* What needs the memory to be ours: a memfd, a SIGBUS handler of
 	 * ours in the faulting thread, pages moved out of our buffers. */
-	if (!ret && (p.memtype == UPAGER_MEM_SHMEM || p.flags ||
+	if (!ret && (p.memtype == UPAGER_MEM_SHMEM || p.flags || p.budget ||
 		     p.fork == UPAGER_FORK_DONTFORK))
 		ret = -EINVAL;
 	if (!ret)

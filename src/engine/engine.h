@@ -13,6 +13,9 @@
  *   region.c    a region's life: map, unmap, install, prefault
  *   adopt.c     another process's memory: adopt its uffd, map its ranges
  *   inthread.c  the SIGBUS entry of in-thread regions
+ *   writes.c    write tracking: write-protect faults, write-back, sync
+ *   evict.c     budgets: the eviction policy and the evictor threads
+ *   snapshot.c  point-in-time copies of a running region
  *   stats.c     counters and their publication
  */
 #ifndef UPAGER_ENGINE_H
@@ -29,6 +32,9 @@
 struct upager_region;
 struct upager_space;
 struct filler;
+struct evict;
+struct snap;
+struct sink;
 
 #define INTHREAD_SLOTS 4
 
@@ -129,6 +135,18 @@ struct upager_region {
 	atomic_size_t pf_next;
 	bool pf_listed;
 	struct upager_region *pf_link;
+
+	/*
+	 * Write tracking (UPAGER_MAP_TRACK_WRITES, writes.c): @written has a
+	 * bit per unit written since the last snapshot began; @ev is the
+	 * budget's state (evict.c), @snap the snapshot running (snapshot.c).
+	 */
+	bool track;
+	pthread_rwlock_t gate;	/* lifting a protection vs a snapshot's start */
+	_Atomic uint64_t *written;
+	size_t written_len;
+	struct evict *ev;
+	struct snap *_Atomic snap;
 
 	struct upager_stats *st; /* the root's: in the published page, or own */
 	struct upager_stats own;
@@ -263,6 +281,30 @@ struct upager_handler {
 	} strays[STRAYS];
 	unsigned int stray_next;
 
+	/*
+	 * Write tracking: /proc/self/mem, read to copy a unit without
+	 * faulting on a page dropped meanwhile (a read there of a missing
+	 * page fails with EIO instead of waiting for the uffd), and zeros to
+	 * install write-protected (ZEROPAGE has no WP mode).  Set up with
+	 * the first tracked region (run_lock).
+	 */
+	int self_mem;
+	char *zeros;
+
+	/*
+	 * Evictors (evict.c): threads of the handler's that keep regions
+	 * with a budget under it, moving pages out through @evict_uffd (no
+	 * events: a sink registered there only).  @ev_lock guards the list
+	 * of such regions, the threads and their wake-ups.
+	 */
+	pthread_mutex_t ev_lock;
+	pthread_cond_t ev_cond;
+	struct evict *ev_list;
+	pthread_t ev_threads[16];
+	unsigned int nev, ev_max;
+	bool ev_stop;
+	int evict_uffd;
+
 	struct stats_page *pub; /* published statistics, or NULL */
 	int pub_fd;		/* its file, locked while published (flock) */
 	char pub_path[64];
@@ -304,6 +346,7 @@ struct filler {
 	bool (*pump)(struct filler *f, struct upager_space *sp);
 	struct deferred deferred[DEFERRED_MAX];
 	unsigned int ndeferred;
+	struct sink *sink; /* evict.c: where it moves pages it evicts */
 };
 
 /*
@@ -324,6 +367,7 @@ static inline size_t memtype_page(enum upager_memtype t)
 struct fault {
 	uint64_t addr;
 	bool minor;
+	bool wp;	/* a write to a write-protected page */
 	pid_t tid; /* the faulting thread, 0 when unknown */
 	uint64_t t0;
 };
@@ -338,6 +382,8 @@ void filler_release(struct filler *f);
 void filler_flush(struct filler *f);
 void fill_wake(struct upager_region *r, struct filler *f, size_t u,
 	       size_t n);
+bool fill_mm_wait(struct upager_region *r, struct filler *f,
+		  unsigned int *tries);
 long fill_units(struct upager_region *r, struct filler *f, size_t u,
 		size_t *n, unsigned int from);
 long fill_zero(struct upager_region *r, struct filler *f, size_t u,
@@ -384,12 +430,40 @@ int region_check_params(struct upager_store *s, size_t len,
 			struct upager_map_params *p, uint64_t have);
 void region_setup(struct upager_region *r, struct upager_store *s,
 		  const struct upager_map_params *p);
+void *region_lazy_alloc(size_t len);
 int region_state_alloc(struct upager_region *r);
+int region_unmap(struct upager_region *r, bool force);
 bool region_dropped(struct upager_region *r, size_t page);
 void region_drop(struct upager_region *r, size_t lo, size_t hi);
 void region_wait_idle(struct upager_region *r);
 void region_free(struct upager_region *r);
 void region_retire(struct upager_region *r);
+
+/* writes.c */
+#define ZEROS (256u << 10)
+int writes_setup(struct upager_region *r);
+void writes_free(struct upager_region *r);
+int writes_fault(struct upager_region *r, struct filler *f,
+		 const struct fault *ft);
+int unit_peek(struct upager_region *r, size_t u, char *buf);
+int unit_protect(struct upager_region *r, struct filler *f, size_t u,
+		 bool on);
+int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
+		    char *buf);
+int region_sync(struct upager_region *r, size_t off, size_t len);
+
+/* evict.c */
+int evict_attach(struct upager_region *r, const struct upager_map_params *p);
+void evict_detach(struct upager_region *r);
+void evict_filled(struct upager_region *r, size_t u, size_t n);
+void evict_dropped(struct upager_region *r, size_t u, size_t n);
+void evict_free(struct upager_region *r);
+void evict_help(struct upager_region *r, struct filler *f);
+void evict_sink_free(struct sink *sk);
+void evict_stop(struct upager_handler *h);
+
+/* snapshot.c */
+void snap_before_write(struct upager_region *r, struct filler *f, size_t u);
 
 /* prefetch.c */
 bool prefetch_step(struct upager_region *r, struct filler *f);

@@ -194,10 +194,14 @@ static int fault_done(struct upager_region *r, const struct fault *ft,
 /*
  * Look at unit @u for a fault: claim it (returns 1 and the state it was
  * claimed from in *@from), or answer the fault without a fill (returns
- * 0: a duplicate left to the filler, a spurious message woken).
+ * 0: a duplicate left to the filler, a spurious message woken).  An
+ * installed unit that lost pages is claimed as REMOVED, with the state
+ * it settles in again (PRESENT, or DIRTY: its other pages hold writes)
+ * in *@to.
  */
 static int fault_claim(struct upager_region *r, struct filler *f,
-		       const struct fault *ft, size_t u, unsigned int *from)
+		       const struct fault *ft, size_t u, unsigned int *from,
+		       unsigned int *to)
 {
 	unit_t *unit = &r->state[u];
 
@@ -212,6 +216,7 @@ static int fault_claim(struct upager_region *r, struct filler *f,
 			STAT_ADD(r->st, faults_dup, 1);
 			return 0;
 		case UNIT_PRESENT:
+		case UNIT_DIRTY:
 			/*
 			 * Installed: a second message for a page one fill
 			 * brought in, or a page the kernel dropped after the
@@ -233,8 +238,9 @@ static int fault_claim(struct upager_region *r, struct filler *f,
 					return 0;
 				}
 			}
-			if (!unit_claim(unit, UNIT_PRESENT))
+			if (!unit_claim(unit, unit_state(v)))
 				continue;
+			*to = unit_state(v);
 			*from = UNIT_REMOVED;
 			return 1;
 		case UNIT_POISONED:
@@ -256,7 +262,7 @@ int region_fault(struct upager_region *r, struct filler *f,
 {
 	uintptr_t base = (uintptr_t)region_base(r);
 	size_t u = (ft->addr - base) / r->fill, n = 1, got;
-	unsigned int from;
+	unsigned int from, to = UNIT_PRESENT;
 	long ret;
 
 	if (ft->addr < base || ft->addr - base >= r->len) {
@@ -265,18 +271,22 @@ int region_fault(struct upager_region *r, struct filler *f,
 			       4096);
 		return 0;
 	}
+	if (ft->wp)
+		return writes_fault(r, f, ft);
 	STAT_ADD(r->st, faults, 1);
 	if (ft->minor)
 		STAT_ADD(r->st, faults_minor, 1);
 	else
 		STAT_ADD(r->st, faults_missing, 1);
-	if (!fault_claim(r, f, ft, u, &from))
+	if (!fault_claim(r, f, ft, u, &from, &to))
 		return 0;
 	/*
 	 * Told before the fill: the thread is woken only after it, so its
 	 * next fault's turn comes after this one's, whichever worker
 	 * serves it.
 	 */
+	if (from == UNIT_ABSENT && f->h)
+		evict_help(r, f);
 	if (from == UNIT_ABSENT && f->h) {
 		prefetch_jump(r, u);
 		if (r->on_touch)
@@ -288,7 +298,7 @@ int region_fault(struct upager_region *r, struct filler *f,
 		if (ret >= 0) {
 			if (!ret)
 				STAT_ADD(r->st, faults_spurious, 1);
-			fill_settle(r, f, u, 1, UNIT_PRESENT);
+			fill_settle(r, f, u, 1, to);
 			return fault_done(r, ft, ret);
 		}
 		if (ret != -EFAULT)
@@ -315,7 +325,9 @@ int region_fault(struct upager_region *r, struct filler *f,
 failed:
 		if (gone_error(ret) || ret == -EAGAIN) {
 			/* Unregistered, exited, or stopping: no fill here. */
-			fill_failed_gone(r, f, u, 1, from, ret);
+			fill_failed_gone(r, f, u, 1,
+					 to == UNIT_DIRTY ? UNIT_DIRTY : from,
+					 ret);
 			if (n > 1)
 				give_back(r, f, u + 1, n - 1, UNIT_ABSENT);
 			return (int)ret;
@@ -323,7 +335,7 @@ failed:
 		fill_poison(r, f, u, ft->addr, (int)ret);
 		return (int)ret;
 	}
-	fill_settle(r, f, u, n, UNIT_PRESENT);
+	fill_settle(r, f, u, n, to);
 	if (n > 1)
 		STAT_ADD(r->st, ra_pages, (n - 1) * r->fill / UPAGER_STORE_PAGE);
 	return fault_done(r, ft, ret);

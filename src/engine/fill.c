@@ -32,7 +32,8 @@ int filler_reserve(struct filler *f, size_t len)
 		return -ENOMEM;
 	/* UFFDIO_MOVE refuses to split a huge page it would move from. */
 	madvise(p, len, MADV_NOHUGEPAGE);
-	filler_release(f);
+	if (f->buf)
+		munmap(f->buf, f->cap);
 	f->buf = p;
 	f->cap = len;
 	return 0;
@@ -40,6 +41,8 @@ int filler_reserve(struct filler *f, size_t len)
 
 void filler_release(struct filler *f)
 {
+	evict_sink_free(f->sink);
+	f->sink = NULL;
 	if (f->buf)
 		munmap(f->buf, f->cap);
 	f->buf = NULL;
@@ -109,6 +112,8 @@ int fill_settle(struct upager_region *r, struct filler *f, size_t u,
 
 	for (size_t i = 0; i < n; i++)
 		wake |= unit_settle(&r->state[u + i], to);
+	if (to == UNIT_PRESENT && r->ev)
+		evict_filled(r, u, n);
 	if (!wake)
 		return 0;
 	fill_wake(r, f, u, n);
@@ -134,8 +139,8 @@ void region_report(struct upager_region *r, uint64_t addr, int err,
  * stops, or no worker read the event within a second), and the caller
  * gives its units back so that the faults come again.
  */
-static bool wait_mm_change(struct upager_region *r, struct filler *f,
-			   unsigned int *tries)
+bool fill_mm_wait(struct upager_region *r, struct filler *f,
+		  unsigned int *tries)
 {
 	struct timespec pause = { 0, 50 * 1000 };
 
@@ -183,7 +188,7 @@ static int install_op(struct upager_region *r, enum install_op op, char *dst,
  * that stopped it, with f->partial the bytes from @dst on that are all
  * in: -ENOENT (a hole, or nothing there is registered any more),
  * -ESRCH/-ENOSPC (the process is gone), -EAGAIN (gave up waiting, see
- * wait_mm_change()), -EFAULT (CONTINUE: a page is not in the page
+ * fill_mm_wait()), -EFAULT (CONTINUE: a page is not in the page
  * cache), -ENOMEM (no page: a hugetlb pool ran out).
  */
 static long install(struct upager_region *r, struct filler *f,
@@ -197,6 +202,9 @@ static long install(struct upager_region *r, struct filler *f,
 
 	if (f->dontwake)
 		mode = UFFDIO_COPY_MODE_DONTWAKE; /* same bit for every op */
+	/* Write tracking: in write-protected (COPY and CONTINUE: same bit). */
+	if (r->track && (op == OP_COPY || op == OP_CONTINUE))
+		mode |= UFFDIO_COPY_MODE_WP;
 	while (off < len) {
 		size_t want = single ? page : len - off, done = 0;
 
@@ -207,7 +215,7 @@ static long install(struct upager_region *r, struct filler *f,
 		if (ret == 0)
 			continue;
 		if (ret == -EAGAIN) {
-			if (!done && !wait_mm_change(r, f, &tries))
+			if (!done && !fill_mm_wait(r, f, &tries))
 				break;
 			continue;
 		}
@@ -300,6 +308,25 @@ long fill_zero(struct upager_region *r, struct filler *f, size_t u, size_t n)
 
 	if (r->memtype == UPAGER_MEM_SHMEM)
 		return shmem_put(r, f, u, n, NULL, true);
+	if (r->track) {
+		/* ZEROPAGE has no WP mode: copy zeros, write-protected. */
+		long total = 0;
+
+		for (size_t off = 0; off < len; off += ZEROS) {
+			size_t k = len - off < ZEROS ? len - off : ZEROS;
+
+			ret = install(r, f, OP_COPY,
+				      region_base(r) + u * r->fill + off,
+				      r->h->zeros, k);
+			if (ret < 0) {
+				f->partial += off;
+				return ret;
+			}
+			total += ret;
+		}
+		STAT_ADD(r->st, zero_pages, (size_t)total / UPAGER_STORE_PAGE);
+		return total;
+	}
 	if (r->memtype == UPAGER_MEM_HUGETLB) {
 		/* hugetlb has no ZEROPAGE: copy from a zeroed buffer. */
 		if (f->cap < len)

@@ -126,7 +126,8 @@ static int open_uffd(uint64_t features)
 	 UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MINOR_HUGETLBFS |         \
 	 UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE |                         \
 	 UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP |            \
-	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_THREAD_ID)
+	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_THREAD_ID |               \
+	 UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 /* The in-thread uffd: no events, which no thread would be there to read. */
 #define SIGBUS_FEATURES                                                    \
 	(UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_POISON |            \
@@ -164,7 +165,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	int ret, fd;
 
 	ret = params_copy(&p, sizeof(p), params);
-	if (!ret && p.poll_us > 10000)
+	if (!ret && (p.poll_us > 10000 || p.evictors > 16))
 		ret = -EINVAL;
 	if (ret < 0)
 		goto fail;
@@ -195,6 +196,10 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	pthread_cond_init(&h->idle_cond, NULL);
 	pthread_mutex_init(&h->job_lock, NULL);
 	pthread_mutex_init(&h->stray_lock, NULL);
+	pthread_mutex_init(&h->ev_lock, NULL);
+	pthread_cond_init(&h->ev_cond, NULL);
+	h->self_mem = -1;
+	h->evict_uffd = -1;
 	h->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	h->workfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -219,6 +224,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	if (h->batch > 64)
 		h->batch = 64;
 	h->poll_ns = (uint64_t)p.poll_us * 1000;
+	h->ev_max = p.evictors ? p.evictors : 1;
 	h->on_error = p.on_error ? p.on_error : default_on_error;
 	h->error_arg = p.error_arg;
 	h->spare_max = p.spare_workers < 0    ? 0
@@ -766,6 +772,7 @@ static void on_fault(struct upager_handler *h, struct filler *f,
 	struct fault ft = {
 		.addr = m->arg.pagefault.address,
 		.minor = m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR,
+		.wp = m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP,
 		.t0 = t0,
 	};
 	struct upager_region *r = space_get(sp, ft.addr);
@@ -1195,7 +1202,8 @@ void upager_handler_free(struct upager_handler *h)
 	if (h->self.uffd > 0) {
 		upager_handler_stop(h);
 		while (h->roots)
-			upager_unmap(h->roots);
+			region_unmap(h->roots, true);
+		evict_stop(h);
 		/*
 		 * Other processes' spaces the manager did not release, and
 		 * children whose roots are gone (they hold no region).
@@ -1227,10 +1235,16 @@ void upager_handler_free(struct upager_handler *h)
 		close(h->timerfd);
 	if (h->probe)
 		munmap(h->probe, 4096);
+	if (h->self_mem >= 0)
+		close(h->self_mem);
+	if (h->zeros)
+		munmap(h->zeros, ZEROS);
 	pthread_rwlock_destroy(&h->spaces_lock);
 	pthread_mutex_destroy(&h->fork_lock);
 	pthread_mutex_destroy(&h->job_lock);
 	pthread_mutex_destroy(&h->stray_lock);
+	pthread_mutex_destroy(&h->ev_lock);
+	pthread_cond_destroy(&h->ev_cond);
 	pthread_mutex_destroy(&h->run_lock);
 	pthread_cond_destroy(&h->run_cond);
 	pthread_mutex_destroy(&h->idle_lock);

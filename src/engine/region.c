@@ -55,6 +55,8 @@ void region_free(struct upager_region *r)
 		munmap((void *)r->state, r->state_len);
 	if (r->dropped_len)
 		munmap((void *)r->dropped, r->dropped_len);
+	writes_free(r);
+	evict_free(r);
 	prefetch_free(r);
 	pthread_mutex_destroy(&r->ra_lock);
 	mem_free(r, sizeof(*r));
@@ -69,7 +71,7 @@ void region_retire(struct upager_region *r)
 
 /* The unit states: one byte each, mapped lazily, so a sparse region of
  * a terabyte costs what it touches. */
-static void *lazy_alloc(size_t len)
+void *region_lazy_alloc(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -80,14 +82,14 @@ static void *lazy_alloc(size_t len)
 int region_state_alloc(struct upager_region *r)
 {
 	r->state_len = r->nunits;
-	r->state = lazy_alloc(r->state_len);
+	r->state = region_lazy_alloc(r->state_len);
 	if (!r->state) {
 		r->state_len = 0;
 		return -ENOMEM;
 	}
 	if (r->remove == UPAGER_REMOVE_ZERO && r->fill > UPAGER_STORE_PAGE) {
 		r->dropped_len = (r->len / UPAGER_STORE_PAGE + 63) / 64 * 8;
-		r->dropped = lazy_alloc(r->dropped_len);
+		r->dropped = region_lazy_alloc(r->dropped_len);
 		if (!r->dropped) {
 			r->dropped_len = 0;
 			return -ENOMEM;
@@ -186,20 +188,58 @@ static int map_memory(struct upager_region *r, uint64_t features)
  * Check and complete @p for a region of @len bytes over @s, served
  * through a uffd with the features @have.
  */
+/*
+ * Write tracking and budgets (@p->fill set): what they need of the
+ * region and the kernel.
+ */
+static int check_writes(struct upager_map_params *p, size_t len,
+			uint64_t have)
+{
+	unsigned int hi = p->high_water ? p->high_water : 90;
+	unsigned int lo = p->low_water ? p->low_water : 70;
+
+	if (!p->budget && (p->high_water || p->low_water || p->evict))
+		return -EINVAL;
+	if (!(p->flags & UPAGER_MAP_TRACK_WRITES))
+		return 0;
+	if (p->memtype == UPAGER_MEM_HUGETLB ||
+	    (p->flags & (UPAGER_MAP_IN_THREAD | UPAGER_MAP_MOVE)) ||
+	    p->fork == UPAGER_FORK_FOLLOW)
+		return -EINVAL;
+	if (p->budget && (p->budget / p->fill < 4 || hi > 100 || lo >= hi ||
+			  len / p->fill >= UINT32_MAX))
+		return -EINVAL;
+	if (!(have & UFFD_FEATURE_PAGEFAULT_FLAG_WP) ||
+	    (p->memtype == UPAGER_MEM_SHMEM &&
+	     !(have & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) ||
+	    (p->budget && p->memtype == UPAGER_MEM_ANON &&
+	     !(have & UFFD_FEATURE_MOVE)))
+		return -EOPNOTSUPP;
+	p->fork = UPAGER_FORK_DONTFORK;
+	return 0;
+}
+
 int region_check_params(struct upager_store *s, size_t len,
 			struct upager_map_params *p, uint64_t have)
 {
 	size_t page = memtype_page(p->memtype);
 	bool inthread = p->flags & UPAGER_MAP_IN_THREAD;
+	int ret;
 
 	if ((unsigned int)p->memtype > UPAGER_MEM_HUGETLB ||
-	    (p->flags &
-	     ~(UPAGER_MAP_IN_THREAD | UPAGER_MAP_MOVE | UPAGER_MAP_COPY)) ||
+	    (p->flags & ~(UPAGER_MAP_IN_THREAD | UPAGER_MAP_MOVE |
+			  UPAGER_MAP_COPY | UPAGER_MAP_TRACK_WRITES)) ||
 	    (unsigned int)p->fork > UPAGER_FORK_DONTFORK ||
-	    (unsigned int)p->remove > UPAGER_REMOVE_ZERO)
+	    (unsigned int)p->remove > UPAGER_REMOVE_ZERO ||
+	    (unsigned int)p->evict > UPAGER_EVICT_FIFO)
 		return -EINVAL;
 	if (!p->fill)
 		p->fill = page;
+	if (p->budget)
+		p->flags |= UPAGER_MAP_TRACK_WRITES;
+	ret = check_writes(p, len, have);
+	if (ret < 0)
+		return ret;
 	if (p->fault_around && p->fault_around != (size_t)-1 &&
 	    (p->fault_around & (p->fault_around - 1)))
 		return -EINVAL;
@@ -272,6 +312,8 @@ static int region_register(struct upager_region *r)
 		mode = UFFDIO_REGISTER_MODE_MINOR;
 	else if (r->memtype == UPAGER_MEM_SHMEM)
 		mode |= UFFDIO_REGISTER_MODE_MINOR;
+	if (r->track)
+		mode |= UFFDIO_REGISTER_MODE_WP;
 	ret = upager_ll_register(r->uffd, r->addr, r->len, mode, &ioctls);
 	if (ret < 0)
 		return ret;
@@ -279,6 +321,8 @@ static int region_register(struct upager_region *r)
 	need |= r->memtype == UPAGER_MEM_SHMEM || r->mapped
 			? 1ull << _UFFDIO_CONTINUE
 			: 1ull << _UFFDIO_COPY;
+	if (r->track)
+		need |= 1ull << _UFFDIO_WRITEPROTECT;
 	if ((ioctls & need) != need) {
 		upager_ll_unregister(r->uffd, r->addr, r->len);
 		return -EOPNOTSUPP;
@@ -337,6 +381,8 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 	r->store_pgoff = p.store_offset / UPAGER_STORE_PAGE;
 	region_setup(r, s, &p);
 	ret = region_state_alloc(r);
+	if (ret == 0 && (r->flags & UPAGER_MAP_TRACK_WRITES))
+		ret = writes_setup(r);
 	if (ret < 0)
 		goto fail;
 	ret = map_memory(r, h->features);
@@ -378,6 +424,11 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 			goto fail;
 		inthread = true;
 	}
+	if (p.budget) {
+		ret = evict_attach(r, &p);
+		if (ret < 0)
+			goto fail;
+	}
 	if (STORE_HAS(s->ops, attach)) {
 		ret = s->ops->attach(s, r);
 		if (ret < 0)
@@ -388,6 +439,8 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 		*out = r;
 	return r->addr;
 fail:
+	if (r)
+		evict_detach(r);
 	if (inthread)
 		inthread_remove(r);
 	if (listed)
@@ -503,7 +556,12 @@ static size_t live_end(struct upager_region *r, size_t *off)
 	return *off < r->len ? r->len : *off;
 }
 
-int upager_unmap(struct upager_region *r)
+/*
+ * Unmap @r; with write tracking, its dirty units are written back first.
+ * A write-back that fails keeps the region as it is (nothing is lost)
+ * unless @force (upager_handler_free()), which reports the loss.
+ */
+int region_unmap(struct upager_region *r, bool force)
 {
 	struct upager_handler *h = r->h;
 	bool gone = atomic_load(&r->gone);
@@ -511,6 +569,16 @@ int upager_unmap(struct upager_region *r)
 
 	if (r->sp->foreign)
 		return unmap_foreign(r);
+	if (r->track && !gone) {
+		ret = region_sync(r, 0, r->len);
+		if (ret < 0 && !force)
+			return ret;
+		if (ret < 0)
+			region_report(r, (uintptr_t)region_base(r), ret,
+				      "unmap: dirty units lost");
+		ret = 0;
+	}
+	evict_detach(r);
 
 	if (r->flags & UPAGER_MAP_IN_THREAD)
 		inthread_remove(r);
@@ -572,6 +640,11 @@ int upager_unmap(struct upager_region *r)
 	}
 	region_free(r);
 	return ret;
+}
+
+int upager_unmap(struct upager_region *r)
+{
+	return region_unmap(r, false);
 }
 
 void upager_region_stats(struct upager_region *r, struct upager_stats *s)
@@ -720,7 +793,7 @@ long upager_region_install(struct upager_region *r, size_t off,
 			 * the REMOVE policy, from the store), unmapped, or
 			 * poisoned: left alone.
 			 */
-			if (st == UNIT_PRESENT)
+			if (unit_resident(st))
 				STAT_ADD(r->st, eexist, 1);
 			u++;
 			continue;
@@ -740,5 +813,5 @@ long upager_region_install(struct upager_region *r, size_t off,
 bool upager_region_present(struct upager_region *r, size_t off)
 {
 	return off < r->len &&
-	       unit_state(unit_load(&r->state[off / r->fill])) == UNIT_PRESENT;
+	       unit_resident(unit_state(unit_load(&r->state[off / r->fill])));
 }

@@ -6,8 +6,13 @@
  *
  *   ABSENT, REMOVED --claim--> INFLIGHT --settle--> PRESENT | POISONED
  *        ^                       (a fill that gives up: what it was)
- *        +---REMOVE--- ABSENT, PRESENT, POISONED
+ *        +---REMOVE--- ABSENT, PRESENT, DIRTY, POISONED
  *   GONE <--UNMAP-- any
+ *
+ * With write tracking (writes.c), PRESENT is clean and write-protected;
+ * a write fault makes it DIRTY (PRESENT --claim--> INFLIGHT --> DIRTY),
+ * and write-back, eviction and snapshots hold a PRESENT or DIRTY unit
+ * INFLIGHT while they read it, so that a write to it waits.
  *
  * Two flags ride on INFLIGHT, set by others while a filler holds the
  * unit, and read by its settle():
@@ -34,6 +39,7 @@ enum {
 	UNIT_REMOVED,	 /* was installed, then dropped (EVENT_REMOVE) */
 	UNIT_POISONED,	 /* its fetch failed: a poison marker is installed */
 	UNIT_GONE,	 /* unmapped by the application (EVENT_UNMAP) */
+	UNIT_DIRTY,	 /* installed and written since it was last clean */
 };
 
 #define UNIT_STATE 0x07
@@ -46,6 +52,12 @@ typedef _Atomic uint8_t unit_t;
 static inline unsigned int unit_state(uint8_t v)
 {
 	return v & UNIT_STATE;
+}
+
+/* Installed: PRESENT or DIRTY. */
+static inline bool unit_resident(unsigned int state)
+{
+	return state == UNIT_PRESENT || state == UNIT_DIRTY;
 }
 
 static inline uint8_t unit_load(unit_t *u)
@@ -104,9 +116,12 @@ static inline bool unit_add_waiter(unit_t *u, uint8_t seen)
  * when dropped whole: then all of it reads by the region's REMOVE policy
  * (as MADV_DONTNEED of untouched anonymous memory reads zeros); dropped
  * in part, its other pages must still read the store, so it stays
- * ABSENT.  Returns true if the unit changed.
+ * ABSENT.  A DIRTY unit dropped in part stays DIRTY: its other pages
+ * hold writes not yet written back (a fault refills the dropped ones);
+ * so does one dropped whole unless @dirty_goes (shmem keeps its data).
+ * Returns true if the unit changed.
  */
-static inline bool unit_remove(unit_t *u, bool whole)
+static inline bool unit_remove(unit_t *u, bool whole, bool dirty_goes)
 {
 	uint8_t old = unit_load(u), now;
 
@@ -114,6 +129,11 @@ static inline bool unit_remove(unit_t *u, bool whole)
 		switch (unit_state(old)) {
 		case UNIT_ABSENT:
 			if (!whole)
+				return false;
+			now = UNIT_REMOVED;
+			break;
+		case UNIT_DIRTY:
+			if (!whole || !dirty_goes)
 				return false;
 			now = UNIT_REMOVED;
 			break;

@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Budgets: a region's resident units kept between water marks by the
+ * handler's evictor threads.
+ *
+ * Which units go.  userfaultfd says nothing of accesses to a present
+ * page, so the policy judges by faults, as 2Q does: a unit faulted in
+ * for the first time joins the probation queue (IN); evicted, its number
+ * is kept a while in a history of evictions (GHOST); faulted in again
+ * while there, it is hot and joins the main queue (MAIN), which gives
+ * units up only when probation is short.  Under a skewed load the hot
+ * units keep coming back within the history and settle in MAIN, where
+ * FIFO would evict them as readily as any (tests/evict_policy compares
+ * the two in one run).
+ *
+ * How a unit goes.  The evictor holds it INFLIGHT (a fault or a write on
+ * it waits), writes it back if dirty (writes.c: protected first), then
+ * moves its pages out with UFFDIO_MOVE into a sink registered on a uffd
+ * of the evictors' own, which has no events: MADV_DONTNEED on the region
+ * would send EVENT_REMOVE and wait for a worker to read it, and the
+ * region's uffd must not see our own drops as the program's.  The sink
+ * is emptied with one MADV_DONTNEED a batch.  shmem units are dropped
+ * from the memfd with a punched hole, which sends no event either.  The
+ * unit settles ABSENT and its waiters are woken: their next fault reads
+ * the store, which holds what was written.
+ *
+ * Locks: @e->lock guards the queues (leaf); h->ev_lock the list of
+ * budgeted regions, the threads and their wake-ups.  Neither is held
+ * across a store call or an ioctl.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+
+#define NIL UINT32_MAX
+#define BATCH 64
+#define SINK_MAX (4u << 20)
+
+/* Where a unit is: a queue, or resident outside them, or nowhere. */
+enum {
+	T_NONE = 0, /* not resident (or not yet seen resident) */
+	T_IN,	    /* resident, on probation */
+	T_MAIN,	    /* resident, hot */
+	T_GHOST,    /* evicted lately (AUTO) */
+	T_BUSY,	    /* an evictor holds it */
+	T_KEPT,	    /* dirty over a store without writeback */
+	T_PINNED,   /* upager_region_pin() */
+	T_MASK = 0x7f,
+	T_PIN = 0x80, /* pinned: it goes to T_PINNED when filled */
+};
+
+struct queue {
+	uint32_t head, tail;
+	atomic_size_t n;
+};
+
+struct evict {
+	struct upager_region *r;
+	struct evict *next; /* h->ev_list */
+	pthread_mutex_t lock;
+	uint8_t *tag;
+	uint32_t *prev, *nxt;
+	size_t maps_len;
+	struct queue q[T_GHOST + 1]; /* T_IN, T_MAIN, T_GHOST used */
+	atomic_size_t outside;	     /* T_BUSY, T_KEPT, T_PINNED units */
+	size_t budget, high, low, kin, kout; /* in units */
+	enum upager_evict_policy policy;
+	unsigned int active; /* evictors inside (h->ev_lock) */
+	bool detached;	     /* (h->ev_lock) */
+	atomic_bool told_kept;
+};
+
+static size_t resident(struct evict *e)
+{
+	return atomic_load_explicit(&e->q[T_IN].n, memory_order_relaxed) +
+	       atomic_load_explicit(&e->q[T_MAIN].n, memory_order_relaxed) +
+	       atomic_load_explicit(&e->outside, memory_order_relaxed);
+}
+
+static void q_push(struct evict *e, unsigned int t, uint32_t u)
+{
+	struct queue *q = &e->q[t];
+
+	e->prev[u] = q->tail;
+	e->nxt[u] = NIL;
+	if (q->tail != NIL)
+		e->nxt[q->tail] = u;
+	else
+		q->head = u;
+	q->tail = u;
+	atomic_fetch_add_explicit(&q->n, 1, memory_order_relaxed);
+	e->tag[u] = (uint8_t)((e->tag[u] & T_PIN) | t);
+}
+
+static void q_unlink(struct evict *e, uint32_t u)
+{
+	struct queue *q = &e->q[e->tag[u] & T_MASK];
+
+	if (e->prev[u] != NIL)
+		e->nxt[e->prev[u]] = e->nxt[u];
+	else
+		q->head = e->nxt[u];
+	if (e->nxt[u] != NIL)
+		e->prev[e->nxt[u]] = e->prev[u];
+	else
+		q->tail = e->prev[u];
+	atomic_fetch_sub_explicit(&q->n, 1, memory_order_relaxed);
+	e->tag[u] &= T_PIN;
+}
+
+/* Take @u out of wherever it is; @e->lock held. */
+static void forget(struct evict *e, uint32_t u)
+{
+	unsigned int t = e->tag[u] & T_MASK;
+
+	if (t == T_IN || t == T_MAIN || t == T_GHOST)
+		q_unlink(e, u);
+	else if (t == T_KEPT || t == T_PINNED || t == T_BUSY)
+		atomic_fetch_sub_explicit(&e->outside, 1, memory_order_relaxed);
+	e->tag[u] &= T_PIN;
+}
+
+static void set_outside(struct evict *e, uint32_t u, unsigned int t)
+{
+	forget(e, u);
+	e->tag[u] = (uint8_t)((e->tag[u] & T_PIN) | t);
+	atomic_fetch_add_explicit(&e->outside, 1, memory_order_relaxed);
+}
+
+static void kick(struct upager_handler *h)
+{
+	pthread_mutex_lock(&h->ev_lock);
+	pthread_cond_broadcast(&h->ev_cond);
+	pthread_mutex_unlock(&h->ev_lock);
+}
+
+void evict_filled(struct upager_region *r, size_t u, size_t n)
+{
+	struct evict *e = r->ev;
+	bool over;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = u; i < u + n; i++) {
+		unsigned int t = e->tag[i] & T_MASK;
+
+		if (t != T_NONE && t != T_GHOST)
+			continue; /* counted already */
+		if (e->tag[i] & T_PIN) {
+			set_outside(e, (uint32_t)i, T_PINNED);
+			continue;
+		}
+		if (t == T_GHOST) {
+			q_unlink(e, (uint32_t)i);
+			q_push(e, T_MAIN, (uint32_t)i);
+		} else {
+			q_push(e, T_IN, (uint32_t)i);
+		}
+	}
+	over = resident(e) > e->high;
+	pthread_mutex_unlock(&e->lock);
+	if (over)
+		kick(r->h);
+}
+
+void evict_dropped(struct upager_region *r, size_t u, size_t n)
+{
+	struct evict *e = r->ev;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = u; i < u + n; i++) {
+		unsigned int t = e->tag[i] & T_MASK;
+
+		if (t == T_BUSY)
+			continue; /* its evictor settles it */
+		if (!unit_resident(unit_state(unit_load(&r->state[i]))))
+			forget(e, (uint32_t)i);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* After an eviction: into the history (AUTO), trimmed to its length. */
+static void evicted(struct evict *e, uint32_t u)
+{
+	forget(e, u);
+	if (e->policy != UPAGER_EVICT_AUTO)
+		return;
+	q_push(e, T_GHOST, u);
+	if (atomic_load_explicit(&e->q[T_GHOST].n, memory_order_relaxed) >
+	    e->kout)
+		q_unlink(e, e->q[T_GHOST].head);
+}
+
+/* The queue the next victim comes from: probation first, unless short. */
+static unsigned int victim_queue(struct evict *e)
+{
+	size_t in = atomic_load_explicit(&e->q[T_IN].n, memory_order_relaxed);
+	size_t main = atomic_load_explicit(&e->q[T_MAIN].n,
+					   memory_order_relaxed);
+
+	if (in && (in > e->kin || !main))
+		return T_IN;
+	return main ? T_MAIN : T_IN;
+}
+
+/*
+ * Up to @max victims into @out, held INFLIGHT, with the states they were
+ * claimed from in @from.  Units the queues hold that are no longer
+ * resident are forgotten; those in flight (a fault, a write, a sync) are
+ * passed over this time.
+ */
+static size_t pick(struct evict *e, uint32_t *out, unsigned int *from,
+		   size_t max)
+{
+	struct upager_region *r = e->r;
+	size_t n = 0, looked = 0, limit = 4 * max;
+
+	pthread_mutex_lock(&e->lock);
+	while (n < max && looked++ < limit && resident(e) > e->low) {
+		unsigned int qi = victim_queue(e);
+		uint32_t u = e->q[qi].head;
+		unsigned int s;
+
+		if (u == NIL)
+			break;
+		s = unit_state(unit_load(&r->state[u]));
+		if (!unit_resident(s)) {
+			if (s == UNIT_INFLIGHT) {
+				q_unlink(e, u); /* to the back: later */
+				q_push(e, qi, u);
+			} else {
+				forget(e, u);
+			}
+			continue;
+		}
+		if (!unit_claim(&r->state[u], s))
+			continue;
+		set_outside(e, u, T_BUSY);
+		from[n] = s;
+		out[n++] = u;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}
+
+/* Where an evicting thread moves pages to: its own, emptied a batch at
+ * a time. */
+struct sink {
+	char *addr;
+	size_t len;
+};
+
+static int sink_reserve(struct upager_handler *h, struct sink *sk, size_t len)
+{
+	uint64_t ioctls;
+	void *p;
+	int ret;
+
+	if (sk->len >= len)
+		return 0;
+	if (sk->addr)
+		munmap(sk->addr, sk->len);
+	sk->addr = NULL;
+	sk->len = 0;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	ret = upager_ll_register(h->evict_uffd, p, len,
+				 UFFDIO_REGISTER_MODE_MISSING, &ioctls);
+	if (ret < 0) {
+		munmap(p, len);
+		return ret;
+	}
+	sk->addr = p;
+	sk->len = len;
+	return 0;
+}
+
+/* Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k. */
+static int drop_unit(struct upager_region *r, struct sink *sk, size_t u,
+		     size_t k)
+{
+	char *at = region_base(r) + u * r->fill;
+	size_t done = 0;
+	int ret;
+
+	if (r->memtype == UPAGER_MEM_SHMEM)
+		return fallocate(r->memfd,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 (off_t)(u * r->fill), (off_t)r->fill) < 0
+			       ? -errno
+			       : 0;
+	for (unsigned int tries = 0;; tries++) {
+		ret = upager_ll_move(r->h->evict_uffd, sk->addr + k * r->fill + done,
+				     at + done, r->fill - done,
+				     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &done);
+		if (ret != -EAGAIN || tries > 100)
+			return ret;
+		sched_yield();
+	}
+}
+
+/* A dirty unit over a store without writeback stays: say so once. */
+static void keep(struct evict *e, uint32_t u)
+{
+	struct upager_region *r = e->r;
+
+	pthread_mutex_lock(&e->lock);
+	set_outside(e, u, T_KEPT);
+	pthread_mutex_unlock(&e->lock);
+	if (!atomic_exchange(&e->told_kept, true))
+		region_report(r, (uintptr_t)region_base(r), -EOPNOTSUPP,
+			      "budget: the store has no writeback; dirty units "
+			      "stay resident past the budget");
+}
+
+/* Back to the queue it came from (its tail): it could not go now. */
+static void requeue(struct evict *e, uint32_t u)
+{
+	pthread_mutex_lock(&e->lock);
+	forget(e, u);
+	q_push(e, T_IN, u);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/*
+ * Evict up to @max units of @e's region (fewer when it is under its low
+ * water mark): how many went.  @f is the thread's filler (a unit's
+ * buffer, and a worker's pump while an event holds the map).
+ */
+static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
+			  size_t max)
+{
+	struct upager_region *r = e->r;
+	uint32_t v[BATCH];
+	unsigned int from[BATCH];
+	size_t n, moved = 0, stuck = 0;
+
+	if (max > BATCH)
+		max = BATCH;
+	if (max * r->fill > SINK_MAX)
+		max = SINK_MAX / r->fill ? SINK_MAX / r->fill : 1;
+	if ((r->memtype != UPAGER_MEM_SHMEM &&
+	     sink_reserve(r->h, sk, max * r->fill) < 0) ||
+	    filler_reserve(f, r->fill) < 0)
+		return 0;
+	n = pick(e, v, from, max);
+	for (size_t i = 0; i < n; i++) {
+		int ret = 0;
+
+		if (from[i] == UNIT_DIRTY)
+			ret = unit_write_back(r, f, v[i], f->buf);
+		if (ret == 0)
+			ret = drop_unit(r, sk, v[i], moved);
+		if (ret == -EOPNOTSUPP && from[i] == UNIT_DIRTY) {
+			keep(e, v[i]);
+		} else if (ret < 0) {
+			requeue(e, v[i]);
+			stuck++;
+		} else {
+			pthread_mutex_lock(&e->lock);
+			evicted(e, v[i]);
+			pthread_mutex_unlock(&e->lock);
+			STAT_ADD(r->st, pages_evicted,
+				 r->fill / UPAGER_STORE_PAGE);
+			moved++;
+			fill_settle(r, f, v[i], 1, UNIT_ABSENT);
+			continue;
+		}
+		fill_settle(r, f, v[i], 1, from[i]);
+	}
+	if (moved && sk->addr)
+		madvise(sk->addr, moved * r->fill, MADV_DONTNEED);
+	return n && stuck == n ? 0 : n;
+}
+
+/* Evict @e's region down to its low water mark, a batch at a time. */
+static void evict_down(struct evict *e, struct sink *sk, struct filler *f)
+{
+	while (!atomic_load(&e->r->closing) && evict_batch(e, sk, f, BATCH))
+		;
+}
+
+/*
+ * A worker about to fill a unit of a region over its whole budget (the
+ * evictors lag behind the faults): it evicts a few units itself first,
+ * so the region's memory stays bounded however fast it faults.
+ */
+void evict_help(struct upager_region *r, struct filler *f)
+{
+	struct evict *e = r->ev;
+
+	if (!e || resident(e) <= e->budget)
+		return;
+	if (!f->sink && !(f->sink = calloc(1, sizeof(*f->sink))))
+		return;
+	evict_batch(e, f->sink, f, 8);
+}
+
+void evict_sink_free(struct sink *sk)
+{
+	if (!sk)
+		return;
+	if (sk->addr)
+		munmap(sk->addr, sk->len);
+	free(sk);
+}
+
+/* A region of the list over its high water mark (h->ev_lock held). */
+static struct evict *over_high(struct upager_handler *h)
+{
+	for (struct evict *e = h->ev_list; e; e = e->next)
+		if (!e->detached && resident(e) > e->high)
+			return e;
+	return NULL;
+}
+
+static void *evictor_main(void *arg)
+{
+	struct upager_handler *h = arg;
+	struct sink sk = { 0 };
+	struct filler f = { 0 };
+
+	pthread_mutex_lock(&h->ev_lock);
+	while (!h->ev_stop) {
+		struct evict *e = over_high(h);
+		struct timespec ts;
+
+		if (!e) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += 100 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&h->ev_cond, &h->ev_lock, &ts);
+			continue;
+		}
+		e->active++;
+		pthread_mutex_unlock(&h->ev_lock);
+		evict_down(e, &sk, &f);
+		pthread_mutex_lock(&h->ev_lock);
+		if (!--e->active && e->detached)
+			pthread_cond_broadcast(&h->ev_cond);
+	}
+	pthread_mutex_unlock(&h->ev_lock);
+	if (sk.addr)
+		munmap(sk.addr, sk.len);
+	filler_release(&f);
+	return NULL;
+}
+
+/* The evictors' uffd and threads, with the first budget (ev_lock). */
+static int evictors_start(struct upager_handler *h)
+{
+	pthread_condattr_t ca;
+
+	if (h->evict_uffd < 0) {
+		int fd = upager_ll_open(UPAGER_LL_NONBLOCK, NULL), ret;
+
+		if (fd < 0)
+			return fd;
+		ret = upager_ll_api(fd, UFFD_FEATURE_MOVE, NULL);
+		if (ret < 0) {
+			close(fd);
+			return ret;
+		}
+		h->evict_uffd = fd;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_destroy(&h->ev_cond);
+		pthread_cond_init(&h->ev_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	while (h->nev < h->ev_max) {
+		int ret = pthread_create(&h->ev_threads[h->nev], NULL,
+					 evictor_main, h);
+
+		if (ret)
+			return h->nev ? 0 : -ret;
+		h->nev++;
+	}
+	return 0;
+}
+
+int evict_attach(struct upager_region *r, const struct upager_map_params *p)
+{
+	struct upager_handler *h = r->h;
+	size_t budget = p->budget / r->fill;
+	unsigned int hi = p->high_water ? p->high_water : 90;
+	unsigned int lo = p->low_water ? p->low_water : 70;
+	struct evict *e;
+	int ret;
+
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->r = r;
+	e->policy = p->evict;
+	e->budget = budget;
+	e->high = budget * hi / 100;
+	e->low = budget * lo / 100;
+	e->kin = budget / 4 ? budget / 4 : 1;
+	e->kout = budget / 2 ? budget / 2 : 1;
+	for (unsigned int t = 0; t <= T_GHOST; t++)
+		e->q[t].head = e->q[t].tail = NIL;
+	e->maps_len = (r->nunits + 3) / 4 * 4 + r->nunits * 2 * sizeof(uint32_t);
+	e->tag = region_lazy_alloc(e->maps_len);
+	if (!e->tag) {
+		free(e);
+		return -ENOMEM;
+	}
+	e->prev = (uint32_t *)(void *)(e->tag + (r->nunits + 3) / 4 * 4);
+	e->nxt = e->prev + r->nunits;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_lock(&h->ev_lock);
+	ret = evictors_start(h);
+	if (ret == 0) {
+		e->next = h->ev_list;
+		h->ev_list = e;
+		r->ev = e;
+	}
+	pthread_mutex_unlock(&h->ev_lock);
+	if (ret < 0) {
+		munmap(e->tag, e->maps_len);
+		pthread_mutex_destroy(&e->lock);
+		free(e);
+	}
+	return ret;
+}
+
+/* Out of the evictors' sight, once none is inside it.  @r keeps @r->ev
+ * (the fill path may still count into it) until region_free(). */
+void evict_detach(struct upager_region *r)
+{
+	struct upager_handler *h = r->h;
+	struct evict *e = r->ev;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&h->ev_lock);
+	for (struct evict **pp = &h->ev_list; *pp; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	}
+	e->detached = true;
+	while (e->active)
+		pthread_cond_wait(&h->ev_cond, &h->ev_lock);
+	pthread_mutex_unlock(&h->ev_lock);
+}
+
+void evict_free(struct upager_region *r)
+{
+	struct evict *e = r->ev;
+
+	if (!e)
+		return;
+	munmap(e->tag, e->maps_len);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+	r->ev = NULL;
+}
+
+void evict_stop(struct upager_handler *h)
+{
+	pthread_mutex_lock(&h->ev_lock);
+	h->ev_stop = true;
+	pthread_cond_broadcast(&h->ev_cond);
+	pthread_mutex_unlock(&h->ev_lock);
+	for (unsigned int i = 0; i < h->nev; i++)
+		pthread_join(h->ev_threads[i], NULL);
+	h->nev = 0;
+	if (h->evict_uffd >= 0)
+		close(h->evict_uffd);
+	h->evict_uffd = -1;
+}
+
+int upager_region_pin(struct upager_region *r, size_t off, size_t len)
+{
+	struct evict *e = r->ev;
+
+	if (off > r->len || len > r->len - off)
+		return -ERANGE;
+	if (e) {
+		pthread_mutex_lock(&e->lock);
+		for (size_t u = off / r->fill; u * r->fill < off + len; u++) {
+			unsigned int t = e->tag[u] & T_MASK;
+
+			e->tag[u] |= T_PIN;
+			if (t == T_IN || t == T_MAIN)
+				set_outside(e, (uint32_t)u, T_PINNED);
+		}
+		pthread_mutex_unlock(&e->lock);
+	}
+	/* Units evicted before their pin bit was set come back pinned. */
+	return upager_region_prefault(r, off, len);
+}

@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Write tracking (UPAGER_MAP_TRACK_WRITES).  Units go in write-protected,
+ * so the first write to a clean unit is a write-protect fault; its
+ * handler marks the unit dirty (and written, for the next incremental
+ * snapshot) before it lifts the protection, as the kernel's page asks:
+ * the bookkeeping first, then the ioctl, so no write goes unseen.
+ *
+ * Write-back of a dirty unit (sync, eviction) holds it INFLIGHT, protects
+ * it again and then reads it: a thread writing it meanwhile waits on its
+ * write fault, which the unit's settle wakes.  The read goes through
+ * /proc/self/mem: a page the program drops meanwhile (MADV_DONTNEED)
+ * reads as EIO there, where a plain read would fault on our own uffd and
+ * wait for a unit this very thread holds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/store_call.h"
+
+int writes_setup(struct upager_region *r)
+{
+	struct upager_handler *h = r->h;
+	int ret = 0;
+
+	pthread_rwlockattr_t ga;
+
+	pthread_rwlockattr_init(&ga);
+	/* A snapshot's start must not wait behind a stream of write faults. */
+	pthread_rwlockattr_setkind_np(
+		&ga, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&r->gate, &ga);
+	pthread_rwlockattr_destroy(&ga);
+	r->track = true;
+	r->written_len = (r->nunits + 63) / 64 * 8;
+	r->written = region_lazy_alloc(r->written_len);
+	if (!r->written) {
+		r->written_len = 0;
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&h->run_lock);
+	if (h->self_mem < 0) {
+		h->self_mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+		if (h->self_mem < 0)
+			ret = -errno;
+	}
+	if (!ret && !h->zeros) {
+		void *z = mmap(NULL, ZEROS, PROT_READ,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (z == MAP_FAILED)
+			ret = -ENOMEM;
+		else
+			h->zeros = z;
+	}
+	pthread_mutex_unlock(&h->run_lock);
+	return ret;
+}
+
+void writes_free(struct upager_region *r)
+{
+	if (r->track)
+		pthread_rwlock_destroy(&r->gate);
+	if (r->written_len)
+		munmap((void *)r->written, r->written_len);
+	r->written = NULL;
+	r->written_len = 0;
+}
+
+/*
+ * Protect unit @u (@on) or lift its protection, waking no one: the
+ * caller settles the unit first, then wakes.  While an event holds the
+ * map (-EAGAIN) a worker reads it (fill_mm_wait()); others wait a while
+ * for the workers.
+ */
+int unit_protect(struct upager_region *r, struct filler *f, size_t u,
+		 bool on)
+{
+	unsigned int tries = 0;
+
+	for (;;) {
+		int ret = upager_ll_writeprotect(
+			r->uffd, region_base(r) + u * r->fill, r->fill,
+			on ? UFFDIO_WRITEPROTECT_MODE_WP
+			   : UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
+
+		if (ret != -EAGAIN)
+			return ret;
+		if (!fill_mm_wait(r, f, &tries))
+			return ret;
+	}
+}
+
+/*
+ * Lift the protection of unit @u (held INFLIGHT), @written: for a write.
+ * Under the gate's read side (see snapshot.c): a snapshot running first
+ * saves the unit as it is, and none starts in between.
+ */
+static int unit_unprotect(struct upager_region *r, struct filler *f,
+			  size_t u, bool written)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&r->gate);
+	snap_before_write(r, f, u);
+	if (written)
+		atomic_fetch_or_explicit(&r->written[u / 64],
+					 1ull << (u % 64),
+					 memory_order_relaxed);
+	ret = unit_protect(r, f, u, false);
+	pthread_rwlock_unlock(&r->gate);
+	return ret;
+}
+
+/*
+ * Page @pg of unit @u was dropped by the program: what a fault would
+ * install there (the store's page, or zeros by the REMOVE policy).
+ */
+static int dropped_page(struct upager_region *r, size_t u, size_t pg,
+			char *dst)
+{
+	size_t page = u * (r->fill / UPAGER_STORE_PAGE) + pg;
+
+	if (r->remove == UPAGER_REMOVE_ZERO || region_dropped(r, page)) {
+		memset(dst, 0, UPAGER_STORE_PAGE);
+		return 0;
+	}
+	return r->store->ops->fetch(r->store, r->store_pgoff + page, dst, 1);
+}
+
+/* shmem: does the memfd hold every page of [off, off+len)? */
+static bool shmem_whole(struct upager_region *r, size_t off, size_t len)
+{
+	off_t hole = lseek(r->memfd, (off_t)off, SEEK_HOLE);
+
+	return hole >= 0 && (size_t)hole >= off + len;
+}
+
+/*
+ * Read unit @u (held INFLIGHT by the caller) into @buf as an access would
+ * find it, without faulting: installed pages as they are, dropped ones
+ * by the REMOVE policy.  0 or -errno (the store's, for a dropped page).
+ */
+int unit_peek(struct upager_region *r, size_t u, char *buf)
+{
+	size_t off = u * r->fill, done = 0;
+	int ret;
+
+	while (done < r->fill) {
+		ssize_t n;
+
+		if (r->memtype == UPAGER_MEM_SHMEM) {
+			size_t want = r->fill - done;
+
+			if (!shmem_whole(r, off + done, want))
+				want = UPAGER_STORE_PAGE;
+			if (!shmem_whole(r, off + done, want)) {
+				n = -1;
+				errno = EIO;
+			} else {
+				n = pread(r->memfd, buf + done, want,
+					  (off_t)(off + done));
+			}
+		} else {
+			n = pread(r->h->self_mem, buf + done, r->fill - done,
+				  (off_t)(uintptr_t)(region_base(r) + off +
+						     done));
+		}
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (errno != EIO && errno != EFAULT))
+			return n == 0 ? -EIO : -errno;
+		ret = dropped_page(r, u, done / UPAGER_STORE_PAGE, buf + done);
+		if (ret < 0)
+			return ret;
+		done += UPAGER_STORE_PAGE;
+	}
+	return 0;
+}
+
+/*
+ * Write dirty unit @u (held INFLIGHT) back to the store through @buf (a
+ * unit's room): protected first, so that what is written is what stays.
+ * On an error the protection is lifted again (its writers go on) and the
+ * unit stays dirty.
+ */
+int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
+		    char *buf)
+{
+	struct upager_store *s = r->store;
+	size_t np = r->fill / UPAGER_STORE_PAGE;
+	int ret;
+
+	if (!STORE_HAS(s->ops, writeback))
+		return -EOPNOTSUPP;
+	ret = unit_protect(r, f, u, true);
+	if (ret < 0)
+		return ret;
+	ret = unit_peek(r, u, buf);
+	if (ret == 0)
+		ret = s->ops->writeback(s, r->store_pgoff + u * np, buf, np);
+	if (ret < 0) {
+		STAT_ADD(r->st, writeback_errors, 1);
+		unit_unprotect(r, f, u, false);
+		return ret;
+	}
+	STAT_ADD(r->st, pages_written, np);
+	return 0;
+}
+
+int writes_fault(struct upager_region *r, struct filler *f,
+		 const struct fault *ft)
+{
+	size_t u = (ft->addr - (uintptr_t)region_base(r)) / r->fill;
+	unit_t *unit = &r->state[u];
+	unsigned int from;
+	int ret;
+
+	STAT_ADD(r->st, faults, 1);
+	STAT_ADD(r->st, faults_wp, 1);
+	for (;;) {
+		uint8_t v = unit_load(unit);
+
+		from = unit_state(v);
+		if (from == UNIT_INFLIGHT) {
+			/* Written back, evicted or saved: its holder wakes it. */
+			if (!unit_add_waiter(unit, v))
+				continue;
+			STAT_ADD(r->st, faults_dup, 1);
+			return 0;
+		}
+		if (!unit_resident(from)) {
+			/* Gone since: the write comes back as a missing fault. */
+			fill_wake(r, f, u, 1);
+			return 0;
+		}
+		if (unit_claim(unit, from))
+			break;
+	}
+	if (from == UNIT_PRESENT)
+		STAT_ADD(r->st, pages_dirtied, r->fill / UPAGER_STORE_PAGE);
+	ret = unit_unprotect(r, f, u, true);
+	if (ret < 0 && ret != -ENOENT)
+		region_report(r, ft->addr, ret,
+			      "lifting a write protection failed");
+	fill_settle(r, f, u, 1, ret < 0 ? from : UNIT_DIRTY);
+	fill_wake(r, f, u, 1);
+	stats_latency(r->st, now_ns() - ft->t0);
+	return ret;
+}
+
+/*
+ * Wait while unit @u is INFLIGHT: a fill, a write fault, an eviction or a
+ * snapshot holds it, briefly.  A read-ahead job still queued might wait
+ * for a stopped worker: the region's queued jobs are given back once.
+ */
+static unsigned int wait_unit(struct upager_region *r, size_t u, bool *purged)
+{
+	struct timespec ts = { 0, 20000 };
+	unsigned int s;
+
+	while ((s = unit_state(unit_load(&r->state[u]))) == UNIT_INFLIGHT) {
+		if (!*purged) {
+			handler_purge_jobs(r->h, r);
+			*purged = true;
+			continue;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return s;
+}
+
+int region_sync(struct upager_region *r, size_t off, size_t len)
+{
+	struct filler f = { 0 };
+	bool purged = false;
+	int ret, first = 0;
+	size_t failed = 0;
+
+	if (!r->track)
+		return -EINVAL;
+	if (off > r->len || len > r->len - off)
+		return -ERANGE;
+	ret = filler_reserve(&f, r->fill);
+	if (ret < 0)
+		return ret;
+	for (size_t u = off / r->fill; u * r->fill < off + len; u++) {
+		if (wait_unit(r, u, &purged) != UNIT_DIRTY)
+			continue;
+		if (!unit_claim(&r->state[u], UNIT_DIRTY)) {
+			u--; /* taken meanwhile: look again */
+			continue;
+		}
+		ret = unit_write_back(r, &f, u, f.buf);
+		fill_settle(r, &f, u, 1, ret < 0 ? UNIT_DIRTY : UNIT_PRESENT);
+		if (ret < 0) {
+			failed++;
+			if (!first)
+				first = ret;
+		}
+	}
+	filler_release(&f);
+	if (failed)
+		region_report(r, (uintptr_t)region_base(r), first,
+			      "sync: dirty units could not be written back; "
+			      "they stay dirty");
+	return first;
+}
+
+int upager_region_sync(struct upager_region *r, size_t off, size_t len)
+{
+	return region_sync(r, off, len);
+}
+
+size_t upager_region_resident(struct upager_region *r)
+{
+	size_t n = 0;
+
+	for (size_t u = 0; u < r->nunits; u++)
+		n += unit_resident(unit_state(unit_load(&r->state[u])));
+	return n * r->fill;
+}
+
+bool upager_region_dirty(struct upager_region *r, size_t off)
+{
+	return off < r->len &&
+	       unit_state(unit_load(&r->state[off / r->fill])) == UNIT_DIRTY;
+}
