@@ -78,7 +78,7 @@ BENCH := $(BUILD)/bench/upager-bench
 BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay \
 	   $(BUILD)/bench/remote_tls $(BUILD)/bench/image-restore \
 	   $(BUILD)/bench/memcached-store $(BUILD)/bench/dirty-track \
-	   $(BUILD)/bench/outofcore
+	   $(BUILD)/bench/outofcore $(BUILD)/bench/snapshot
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)

@@ -7,8 +7,9 @@
  * every page's word 0 its pattern() (checked on every access: a wrong or
  * zero page stops the run) and word 1 a counter the writes increment.
  * Each row runs in a child process moved into a cgroup v1 memory
- * controller group limited to --budget (1 GiB), made for the row and
- * removed after it:
+ * controller group limited to --budget (1 GiB) plus --slack (64 MiB: the
+ * process itself, and upager's file store's page cache), made for the
+ * row and removed after it:
  *   kernel       mmap(MAP_SHARED) of the file, MADV_RANDOM (no read-around
  *                for a random stream): the kernel's page cache, reclaimed
  *                by the cgroup
@@ -16,6 +17,8 @@
  *                --budget, policy UPAGER_EVICT_AUTO (2Q); 4 KiB units,
  *                read-ahead and fault-around off
  *   upager_fifo  the same with UPAGER_EVICT_FIFO
+ *   upager_direct  upager_auto over file:PATH,direct,writable: O_DIRECT,
+ *                no page cache of the file's in the group at all
  * The page cache is dropped before each row (fdatasync, then
  * POSIX_FADV_DONTNEED; --cache warm reads the file first instead, in the
  * parent: then the kernel row's pages are charged outside its cgroup).
@@ -57,8 +60,9 @@ enum { W_READ_ZIPF, W_READ_UNIFORM, W_RW_ZIPF, W_RW_UNIFORM, W_N };
 static const char *const work_id[W_N] = {"read_zipf", "read_uniform", "rw_zipf",
 					 "rw_uniform"};
 
-enum { R_KERNEL, R_AUTO, R_FIFO, R_N };
-static const char *const row_id[R_N] = {"kernel", "upager_auto", "upager_fifo"};
+enum { R_KERNEL, R_AUTO, R_FIFO, R_DIRECT, R_N };
+static const char *const row_id[R_N] = {"kernel", "upager_auto", "upager_fifo",
+					"upager_direct"};
 
 struct result {
 	double secs;
@@ -71,7 +75,7 @@ struct result {
 struct ooc {
 	/* options */
 	const char *dir;
-	uint64_t size, budget;
+	uint64_t size, budget, slack;
 	unsigned int threads;
 	double warmup, seconds;
 	bool quick, json, warm;
@@ -322,7 +326,8 @@ static struct upager_handler *map_upager(struct ooc *o, struct upager_store **s,
 	char spec[600];
 	int err;
 
-	snprintf(spec, sizeof(spec), "file:%s,writable", o->path);
+	snprintf(spec, sizeof(spec), "file:%s%s,writable", o->path,
+		 o->row == R_DIRECT ? ",direct" : "");
 	*s = upager_store_open(spec, &err);
 	if (!*s)
 		die("%s: %s", spec, strerror(-err));
@@ -451,7 +456,7 @@ static void cg_make(const struct ooc *o)
 		    "(root and the memory controller at " CGROUP_ROOT
 		    " are needed)",
 		    cgroup, strerror(errno));
-	snprintf(val, sizeof(val), "%" PRIu64, o->budget);
+	snprintf(val, sizeof(val), "%" PRIu64, o->budget + o->slack);
 	cg_write("memory.limit_in_bytes", val);
 	cg_write("memory.max_usage_in_bytes", "0");
 }
@@ -515,6 +520,7 @@ static void report_json(const struct ooc *o)
 	json_str(&j, "kernel", u.release);
 	json_u64(&j, "size", o->size);
 	json_u64(&j, "budget", o->budget);
+	json_u64(&j, "cgroup_limit", o->budget + o->slack);
 	json_u64(&j, "threads", o->threads);
 	json_f64(&j, "seconds", o->seconds);
 	json_f64(&j, "warmup", o->warmup);
@@ -551,15 +557,15 @@ static void report_json(const struct ooc *o)
 
 static void report_tables(const struct ooc *o)
 {
-	printf("%" PRIu64 " MiB file, %" PRIu64 " MiB for each row (memory "
-	       "cgroup; upager's budget), %u threads, 4 KiB accesses,\n"
-	       "%.1f s counted after %.1f s of warm-up, page cache %s%s\n\n",
-	       o->size >> 20, o->budget >> 20, o->threads, o->seconds,
-	       o->warmup,
+	printf("%" PRIu64 " MiB file; upager's budget %" PRIu64
+	       " MiB; each row's memory cgroup %" PRIu64 " MiB; %u threads, "
+	       "4 KiB accesses;\n%.1f s counted after %.1f s of warm-up; page "
+	       "cache %s\n\n",
+	       o->size >> 20, o->budget >> 20, (o->budget + o->slack) >> 20,
+	       o->threads, o->seconds, o->warmup,
 	       o->warm ? "warm (read first, outside the cgroup)"
-		       : "dropped before each row",
-	       o->warm ? "" : "");
-	printf("%-12s %-12s %11s %8s %7s %9s %9s %9s %9s\n", "workload", "row",
+		       : "dropped before each row");
+	printf("%-12s %-13s %11s %8s %7s %9s %9s %9s %9s\n", "workload", "row",
 	       "accesses/s", "x kernel", "hit %", "faults/a", "major/a",
 	       "RSS MiB", "cg MiB");
 	for (int w = 0; w < W_N; w++)
@@ -570,7 +576,7 @@ static void report_tables(const struct ooc *o)
 
 			if (!(o->rows & 1u << row))
 				continue;
-			printf("%-12s %-12s %11.0f %8.2f %7.1f %9.3f %9.3f "
+			printf("%-12s %-13s %11.0f %8.2f %7.1f %9.3f %9.3f "
 			       "%9ld %9" PRIu64 "\n",
 			       work_id[w], row_id[row], rate(r),
 			       k > 0 ? rate(r) / k : 0, 100 * hit(r),
@@ -598,7 +604,12 @@ static int usage(void)
 	       "  --dir DIR      where the file is made and kept (default "
 	       "/var/tmp): a disk\n"
 	       "  --size SIZE    the file (default 4G; --quick 256M)\n"
-	       "  --budget SIZE  memory per row (default 1G; --quick 64M)\n"
+	       "  --budget SIZE  upager's budget, and each row's cgroup limit "
+	       "with --slack\n"
+	       "                 (default 1G; --quick 64M)\n"
+	       "  --slack SIZE   added to the cgroup limit for the process "
+	       "itself (default\n"
+	       "                 64M; --quick 16M)\n"
 	       "  --threads N    accessing threads (default 2)\n"
 	       "  --seconds S    counted time per row (default 10; --quick "
 	       "1)\n"
@@ -630,7 +641,8 @@ static bool parse_rows(const char *arg, unsigned int *rows)
 		if (r == R_N) {
 			cli_usage_error(NAME,
 					"--rows: no row '%s' (kernel, "
-					"upager_auto, upager_fifo)",
+					"upager_auto, upager_fifo, "
+					"upager_direct)",
 					t);
 			return false;
 		}
@@ -652,6 +664,7 @@ int main(int argc, char **argv)
 	    {"warmup", required_argument, NULL, 'W'},
 	    {"cache", required_argument, NULL, 'c'},
 	    {"rows", required_argument, NULL, 'r'},
+	    {"slack", required_argument, NULL, 'l'},
 	    {"quick", no_argument, NULL, 'q'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
@@ -660,6 +673,7 @@ int main(int argc, char **argv)
 	    .dir = "/var/tmp", .threads = 2, .rows = (1u << R_N) - 1};
 	uint64_t v, size = 0, budget = 0;
 	double seconds = 0, warmup = 0;
+	bool slack_set = false;
 	struct stat st;
 	int c;
 
@@ -703,6 +717,12 @@ int main(int argc, char **argv)
 				    optarg);
 			o.warm = !strcmp(optarg, "warm");
 			break;
+		case 'l':
+			if (!cli_parse_u64(NAME, "--slack", optarg, 0,
+					   UINT64_MAX, true, &o.slack))
+				return 2;
+			slack_set = true;
+			break;
 		case 'r':
 			if (!parse_rows(optarg, &o.rows))
 				return 2;
@@ -725,6 +745,8 @@ int main(int argc, char **argv)
 	o.budget = budget ? budget : o.quick ? 64 * MIB : GIB;
 	o.seconds = seconds ? seconds : o.quick ? 1 : 10;
 	o.warmup = warmup ? warmup : o.quick ? 1 : 10;
+	if (!slack_set)
+		o.slack = o.quick ? 16 * MIB : 64 * MIB;
 	if (o.size % (PAGE * o.threads))
 		return cli_usage_error(NAME,
 				       "--size: want a multiple of %u "
