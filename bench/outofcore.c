@@ -7,18 +7,21 @@
  * every page's word 0 its pattern() (checked on every access: a wrong or
  * zero page stops the run) and word 1 a counter the writes increment.
  * Each row runs in a child process moved into a cgroup v1 memory
- * controller group limited to --budget (1 GiB) plus --slack (64 MiB: the
- * process itself, and upager's file store's page cache), made for the
- * row and removed after it:
+ * controller group limited to --budget (1 GiB) plus --slack (64 MiB, for
+ * the process itself), made for the row and removed after it:
  *   kernel       mmap(MAP_SHARED) of the file, MADV_RANDOM (no read-around
  *                for a random stream): the kernel's page cache, reclaimed
  *                by the cgroup
- *   upager_auto  a region over file:PATH,writable with a budget of
+ *   upager_auto  a region over file:PATH,direct,writable with a budget of
  *                --budget, policy UPAGER_EVICT_AUTO (2Q); 4 KiB units,
- *                read-ahead and fault-around off
+ *                read-ahead and fault-around off.  O_DIRECT, as UMap's
+ *                programs open their files: the data is held once, in
+ *                the region, and a miss reads the disk, as the kernel's
+ *                major fault does
  *   upager_fifo  the same with UPAGER_EVICT_FIFO
- *   upager_direct  upager_auto over file:PATH,direct,writable: O_DIRECT,
- *                no page cache of the file's in the group at all
+ *   upager_buffered  upager_auto over file:PATH,writable (the page
+ *                cache): not run unless --rows names it; it shows what
+ *                the page cache in the same cgroup costs the file store
  * The page cache is dropped before each row (fdatasync, then
  * POSIX_FADV_DONTNEED; --cache warm reads the file first instead, in the
  * parent: then the kernel row's pages are charged outside its cgroup).
@@ -60,12 +63,13 @@ enum { W_READ_ZIPF, W_READ_UNIFORM, W_RW_ZIPF, W_RW_UNIFORM, W_N };
 static const char *const work_id[W_N] = {"read_zipf", "read_uniform", "rw_zipf",
 					 "rw_uniform"};
 
-enum { R_KERNEL, R_AUTO, R_FIFO, R_DIRECT, R_N };
+enum { R_KERNEL, R_AUTO, R_FIFO, R_BUFFERED, R_N };
 static const char *const row_id[R_N] = {"kernel", "upager_auto", "upager_fifo",
-					"upager_direct"};
+					"upager_buffered"};
 
 struct result {
-	double secs;
+	double secs, warmup; /* counted; warm-up, until the memory was full */
+	bool full;	     /* it was, before --warmup-max */
 	uint64_t accesses, misses, faults, major;
 	long rss_kib;	  /* the child's peak RSS */
 	uint64_t cg_peak; /* the cgroup's memory.max_usage_in_bytes */
@@ -77,7 +81,7 @@ struct ooc {
 	const char *dir;
 	uint64_t size, budget, slack;
 	unsigned int threads;
-	double warmup, seconds;
+	double warmup, warmup_max, seconds;
 	bool quick, json, warm;
 	unsigned int rows; /* bit per R_* */
 	/* the file and the tables every row shares (MAP_SHARED) */
@@ -311,6 +315,43 @@ static void count_faults(struct upager_handler *h, uint64_t *misses,
 	*misses = *major = (uint64_t)ru.ru_majflt;
 }
 
+static uint64_t cg_read(const char *file);
+
+/*
+ * Warm up for --warmup seconds and until the memory is full (the kernel
+ * row's cgroup reached its limit; upager evicted; with a warm cache,
+ * just --warmup), or --warmup-max:
+ * counting before would measure the fill, not the steady state.  The
+ * seconds it took.
+ */
+static double warm_up(const struct ooc *o, struct upager_handler *h)
+{
+	double t0 = cli_now(), t;
+
+	for (;;) {
+		struct upager_stats st;
+		bool full;
+
+		sleep_s(0.1);
+		t = cli_now() - t0;
+		if (t >= o->warmup_max)
+			return o->warmup_max;
+		if (t < o->warmup)
+			continue;
+		/* Warm, the kernel row's pages are not the group's. */
+		if (o->warm) {
+			return t;
+		} else if (h) {
+			upager_handler_stats(h, &st);
+			full = st.pages_evicted > 0;
+		} else {
+			full = cg_read("memory.failcnt") > 0;
+		}
+		if (full)
+			return t;
+	}
+}
+
 static struct upager_handler *map_upager(struct ooc *o, struct upager_store **s,
 					 struct upager_region **r)
 {
@@ -327,7 +368,7 @@ static struct upager_handler *map_upager(struct ooc *o, struct upager_store **s,
 	int err;
 
 	snprintf(spec, sizeof(spec), "file:%s%s,writable", o->path,
-		 o->row == R_DIRECT ? ",direct" : "");
+		 o->row == R_BUFFERED ? "" : ",direct");
 	*s = upager_store_open(spec, &err);
 	if (!*s)
 		die("%s: %s", spec, strerror(-err));
@@ -377,7 +418,8 @@ static void run_row(void *arg)
 		if (pthread_create(&wk[t].thread, NULL, work, &wk[t]))
 			die("pthread_create failed");
 	}
-	sleep_s(o->warmup);
+	res->warmup = warm_up(o, h);
+	res->full = res->warmup < o->warmup_max;
 	count_faults(h, &m0, &f0, &j0);
 	t0 = cli_now();
 	__atomic_store_n(&o->phase, 1, __ATOMIC_RELAXED);
@@ -524,6 +566,7 @@ static void report_json(const struct ooc *o)
 	json_u64(&j, "threads", o->threads);
 	json_f64(&j, "seconds", o->seconds);
 	json_f64(&j, "warmup", o->warmup);
+	json_f64(&j, "warmup_max", o->warmup_max);
 	json_str(&j, "cache", o->warm ? "warm" : "cold");
 	json_f64(&j, "resident_after_drop_max", o->resident_max);
 	json_arr_open(&j, "rows");
@@ -549,6 +592,8 @@ static void report_json(const struct ooc *o)
 			json_u64(&j, "peak_rss_kib", (uint64_t)r->rss_kib);
 			json_u64(&j, "cgroup_peak", r->cg_peak);
 			json_u64(&j, "cgroup_failcnt", r->cg_failcnt);
+			json_f64(&j, "warmup_s", r->warmup);
+			json_bool(&j, "full", r->full);
 			json_obj_close(&j);
 		}
 	json_arr_close(&j);
@@ -559,15 +604,17 @@ static void report_tables(const struct ooc *o)
 {
 	printf("%" PRIu64 " MiB file; upager's budget %" PRIu64
 	       " MiB; each row's memory cgroup %" PRIu64 " MiB; %u threads, "
-	       "4 KiB accesses;\n%.1f s counted after %.1f s of warm-up; page "
-	       "cache %s\n\n",
+	       "4 KiB accesses;\n%.1f s counted after a warm-up of %.0f s "
+	       "or more, until the memory was full\n(warm s: the cgroup "
+	       "at its limit, or upager evicting; * not full after %.0f s); "
+	       "page cache %s\n\n",
 	       o->size >> 20, o->budget >> 20, (o->budget + o->slack) >> 20,
-	       o->threads, o->seconds, o->warmup,
+	       o->threads, o->seconds, o->warmup, o->warmup_max,
 	       o->warm ? "warm (read first, outside the cgroup)"
 		       : "dropped before each row");
-	printf("%-12s %-13s %11s %8s %7s %9s %9s %9s %9s\n", "workload", "row",
-	       "accesses/s", "x kernel", "hit %", "faults/a", "major/a",
-	       "RSS MiB", "cg MiB");
+	printf("%-12s %-13s %11s %8s %7s %9s %9s %8s %8s %7s\n", "workload",
+	       "row", "accesses/s", "x kernel", "hit %", "faults/a", "major/a",
+	       "RSS MiB", "cg MiB", "warm s");
 	for (int w = 0; w < W_N; w++)
 		for (int row = 0; row < R_N; row++) {
 			const struct result *r = &o->res[w * R_N + row];
@@ -577,11 +624,12 @@ static void report_tables(const struct ooc *o)
 			if (!(o->rows & 1u << row))
 				continue;
 			printf("%-12s %-13s %11.0f %8.2f %7.1f %9.3f %9.3f "
-			       "%9ld %9" PRIu64 "\n",
+			       "%8ld %8" PRIu64 " %6.0f%s\n",
 			       work_id[w], row_id[row], rate(r),
 			       k > 0 ? rate(r) / k : 0, 100 * hit(r),
 			       (double)r->faults / a, (double)r->major / a,
-			       r->rss_kib >> 10, r->cg_peak >> 20);
+			       r->rss_kib >> 10, r->cg_peak >> 20, r->warmup,
+			       r->full ? "" : "*");
 		}
 	if (!o->warm)
 		printf("\npage cache left after a drop: %.2f%% of the file at "
@@ -591,37 +639,45 @@ static void report_tables(const struct ooc *o)
 
 static int usage(void)
 {
-	printf("usage: " NAME " [--dir DIR] [--size SIZE] [--budget SIZE] "
-	       "[--threads N]\n"
-	       "                 [--seconds S] [--warmup S] [--cache "
-	       "cold|warm] [--quick] [--json]\n\n"
-	       "Random 4 KiB reads and read-writes (Zipf s=0.99 and uniform) "
-	       "over a file larger\nthan the memory allowed: the kernel "
-	       "(mmap MAP_SHARED in a memory cgroup of BUDGET)\nagainst "
-	       "upager regions over file:,writable with a budget of BUDGET "
-	       "(2Q and FIFO).\nNeeds root and the cgroup v1 memory "
-	       "controller at " CGROUP_ROOT ".\n\n"
-	       "  --dir DIR      where the file is made and kept (default "
-	       "/var/tmp): a disk\n"
-	       "  --size SIZE    the file (default 4G; --quick 256M)\n"
-	       "  --budget SIZE  upager's budget, and each row's cgroup limit "
-	       "with --slack\n"
-	       "                 (default 1G; --quick 64M)\n"
-	       "  --slack SIZE   added to the cgroup limit for the process "
-	       "itself (default\n"
-	       "                 64M; --quick 16M)\n"
-	       "  --threads N    accessing threads (default 2)\n"
-	       "  --seconds S    counted time per row (default 10; --quick "
-	       "1)\n"
-	       "  --warmup S     time before counting (default 10; --quick "
-	       "1)\n"
-	       "  --rows LIST    the rows to run, e.g. kernel,upager_auto "
-	       "(default: all)\n"
-	       "  --cache MODE   cold: drop the file's page cache before each "
-	       "row (default);\n"
-	       "                 warm: read the file first\n"
-	       "  --quick        a smoke run (CI)\n"
-	       "  --json         one JSON object\n");
+	printf(
+	    "usage: " NAME " [--dir DIR] [--size SIZE] [--budget SIZE] "
+	    "[--threads N]\n"
+	    "                 [--seconds S] [--warmup S] [--warmup-max S] "
+	    "[--slack SIZE]\n"
+	    "                 [--rows LIST] [--cache cold|warm] [--quick] "
+	    "[--json]\n\n"
+	    "Random 4 KiB reads and read-writes (Zipf s=0.99 and uniform) "
+	    "over a file larger\nthan the memory allowed: the kernel "
+	    "(mmap MAP_SHARED in a memory cgroup of BUDGET)\nagainst "
+	    "upager regions over file:,direct,writable with a budget of BUDGET "
+	    "(2Q and FIFO).\nNeeds root and the cgroup v1 memory "
+	    "controller at " CGROUP_ROOT ".\n\n"
+	    "  --dir DIR      where the file is made and kept (default "
+	    "/var/tmp): a disk\n"
+	    "  --size SIZE    the file (default 4G; --quick 256M)\n"
+	    "  --budget SIZE  upager's budget, and each row's cgroup limit "
+	    "with --slack\n"
+	    "                 (default 1G; --quick 64M)\n"
+	    "  --slack SIZE   added to the cgroup limit for the process "
+	    "itself (default\n"
+	    "                 64M; --quick 16M)\n"
+	    "  --threads N    accessing threads (default 2)\n"
+	    "  --seconds S    counted time per row (default 10; --quick "
+	    "1)\n"
+	    "  --warmup S     time before counting at least, and until the "
+	    "memory is full\n"
+	    "                 (default 10; --quick 1)\n"
+	    "  --warmup-max S  time before counting at most (default 180; "
+	    "--quick 10)\n"
+	    "  --rows LIST    the rows to run: kernel, upager_auto, "
+	    "upager_fifo,\n"
+	    "                 upager_buffered (default: all but "
+	    "upager_buffered)\n"
+	    "  --cache MODE   cold: drop the file's page cache before each "
+	    "row (default);\n"
+	    "                 warm: read the file first\n"
+	    "  --quick        a smoke run (CI)\n"
+	    "  --json         one JSON object\n");
 	return 0;
 }
 
@@ -642,7 +698,7 @@ static bool parse_rows(const char *arg, unsigned int *rows)
 			cli_usage_error(NAME,
 					"--rows: no row '%s' (kernel, "
 					"upager_auto, upager_fifo, "
-					"upager_direct)",
+					"upager_buffered)",
 					t);
 			return false;
 		}
@@ -662,6 +718,7 @@ int main(int argc, char **argv)
 	    {"threads", required_argument, NULL, 't'},
 	    {"seconds", required_argument, NULL, 'S'},
 	    {"warmup", required_argument, NULL, 'W'},
+	    {"warmup-max", required_argument, NULL, 'M'},
 	    {"cache", required_argument, NULL, 'c'},
 	    {"rows", required_argument, NULL, 'r'},
 	    {"slack", required_argument, NULL, 'l'},
@@ -670,7 +727,7 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0}};
 	static struct ooc o = {
-	    .dir = "/var/tmp", .threads = 2, .rows = (1u << R_N) - 1};
+	    .dir = "/var/tmp", .threads = 2, .rows = (1u << R_BUFFERED) - 1};
 	uint64_t v, size = 0, budget = 0;
 	double seconds = 0, warmup = 0;
 	bool slack_set = false;
@@ -710,6 +767,11 @@ int main(int argc, char **argv)
 					      &warmup))
 				return 2;
 			break;
+		case 'M':
+			if (!bench_parse_secs(NAME, "--warmup-max", optarg,
+					      3600, &o.warmup_max))
+				return 2;
+			break;
 		case 'c':
 			if (strcmp(optarg, "cold") && strcmp(optarg, "warm"))
 				return cli_usage_error(
@@ -745,6 +807,11 @@ int main(int argc, char **argv)
 	o.budget = budget ? budget : o.quick ? 64 * MIB : GIB;
 	o.seconds = seconds ? seconds : o.quick ? 1 : 10;
 	o.warmup = warmup ? warmup : o.quick ? 1 : 10;
+	if (!o.warmup_max)
+		o.warmup_max = o.quick ? 10 : 180;
+	if (o.warmup_max < o.warmup)
+		return cli_usage_error(NAME, "--warmup-max: want at least "
+					     "--warmup");
 	if (!slack_set)
 		o.slack = o.quick ? 16 * MIB : 64 * MIB;
 	if (o.size % (PAGE * o.threads))
