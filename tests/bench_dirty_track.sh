@@ -11,7 +11,7 @@ bench=$build/bench/dirty-track
 [ -x "$bench" ] || fail "$bench is not built"
 command -v python3 >/dev/null || skip "python3 is not installed"
 
-json_run "$bench" --quick --json --size 4M --scan-size 8M
+json_run "$bench" --quick --json --size 4M --scan-size 192M
 python3 - "$tmp/out.json" <<'PY' || fail "the JSON output: $(cat "$tmp/out.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -54,9 +54,9 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 
-"$bench" --quick --size 4M --scan-size 8M >"$tmp/out.txt" 2>/dev/null ||
+"$bench" --quick --size 4M --scan-size 192M >"$tmp/out.txt" 2>/dev/null ||
 	fail "dirty-track --quick exited $?"
-for w in "first write to each 4 KiB page of 4 MiB" "PAGEMAP_SCAN of 8 MiB" \
+for w in "first write to each 4 KiB page of 4 MiB" "PAGEMAP_SCAN of 192 MiB" \
 	untracked kernel_fault wp_sync wp_sync_spin wp_async upager upager_track \
 	clean sparse all; do
 	grep -q "^$w\|$w" "$tmp/out.txt" || fail "the table has no '$w': $(cat "$tmp/out.txt")"
