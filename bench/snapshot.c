@@ -171,6 +171,15 @@ static void app_start(struct snap *s)
 		die("pthread_create failed");
 }
 
+/*
+ * The newest generation an image taken before now may hold: the last
+ * one written, and the write then in flight, not published yet.
+ */
+static uint64_t gen_bound(struct snap *s)
+{
+	return __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) + 1;
+}
+
 static void app_stop(struct snap *s)
 {
 	__atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
@@ -289,8 +298,7 @@ static void row_fork(void *arg)
 	if (!pid)
 		save_child(s);
 	tf = cli_now();
-	/* The write in flight at fork() has not published its generation. */
-	gen_fork = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) + 1;
+	gen_fork = gen_bound(s);
 	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
 		die("fork: the child did not write the image");
 	window_end(s, t0, &r->during);
@@ -367,10 +375,10 @@ static void row_upager(void *arg)
 		die("upager_handler_start: %s", strerror(-err));
 	app_start(s);
 	upager_snap(s, reg, dst, 0, &s->res[R_UPAGER]);
-	check_image(s, "upager", s->gen);
+	check_image(s, "upager", gen_bound(s));
 	upager_snap(s, reg, dst, UPAGER_SNAP_INCREMENTAL, &s->res[R_INCR]);
 	app_stop(s);
-	check_image(s, "upager_incremental", s->gen);
+	check_image(s, "upager_incremental", gen_bound(s));
 	if ((err = upager_unmap(reg)))
 		die("upager_unmap: %s", strerror(-err));
 	upager_handler_free(h);
