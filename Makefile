@@ -82,7 +82,8 @@ BENCH_PARTS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/bench_*.c))
 BENCH := $(BUILD)/bench/upager-bench
 BENCHES := $(BENCH) $(BUILD)/bench/upagerd-bench $(BUILD)/bench/relay \
 	   $(BUILD)/bench/remote_tls $(BUILD)/bench/image-restore \
-	   $(BUILD)/bench/memcached-store
+	   $(BUILD)/bench/memcached-store $(BUILD)/bench/dirty-track \
+	   $(BUILD)/bench/outofcore $(BUILD)/bench/snapshot
 
 STATIC := $(BUILD)/libupager.a
 SHARED := $(BUILD)/libupager.so.$(VERSION)
@@ -189,6 +190,25 @@ $(BUILD)/bench/image-restore: $(BUILD)/bench/image_restore.o $(COMMON_OBJS) $(ST
 # memcached: against a bare memcached_get() and file: ("The memcached store").
 $(BUILD)/bench/memcached-store: $(BUILD)/bench/memcached_store.o $(COMMON_OBJS) $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
+
+# Issue 10's benchmarks, each a program over the public API and
+# bench_util.c: dirty tracking ("Dirty tracking"), out-of-core against a
+# memory cgroup ("Out of core"), live snapshots against fork()
+# ("Live snapshots").
+$(BUILD)/bench/dirty-track: $(BUILD)/bench/dirty_track.o \
+		$(BUILD)/bench/bench_util.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/bench/bench_util.o \
+		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
+
+$(BUILD)/bench/outofcore: $(BUILD)/bench/outofcore.o \
+		$(BUILD)/bench/bench_util.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/bench/bench_util.o \
+		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
+
+$(BUILD)/bench/snapshot: $(BUILD)/bench/snapshot.o \
+		$(BUILD)/bench/bench_util.o $(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/bench/bench_util.o \
+		$(COMMON_OBJS) $(STATIC) $(LDLIBS) -lm
 
 $(BUILD)/bench/relay: $(BUILD)/bench/relay.o
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)

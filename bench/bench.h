@@ -123,9 +123,24 @@ struct bench {
 
 /* ---- helpers (bench_util.c) ---------------------------------------------- */
 
+/*
+ * Messages are "upager bench: ..."; a program of its own calls this once
+ * for "NAME: ..." (and cli_usage_error(NAME, ...) for its usage errors).
+ */
+void bench_set_name(const char *name);
 void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...);
 void __attribute__((format(printf, 1, 2))) progress(const char *fmt, ...);
 void *xmalloc(size_t len);
+/*
+ * The usage error for what getopt_long() returned in @c for the option
+ * before optind: ':' (its value is missing; the option string starts
+ * with ':') or anything else (unknown); 0: the argument at optind is
+ * left over after the options.  Returns 2.
+ */
+int bench_opt_error(const char *name, int c, char **argv);
+/* Seconds in (0, @max] from @s, or a usage error naming @what: false. */
+bool bench_parse_secs(const char *name, const char *what, const char *s,
+		      double max, double *out);
 
 static inline uint64_t clock_ns(void)
 {
@@ -165,6 +180,21 @@ static inline uint64_t touch(char *p, enum touch how)
 	return sum;
 }
 
+/* xorshift64*: a fast generator for access streams; @s never 0. */
+static inline uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
+/* A uniform double in [0, 1). */
+static inline double rng_unit(uint64_t *s)
+{
+	return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
 uint64_t page_sum(uint64_t pg);
 uint64_t sweep(const char *what, char *base, const uint32_t *idx, size_t n,
 	       enum touch how, bool zero, uint64_t *lat);
@@ -174,6 +204,16 @@ struct upager_store *pattern_store(uint64_t len);
 ssize_t slurp(const char *path, char *buf, size_t len);
 int64_t field(const char *buf, const char *key);
 uint64_t minflt_self(void);
+/* The peak resident set of this process (getrusage()), in KiB. */
+long peak_rss_kib(void);
+/* @len bytes of MAP_SHARED anonymous memory: what a child shares back. */
+void *shared_map(const char *what, size_t len);
+/*
+ * Run @fn(@arg) in a child process (a fresh address space per row, and
+ * its own peak RSS) and wait for it; dies naming @what unless the child
+ * exits 0.
+ */
+void run_child(const char *what, void (*fn)(void *arg), void *arg);
 
 /* An upager handler with one region; workers poll for @poll_us (0: no). */
 struct engine {

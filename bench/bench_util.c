@@ -6,13 +6,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <upager/upager.h>
@@ -22,13 +25,21 @@
 
 /* ---- small things -------------------------------------------------------- */
 
+static const char *bench_cmd = "bench";
+
+void bench_set_name(const char *name)
+{
+	cli_set_program("");
+	bench_cmd = name;
+}
+
 /* "upager bench: ..." on stderr, as every message of the benchmark. */
 void die(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	cli_verror(1, "bench", fmt, ap);
+	cli_verror(1, bench_cmd, fmt, ap);
 	exit(1);
 }
 
@@ -37,8 +48,36 @@ void progress(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	cli_verror(1, "bench", fmt, ap);
+	cli_verror(1, bench_cmd, fmt, ap);
 	va_end(ap);
+}
+
+int bench_opt_error(const char *name, int c, char **argv)
+{
+	if (!c)
+		return cli_usage_error(name, "unexpected argument '%s'",
+				       argv[optind]);
+	if (c == ':')
+		return cli_usage_error(name, "%s needs a value",
+				       argv[optind - 1]);
+	return cli_usage_error(name, "unknown option '%s'", argv[optind - 1]);
+}
+
+bool bench_parse_secs(const char *name, const char *what, const char *s,
+		      double max, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno || end == s || *end || !(*out > 0) || *out > max) {
+		cli_usage_error(name,
+				"%s '%s': want seconds, more than 0 and at "
+				"most %g",
+				what, s, max);
+		return false;
+	}
+	return true;
 }
 
 void *xmalloc(size_t len)
@@ -178,6 +217,50 @@ uint64_t minflt_self(void)
 
 	getrusage(RUSAGE_THREAD, &ru);
 	return (uint64_t)ru.ru_minflt;
+}
+
+long peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+void *shared_map(const char *what, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("%s: mmap of %zu shared bytes: %s", what, len,
+		    strerror(errno));
+	return p;
+}
+
+void run_child(const char *what, void (*fn)(void *arg), void *arg)
+{
+	pid_t pid;
+	int st;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die("%s: fork: %s", what, strerror(errno));
+	if (!pid) {
+		fn(arg);
+		fflush(NULL);
+		_exit(0);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			die("%s: waitpid: %s", what, strerror(errno));
+	if (WIFSIGNALED(st))
+		die("%s: the row's process was killed by %s%s", what,
+		    strsignal(WTERMSIG(st)),
+		    WTERMSIG(st) == SIGKILL ? " (out of memory?)" : "");
+	if (WEXITSTATUS(st))
+		die("%s: the row's process exited %d", what, WEXITSTATUS(st));
 }
 
 /* ---- an upager handler with one region ----------------------------------- */

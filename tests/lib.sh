@@ -63,3 +63,26 @@ for i in range(pages):
 open(path, "wb").write(out)
 PY
 }
+# refused WANT CMD ARGS...: CMD must exit 2 (a usage error) with a
+# message that holds WANT.
+refused() {
+	local want=$1 rc
+	shift
+	"$@" >/dev/null 2>"$tmp/refused.err"
+	rc=$?
+	[ $rc = 2 ] || fail "$*: exit $rc, want 2"
+	grep -q -- "$want" "$tmp/refused.err" ||
+		fail "$*: '$(cat "$tmp/refused.err")' does not name '$want'"
+}
+# json_run CMD ARGS...: run a benchmark into $tmp/out.json; skip when the
+# kernel or the privileges lack userfaultfd (or a feature of it), fail on
+# any other error.
+json_run() {
+	local rc
+	"$@" >"$tmp/out.json" 2>"$tmp/err"
+	rc=$?
+	[ $rc = 0 ] && return
+	grep -q "cannot open a userfaultfd\|lacks UFFD_FEATURE" "$tmp/err" &&
+		skip "$(cat "$tmp/err")"
+	fail "$* exited $rc: $(cat "$tmp/err")"
+}
