@@ -12,6 +12,9 @@
  * fail   the write-back fails: the unit stays dirty (the header's
  *        contract), a write after it lands tracked, and the next sync
  *        writes the program's data to the store, nothing lost.
+ * evict  the same drop while the evictor writes the unit back
+ *        (REMOVE_ZERO): its other pages read the written data after,
+ *        never zeros.
  *
  * The store is this file's own: pages in memory, a writeback() that can
  * wait at a gate and fail.  Runs on anon and shmem (argv[1]); argv[2]
@@ -32,6 +35,7 @@ struct gstore {
 	struct upager_store s;
 	char *img;
 	atomic_bool hold, held, release, fail;
+	atomic_uint wrote; /* writeback() calls that wrote */
 };
 
 static int gstore_open(const char *arg, struct upager_store **out)
@@ -63,6 +67,7 @@ static int gstore_writeback(struct upager_store *s, uint64_t pgoff,
 	if (atomic_load(&g->fail))
 		return -EIO;
 	memcpy(g->img + pgoff * PG, src, npages * PG);
+	atomic_fetch_add(&g->wrote, 1);
 	return 0;
 }
 
@@ -88,12 +93,16 @@ struct rig {
 	char *p;
 };
 
-static void rig_map(struct rig *x, enum upager_memtype type)
+/* @budget: 0, or that many bytes with REMOVE_ZERO (the evict part). */
+static void rig_map(struct rig *x, enum upager_memtype type, size_t budget)
 {
 	struct upager_map_params mp = {.size = sizeof(mp),
 				       .memtype = type,
 				       .fill = FILL,
 				       .flags = UPAGER_MAP_TRACK_WRITES,
+				       .budget = budget,
+				       .remove = budget ? UPAGER_REMOVE_ZERO
+							: UPAGER_REMOVE_REFETCH,
 				       .readahead_max = (size_t)-1,
 				       .fault_around = (size_t)-1};
 	int err;
@@ -192,7 +201,7 @@ static void part_write(enum upager_memtype type)
 	struct rig x;
 	char *u;
 
-	rig_map(&x, type);
+	rig_map(&x, type, 0);
 	u = x.p + U * FILL;
 	CHECK_RET(drop_during_writeback(&x, false), 0);
 	CHECK(!memcmp(x.g.img + U * FILL, u, PG), "written back");
@@ -215,7 +224,7 @@ static void part_fail(enum upager_memtype type)
 	struct rig x;
 	char *u;
 
-	rig_map(&x, type);
+	rig_map(&x, type, 0);
 	u = x.p + U * FILL;
 	CHECK_RET(drop_during_writeback(&x, true), -EIO);
 	bool dirty = upager_region_dirty(x.r, U * FILL);
@@ -234,6 +243,45 @@ static void part_fail(enum upager_memtype type)
 	free(x.g.img);
 }
 
+/*
+ * The same drop while the evictor writes the dirty unit back: the unit
+ * goes (its pages moved out), and its pages the drop did not touch must
+ * read what was written back, never zeros (REMOVE_ZERO is for the
+ * dropped page only).  Budget 8 units: 8 resident is over the high water
+ * mark (7) but within the budget, so only the evictor evicts, and it
+ * takes the oldest unit first: U, filled first.
+ */
+static void part_evict(enum upager_memtype type)
+{
+	volatile char sum = 0;
+	struct rig x;
+	char *u;
+
+	rig_map(&x, type, 8 * FILL);
+	u = x.p + U * FILL;
+	memset(u, 'a', 2 * PG);
+	atomic_store(&x.g.hold, true);
+	for (size_t k = 0; k < NUNITS && k < 8; k++)
+		if (k != U)
+			sum += x.p[k * FILL];
+	for (int ms = 0; ms < 5000 && !atomic_load(&x.g.held); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&x.g.held), "the evictor's write-back never came");
+	CHECK_RET(madvise(u + 2 * PG, PG, MADV_DONTNEED), 0);
+	t_sleep_ms(200); /* the worker handles the REMOVE event */
+	atomic_store(&x.g.release, true);
+	for (int ms = 0; ms < 5000 && !atomic_load(&x.g.wrote); ms++)
+		t_sleep_ms(1);
+	CHECK(x.g.img[U * FILL] == 'a', "written back");
+	CHECK(u[0] == 'a' && u[PG] == 'a',
+	      "an evicted unit's pages the program did not drop read what "
+	      "was written back, got %#x %#x (silent zeros)",
+	      (unsigned char)u[0], (unsigned char)u[PG]);
+	CHECK_RET(upager_unmap(x.r), 0);
+	upager_handler_free(x.h);
+	free(x.g.img);
+}
+
 int main(int argc, char **argv)
 {
 	enum upager_memtype type = t_upager_memtype(argc, argv, false);
@@ -246,5 +294,6 @@ int main(int argc, char **argv)
 	}
 	PART("write", part_write(type));
 	PART("fail", part_fail(type));
+	PART("evict", part_evict(type));
 	return 0;
 }
