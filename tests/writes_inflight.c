@@ -15,6 +15,7 @@
  * evict  the same drop while the evictor writes the unit back
  *        (REMOVE_ZERO): its other pages read the written data after,
  *        never zeros.
+ * evict_error  the evictor's write-back fails: on_error is told.
  *
  * The store is this file's own: pages in memory, a writeback() that can
  * wait at a gate and fail.  Runs on anon and shmem (argv[1]); argv[2]
@@ -87,6 +88,7 @@ static const struct upager_store_ops gstore_ops = {
 };
 
 struct rig {
+	struct t_errors errs; /* what on_error was told */
 	struct upager_handler *h;
 	struct gstore g;
 	struct upager_region *r;
@@ -114,7 +116,8 @@ static void rig_map(struct rig *x, enum upager_memtype type, size_t budget)
 	CHECK(x->g.img, "malloc");
 	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
 		t_fill(x->g.img + i * PG, PG, i);
-	x->h = t_upager_handler(2, NULL, NULL);
+	memset(&x->errs, 0, sizeof(x->errs));
+	x->h = t_upager_handler(2, t_on_error, &x->errs);
 	x->p = upager_map(x->h, &x->g.s, NUNITS * FILL, &mp, &x->r, &err);
 	if (!x->p && err == -EOPNOTSUPP)
 		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
@@ -282,6 +285,39 @@ static void part_evict(enum upager_memtype type)
 	free(x.g.img);
 }
 
+/*
+ * The evictor's write-back fails (the store says EIO): the unit stays
+ * dirty and resident, and the error is told to on_error, as sync's is
+ * ("errors reported, never dropped"), not only counted.
+ */
+static void part_evict_error(enum upager_memtype type)
+{
+	struct upager_stats st;
+	struct rig x;
+
+	rig_map(&x, type, 8 * FILL);
+	atomic_store(&x.g.fail, true);
+	for (size_t k = 0; k < 8; k++)
+		x.p[k * FILL] = 'e';
+	for (int ms = 0; ms < 5000; ms++) {
+		upager_region_stats(x.r, &st);
+		if (st.writeback_errors)
+			break;
+		t_sleep_ms(1);
+	}
+	CHECK(st.writeback_errors, "the evictor never tried a write-back");
+	t_sleep_ms(100);
+	CHECK(atomic_load(&x.errs.calls),
+	      "%llu write-backs failed during eviction, on_error was told "
+	      "nothing",
+	      (unsigned long long)st.writeback_errors);
+	atomic_store(&x.g.fail, false);
+	CHECK_RET(upager_unmap(x.r), 0);
+	CHECK(x.g.img[0] == 'e', "written at the unmap");
+	upager_handler_free(x.h);
+	free(x.g.img);
+}
+
 int main(int argc, char **argv)
 {
 	enum upager_memtype type = t_upager_memtype(argc, argv, false);
@@ -295,5 +331,6 @@ int main(int argc, char **argv)
 	PART("write", part_write(type));
 	PART("fail", part_fail(type));
 	PART("evict", part_evict(type));
+	PART("evict_error", part_evict_error(type));
 	return 0;
 }
