@@ -143,6 +143,7 @@ struct upager_region {
 	 * budget's state (evict.c), @snap the snapshot running (snapshot.c).
 	 */
 	bool track;
+	bool snapped;		/* a snapshot began once (gate) */
 	pthread_rwlock_t gate;	/* lifting a protection vs a snapshot's start */
 	_Atomic uint64_t *written;
 	size_t written_len;
@@ -437,6 +438,7 @@ int region_unmap(struct upager_region *r, bool force);
 size_t region_live_end(struct upager_region *r, size_t *off);
 bool region_dropped(struct upager_region *r, size_t page);
 void region_drop(struct upager_region *r, size_t lo, size_t hi);
+void region_undrop(struct upager_region *r, size_t lo, size_t hi);
 void region_wait_idle(struct upager_region *r);
 void region_free(struct upager_region *r);
 void region_retire(struct upager_region *r);

@@ -78,13 +78,10 @@ void event_remove(struct upager_space *sp, uint64_t start, uint64_t end)
 				region_drop(r, lo,
 					    lo + bytes / UPAGER_STORE_PAGE);
 			}
-			/*
-			 * A shmem unit keeps its data through MADV_DONTNEED
-			 * (a shared mapping): dirty, it stays dirty.
-			 */
 			for (size_t u = t0; u < t1; u++)
 				unit_remove(&r->state[u], u >= w0 && u < w1,
-					    r->memtype != UPAGER_MEM_SHMEM);
+					    r->track,
+					    r->memtype == UPAGER_MEM_SHMEM);
 			evict_dropped(r, t0, t1 - t0);
 			STAT_ADD(r->st, pages_removed,
 				 bytes / UPAGER_STORE_PAGE);

@@ -82,6 +82,8 @@ struct evict {
 	unsigned int active; /* evictors inside (h->ev_lock) */
 	bool detached;	     /* (h->ev_lock) */
 	atomic_bool told_kept;
+	atomic_bool told_failed; /* a write-back failed; reset when one works */
+	uint64_t idle_until;	 /* nothing could go: not before (ev_lock) */
 	_Atomic uint64_t own_lo, own_hi; /* an evictor's MADV_DONTNEED */
 };
 
@@ -187,12 +189,13 @@ void evict_dropped(struct upager_region *r, size_t u, size_t n)
 		return;
 	pthread_mutex_lock(&e->lock);
 	for (size_t i = u; i < u + n; i++) {
-		unsigned int t = e->tag[i] & T_MASK;
+		unsigned int s = unit_state(unit_load(&r->state[i]));
 
-		if (t == T_BUSY)
-			continue; /* its evictor settles it */
-		if (!unit_resident(unit_state(unit_load(&r->state[i]))))
-			forget(e, (uint32_t)i);
+		/* Held units settle by their holders (an evictor's: T_BUSY). */
+		if ((e->tag[i] & T_MASK) == T_BUSY || s == UNIT_INFLIGHT ||
+		    unit_resident(s))
+			continue;
+		forget(e, (uint32_t)i);
 	}
 	pthread_mutex_unlock(&e->lock);
 }
@@ -234,7 +237,8 @@ static size_t pick(struct evict *e, uint32_t *out, unsigned int *from,
 	size_t n = 0, looked = 0, limit = 4 * max;
 
 	pthread_mutex_lock(&e->lock);
-	while (n < max && looked++ < limit && resident(e) > e->low) {
+	/* The victims count as resident (T_BUSY) until they are gone. */
+	while (n < max && looked++ < limit && resident(e) > e->low + n) {
 		unsigned int qi = victim_queue(e);
 		uint32_t u = e->q[qi].head;
 		unsigned int s;
@@ -349,6 +353,13 @@ static int drop_unit(struct upager_region *r, struct sink *sk, size_t u,
 				     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &done);
 		if (ret == -EINVAL && may_block && !done)
 			return drop_pages(r, at);
+		/*
+		 * Part of it moved out, the rest refused (a pinned page): the
+		 * unit is clean, its store holds what the rest holds, so it
+		 * goes ABSENT as a whole and the rest is refilled over.
+		 */
+		if (ret < 0 && ret != -EAGAIN && done)
+			return 0;
 		if (ret != -EAGAIN || tries > 100)
 			return ret;
 		sched_yield();
@@ -410,9 +421,19 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 		if (ret == -EOPNOTSUPP && from[i] == UNIT_DIRTY) {
 			keep(e, v[i]);
 		} else if (ret < 0) {
+			if (from[i] == UNIT_DIRTY &&
+			    !atomic_exchange(&e->told_failed, true))
+				region_report(r,
+					      (uintptr_t)region_base(r) +
+						      v[i] * r->fill,
+					      ret,
+					      "eviction: a write-back failed; "
+					      "the unit stays resident");
 			requeue(e, v[i]);
 			stuck++;
 		} else {
+			if (from[i] == UNIT_DIRTY)
+				atomic_store(&e->told_failed, false);
 			pthread_mutex_lock(&e->lock);
 			evicted(e, v[i]);
 			pthread_mutex_unlock(&e->lock);
@@ -429,12 +450,17 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 	return n && stuck == n ? 0 : n;
 }
 
-/* Evict @e's region down to its low water mark, a batch at a time. */
-static void evict_down(struct evict *e, struct sink *sk, struct filler *f)
+/*
+ * Evict @e's region down to its low water mark, a batch at a time: true
+ * when it got there, false when nothing more could go (all pinned, kept
+ * or failing), so that the evictor turns to the other regions a while.
+ */
+static bool evict_down(struct evict *e, struct sink *sk, struct filler *f)
 {
-	while (!atomic_load(&e->r->closing) &&
-	       evict_batch(e, sk, f, BATCH, true))
-		;
+	while (!atomic_load(&e->r->closing) && resident(e) > e->low)
+		if (!evict_batch(e, sk, f, BATCH, true))
+			return false;
+	return true;
 }
 
 /*
@@ -465,8 +491,11 @@ void evict_sink_free(struct sink *sk)
 /* A region of the list over its high water mark (h->ev_lock held). */
 static struct evict *over_high(struct upager_handler *h)
 {
+	uint64_t now = now_ns();
+
 	for (struct evict *e = h->ev_list; e; e = e->next)
-		if (!e->detached && resident(e) > e->high)
+		if (!e->detached && resident(e) > e->high &&
+		    e->idle_until <= now)
 			return e;
 	return NULL;
 }
@@ -481,6 +510,7 @@ static void *evictor_main(void *arg)
 	while (!h->ev_stop) {
 		struct evict *e = over_high(h);
 		struct timespec ts;
+		bool done;
 
 		if (!e) {
 			clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -494,8 +524,11 @@ static void *evictor_main(void *arg)
 		}
 		e->active++;
 		pthread_mutex_unlock(&h->ev_lock);
-		evict_down(e, &sk, &f);
+		done = evict_down(e, &sk, &f);
 		pthread_mutex_lock(&h->ev_lock);
+		/* Stuck: 100 ms for the others (and no spinning on it). */
+		if (!done)
+			e->idle_until = now_ns() + 100 * 1000 * 1000;
 		if (!--e->active && e->detached)
 			pthread_cond_broadcast(&h->ev_cond);
 	}

@@ -112,7 +112,7 @@ int fill_settle(struct upager_region *r, struct filler *f, size_t u,
 
 	for (size_t i = 0; i < n; i++)
 		wake |= unit_settle(&r->state[u + i], to);
-	if (to == UNIT_PRESENT && r->ev)
+	if ((to == UNIT_PRESENT || to == UNIT_DIRTY) && r->ev)
 		evict_filled(r, u, n);
 	if (!wake)
 		return 0;

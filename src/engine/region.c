@@ -87,7 +87,14 @@ int region_state_alloc(struct upager_region *r)
 		r->state_len = 0;
 		return -ENOMEM;
 	}
-	if (r->remove == UPAGER_REMOVE_ZERO && r->fill > UPAGER_STORE_PAGE) {
+	/*
+	 * Pages dropped under ZERO read zeros: a unit of several pages needs
+	 * to know which; so does any tracked unit, which eviction may send
+	 * back to a store that still holds the old data.
+	 */
+	if (r->remove == UPAGER_REMOVE_ZERO &&
+	    (r->fill > UPAGER_STORE_PAGE ||
+	     (r->flags & UPAGER_MAP_TRACK_WRITES))) {
 		r->dropped_len = (r->len / UPAGER_STORE_PAGE + 63) / 64 * 8;
 		r->dropped = region_lazy_alloc(r->dropped_len);
 		if (!r->dropped) {
@@ -105,6 +112,17 @@ bool region_dropped(struct upager_region *r, size_t page)
 	       (atomic_load_explicit(&r->dropped[page / 64],
 				     memory_order_acquire) >>
 		(page % 64)) & 1;
+}
+
+/* Pages [lo, hi) were written back: the store has what they hold now. */
+void region_undrop(struct upager_region *r, size_t lo, size_t hi)
+{
+	if (!r->dropped)
+		return;
+	for (size_t p = lo; p < hi; p++)
+		atomic_fetch_and_explicit(&r->dropped[p / 64],
+					  ~(1ull << (p % 64)),
+					  memory_order_release);
 }
 
 /* Pages [lo, hi) of @r were dropped (EVENT_REMOVE); ZERO with bits only. */

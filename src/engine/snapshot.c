@@ -19,7 +19,6 @@
  * region's written bits, taken and cleared at the instant).
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,7 +34,6 @@ struct snap {
 	size_t todo_len;
 	atomic_int err;
 	atomic_ulong units, early;
-	atomic_uint users; /* write faults inside snap_before_write() */
 };
 
 static bool take_todo(struct snap *s, size_t u)
@@ -94,17 +92,13 @@ static int save(struct upager_region *r, struct snap *s, size_t u,
 	return ret;
 }
 
+/* Called with the gate's read side held: @r->snap stays while it runs. */
 void snap_before_write(struct upager_region *r, struct filler *f, size_t u)
 {
 	struct snap *s = atomic_load(&r->snap);
 
-	if (!s)
-		return;
-	atomic_fetch_add(&s->users, 1);
-	if (atomic_load(&r->snap) == s && take_todo(s, u) &&
-	    save(r, s, u, UNIT_PRESENT, f->buf) == 0)
+	if (s && take_todo(s, u) && save(r, s, u, UNIT_PRESENT, f->buf) == 0)
 		atomic_fetch_add(&s->early, 1);
-	atomic_fetch_sub(&s->users, 1);
 }
 
 static uint64_t now(void)
@@ -261,6 +255,9 @@ int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 		ret = -EBUSY;
 		goto out;
 	}
+	/* The first snapshot is whole, incremental or not. */
+	if (!r->snapped)
+		flags &= ~UPAGER_SNAP_INCREMENTAL;
 	for (size_t w = 0; w < words; w++) {
 		uint64_t bits = atomic_exchange(&r->written[w], 0);
 
@@ -276,13 +273,16 @@ int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 		for (size_t w = 0; w < words; w++)
 			atomic_fetch_or(&r->written[w],
 					atomic_load(&s->todo[w]));
+	else
+		r->snapped = true;
 	pthread_rwlock_unlock(&r->gate);
 	t1 = now();
 	if (ret == 0)
 		copy_all(r, s, &f);
+	/* Under the write side: no write fault is using @s after this. */
+	pthread_rwlock_wrlock(&r->gate);
 	atomic_store(&r->snap, NULL);
-	while (atomic_load(&s->users))
-		sched_yield();
+	pthread_rwlock_unlock(&r->gate);
 	if (ret == 0)
 		ret = atomic_load(&s->err);
 	if (ret < 0)

@@ -116,14 +116,22 @@ static inline bool unit_add_waiter(unit_t *u, uint8_t seen)
  * when dropped whole: then all of it reads by the region's REMOVE policy
  * (as MADV_DONTNEED of untouched anonymous memory reads zeros); dropped
  * in part, its other pages must still read the store, so it stays
- * ABSENT.  A DIRTY unit dropped in part stays DIRTY: its other pages
- * hold writes not yet written back (a fault refills the dropped ones);
- * so does one dropped whole unless @dirty_goes (shmem keeps its data).
+ * ABSENT.
+ *
+ * With write tracking (@tracked) an installed unit keeps its state when
+ * dropped in part: its other pages are there, write-protected or holding
+ * writes not yet written back, and a fault refills the dropped ones (the
+ * REMOVE policy's pages: the region's dropped bits say which); so does a
+ * unit held by a write-back, an eviction or a snapshot, whose holder
+ * knows what it settles to.  @keeps (tracked shmem): MADV_DONTNEED keeps
+ * a shared mapping's data, so a unit dropped whole keeps its state too.
  * Returns true if the unit changed.
  */
-static inline bool unit_remove(unit_t *u, bool whole, bool dirty_goes)
+static inline bool unit_remove(unit_t *u, bool whole, bool tracked,
+			       bool keeps)
 {
 	uint8_t old = unit_load(u), now;
+	bool stays = tracked && (!whole || keeps);
 
 	do {
 		switch (unit_state(old)) {
@@ -132,16 +140,18 @@ static inline bool unit_remove(unit_t *u, bool whole, bool dirty_goes)
 				return false;
 			now = UNIT_REMOVED;
 			break;
+		case UNIT_PRESENT:
 		case UNIT_DIRTY:
-			if (!whole || !dirty_goes)
+			if (stays)
 				return false;
 			now = UNIT_REMOVED;
 			break;
-		case UNIT_PRESENT:
 		case UNIT_POISONED:
 			now = UNIT_REMOVED;
 			break;
 		case UNIT_INFLIGHT:
+			if (stays)
+				return false;
 			now = old | UNIT_RM_PENDING;
 			break;
 		default:

@@ -107,7 +107,17 @@ static int unit_unprotect(struct upager_region *r, struct filler *f,
 {
 	int ret;
 
-	pthread_rwlock_rdlock(&r->gate);
+	/*
+	 * A worker does not wait while a snapshot protects the region: it
+	 * may be the one to read the event the protection waits for.  The
+	 * unit stays protected (-EAGAIN): a write fault comes again.
+	 */
+	if (f->h) {
+		if (pthread_rwlock_tryrdlock(&r->gate))
+			return -EAGAIN;
+	} else {
+		pthread_rwlock_rdlock(&r->gate);
+	}
 	snap_before_write(r, f, u);
 	if (written)
 		atomic_fetch_or_explicit(&r->written[u / 64],
@@ -219,6 +229,7 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 		unit_unprotect(r, f, u, false);
 		return ret;
 	}
+	region_undrop(r, u * np, (u + 1) * np);
 	STAT_ADD(r->st, pages_written, np);
 	return 0;
 }
@@ -252,10 +263,10 @@ int writes_fault(struct upager_region *r, struct filler *f,
 		if (unit_claim(unit, from))
 			break;
 	}
-	if (from == UNIT_PRESENT)
-		STAT_ADD(r->st, pages_dirtied, r->fill / UPAGER_STORE_PAGE);
 	ret = unit_unprotect(r, f, u, true);
-	if (ret < 0 && ret != -ENOENT)
+	if (ret == 0 && from == UNIT_PRESENT)
+		STAT_ADD(r->st, pages_dirtied, r->fill / UPAGER_STORE_PAGE);
+	if (ret < 0 && ret != -ENOENT && ret != -EAGAIN)
 		region_report(r, ft->addr, ret,
 			      "lifting a write protection failed");
 	fill_settle(r, f, u, 1, ret < 0 ? from : UNIT_DIRTY);

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * A dirty unit held INFLIGHT by its write-back (a sync waiting in the
+ * store's writeback()) while the program drops one of its pages with
+ * MADV_DONTNEED.  The unit's other pages still hold the program's
+ * writes: it must come out of the write-back dirty (failed) or clean and
+ * still write-protected (written), never untracked.
+ *
+ * write  the write-back succeeds; a later write to a page the drop did
+ *        not touch goes through (a write fault makes the unit dirty
+ *        again) and the next sync writes it to the store.
+ * fail   the write-back fails: the unit stays dirty (the header's
+ *        contract), a write after it lands tracked, and the next sync
+ *        writes the program's data to the store, nothing lost.
+ * evict  the same drop while the evictor writes the unit back
+ *        (REMOVE_ZERO): its other pages read the written data after,
+ *        never zeros.
+ * evict_error  the evictor's write-back fails: on_error is told.
+ *
+ * The store is this file's own: pages in memory, a writeback() that can
+ * wait at a gate and fail.  Runs on anon and shmem (argv[1]); argv[2]
+ * may name one part.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tstore.h"
+
+#define PG     4096
+#define FILL   (4 * PG)
+#define NUNITS 16
+#define U      3 /* the unit under test */
+
+struct gstore {
+	struct upager_store s;
+	char *img;
+	atomic_bool hold, held, release, fail;
+	atomic_uint wrote; /* writeback() calls that wrote */
+};
+
+static int gstore_open(const char *arg, struct upager_store **out)
+{
+	(void)arg;
+	(void)out;
+	return -EINVAL; /* made by gstore_new() only */
+}
+
+static int gstore_fetch(struct upager_store *s, uint64_t pgoff, void *dst,
+			size_t npages)
+{
+	struct gstore *g = (struct gstore *)s;
+
+	memcpy(dst, g->img + pgoff * PG, npages * PG);
+	return 0;
+}
+
+static int gstore_writeback(struct upager_store *s, uint64_t pgoff,
+			    const void *src, size_t npages)
+{
+	struct gstore *g = (struct gstore *)s;
+
+	if (atomic_exchange(&g->hold, false)) {
+		atomic_store(&g->held, true);
+		for (int i = 0; i < 10000 && !atomic_load(&g->release); i++)
+			t_sleep_ms(1);
+	}
+	if (atomic_load(&g->fail))
+		return -EIO;
+	memcpy(g->img + pgoff * PG, src, npages * PG);
+	atomic_fetch_add(&g->wrote, 1);
+	return 0;
+}
+
+static void gstore_close(struct upager_store *s)
+{
+	(void)s;
+}
+
+static const struct upager_store_ops gstore_ops = {
+    .size = sizeof(struct upager_store_ops),
+    .name = "writes-inflight-test",
+    .help = "writes-inflight-test  (made by the test only)",
+    .open = gstore_open,
+    .fetch = gstore_fetch,
+    .close = gstore_close,
+    .writeback = gstore_writeback,
+};
+
+struct rig {
+	struct t_errors errs; /* what on_error was told */
+	struct upager_handler *h;
+	struct gstore g;
+	struct upager_region *r;
+	char *p;
+};
+
+/* @budget: 0, or that many bytes with REMOVE_ZERO (the evict part). */
+static void rig_map(struct rig *x, enum upager_memtype type, size_t budget)
+{
+	struct upager_map_params mp = {.size = sizeof(mp),
+				       .memtype = type,
+				       .fill = FILL,
+				       .flags = UPAGER_MAP_TRACK_WRITES,
+				       .budget = budget,
+				       .remove = budget ? UPAGER_REMOVE_ZERO
+							: UPAGER_REMOVE_REFETCH,
+				       .readahead_max = (size_t)-1,
+				       .fault_around = (size_t)-1};
+	int err;
+
+	memset(&x->g, 0, sizeof(x->g));
+	x->g.s.ops = &gstore_ops;
+	x->g.s.npages = NUNITS * FILL / PG;
+	x->g.img = malloc(NUNITS * FILL);
+	CHECK(x->g.img, "malloc");
+	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
+		t_fill(x->g.img + i * PG, PG, i);
+	memset(&x->errs, 0, sizeof(x->errs));
+	x->h = t_upager_handler(2, t_on_error, &x->errs);
+	x->p = upager_map(x->h, &x->g.s, NUNITS * FILL, &mp, &x->r, &err);
+	if (!x->p && err == -EOPNOTSUPP)
+		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
+	CHECK(x->p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(x->h), 0);
+}
+
+struct syncer {
+	struct upager_region *r;
+	pthread_t t;
+	int ret;
+};
+
+static void *sync_main(void *arg)
+{
+	struct syncer *s = arg;
+
+	s->ret = upager_region_sync(s->r, 0, NUNITS * FILL);
+	return NULL;
+}
+
+struct writer {
+	volatile char *at;
+	char c;
+	pthread_t t;
+	atomic_bool done;
+};
+
+static void *write_main(void *arg)
+{
+	struct writer *w = arg;
+
+	*w->at = w->c;
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* Write @c at @at from a thread: false if it is still stuck after 5 s. */
+static bool write_within(volatile char *at, char c)
+{
+	struct writer *w = calloc(1, sizeof(*w)); /* leaked if stuck */
+
+	w->at = at;
+	w->c = c;
+	CHECK(!pthread_create(&w->t, NULL, write_main, w), "thread");
+	for (int ms = 0; ms < 5000 && !atomic_load(&w->done); ms++)
+		t_sleep_ms(1);
+	if (!atomic_load(&w->done))
+		return false;
+	pthread_join(w->t, NULL);
+	free(w);
+	return true;
+}
+
+/*
+ * Unit U dirty (pages 0 and 1 written), then a sync that waits in the
+ * store's writeback() of it while the program drops page 2; the
+ * write-back then succeeds or fails (@fail).  Returns the sync's result.
+ */
+static int drop_during_writeback(struct rig *x, bool fail)
+{
+	char *u = x->p + U * FILL;
+	struct syncer s = {.r = x->r};
+
+	memset(u, 'a', 2 * PG);
+	for (int i = 0; i < 1000 && !upager_region_dirty(x->r, U * FILL); i++)
+		t_sleep_ms(1);
+	CHECK(upager_region_dirty(x->r, U * FILL), "dirty after a write");
+	atomic_store(&x->g.fail, fail);
+	atomic_store(&x->g.hold, true);
+	CHECK(!pthread_create(&s.t, NULL, sync_main, &s), "thread");
+	for (int ms = 0; ms < 5000 && !atomic_load(&x->g.held); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&x->g.held), "the write-back never came");
+	CHECK_RET(madvise(u + 2 * PG, PG, MADV_DONTNEED), 0);
+	t_sleep_ms(200); /* the worker handles the REMOVE event */
+	atomic_store(&x->g.release, true);
+	pthread_join(s.t, NULL);
+	return s.ret;
+}
+
+static void part_write(enum upager_memtype type)
+{
+	struct rig x;
+	char *u;
+
+	rig_map(&x, type, 0);
+	u = x.p + U * FILL;
+	CHECK_RET(drop_during_writeback(&x, false), 0);
+	CHECK(!memcmp(x.g.img + U * FILL, u, PG), "written back");
+	CHECK(write_within(u, 'b'),
+	      "a write to a page of the unit the drop did not touch is "
+	      "still stuck after 5 s (write-protect fault on a unit the "
+	      "engine thinks is not resident: woken, faults again, forever)");
+	CHECK_RET(upager_region_sync(x.r, 0, NUNITS * FILL), 0);
+	CHECK(x.g.img[U * FILL] == 'b',
+	      "the write after the sync is in the "
+	      "store (got %#x)",
+	      (unsigned char)x.g.img[U * FILL]);
+	CHECK_RET(upager_unmap(x.r), 0);
+	upager_handler_free(x.h);
+	free(x.g.img);
+}
+
+static void part_fail(enum upager_memtype type)
+{
+	struct rig x;
+	char *u;
+
+	rig_map(&x, type, 0);
+	u = x.p + U * FILL;
+	CHECK_RET(drop_during_writeback(&x, true), -EIO);
+	bool dirty = upager_region_dirty(x.r, U * FILL);
+
+	atomic_store(&x.g.fail, false);
+	CHECK(write_within(u + PG, 'c'), "a write after the failure is stuck");
+	CHECK_RET(upager_region_sync(x.r, 0, NUNITS * FILL), 0);
+	CHECK(x.g.img[U * FILL] == 'a' && x.g.img[U * FILL + PG] == 'c',
+	      "the store holds the program's writes after a good sync (got "
+	      "%#x %#x: lost)",
+	      (unsigned char)x.g.img[U * FILL],
+	      (unsigned char)x.g.img[U * FILL + PG]);
+	CHECK(dirty, "a unit whose write-back failed stays dirty (upager.h)");
+	CHECK_RET(upager_unmap(x.r), 0);
+	upager_handler_free(x.h);
+	free(x.g.img);
+}
+
+/*
+ * The same drop while the evictor writes the dirty unit back: the unit
+ * goes (its pages moved out), and its pages the drop did not touch must
+ * read what was written back, never zeros (REMOVE_ZERO is for the
+ * dropped page only).  Budget 8 units: 8 resident is over the high water
+ * mark (7) but within the budget, so only the evictor evicts, and it
+ * takes the oldest unit first: U, filled first.
+ */
+static void part_evict(enum upager_memtype type)
+{
+	volatile char sum = 0;
+	struct rig x;
+	char *u;
+
+	rig_map(&x, type, 8 * FILL);
+	u = x.p + U * FILL;
+	memset(u, 'a', 2 * PG);
+	atomic_store(&x.g.hold, true);
+	for (size_t k = 0; k < NUNITS && k < 8; k++)
+		if (k != U)
+			sum += x.p[k * FILL];
+	for (int ms = 0; ms < 5000 && !atomic_load(&x.g.held); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&x.g.held), "the evictor's write-back never came");
+	CHECK_RET(madvise(u + 2 * PG, PG, MADV_DONTNEED), 0);
+	t_sleep_ms(200); /* the worker handles the REMOVE event */
+	atomic_store(&x.g.release, true);
+	for (int ms = 0; ms < 5000 && !atomic_load(&x.g.wrote); ms++)
+		t_sleep_ms(1);
+	CHECK(x.g.img[U * FILL] == 'a', "written back");
+	CHECK(u[0] == 'a' && u[PG] == 'a',
+	      "an evicted unit's pages the program did not drop read what "
+	      "was written back, got %#x %#x (silent zeros)",
+	      (unsigned char)u[0], (unsigned char)u[PG]);
+	CHECK_RET(upager_unmap(x.r), 0);
+	upager_handler_free(x.h);
+	free(x.g.img);
+}
+
+/*
+ * The evictor's write-back fails (the store says EIO): the unit stays
+ * dirty and resident, and the error is told to on_error, as sync's is
+ * ("errors reported, never dropped"), not only counted.
+ */
+static void part_evict_error(enum upager_memtype type)
+{
+	struct upager_stats st;
+	struct rig x;
+
+	rig_map(&x, type, 8 * FILL);
+	atomic_store(&x.g.fail, true);
+	for (size_t k = 0; k < 8; k++)
+		x.p[k * FILL] = 'e';
+	for (int ms = 0; ms < 5000; ms++) {
+		upager_region_stats(x.r, &st);
+		if (st.writeback_errors)
+			break;
+		t_sleep_ms(1);
+	}
+	CHECK(st.writeback_errors, "the evictor never tried a write-back");
+	t_sleep_ms(100);
+	CHECK(atomic_load(&x.errs.calls),
+	      "%llu write-backs failed during eviction, on_error was told "
+	      "nothing",
+	      (unsigned long long)st.writeback_errors);
+	atomic_store(&x.g.fail, false);
+	CHECK_RET(upager_unmap(x.r), 0);
+	CHECK(x.g.img[0] == 'e', "written at the unmap");
+	upager_handler_free(x.h);
+	free(x.g.img);
+}
+
+int main(int argc, char **argv)
+{
+	enum upager_memtype type = t_upager_memtype(argc, argv, false);
+	const char *part = argc > 2 ? argv[2] : NULL;
+
+#define PART(name, call)                                                       \
+	if (!part || !strcmp(part, name)) {                                    \
+		call;                                                          \
+		printf("%s: ok\n", name);                                      \
+	}
+	PART("write", part_write(type));
+	PART("fail", part_fail(type));
+	PART("evict", part_evict(type));
+	PART("evict_error", part_evict_error(type));
+	return 0;
+}
