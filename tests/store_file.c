@@ -10,8 +10,9 @@
  * never zeros, also where its hole ran to the old end; missing files,
  * directories, FIFOs and empty paths are refused; a path may hold commas.
  * Buffered, direct() gives the file's pages in place and release() unmaps
- * whole 2 MiB blocks once every page of them was released: the page cache
- * can then be dropped, which it cannot while the store maps it.  A check
+ * what a stream released a whole 2 MiB block at a time, and a release out
+ * of sequence (a random read) at once: the page cache can then be
+ * dropped, which it cannot while the store maps it.  A check
  * the filesystem of $TMPDIR cannot support (holes, dropping the cache of
  * tmpfs) makes the test a skip naming it, never a pass.
  */
@@ -407,20 +408,28 @@ static void check_release(void)
 	/* Mapped by the store: the cache stays. */
 	CHECK(drop_cache(fx.fd, len) == pages, "%zu of %zu pages cached",
 	      cached(fx.fd, len), pages);
-	/* Released but the last page of each block: still all mapped. */
-	for (size_t pg = 0; pg < pages; pg += 512) {
-		size_t n = pages - pg < 512 ? pages - pg : 512;
-
-		fx.s->ops->release(fx.s, pg, n - 1);
-	}
-	CHECK(drop_cache(fx.fd, len) == pages, "a block went early");
-	for (size_t pg = 0; pg < pages; pg += 512) {
-		size_t n = pages - pg < 512 ? pages - pg : 512;
-
-		fx.s->ops->release(fx.s, pg + n - 1, 1);
-	}
+	/*
+	 * A stream of releases, all but the last page: the whole blocks go,
+	 * the short one stays mapped (its cache too) until it is whole.
+	 */
+	for (size_t pg = 0; pg < pages - 1; pg += chunk)
+		fx.s->ops->release(fx.s, pg,
+				   pages - 1 - pg < chunk ? pages - 1 - pg
+							  : chunk);
+	CHECK(drop_cache(fx.fd, len) == pages - 1024, "%zu pages cached, "
+	      "want the short block's %zu", cached(fx.fd, len), pages - 1024);
+	fx.s->ops->release(fx.s, pages - 1, 1);
 	CHECK(drop_cache(fx.fd, len) == 0, "%zu pages cached after release",
 	      cached(fx.fd, len));
+	/*
+	 * A release out of sequence (a random read) goes at once, with the
+	 * fault-around the mapping did: nothing is left mapped.
+	 */
+	CHECK(fx.s->ops->direct(fx.s, 600, 4), "direct(600, 4)");
+	CHECK(cached(fx.fd, len) >= 4, "direct() read the pages in");
+	fx.s->ops->release(fx.s, 600, 4);
+	CHECK(drop_cache(fx.fd, len) == 0,
+	      "%zu pages cached after a random release", cached(fx.fd, len));
 	/* Released pages still read right: the mapping faults them back. */
 	CHECK(t_verify(fx.s->ops->direct(fx.s, 512, 16), PAGE, 512),
 	      "page 512 after release");

@@ -44,6 +44,11 @@
 #define MADV_POPULATE_READ 22
 #endif
 
+struct block {
+	atomic_uint released; /* pages released */
+	atomic_uint next;     /* where its last release ended, in the block */
+};
+
 struct file_store {
 	struct upager_store s;
 	int fd;
@@ -53,11 +58,16 @@ struct file_store {
 	bool in_memory; /* on tmpfs: its page cache is the memory itself */
 	uint64_t size; /* bytes, at open */
 	char *map;     /* read-only shared mapping, or NULL */
-	atomic_uint *released; /* per block of the mapping: pages released */
+	struct block *blocks;  /* of the mapping, for file_release() */
 };
 
 /* The mapping is given back a block at a time (see file_release()). */
 #define BLOCK_PAGES 512u
+/*
+ * What a fault on the mapping may map around the page asked for: the
+ * kernel's default fault_around_bytes, aligned.
+ */
+#define AROUND ((uintptr_t)64 << 10)
 
 static struct file_store *to_file(struct upager_store *s)
 {
@@ -167,16 +177,16 @@ static int file_open(const char *arg, struct upager_store **out)
 	f->sparse = lseek(fd, 0, SEEK_HOLE) < (off_t)size;
 	f->in_memory = !direct && on_tmpfs(fd);
 	f->map = NULL;
-	f->released = NULL;
+	f->blocks = NULL;
 	if (!direct && size) {
 		f->map = mmap(NULL, f->s.npages * PAGE, PROT_READ, MAP_SHARED,
 			      fd, 0);
 		if (f->map == MAP_FAILED)
 			f->map = NULL; /* a device that can't: pread() only */
 		if (f->map)
-			f->released = calloc(f->s.npages / BLOCK_PAGES + 1,
-					     sizeof(*f->released));
-		if (f->map && !f->released) {
+			f->blocks = calloc(f->s.npages / BLOCK_PAGES + 1,
+					   sizeof(*f->blocks));
+		if (f->map && !f->blocks) {
 			munmap(f->map, f->s.npages * PAGE);
 			f->map = NULL;
 		}
@@ -330,11 +340,20 @@ static const void *file_direct(struct upager_store *s, uint64_t pgoff,
 /*
  * Installed: drop our mapping of what was copied, not the page cache, so
  * the process does not hold the data twice and the cache can be dropped.
- * Unmapping costs a TLB flush on every CPU the process runs on, so it is
- * done once a 2 MiB block has been released whole; a block read only in
- * part (random access) stays mapped until close.  A page released twice
- * counts twice and the block goes a little early: harmless, the mapping
- * faults the page cache back in on the next use.
+ *
+ * Unmapping costs a TLB flush on every CPU the process runs on, so what
+ * a stream releases (each release starting where the block's releases so
+ * far end, from its start, and a block's first where the block before
+ * ended) is given back a 2 MiB block at a time, once the block has been
+ * released whole.  Any other release is a random read:
+ * waiting for its block to be whole would keep what random reads mapped
+ * until close (peak RSS twice mmap's), so it is dropped at once, widened
+ * to the kernel's fault-around window, which MADV_POPULATE_READ mapped
+ * along with the range.  Streams of two workers that finish out of order
+ * drop a chunk at once now and then.  A page released twice counts
+ * twice and the block goes a little early; a dropped page another thread
+ * still copies from faults back in: both harmless, the mapping maps the
+ * page cache again on the next use.
  */
 static void file_release(struct upager_store *s, uint64_t pgoff,
 			 size_t npages)
@@ -344,18 +363,34 @@ static void file_release(struct upager_store *s, uint64_t pgoff,
 	while (npages) {
 		uint64_t b = pgoff / BLOCK_PAGES, first = b * BLOCK_PAGES;
 		size_t k = BLOCK_PAGES - pgoff % BLOCK_PAGES, whole;
-		unsigned int old;
+		struct block *blk = &f->blocks[b];
+		unsigned int at = (unsigned int)(pgoff - first), old;
+		uintptr_t lo, hi;
+		bool stream;
 
 		/* The last block may be short. */
 		whole = s->npages - first < BLOCK_PAGES ? s->npages - first
 							: BLOCK_PAGES;
 		if (k > npages)
 			k = npages;
-		old = atomic_fetch_add(&f->released[b], (unsigned int)k);
+		old = atomic_fetch_add(&blk->released, (unsigned int)k);
+		stream = old == at &&
+			 (at || !b || atomic_load(&blk[-1].next) == BLOCK_PAGES);
+		atomic_store(&blk->next, at + (unsigned int)k);
 		if (old < whole && old + k >= whole) {
-			atomic_fetch_sub(&f->released[b], (unsigned int)whole);
+			atomic_fetch_sub(&blk->released, (unsigned int)whole);
 			madvise(f->map + first * PAGE, whole * PAGE,
 				MADV_DONTNEED);
+		} else if (!stream) {
+			/* The window is aligned in the address space. */
+			lo = (uintptr_t)(f->map + pgoff * PAGE) & ~(AROUND - 1);
+			hi = ((uintptr_t)(f->map + (pgoff + k) * PAGE) +
+			      AROUND - 1) & ~(AROUND - 1);
+			if (lo < (uintptr_t)(f->map + first * PAGE))
+				lo = (uintptr_t)(f->map + first * PAGE);
+			if (hi > (uintptr_t)(f->map + (first + whole) * PAGE))
+				hi = (uintptr_t)(f->map + (first + whole) * PAGE);
+			madvise((void *)lo, hi - lo, MADV_DONTNEED);
 		}
 		pgoff += k;
 		npages -= k;
@@ -382,7 +417,7 @@ static void file_close(struct upager_store *s)
 
 	if (f->map)
 		munmap(f->map, f->s.npages * PAGE);
-	free(f->released);
+	free(f->blocks);
 	close(f->fd);
 	free(f);
 }
