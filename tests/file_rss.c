@@ -140,6 +140,9 @@ int main(void)
 	struct statfs sf;
 	int fd = t_tmp_unlinked((size_t)NPAGES * PAGE);
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	SKIP("a sanitizer's shadow memory and allocator are RSS of their own");
+#endif
 	/* On tmpfs a region maps the file itself: nothing to hold twice. */
 	CHECK(!fstatfs(fd, &sf), "fstatfs: %s", strerror(errno));
 	if (sf.f_type == TMPFS_MAGIC_)
