@@ -124,6 +124,26 @@ static uint64_t peak_of(int fd, bool region, const uint32_t *order, size_t n)
 	return kib;
 }
 
+/*
+ * The file, written 1 MiB at a time as a program writes a file it
+ * makes: the page cache then holds large folios, which a fault on a
+ * mapping of the file maps whole (the case tests/store_file's small
+ * writes do not make).
+ */
+static int make_file(void)
+{
+	static char buf[1 << 20];
+	int fd = t_tmp_unlinked(0);
+
+	for (size_t off = 0; off < (size_t)NPAGES * PAGE; off += sizeof(buf)) {
+		for (size_t i = 0; i < sizeof(buf) / PAGE; i++)
+			t_fill(buf + i * PAGE, PAGE, off / PAGE + i);
+		CHECK(pwrite(fd, buf, sizeof(buf), (off_t)off) == sizeof(buf),
+		      "pwrite: %s", strerror(errno));
+	}
+	return fd;
+}
+
 static void warm(int fd)
 {
 	static char buf[1 << 20];
@@ -138,7 +158,7 @@ int main(void)
 	static uint32_t order[RANDOM];
 	uint64_t x = 0x2545f4914f6cdd1dull;
 	struct statfs sf;
-	int fd = t_tmp_unlinked((size_t)NPAGES * PAGE);
+	int fd = make_file();
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	SKIP("a sanitizer's shadow memory and allocator are RSS of their own");

@@ -63,11 +63,6 @@ struct file_store {
 
 /* The mapping is given back a block at a time (see file_release()). */
 #define BLOCK_PAGES 512u
-/*
- * What a fault on the mapping may map around the page asked for: the
- * kernel's default fault_around_bytes, aligned.
- */
-#define AROUND ((uintptr_t)64 << 10)
 
 static struct file_store *to_file(struct upager_store *s)
 {
@@ -345,12 +340,14 @@ static const void *file_direct(struct upager_store *s, uint64_t pgoff,
  * a stream releases (each release starting where the block's releases so
  * far end, from its start, and a block's first where the block before
  * ended) is given back a 2 MiB block at a time, once the block has been
- * released whole.  Any other release is a random read:
- * waiting for its block to be whole would keep what random reads mapped
- * until close (peak RSS twice mmap's), so it is dropped at once, widened
- * to the kernel's fault-around window, which MADV_POPULATE_READ mapped
- * along with the range.  Streams of two workers that finish out of order
- * drop a chunk at once now and then.  A page released twice counts
+ * released whole.  Any other release is a random read: waiting for its
+ * block to be whole would keep what random reads mapped until close
+ * (peak RSS twice mmap's), so its whole block is dropped at once.  The
+ * whole block, not the range: MADV_POPULATE_READ maps the kernel's
+ * fault-around window with the range, and since 6.18 a large folio of
+ * the page cache whole, up to 2 MiB; a folio never crosses a block,
+ * which is 2 MiB aligned in the file.  Streams of two workers that
+ * finish out of order drop a block early now and then.  A page released twice counts
  * twice and the block goes a little early; a dropped page another thread
  * still copies from faults back in: both harmless, the mapping maps the
  * page cache again on the next use.
@@ -365,7 +362,6 @@ static void file_release(struct upager_store *s, uint64_t pgoff,
 		size_t k = BLOCK_PAGES - pgoff % BLOCK_PAGES, whole;
 		struct block *blk = &f->blocks[b];
 		unsigned int at = (unsigned int)(pgoff - first), old;
-		uintptr_t lo, hi;
 		bool stream;
 
 		/* The last block may be short. */
@@ -382,15 +378,8 @@ static void file_release(struct upager_store *s, uint64_t pgoff,
 			madvise(f->map + first * PAGE, whole * PAGE,
 				MADV_DONTNEED);
 		} else if (!stream) {
-			/* The window is aligned in the address space. */
-			lo = (uintptr_t)(f->map + pgoff * PAGE) & ~(AROUND - 1);
-			hi = ((uintptr_t)(f->map + (pgoff + k) * PAGE) +
-			      AROUND - 1) & ~(AROUND - 1);
-			if (lo < (uintptr_t)(f->map + first * PAGE))
-				lo = (uintptr_t)(f->map + first * PAGE);
-			if (hi > (uintptr_t)(f->map + (first + whole) * PAGE))
-				hi = (uintptr_t)(f->map + (first + whole) * PAGE);
-			madvise((void *)lo, hi - lo, MADV_DONTNEED);
+			madvise(f->map + first * PAGE, whole * PAGE,
+				MADV_DONTNEED);
 		}
 		pgoff += k;
 		npages -= k;
