@@ -28,6 +28,7 @@ enum { SEC_A = 1, SEC_B = 2, SEC_C = 4 };
 
 struct opts {
 	bool quick, json;
+	bool umap;	   /* C: only the UMap-comparable rows, warm */
 	const char *dir;
 	uint64_t size;	   /* C: the file */
 	unsigned int rounds;
@@ -87,25 +88,35 @@ extern const struct row_def b_rows[B_N];
 
 /* ---- section C cases ----------------------------------------------------- */
 
-enum { C_MMAP_PRIVATE, C_MMAP_SHARED, C_REGION };
+enum { C_MMAP_PRIVATE, C_MMAP_SHARED, C_REGION, C_FLOOR };
 
 struct c_case {
 	const char *id, *label;
 	int kind;
 	size_t fill, ra;      /* region: map parameters (0: defaults) */
-	unsigned int threads; /* region: workers */
+	unsigned int threads; /* region: workers (0: in-thread) */
 	enum upager_memtype memtype;
+	bool thp;     /* floor: MADV_HUGEPAGE before the populate */
+	bool bytesum; /* the byte-summing reader, not the word checker */
+	bool shm;     /* over the copy of the file in /dev/shm (warm only) */
+	bool umap;    /* one of the UMap-comparable rows (--umap) */
+	int base;     /* the row its ratios are against */
 };
 
-#define C_SEQ_N ((size_t)10)
+#define C_SEQ_N ((size_t)16)
 #define C_SEQ_DEFAULT 3 /* region_4k_2: the defaults on 2 CPUs */
-#define C_RAND_N ((size_t)4)
+#define C_SEQ_FLOOR 12	/* floor_populate; floor_populate_thp follows */
+#define C_SEQ_SHM 14	/* shm_mmap; shm_region follows */
+#define C_RAND_N ((size_t)7)
 #define C_RAND_4K 2 /* region_4k: the random-read target's case */
+#define C_RAND_INTHREAD 4
+#define C_RAND_SHM 5 /* shm_mmap; shm_region follows */
 extern const struct c_case c_seq[];
 extern const struct c_case c_rand[];
 
 struct c_result {
 	double rate[MAX_ROUNDS]; /* GiB/s (sequential) or reads/s (random) */
+	double rss[MAX_ROUNDS];	 /* the row's peak RSS, bytes */
 	uint64_t faults;	 /* region: the engine's, summed over rounds */
 };
 
@@ -156,14 +167,16 @@ static inline uint64_t pattern(uint64_t pg)
 	return (pg + 1) * 0x9e3779b97f4a7c15ull;
 }
 
-enum touch { TOUCH_WRITE, TOUCH_READ, TOUCH_PAGE };
+enum touch { TOUCH_WRITE, TOUCH_READ, TOUCH_PAGE, TOUCH_WORDS };
 
 /*
  * One access to the first word of a page, or a read of all of it.  The
  * write is a locked add of 0: a write fault (so the kernel's first touch
  * allocates and zeroes a page, as UFFDIO_COPY allocates and fills one)
  * that still returns the word to check.  TOUCH_PAGE returns the sum of
- * the page's words: what reading a file costs is reading its bytes.
+ * the page's words (a reader that does some work per byte); TOUCH_WORDS
+ * (touch_words()) checks every word and does nothing else, so what it
+ * measures is the paging, not the reader.
  */
 static inline uint64_t touch(char *p, enum touch how)
 {
@@ -195,11 +208,28 @@ static inline double rng_unit(uint64_t *s)
 	return (double)(rng_next(s) >> 11) * 0x1.0p-53;
 }
 
+/*
+ * The bits in which the words of the C file's page at @p differ from
+ * what they should be (word k is @first + k): 0 when all are right.  A
+ * branch-free OR, so the compiler reads the page with vector loads.
+ */
+static inline uint64_t touch_words(const char *p, uint64_t first)
+{
+	const uint64_t *words = (const uint64_t *)p;
+	uint64_t bad = 0;
+
+	for (size_t i = 0; i < PAGE / 8; i++)
+		bad |= words[i] ^ (first + i);
+	return bad;
+}
+
 uint64_t page_sum(uint64_t pg);
 uint64_t sweep(const char *what, char *base, const uint32_t *idx, size_t n,
 	       enum touch how, bool zero, uint64_t *lat);
 double median(const double *v, unsigned int n);
 char *anon_map(const char *what, size_t len);
+uint64_t rss_peak_reset(void);
+uint64_t rss_peak_since(uint64_t start);
 struct upager_store *pattern_store(uint64_t len);
 ssize_t slurp(const char *path, char *buf, size_t len);
 int64_t field(const char *buf, const char *key);

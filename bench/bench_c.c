@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * upager-bench section C: file reads (every byte of each page read and
- * checked), sequential and random, warm and cold page cache, through a
- * file: region against a plain mmap of the same file.
+ * upager-bench section C: file reads (every word of each page read and
+ * checked, and a byte-summing reader as a row of its own), sequential
+ * and random, warm and cold page cache, through a file: region against
+ * a plain mmap of the same file, beside the floor (fresh private memory
+ * populated and read into) and a copy of the file in tmpfs; each row in
+ * a process of its own, with its peak RSS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <upager/upager.h>
@@ -20,14 +24,16 @@
 #include "sysfs.h"
 
 const struct c_case c_seq[] = {
-	{ "mmap_private", "mmap MAP_PRIVATE, PROT_READ", C_MMAP_PRIVATE },
+	{ "mmap_private", "mmap MAP_PRIVATE, PROT_READ", C_MMAP_PRIVATE,
+	  .umap = true },
 	{ "mmap_shared", "mmap MAP_SHARED, PROT_READ", C_MMAP_SHARED },
 	{ "region_4k_1", "region fill 4K, ra 1M, 1 worker", C_REGION, 0, 0, 1 },
-	{ "region_4k_2", "region fill 4K, ra 1M, 2 workers", C_REGION, 0, 0, 2 },
+	{ "region_4k_2", "region fill 4K, ra 1M, 2 workers", C_REGION, 0, 0, 2,
+	  .umap = true },
 	{ "region_64k_1", "region fill 64K, ra 1M, 1 worker", C_REGION,
 	  64 << 10, 0, 1 },
 	{ "region_64k_2", "region fill 64K, ra 1M, 2 workers", C_REGION,
-	  64 << 10, 0, 2 },
+	  64 << 10, 0, 2, .umap = true },
 	{ "region_2m_1", "region fill 2M, ra 8M, 1 worker", C_REGION, 2 << 20,
 	  8 << 20, 1 },
 	{ "region_2m_2", "region fill 2M, ra 8M, 2 workers", C_REGION,
@@ -36,17 +42,39 @@ const struct c_case c_seq[] = {
 	  2 << 20, 8 << 20, 1, UPAGER_MEM_HUGETLB },
 	{ "region_huge_2", "region hugetlb 2M, ra 8M, 2 workers", C_REGION,
 	  2 << 20, 8 << 20, 2, UPAGER_MEM_HUGETLB },
+	{ "mmap_private_bytesum", "mmap MAP_PRIVATE, byte-summing reader",
+	  C_MMAP_PRIVATE, .bytesum = true },
+	{ "region_4k_2_bytesum", "region 4K, 2 workers, byte-summing reader",
+	  C_REGION, 0, 0, 2, .bytesum = true, .base = 10 },
+	{ "floor_populate", "floor: POPULATE_WRITE 4K pages + pread",
+	  C_FLOOR, .umap = true },
+	{ "floor_populate_thp", "floor: POPULATE_WRITE THP + pread", C_FLOOR,
+	  .thp = true, .umap = true },
+	{ "shm_mmap", "tmpfs file: mmap MAP_PRIVATE", C_MMAP_PRIVATE,
+	  .shm = true, .base = C_SEQ_SHM },
+	{ "shm_region", "tmpfs file: region (CONTINUE), 2 workers", C_REGION,
+	  0, 0, 2, .shm = true, .base = C_SEQ_SHM },
 };
 _Static_assert(ARRAY_SIZE(c_seq) == C_SEQ_N, "C_SEQ_N");
 
 const struct c_case c_rand[] = {
-	{ "mmap_private", "mmap MAP_PRIVATE, PROT_READ", C_MMAP_PRIVATE },
+	{ "mmap_private", "mmap MAP_PRIVATE, PROT_READ", C_MMAP_PRIVATE,
+	  .umap = true },
 	{ "mmap_shared", "mmap MAP_SHARED, PROT_READ", C_MMAP_SHARED },
-	{ "region_4k", "region fill 4K, 2 workers", C_REGION, 0, 0, 2 },
+	{ "region_4k", "region fill 4K, 2 workers", C_REGION, 0, 0, 2,
+	  .umap = true },
 	{ "region_64k", "region fill 64K, 2 workers", C_REGION, 64 << 10, 0,
-	  2 },
+	  2, .umap = true },
+	{ "region_4k_inthread", "region fill 4K, in-thread (SIGBUS)",
+	  C_REGION, 0, 0, 0, .umap = true },
+	{ "shm_mmap", "tmpfs file: mmap MAP_PRIVATE", C_MMAP_PRIVATE,
+	  .shm = true, .base = C_RAND_SHM },
+	{ "shm_region", "tmpfs file: region (CONTINUE), 2 workers", C_REGION,
+	  0, 0, 2, .shm = true, .base = C_RAND_SHM },
 };
 _Static_assert(ARRAY_SIZE(c_rand) == C_RAND_N, "C_RAND_N");
+
+#define C_SEQ_HUGE_1 8 /* region_huge_1 */
 
 /* ---- C: file reads -------------------------------------------------------- */
 
@@ -178,16 +206,103 @@ static void cfile_warm(struct cfile *f)
 	free(buf);
 }
 
+/* What a row's process hands back (a shared page). */
+struct c_out {
+	double rate;
+	uint64_t faults, rss;
+};
+
+/*
+ * The floor: the fastest the kernel gives fresh private memory holding
+ * the file's bytes.  All of it populated in one call (4 KiB pages, or
+ * THP where it can: 2 MiB aligned), the file pread() in, then read by
+ * the same checking reader as every other row.  The time of all three.
+ */
+static uint64_t c_floor(const char *what, struct cfile *f, bool thp,
+			enum touch how)
+{
+	size_t len = f->size, map = len + (2 << 20), chunk = 64 << 20;
+	char *raw, *p;
+	uint64_t start;
+
+	raw = mmap(NULL, map, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		die("%s: mmap of %zu bytes: %s", what, map, strerror(errno));
+	p = (char *)(((uintptr_t)raw + (2 << 20) - 1) & ~(uintptr_t)((2 << 20) - 1));
+	if (madvise(p, len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
+		die("%s: madvise: %s", what, strerror(errno));
+	start = clock_ns();
+	if (madvise(p, len, MADV_POPULATE_WRITE))
+		die("%s: MADV_POPULATE_WRITE: %s", what, strerror(errno));
+	for (size_t off = 0; off < len;) {
+		ssize_t n = pread(f->fd, p + off,
+				  len - off < chunk ? len - off : chunk,
+				  (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("%s: reading the file: %s", what,
+			    n < 0 ? strerror(errno) : "short read");
+		off += (size_t)n;
+	}
+	sweep(what, p, NULL, f->npages, how, false, NULL);
+	return clock_ns() - start;
+}
+
+/* One row, measured in the process of its own that c_run() starts. */
+static void c_measure(struct cfile *f, const struct c_case *c,
+		      const uint32_t *idx, size_t n, const char *what,
+		      struct c_out *out)
+{
+	enum touch how = c->bytesum ? TOUCH_PAGE : TOUCH_WORDS;
+	uint64_t rss0 = rss_peak_reset(), wall;
+	struct upager_stats st = { 0 };
+	struct engine e;
+	char *base;
+
+	if (c->kind == C_FLOOR) {
+		wall = c_floor(what, f, c->thp, how);
+		out->rss = rss_peak_since(rss0);
+	} else if (c->kind == C_REGION) {
+		engine_up(&e, what, f->store, f->size, c->threads, 0, c->fill,
+			  c->ra, c->threads ? 0 : UPAGER_MAP_IN_THREAD,
+			  c->memtype);
+		wall = sweep(what, e.addr, idx, n, how, false, NULL);
+		out->rss = rss_peak_since(rss0);
+		engine_down(&e, &st);
+	} else {
+		base = mmap(NULL, f->size, PROT_READ,
+			    c->kind == C_MMAP_SHARED ? MAP_SHARED : MAP_PRIVATE,
+			    f->fd, 0);
+		if (base == MAP_FAILED)
+			die("%s: mmap: %s", what, strerror(errno));
+		wall = sweep(what, base, idx, n, how, false, NULL);
+		out->rss = rss_peak_since(rss0);
+		munmap(base, f->size);
+	}
+	out->rate = idx ? (double)n * 1e9 / (double)wall
+			: (double)f->size / GIB * 1e9 / (double)wall;
+	out->faults = st.faults;
+}
+
+/*
+ * Each row runs in a child process, so that its peak RSS is its own: no
+ * mapping, staging buffer or page table of an earlier row is counted,
+ * and nothing a row leaves behind (a store's mapping, a heap grown by a
+ * region) reaches the next one.  The page cache is made warm or cold
+ * here first; the child inherits the open store and the file.
+ */
 static void c_run(struct bench *b, struct cfile *f, const struct c_case *c,
 		  struct c_result *res, const uint32_t *idx, bool cold,
 		  int round)
 {
 	size_t n = !idx ? f->npages : cold ? b->o.c_cold_reads : b->o.c_reads;
-	struct upager_stats st = { 0 };
+	struct c_out *out;
 	char what[64];
-	struct engine e;
-	uint64_t wall;
-	char *base;
+	int status;
+	pid_t pid;
 
 	snprintf(what, sizeof(what), "C %s %s %s", idx ? "random" : "seq",
 		 cold ? "cold" : "warm", c->id);
@@ -197,23 +312,30 @@ static void c_run(struct bench *b, struct cfile *f, const struct c_case *c,
 		cfile_cold(b, f);
 	else
 		cfile_warm(f);
-	if (c->kind == C_REGION) {
-		engine_up(&e, what, f->store, f->size, c->threads, 0, c->fill,
-			  c->ra, 0, c->memtype);
-		wall = sweep(what, e.addr, idx, n, TOUCH_PAGE, false, NULL);
-		engine_down(&e, &st);
-	} else {
-		base = mmap(NULL, f->size, PROT_READ,
-			    c->kind == C_MMAP_SHARED ? MAP_SHARED : MAP_PRIVATE,
-			    f->fd, 0);
-		if (base == MAP_FAILED)
-			die("%s: mmap: %s", what, strerror(errno));
-		wall = sweep(what, base, idx, n, TOUCH_PAGE, false, NULL);
-		munmap(base, f->size);
+	out = mmap(NULL, sizeof(*out), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (out == MAP_FAILED)
+		die("%s: mmap: %s", what, strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die("%s: fork: %s", what, strerror(errno));
+	if (!pid) {
+		c_measure(f, c, idx, n, what, out);
+		_exit(0); /* not exit(): the parent's atexit() work is its own */
 	}
-	res->rate[round] = idx ? (double)n * 1e9 / (double)wall
-			       : (double)f->size / GIB * 1e9 / (double)wall;
-	res->faults += st.faults;
+	if (waitpid(pid, &status, 0) != pid)
+		die("%s: waitpid: %s", what, strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		die("%s: the row's process failed (%s %d)", what,
+		    WIFEXITED(status) ? "exit" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	if (round >= 0) {
+		res->rate[round] = out->rate;
+		res->rss[round] = (double)out->rss;
+		res->faults += out->faults;
+	}
+	munmap(out, sizeof(*out));
 }
 
 /* ---- C's hugetlb pages ---------------------------------------------------- */
@@ -236,15 +358,47 @@ static bool huge_reserve(uint64_t bytes)
 	return ret == 0;
 }
 
+/* Whether row @c runs in this pass. */
+static bool c_wanted(struct bench *b, const struct c_case *c, int cold)
+{
+	if (b->o.umap)
+		return c->umap && !cold;
+	return !(c->shm && cold); /* tmpfs is never cold */
+}
+
+static void c_pass(struct bench *b, struct cfile *f, struct cfile *shm,
+		   const uint32_t *idx, int cold)
+{
+	for (unsigned int r = 0; r < b->o.rounds; r++) {
+		for (size_t k = 0; k < C_SEQ_N; k++) {
+			size_t i = (k + r) % C_SEQ_N;
+
+			if (c_wanted(b, &c_seq[i], cold))
+				c_run(b, c_seq[i].shm ? shm : f, &c_seq[i],
+				      &b->cseq[cold][i], NULL, cold, (int)r);
+		}
+		for (size_t k = 0; k < C_RAND_N; k++) {
+			size_t i = (k + r) % C_RAND_N;
+
+			if (c_wanted(b, &c_rand[i], cold))
+				c_run(b, c_rand[i].shm ? shm : f, &c_rand[i],
+				      &b->crand[cold][i], idx, cold, (int)r);
+		}
+	}
+}
+
 void section_c(struct bench *b)
 {
-	struct cfile f;
+	struct cfile f, shm;
 	uint32_t *idx;
 	uint64_t x = 0x2545f4914f6cdd1dull;
 
-	progress("[C] file reads: writing a %" PRIu64 " MiB file in %s",
-		 b->o.size / MIB, b->o.dir);
+	progress("[C] file reads: writing a %" PRIu64 " MiB file in %s%s",
+		 b->o.size / MIB, b->o.dir,
+		 b->o.umap ? "" : " and a copy in /dev/shm");
 	cfile_create(&f, b->o.dir, b->o.size);
+	if (!b->o.umap)
+		cfile_create(&shm, "/dev/shm", b->o.size);
 	/* The same uniform random pages for every case (xorshift64). */
 	idx = xmalloc(b->o.c_reads * sizeof(*idx));
 	for (size_t i = 0; i < b->o.c_reads; i++) {
@@ -254,41 +408,21 @@ void section_c(struct bench *b)
 		idx[i] = (uint32_t)(x % f.npages);
 	}
 	b->cold_dropped = true;
-	b->huge_ok = huge_reserve(b->o.size);
+	b->huge_ok = !b->o.umap && huge_reserve(b->o.size);
 	if (b->huge_ok) {
 		/*
 		 * Untimed, once: the pool's pages get their first touch,
 		 * which in a VM is the host backing them, as they would be
 		 * in a pool that has served before.
 		 */
-		struct engine e;
-
-		cfile_warm(&f);
-		engine_up(&e, "C hugetlb warm-up", f.store, f.size, 1, 0, 2 << 20,
-			  8 << 20, 0, UPAGER_MEM_HUGETLB);
-		sweep("C hugetlb warm-up", e.addr, NULL, f.npages, TOUCH_PAGE,
-		      false, NULL);
-		engine_down(&e, NULL);
+		c_run(b, &f, &c_seq[C_SEQ_HUGE_1], NULL, NULL, false, -1);
 	}
-	for (int cold = 0; cold < 2; cold++) {
+	for (int cold = 0; cold < (b->o.umap ? 1 : 2); cold++) {
 		progress("[C] %s page cache: %zu sequential + %zu random cases "
-			 "x %u round(s)",
+			 "x %u round(s)%s",
 			 cold ? "cold" : "warm", C_SEQ_N, C_RAND_N,
-			 b->o.rounds);
-		for (unsigned int r = 0; r < b->o.rounds; r++) {
-			for (size_t k = 0; k < C_SEQ_N; k++) {
-				size_t i = (k + r) % C_SEQ_N;
-
-				c_run(b, &f, &c_seq[i], &b->cseq[cold][i],
-				      NULL, cold, (int)r);
-			}
-			for (size_t k = 0; k < C_RAND_N; k++) {
-				size_t i = (k + r) % C_RAND_N;
-
-				c_run(b, &f, &c_rand[i], &b->crand[cold][i],
-				      idx, cold, (int)r);
-			}
-		}
+			 b->o.rounds, b->o.umap ? ", the --umap rows only" : "");
+		c_pass(b, &f, &shm, idx, cold);
 	}
 	if (!b->cold_dropped)
 		progress("[C] warning: up to %.0f%% of the file stayed cached "
@@ -296,5 +430,7 @@ void section_c(struct bench *b)
 			 b->cold_resident_max * 100);
 	free(idx);
 	cfile_close(&f);
+	if (!b->o.umap)
+		cfile_close(&shm);
 	hugetlb_restore();
 }

@@ -33,17 +33,62 @@ static double c_med(struct bench *b, bool rnd, int cold, size_t i)
 	return median(r->rate, b->o.rounds);
 }
 
-/* The best region case of a sequential cache state. */
+/* A row's peak RSS, bytes: the median over the rounds. */
+static double c_rss(struct bench *b, bool rnd, int cold, size_t i)
+{
+	struct c_result *r = rnd ? &b->crand[cold][i] : &b->cseq[cold][i];
+
+	return median(r->rss, b->o.rounds);
+}
+
+/* The best region case of a sequential cache state (word reader). */
 static size_t c_best(struct bench *b, int cold)
 {
 	size_t best = 0;
 
 	for (size_t i = 0; i < C_SEQ_N; i++)
-		if (c_seq[i].kind == C_REGION &&
+		if (c_seq[i].kind == C_REGION && !c_seq[i].bytesum &&
+		    !c_seq[i].shm &&
 		    (!best || c_med(b, false, cold, i) >
 				      c_med(b, false, cold, best)))
 			best = i;
 	return best;
+}
+
+/* The faster of the two floors. */
+static double c_floor(struct bench *b, int cold)
+{
+	double a = c_med(b, false, cold, C_SEQ_FLOOR),
+	       t = c_med(b, false, cold, C_SEQ_FLOOR + 1);
+
+	return a > t ? a : t;
+}
+
+/*
+ * The largest peak RSS of a region row over its baseline's, over every
+ * C row run; 0 when none ran.  Rows whose baseline RSS is under 1 MiB
+ * (nothing to compare) are left out.
+ */
+static double c_rss_worst(struct bench *b)
+{
+	double worst = 0;
+
+	for (int rnd = 0; rnd < 2; rnd++)
+		for (int cold = 0; cold < 2; cold++)
+			for (size_t i = 0; i < (rnd ? C_RAND_N : C_SEQ_N);
+			     i++) {
+				const struct c_case *c =
+					rnd ? &c_rand[i] : &c_seq[i];
+				double v = c_rss(b, rnd, cold, i),
+				       base = c_rss(b, rnd, cold,
+						    (size_t)c->base);
+
+				if (c->kind == C_REGION &&
+				    c_med(b, rnd, cold, i) && base >= MIB &&
+				    v / base > worst)
+					worst = v / base;
+			}
+	return worst;
 }
 
 static size_t targets(struct bench *b, struct target *t)
@@ -70,7 +115,8 @@ static size_t targets(struct bench *b, struct target *t)
 			a_p50(b, A_INTHREAD) / a_p50(b, A_KERNEL), 2.0, true
 		};
 	}
-	for (int cold = 0; cold < 2 && (b->o.only & SEC_C); cold++) {
+	for (int cold = 0; cold < (b->o.umap ? 1 : 2) && (b->o.only & SEC_C);
+	     cold++) {
 		double mmap = c_med(b, false, cold, C_MMAP_PRIVATE);
 		size_t best = c_best(b, cold);
 		char(*s)[2][96] = text[cold];
@@ -104,7 +150,7 @@ static size_t targets(struct bench *b, struct target *t)
 				median(b->b_rate[B_KERNEL], b->o.rounds),
 			1.5, false
 		};
-	if (b->o.only & SEC_C)
+	if (b->o.only & SEC_C) {
 		t[n++] = (struct target){
 			"file_random_warm_vs_mmap",
 			"random 4K warm reads, region fill 4K / mmap",
@@ -112,6 +158,33 @@ static size_t targets(struct bench *b, struct target *t)
 				c_med(b, true, 0, C_MMAP_PRIVATE),
 			0.1, false
 		};
+		t[n++] = (struct target){
+			"file_seq_warm_vs_floor",
+			"seq warm file read, defaults / floor (best populate)",
+			c_med(b, false, 0, C_SEQ_DEFAULT) / c_floor(b, 0), 0.9,
+			false
+		};
+		t[n++] = (struct target){
+			"peak_rss_vs_mmap",
+			"peak RSS, worst region row / its mmap row", c_rss_worst(b),
+			1.1, true
+		};
+	}
+	if ((b->o.only & SEC_C) && !b->o.umap) {
+		t[n++] = (struct target){
+			"shm_seq_vs_mmap", "seq read, tmpfs file: region / mmap",
+			c_med(b, false, 0, C_SEQ_SHM + 1) /
+				c_med(b, false, 0, C_SEQ_SHM),
+			0.8, false
+		};
+		t[n++] = (struct target){
+			"shm_random_vs_mmap",
+			"random 4K reads, tmpfs file: region / mmap",
+			c_med(b, true, 0, C_RAND_SHM + 1) /
+				c_med(b, true, 0, C_RAND_SHM),
+			0.8, false
+		};
+	}
 	return n;
 }
 
@@ -169,7 +242,7 @@ static void cell(double v, int prec)
 
 void print_tables(struct bench *b)
 {
-	struct target t[16];
+	struct target t[24];
 	size_t nt = targets(b, t);
 	char ratio[32];
 
@@ -251,38 +324,58 @@ void print_tables(struct bench *b)
 	if (b->o.only & SEC_C) {
 		printf("C. File reads, region vs mmap of the same file (%" PRIu64
 		       " MiB in %s; %zu random reads warm,\n   %zu cold; "
-		       "median of %u round(s); ratio vs mmap MAP_PRIVATE; "
-		       "cold: at most %.1f%%\n   of the file left cached)\n",
+		       "median of %u round(s); cold: at most %.1f%%\n   of the "
+		       "file left cached).  Every word of each page checked "
+		       "but in the\n   bytesum rows; ratio vs mmap "
+		       "MAP_PRIVATE (the tmpfs rows: vs the tmpfs mmap,\n   "
+		       "the bytesum rows: vs mmap bytesum); RSS: the row's "
+		       "peak, MiB, in a\n   process of its own%s)\n",
 		       b->o.size / MIB, b->o.dir, b->o.c_reads,
 		       b->o.c_cold_reads, b->o.rounds,
-		       b->cold_resident_max * 100);
+		       b->cold_resident_max * 100,
+		       b->o.umap ? "; --umap: those rows only, warm" : "");
 		for (int rnd = 0; rnd < 2; rnd++) {
 			const struct c_case *cs = rnd ? c_rand : c_seq;
 			size_t nc = rnd ? C_RAND_N : C_SEQ_N;
 
-			printf("  %-36s %10s %7s %10s %7s\n",
+			printf("  %-42s %9s %6s %6s %6s %9s %6s %6s %6s\n",
 			       rnd ? "random 4 KiB pages, reads/s"
-				      : "sequential, every byte, GiB/s",
-			       "warm", "ratio", "cold", "ratio");
+				   : "sequential, GiB/s",
+			       "warm", "ratio", "RSS", "ratio", "cold",
+			       "ratio", "RSS", "ratio");
 			for (size_t i = 0; i < nc; i++) {
-				printf("  %-36s", cs[i].label);
+				printf("  %-42s", cs[i].label);
 				for (int cold = 0; cold < 2; cold++) {
-					double v = c_med(b, rnd, cold, i);
+					double v = c_med(b, rnd, cold, i),
+					       m = c_rss(b, rnd, cold, i);
+					size_t base = (size_t)cs[i].base;
+					char rr[32];
 
 					ratio_str(ratio, sizeof(ratio),
-						  v / c_med(b, rnd, cold,
-							    C_MMAP_PRIVATE),
-						  i == C_MMAP_PRIVATE ? -1 : 0);
+						  v / c_med(b, rnd, cold, base),
+						  i == base ? -1 : 0);
+					ratio_str(rr, sizeof(rr),
+						  m / c_rss(b, rnd, cold, base),
+						  i == base ? -1 : 0);
 					if (!v) /* left out */
-						printf(" %10s %7s", "-", "-");
+						printf(" %9s %6s %6s %6s", "-",
+						       "-", "-", "-");
 					else
-						printf(rnd ? " %10.0f %7s"
-							      : " %10.2f %7s",
-						       v, ratio);
+						printf(rnd ? " %9.0f %6s %6.0f %6s"
+							   : " %9.2f %6s %6.0f %6s",
+						       v, ratio, m / MIB, rr);
 				}
 				putchar('\n');
 			}
 		}
+		for (int cold = 0; cold < (b->o.umap ? 1 : 2); cold++)
+			printf("  %s: floor / mmap %.2fx; region defaults / "
+			       "floor %.2fx\n",
+			       cold ? "cold" : "warm",
+			       c_floor(b, cold) /
+				       c_med(b, false, cold, C_MMAP_PRIVATE),
+			       c_med(b, false, cold, C_SEQ_DEFAULT) /
+				       c_floor(b, cold));
 		putchar('\n');
 	}
 	if (!nt)
@@ -320,7 +413,7 @@ static void json_row_close(struct json *j, const struct row_def *rows,
 
 void print_json(struct bench *b, const struct utsname *u)
 {
-	struct target t[16];
+	struct target t[24];
 	size_t nt = targets(b, t);
 	struct json j;
 
@@ -404,6 +497,18 @@ void print_json(struct bench *b, const struct utsname *u)
 		json_f64(&j, "cold_resident_max_pct",
 			 b->cold_resident_max * 100);
 		json_bool(&j, "cold_dropped", b->cold_dropped);
+		json_bool(&j, "umap", b->o.umap);
+		for (int cold = 0; cold < (b->o.umap ? 1 : 2); cold++) {
+			json_obj_open(&j, cold ? "floor_cold" : "floor_warm");
+			json_f64(&j, "gib_per_s", c_floor(b, cold));
+			json_f64(&j, "vs_mmap",
+				 c_floor(b, cold) /
+					 c_med(b, false, cold, C_MMAP_PRIVATE));
+			json_f64(&j, "region_defaults_vs_floor",
+				 c_med(b, false, cold, C_SEQ_DEFAULT) /
+					 c_floor(b, cold));
+			json_obj_close(&j);
+		}
 		for (int rnd = 0; rnd < 2; rnd++) {
 			const struct c_case *cs = rnd ? c_rand : c_seq;
 			size_t nc = rnd ? C_RAND_N : C_SEQ_N;
@@ -412,6 +517,7 @@ void print_json(struct bench *b, const struct utsname *u)
 			for (int cold = 0; cold < 2; cold++) {
 				for (size_t i = 0; i < nc; i++) {
 					double v = c_med(b, rnd, cold, i);
+					size_t base = (size_t)cs[i].base;
 
 					json_obj_open(&j, NULL);
 					json_str(&j, "cache",
@@ -427,13 +533,19 @@ void print_json(struct bench *b, const struct utsname *u)
 						 rnd ? "reads_per_s"
 							: "gib_per_s",
 						 v);
-					if (i != C_MMAP_PRIVATE) {
+					json_f64(&j, "peak_rss_mib",
+						 c_rss(b, rnd, cold, i) / MIB);
+					if (i != base) {
 						json_str(&j, "baseline",
-							 "mmap_private");
+							 cs[base].id);
 						json_f64(&j, "ratio",
 							 v / c_med(b, rnd,
-								   cold,
-								   C_MMAP_PRIVATE));
+								   cold, base));
+						json_f64(&j, "rss_ratio",
+							 c_rss(b, rnd, cold, i) /
+								 c_rss(b, rnd,
+								       cold,
+								       base));
 					}
 					json_obj_close(&j);
 				}

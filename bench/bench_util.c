@@ -100,7 +100,7 @@ uint64_t page_sum(uint64_t pg)
 /*
  * Touch page idx[i] (or i, when @idx is NULL) of @base for i < @n and
  * check what it read: 0 when @zero, else pattern(page) (page_sum(page)
- * for TOUCH_PAGE).  With @lat, time each access alone into lat[i].
+ * for TOUCH_PAGE; for TOUCH_WORDS, the bits that differ: 0).  With @lat, time each access alone into lat[i].
  * Returns the wall time of the whole sweep.
  */
 uint64_t sweep(const char *what, char *base, const uint32_t *idx,
@@ -110,14 +110,17 @@ uint64_t sweep(const char *what, char *base, const uint32_t *idx,
 
 	for (size_t i = 0; i < n; i++) {
 		size_t pg = idx ? idx[i] : i;
-		uint64_t want = zero		   ? 0
-				: how == TOUCH_PAGE ? page_sum(pg)
-						    : pattern(pg),
+		uint64_t want = zero || how == TOUCH_WORDS ? 0
+				: how == TOUCH_PAGE		   ? page_sum(pg)
+							   : pattern(pg),
 			 v;
 
 		if (lat)
 			t0 = clock_ns();
-		v = touch(base + pg * PAGE, how);
+		if (how == TOUCH_WORDS)
+			v = touch_words(base + pg * PAGE, pattern(pg));
+		else
+			v = touch(base + pg * PAGE, how);
 		if (lat)
 			lat[i] = clock_ns() - t0;
 		if (v != want)
@@ -261,6 +264,42 @@ void run_child(const char *what, void (*fn)(void *arg), void *arg)
 		    WTERMSIG(st) == SIGKILL ? " (out of memory?)" : "");
 	if (WEXITSTATUS(st))
 		die("%s: the row's process exited %d", what, WEXITSTATUS(st));
+}
+
+/*
+ * A peak RSS of one stretch of work: rss_peak_reset() sets the kernel's
+ * high-water mark (VmHWM) back to the current RSS (clear_refs 5) and
+ * returns that RSS; rss_peak_since() is how far above it the mark went.
+ * Read it before unmapping: the kernel folds the RSS into the mark at
+ * unmap and zap time, and when /proc asks.  Bytes.
+ */
+static uint64_t status_kib(const char *key)
+{
+	char buf[4096];
+	int64_t kb;
+
+	if (slurp("/proc/self/status", buf, sizeof(buf)) <= 0 ||
+	    (kb = field(buf, key)) < 0)
+		die("/proc/self/status: no %s", key);
+	return (uint64_t)kb << 10;
+}
+
+uint64_t rss_peak_reset(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, "5", 1) != 1)
+		die("/proc/self/clear_refs: %s", strerror(errno));
+	close(fd);
+	return status_kib("VmRSS:");
+}
+
+/* hugetlb pages are not RSS: what the process maps now is added. */
+uint64_t rss_peak_since(uint64_t start)
+{
+	uint64_t hwm = status_kib("VmHWM:") + status_kib("HugetlbPages:");
+
+	return hwm > start ? hwm - start : 0;
 }
 
 /* ---- an upager handler with one region ----------------------------------- */

@@ -10,9 +10,12 @@
  *      SIGBUS handler (the floor of in-thread mode), upager in-thread.
  *   B  sequential demand paging from the mem store with read-ahead, vs
  *      the kernel's anonymous first touch over the same size.
- *   C  file reads (every byte of each page read and checked),
- *      sequential and random, warm and cold page cache, through a
- *      file: region vs a plain mmap of the same file.
+ *   C  file reads (every word of each page checked; the byte-summing
+ *      reader as a row of its own), sequential and random, warm and
+ *      cold page cache, through a file: region vs a plain mmap of the
+ *      same file, with each row's peak RSS; the floor (fresh private
+ *      memory populated, the file pread in) and a copy of the file in
+ *      /dev/shm (a mapped region, UFFDIO_CONTINUE, vs mmap) beside it.
  *   D  (measured with A) where a fault's time goes: context switches,
  *      read(2)s and CPU time per fault, from the kernel's per-thread
  *      counters (/proc/self/task/TID/{schedstat,status,io}).
@@ -50,7 +53,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: upager bench [--quick] [--json] [--dir DIR] [--size SIZE]\n"
-		"                    [--only A|B|C] [--rounds N]\n"
+		"                    [--only A|B|C] [--rounds N] [--umap]\n"
 		"\n"
 		"Measure upager's fault path side by side with the kernel's own:\n"
 		"  A  4 KiB fault latency (kernel first touch, bare uffd loop,\n"
@@ -59,7 +62,10 @@ static void usage(FILE *f)
 		"     time per fault\n"
 		"  B  sequential demand paging from the mem store, read-ahead on\n"
 		"  C  file reads through a file: region vs mmap, warm and cold\n"
-		"     (every byte of each page read and checked)\n"
+		"     (every word of each page checked; a byte-summing reader\n"
+		"     as a row of its own), with each row's peak RSS, beside\n"
+		"     the floor (fresh memory populated, the file pread in)\n"
+		"     and a copy of the file in /dev/shm (region vs mmap)\n"
 		"\n"
 		"  --quick      small sizes (tests, CI): a few seconds\n"
 		"  --json       print one JSON object instead of the tables\n"
@@ -69,6 +75,10 @@ static void usage(FILE *f)
 		"  --only S     run only section A, B or C (several: A,C)\n"
 		"  --rounds N   rounds of each row, 1 to %d (default 3, 1 with\n"
 		"               --quick)\n"
+		"  --umap       C's UMap-comparable rows only (warm; sequential\n"
+		"               and 100000 random 4K reads of a 2G file unless\n"
+		"               --size says otherwise); implies --only C unless\n"
+		"               --only is given\n"
 		"\n"
 		"Every access checks its page's content; exit 1 on a mismatch or\n"
 		"an error, 2 on a bad argument.\n",
@@ -112,7 +122,7 @@ static int check_opts(struct opts *o, bool size_set)
 		return bad_arg("--dir '%s': not writable: %s", o->dir,
 			       strerror(errno));
 	if (!size_set)
-		o->size = o->quick ? 256 * MIB : 2 * GIB;
+		o->size = o->quick && !o->umap ? 256 * MIB : 2 * GIB;
 	if (!(o->only & SEC_C))
 		return 0;
 	if (statvfs(o->dir, &vfs) == 0 &&
@@ -122,14 +132,17 @@ static int check_opts(struct opts *o, bool size_set)
 			       o->size / MIB,
 			       (uint64_t)vfs.f_bavail * vfs.f_frsize / MIB,
 			       o->dir);
-	/* The page cache, a region and a mapping of the file at once. */
+	/*
+	 * The page cache, a region and a mapping of the file at once; and
+	 * the copy in /dev/shm but with --umap.
+	 */
 	avail = mem_available();
-	need = 3 * o->size;
+	need = (o->umap ? 3 : 4) * o->size;
 	if (avail && need > avail)
-		return bad_arg("--size %" PRIu64 "M: C needs about 3x the file "
-			       "size in memory, and only %" PRIu64
+		return bad_arg("--size %" PRIu64 "M: C needs about %dx the "
+			       "file size in memory, and only %" PRIu64
 			       "M is available",
-			       o->size / MIB, avail / MIB);
+			       o->size / MIB, o->umap ? 3 : 4, avail / MIB);
 	return 0;
 }
 
@@ -162,9 +175,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ .name = "size", .has_arg = required_argument, .val = 's' },
 		{ .name = "only", .has_arg = required_argument, .val = 'o' },
 		{ .name = "rounds", .has_arg = required_argument, .val = 'r' },
+		{ .name = "umap", .val = 'u' },
 		{ 0 },
 	};
-	bool size_set = false, rounds_set = false;
+	bool size_set = false, rounds_set = false, only_set = false;
 	uint64_t v;
 	int c;
 
@@ -181,6 +195,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'u':
+			o->umap = true;
 			break;
 		case 'd':
 			if (!*optarg)
@@ -218,6 +235,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return bad_arg("--only '%s': want A, B or C "
 					       "(or several, as in A,C)",
 					       optarg);
+			only_set = true;
 			break;
 		case ':':
 			return bad_arg("%s needs a value", argv[optind - 1]);
@@ -232,7 +250,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		o->rounds = 1;
 	o->a_pages = o->quick ? 2000 : 20000;
 	o->b_bytes = o->quick ? 256 * MIB : GIB;
-	o->c_reads = o->quick ? 20000 : 100000;
+	o->c_reads = o->quick && !o->umap ? 20000 : 100000;
+	if (o->umap && !only_set)
+		o->only = SEC_C;
 	o->c_cold_reads = o->quick ? 2000 : o->c_reads;
 	return check_opts(o, size_set);
 }

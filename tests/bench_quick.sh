@@ -72,19 +72,25 @@ for r in rows("B", "rows", ["kernel", "kernel_read", "upager_ra_2",
 
 seq = ["mmap_private", "mmap_shared", "region_4k_1", "region_4k_2",
        "region_64k_1", "region_64k_2", "region_2m_1", "region_2m_2",
-       "region_huge_1", "region_huge_2"]
-rnd = ["mmap_private", "mmap_shared", "region_4k", "region_64k"]
+       "region_huge_1", "region_huge_2", "mmap_private_bytesum",
+       "region_4k_2_bytesum", "floor_populate", "floor_populate_thp",
+       "shm_mmap", "shm_region"]
+rnd = ["mmap_private", "mmap_shared", "region_4k", "region_64k",
+       "region_4k_inthread", "shm_mmap", "shm_region"]
+bases = ("mmap_private", "mmap_private_bytesum", "shm_mmap")
 for key, ids, unit in (("seq", seq, "gib_per_s"), ("random", rnd, "reads_per_s")):
     want = [i for c in ("warm", "cold") for i in ids]
     for r in rows("C", key, want, "C " + key):
         where = f"C {key} {r.get('cache')} {r['id']}"
         if r.get("skipped") is True:
-            if not r["id"].startswith("region_huge"):
+            # hugetlb without pages; tmpfs is never cold
+            if not (r["id"].startswith("region_huge") or
+                    (r["id"].startswith("shm_") and r["cache"] == "cold")):
                 bad.append(f"{where}: skipped")
             continue
-        positive(r, [unit], where)
-        if r["id"] != "mmap_private":
-            positive(r, ["ratio"], where)
+        positive(r, [unit, "peak_rss_mib"], where)
+        if r["id"] not in bases:
+            positive(r, ["ratio", "rss_ratio"], where)
     caches = [r.get("cache") for r in d.get("C", {}).get(key, [])]
     if caches != ["warm"] * len(ids) + ["cold"] * len(ids):
         bad.append(f"C {key}: cache labels {caches}")
@@ -93,7 +99,11 @@ t_ids = ["handler_1_p50_vs_bare", "handler_2_p50_vs_bare",
          "inthread_p50_vs_kernel", "file_seq_warm_vs_mmap",
          "file_seq_warm_best_vs_mmap", "file_seq_cold_vs_mmap",
          "file_seq_cold_best_vs_mmap", "demand_paging_vs_kernel",
-         "file_random_warm_vs_mmap"]
+         "file_random_warm_vs_mmap", "file_seq_warm_vs_floor",
+         "peak_rss_vs_mmap", "shm_seq_vs_mmap", "shm_random_vs_mmap"]
+for c in ("floor_warm", "floor_cold"):
+    positive(d.get("C", {}).get(c, {}), ["gib_per_s", "vs_mmap",
+                                         "region_defaults_vs_floor"], "C " + c)
 got = [t.get("id") for t in d.get("targets", [])]
 if got != t_ids:
     bad.append(f"targets: {got}, want {t_ids}")
@@ -129,6 +139,14 @@ bad_arg "--dir '$tmp/none'" --dir "$tmp/none"
 bad_arg "unknown option '--bogus'" --bogus
 bad_arg "unexpected argument 'extra'" extra
 bad_arg "--size needs a value" --size
+# --umap: the UMap-comparable rows only (here at a small --size).
+"$bench" --json --umap --size 16M --rounds 1 --dir "$tmp" >"$tmp/u.json" \
+	2>/dev/null || fail "--umap exited $?"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+c = d["C"]; ids = [r["id"] for r in c["seq"] if not r.get("skipped")]
+sys.exit(0 if c["umap"] and set(d) >= {"C"} and not {"A", "B"} & set(d)
+         and "region_4k_2" in ids and "shm_region" not in ids else 1)' \
+	"$tmp/u.json" || fail "--umap: want C alone, its rows only"
 "$bench" --help | grep -q "^usage: upager bench" || fail "--help"
 
 # `upager bench` is the same program: same help, same refusals.

@@ -48,6 +48,14 @@
 #define MADV_POPULATE_READ 22
 #endif
 
+/* The mapping is given back a block at a time (see file_release()). */
+#define BLOCK_PAGES 512u
+/*
+ * Blocks released in part that stay mapped, at most: the streams of two
+ * workers and their read-ahead (1-2 blocks each) fit.
+ */
+#define HELD 4
+
 struct file_store {
 	struct upager_store s;
 	int fd;
@@ -59,10 +67,10 @@ struct file_store {
 	uint64_t size;	/* bytes from @base, at open */
 	char *map;     /* read-only shared mapping, or NULL */
 	atomic_uint *released; /* per block of the mapping: pages released */
+	atomic_uint tick;      /* file_release()'s next slot in held[] */
+	atomic_ulong held[HELD]; /* blocks released in part, + 1; 0: none */
 };
 
-/* The mapping is given back a block at a time (see file_release()). */
-#define BLOCK_PAGES 512u
 
 static struct file_store *to_file(struct upager_store *s)
 {
@@ -192,6 +200,9 @@ static int file_new(int fd, uint64_t base, bool direct, bool writable,
 	f->in_memory = !direct && on_tmpfs(fd);
 	f->map = NULL;
 	f->released = NULL;
+	atomic_init(&f->tick, 0);
+	for (int i = 0; i < HELD; i++)
+		atomic_init(&f->held[i], 0);
 	if (!direct && size) {
 		f->map = mmap(NULL, f->s.npages * PAGE, PROT_READ, MAP_SHARED,
 			      fd, (off_t)base);
@@ -412,14 +423,33 @@ static const void *file_direct(struct upager_store *s, uint64_t pgoff,
 	return p;
 }
 
+/* Unmap block @b: the page cache stays, and can now be dropped. */
+static void drop_block(struct file_store *f, uint64_t b)
+{
+	uint64_t first = b * BLOCK_PAGES, n = f->s.npages - first;
+
+	madvise(f->map + first * PAGE, (n < BLOCK_PAGES ? n : BLOCK_PAGES) * PAGE,
+		MADV_DONTNEED);
+}
+
 /*
  * Installed: drop our mapping of what was copied, not the page cache, so
  * the process does not hold the data twice and the cache can be dropped.
- * Unmapping costs a TLB flush on every CPU the process runs on, so it is
- * done once a 2 MiB block has been released whole; a block read only in
- * part (random access) stays mapped until close.  A page released twice
- * counts twice and the block goes a little early: harmless, the mapping
- * faults the page cache back in on the next use.
+ *
+ * Unmapping costs a TLB flush on every CPU the process runs on, so a
+ * 2 MiB block is dropped once it has been released whole: one flush per
+ * block for a stream, however its two workers interleave their chunks.
+ * Random reads release blocks in part and reach whole late or never, and
+ * what they leave mapped is more than the range: MADV_POPULATE_READ maps
+ * the kernel's fault-around window with it, and since 6.18 a large folio
+ * of the page cache whole (a folio never crosses a block, 2 MiB aligned
+ * in the file).  So at most HELD blocks stay released in part: the block
+ * that starts being released takes a slot in held[] in turn and drops
+ * the one it displaces (bounding the memory held twice at HELD x 2 MiB).
+ * A page released twice counts twice and the block goes a little early;
+ * a dropped page another thread still copies from faults back in: both
+ * harmless, the mapping maps the page cache again on the next use.
+ * Lock-free: in-thread regions call this from a signal handler.
  */
 static void file_release(struct upager_store *s, uint64_t pgoff,
 			 size_t npages)
@@ -429,7 +459,8 @@ static void file_release(struct upager_store *s, uint64_t pgoff,
 	while (npages) {
 		uint64_t b = pgoff / BLOCK_PAGES, first = b * BLOCK_PAGES;
 		size_t k = BLOCK_PAGES - pgoff % BLOCK_PAGES, whole;
-		unsigned int old;
+		unsigned int old, slot;
+		unsigned long out;
 
 		/* The last block may be short. */
 		whole = s->npages - first < BLOCK_PAGES ? s->npages - first
@@ -439,8 +470,13 @@ static void file_release(struct upager_store *s, uint64_t pgoff,
 		old = atomic_fetch_add(&f->released[b], (unsigned int)k);
 		if (old < whole && old + k >= whole) {
 			atomic_fetch_sub(&f->released[b], (unsigned int)whole);
-			madvise(f->map + first * PAGE, whole * PAGE,
-				MADV_DONTNEED);
+			drop_block(f, b);
+		} else if (!old) {
+			slot = atomic_fetch_add(&f->tick, 1) % HELD;
+			out = atomic_exchange(&f->held[slot], b + 1);
+			if (out && out != b + 1 &&
+			    atomic_exchange(&f->released[out - 1], 0))
+				drop_block(f, out - 1);
 		}
 		pgoff += k;
 		npages -= k;
