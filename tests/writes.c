@@ -44,9 +44,15 @@ struct rig {
 	enum upager_memtype type;
 };
 
-/* @zeros: the first 8 pages of the store are zeros (a sparse store). */
-static void rig_map(struct rig *g, enum upager_memtype type, size_t fill,
-		    bool zeros)
+/*
+ * @zeros: the first 8 pages of the store are zeros (a sparse store).
+ * @ops: room for the mem store's ops with @writeback instead of its own
+ * (NULL: its own); set before the workers start, which call them.
+ */
+static void rig_map_ops(struct rig *g, enum upager_memtype type, size_t fill,
+			bool zeros, struct upager_store_ops *ops,
+			int (*writeback)(struct upager_store *, uint64_t,
+					 const void *, size_t))
 {
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.memtype = type,
@@ -66,11 +72,22 @@ static void rig_map(struct rig *g, enum upager_memtype type, size_t fill,
 		t_fill(g->img + i * PG, PG, i);
 	if (zeros) /* before the workers run: they read it */
 		memset(g->img, 0, 8 * PG);
+	if (ops) {
+		*ops = *g->s->ops;
+		ops->writeback = writeback;
+		g->s->ops = ops;
+	}
 	g->p = upager_map(g->h, g->s, NUNITS * fill, &mp, &g->r, &err);
 	if (!g->p && err == -EOPNOTSUPP)
 		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
 	CHECK(g->p, "map: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(g->h), 0);
+}
+
+static void rig_map(struct rig *g, enum upager_memtype type, size_t fill,
+		    bool zeros)
+{
+	rig_map_ops(g, type, fill, zeros, NULL, NULL);
 }
 
 static void rig_unmap(struct rig *g)
@@ -308,11 +325,8 @@ static void failing(enum upager_memtype type)
 	struct upager_store_ops ops;
 	struct rig g;
 
-	rig_map(&g, type, PG, false);
 	/* The mem store's ops with a writeback that fails. */
-	ops = *g.s->ops;
-	ops.writeback = failing_writeback;
-	g.s->ops = &ops;
+	rig_map_ops(&g, type, PG, false, &ops, failing_writeback);
 	g.p[0] = 's';
 	CHECK_RET(upager_region_sync(g.r, 0, PG), -EIO);
 	CHECK(dirty(&g, 0) && g.p[0] == 's', "still dirty, still there");
