@@ -254,8 +254,11 @@ struct upager_handler {
 	/*
 	 * Seats: a worker about to wait in a slow store (one without
 	 * UPAGER_STORE_CHEAP) gives up its seat; when no seated server is
-	 * left, a spare worker is started, so a store that sleeps delays
-	 * only its own region.  Spares leave once the seats are full again.
+	 * left, a spare worker takes the seat, so a store that sleeps delays
+	 * only its own region.  Spares step aside once the seats are full
+	 * again, and wait a while (run_lock, @spare_cond) to be called back
+	 * before they leave: a store that sleeps on every miss would
+	 * otherwise cost a thread's creation per miss.
 	 */
 	atomic_int seated;	  /* servers not inside a slow store call */
 	atomic_uint spares;	  /* spare workers alive */
@@ -263,6 +266,9 @@ struct upager_handler {
 
 	pthread_mutex_t idle_lock; /* region_wait_idle() */
 	pthread_cond_t idle_cond;
+	unsigned int parked;	  /* spares waiting to be called (run_lock) */
+	unsigned int calls;	  /* calls not yet taken by one (run_lock) */
+	pthread_cond_t spare_cond;
 	atomic_uint idle_waiters;
 
 	pthread_mutex_t job_lock; /* the read-ahead job ring, prefetch list */

@@ -192,6 +192,14 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	pthread_mutex_init(&h->fork_lock, NULL);
 	pthread_mutex_init(&h->run_lock, NULL);
 	pthread_cond_init(&h->run_cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&h->spare_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_mutex_init(&h->idle_lock, NULL);
 	pthread_cond_init(&h->idle_cond, NULL);
 	pthread_mutex_init(&h->job_lock, NULL);
@@ -658,8 +666,9 @@ static void *spare_main(void *arg)
 
 /*
  * A server leaves its seat (@leave) before a call into a slow store, or
- * takes it back after.  The last seated server to leave starts a spare,
- * so that a fault on another region always finds a server.
+ * takes it back after.  The last seated server to leave calls a waiting
+ * spare back, or starts one, so that a fault on another region always
+ * finds a server.
  */
 void handler_seat(struct upager_handler *h, bool leave)
 {
@@ -674,8 +683,11 @@ void handler_seat(struct upager_handler *h, bool leave)
 	    atomic_load(&h->stopping))
 		return;
 	pthread_mutex_lock(&h->run_lock);
-	if (atomic_load(&h->spares) < h->spare_max &&
-	    !atomic_load(&h->stopping)) {
+	if (h->parked > h->calls) {
+		h->calls++;
+		pthread_cond_signal(&h->spare_cond);
+	} else if (atomic_load(&h->spares) < h->spare_max &&
+		   !atomic_load(&h->stopping)) {
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		atomic_fetch_add(&h->spares, 1);
@@ -695,6 +707,38 @@ static bool spare_surplus(struct upager_handler *h)
 	regulars = (int)(h->running + h->runners);
 	pthread_mutex_unlock(&h->run_lock);
 	return atomic_load(&h->seated) > regulars;
+}
+
+#define SPARE_WAIT_NS (1000ull * 1000 * 1000)
+
+/*
+ * A surplus spare steps aside, out of its seat, until a server leaving
+ * for a slow store calls it back (true: seated again) or a second passes
+ * (false: it leaves).  Its epoll set stays, so it serves again at once.
+ */
+static bool spare_wait(struct upager_handler *h)
+{
+	struct timespec ts;
+	uint64_t until = now_ns() + SPARE_WAIT_NS;
+	bool called = false;
+
+	ts.tv_sec = (time_t)(until / 1000000000);
+	ts.tv_nsec = (long)(until % 1000000000);
+	pthread_mutex_lock(&h->run_lock);
+	atomic_fetch_sub(&h->seated, 1);
+	h->parked++;
+	while (!atomic_load(&h->stopping) && !h->calls &&
+	       pthread_cond_timedwait(&h->spare_cond, &h->run_lock, &ts) !=
+		       ETIMEDOUT)
+		;
+	if (h->calls && !atomic_load(&h->stopping)) {
+		h->calls--;
+		called = true;
+	}
+	h->parked--;
+	atomic_fetch_add(&h->seated, 1);
+	pthread_mutex_unlock(&h->run_lock);
+	return called;
 }
 
 /* ---- serving ------------------------------------------------------------ */
@@ -1030,7 +1074,7 @@ static int serve(struct upager_handler *h, bool spare)
 
 		if (atomic_load_explicit(&h->stopping, memory_order_relaxed))
 			break;
-		if (spare && spare_surplus(h))
+		if (spare && spare_surplus(h) && !spare_wait(h))
 			break;
 		if (!self_pending && !nready && !f.ndeferred) {
 			/*
@@ -1174,6 +1218,7 @@ int upager_handler_stop(struct upager_handler *h)
 	 * worker, spare and run() caller has returned.
 	 */
 	atomic_store(&h->stopping, true);
+	pthread_cond_broadcast(&h->spare_cond);
 	if (write(h->stopfd, &one, sizeof(one)) != sizeof(one))
 		ret = -errno;
 	pthread_mutex_unlock(&h->run_lock);
@@ -1247,6 +1292,7 @@ void upager_handler_free(struct upager_handler *h)
 	pthread_cond_destroy(&h->ev_cond);
 	pthread_mutex_destroy(&h->run_lock);
 	pthread_cond_destroy(&h->run_cond);
+	pthread_cond_destroy(&h->spare_cond);
 	pthread_mutex_destroy(&h->idle_lock);
 	pthread_cond_destroy(&h->idle_cond);
 	free(h);
