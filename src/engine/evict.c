@@ -228,10 +228,12 @@ static unsigned int victim_queue(struct evict *e)
  * Up to @max victims into @out, held INFLIGHT, with the states they were
  * claimed from in @from.  Units the queues hold that are no longer
  * resident are forgotten; those in flight (a fault, a write, a sync) are
- * passed over this time.
+ * passed over this time, and so are dirty ones when @clean (to the back
+ * of their queue, as the kernel's reclaim leaves a dirty page to the
+ * flusher): a fault that evicts first should not wait for a write.
  */
 static size_t pick(struct evict *e, uint32_t *out, unsigned int *from,
-		   size_t max)
+		   size_t max, bool clean)
 {
 	struct upager_region *r = e->r;
 	size_t n = 0, looked = 0, limit = 4 * max;
@@ -246,8 +248,8 @@ static size_t pick(struct evict *e, uint32_t *out, unsigned int *from,
 		if (u == NIL)
 			break;
 		s = unit_state(unit_load(&r->state[u]));
-		if (!unit_resident(s)) {
-			if (s == UNIT_INFLIGHT) {
+		if (!unit_resident(s) || (clean && s == UNIT_DIRTY)) {
+			if (s == UNIT_INFLIGHT || s == UNIT_DIRTY) {
 				q_unlink(e, u); /* to the back: later */
 				q_push(e, qi, u);
 			} else {
@@ -410,7 +412,9 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 	     sink_reserve(r->h, sk, max * r->fill) < 0) ||
 	    filler_reserve(f, r->fill) < 0)
 		return 0;
-	n = pick(e, v, from, max);
+	n = pick(e, v, from, max, !may_block);
+	if (!n && !may_block) /* all dirty: memory stays bounded anyway */
+		n = pick(e, v, from, max, false);
 	for (size_t i = 0; i < n; i++) {
 		int ret = 0;
 
