@@ -59,7 +59,8 @@ struct window {
 struct result {
 	struct window before, during;
 	uint64_t units, units_early; /* upager's snapshot info */
-	double protect_ms; /* upager: the protect pass; fork: fork() */
+	double protect_ms; /* upager: the protect passes; fork: fork() */
+	double held_ms;	   /* upager: the pass writes waited for; fork: fork() */
 	long rss_kib;
 	bool ran;
 };
@@ -302,7 +303,7 @@ static void row_fork(void *arg)
 	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
 		die("fork: the child did not write the image");
 	window_end(s, t0, &r->during);
-	r->protect_ms = (tf - t0) * 1e3;
+	r->protect_ms = r->held_ms = (tf - t0) * 1e3;
 	app_stop(s);
 	/* The child's copy is the memory as it was at fork(). */
 	check_image(s, "fork", gen_fork);
@@ -334,6 +335,7 @@ static void upager_snap(struct snap *s, struct upager_region *reg,
 	r->units = in.units;
 	r->units_early = in.units_early;
 	r->protect_ms = (double)in.protect_ns / 1e6;
+	r->held_ms = (double)in.held_ns / 1e6;
 	r->ran = true;
 }
 
@@ -424,6 +426,7 @@ static void report_json(const struct snap *s)
 		json_f64(&j, "stall_vs_fork",
 			 (double)r->during.max_gap_ns / (double)fork_gap);
 		json_f64(&j, "protect_ms", r->protect_ms);
+		json_f64(&j, "held_ms", r->held_ms);
 		json_u64(&j, "units", r->units);
 		json_u64(&j, "units_early", r->units_early);
 		json_u64(&j, "peak_rss_kib", (uint64_t)r->rss_kib);
@@ -441,24 +444,27 @@ static void report_tables(const struct snap *s)
 	       "included) while one thread writes\nrandom 4 KiB pages; "
 	       "'before': the same thread for %.1f s with no snapshot\n\n",
 	       s->size >> 20, s->before);
-	printf("%-19s %8s %11s %8s %7s %10s %10s %6s %11s %9s %8s\n", "row",
-	       "snap s", "stall max", "x fork", ">1ms", "writes/s", "before/s",
-	       "ratio", "before max", "setup ms", "RSS MiB");
+	printf("%-19s %8s %11s %8s %7s %10s %10s %6s %11s %9s %8s %8s\n",
+	       "row", "snap s", "stall max", "x fork", ">1ms", "writes/s",
+	       "before/s", "ratio", "before max", "setup ms", "held ms",
+	       "RSS MiB");
 	for (int i = 0; i < R_N; i++) {
 		const struct result *r = &s->res[i];
 		double before = rate(&r->before);
 
 		printf("%-19s %8.2f %8.0f us %8.3f %7" PRIu64
-		       " %10.0f %10.0f %6.2f %8.0f us %9.1f %8ld\n",
+		       " %10.0f %10.0f %6.2f %8.0f us %9.1f %8.2f %8ld\n",
 		       row_id[i], r->during.secs,
 		       (double)r->during.max_gap_ns / 1e3,
 		       (double)r->during.max_gap_ns / fork_gap,
 		       r->during.stalls, rate(&r->during), before,
 		       before > 0 ? rate(&r->during) / before : 0,
 		       (double)r->before.max_gap_ns / 1e3, r->protect_ms,
-		       r->rss_kib >> 10);
+		       r->held_ms, r->rss_kib >> 10);
 	}
-	printf("\nsetup: fork() itself, or upager's write-protect pass; "
+	printf("\nsetup: fork() itself, or upager's write-protect passes; "
+	       "held: what of it the writer could wait for (fork: all; "
+	       "upager: the last pass, under the gate);\n"
 	       "upager units saved: %" PRIu64 " (%" PRIu64
 	       " before their first write), incremental: %" PRIu64 " (%" PRIu64
 	       ")\n",

@@ -477,12 +477,16 @@ struct upager_snapshot_info {
 	uint64_t units_early;	/* of which saved by a write fault first */
 	uint64_t ns;		/* from the protect to the last unit */
 	uint64_t protect_ns;	/* the write-protection of the region */
+	uint64_t held_ns;	/* of which write faults were held: the
+				   last pass, under the region's gate */
 };
 
 /*
  * Write a point-in-time copy of a running region with write tracking to
  * @dst (its writeback(), at the same page offsets as the region's store):
- * the region is write-protected in one pass, then copied unit by unit
+ * the region is write-protected while the application goes on, pass
+ * after pass over what it wrote meanwhile, and the last, short pass is
+ * the instant (write faults wait for it); then it is copied unit by unit
  * while the application goes on; a write to a unit not yet copied waits
  * while that unit is saved (one unit, not the region).  Units never
  * filled, or evicted, are read from the region's store.  Returns when

@@ -139,14 +139,17 @@ struct upager_region {
 
 	/*
 	 * Write tracking (UPAGER_MAP_TRACK_WRITES, writes.c): @written has a
-	 * bit per unit written since the last snapshot began; @ev is the
-	 * budget's state (evict.c), @snap the snapshot running (snapshot.c).
+	 * bit per unit written since the last snapshot began, @open a bit per
+	 * unit whose protection was lifted since it was last protected (set
+	 * after the lift, so a unit without it is protected, or being lifted
+	 * under the gate's read side); @ev is the budget's state (evict.c),
+	 * @snap the snapshot running (snapshot.c).
 	 */
 	bool track;
-	bool snapped;		/* a snapshot began once (gate) */
+	atomic_bool snapped;	/* a snapshot began once */
 	pthread_rwlock_t gate;	/* lifting a protection vs a snapshot's start */
-	_Atomic uint64_t *written;
-	size_t written_len;
+	_Atomic uint64_t *written, *open;
+	size_t written_len; /* each of @written and @open */
 	struct evict *ev;
 	struct snap *_Atomic snap;
 
@@ -263,12 +266,12 @@ struct upager_handler {
 	atomic_int seated;	  /* servers not inside a slow store call */
 	atomic_uint spares;	  /* spare workers alive */
 	unsigned int spare_max;
-
-	pthread_mutex_t idle_lock; /* region_wait_idle() */
-	pthread_cond_t idle_cond;
 	unsigned int parked;	  /* spares waiting to be called (run_lock) */
 	unsigned int calls;	  /* calls not yet taken by one (run_lock) */
 	pthread_cond_t spare_cond;
+
+	pthread_mutex_t idle_lock; /* region_wait_idle() */
+	pthread_cond_t idle_cond;
 	atomic_uint idle_waiters;
 
 	pthread_mutex_t job_lock; /* the read-ahead job ring, prefetch list */

@@ -3,12 +3,18 @@
  * Live snapshots of a region with write tracking: the copy QEMU's
  * background snapshot makes, without stopping the program.
  *
- * The instant of the snapshot is the end of one write-protection of the
- * whole region, taken with the region's gate held for writing: every
+ * The instant of the snapshot is the end of a write-protection of the
+ * whole region taken with the region's gate held for writing: every
  * place that lifts a unit's protection holds it for reading
  * (writes.c unit_unprotect()), so no protection is lifted while the
  * snapshot starts, and each one lifted after saves its unit first while
- * the unit is still to be copied.  The copier then walks the units: each
+ * the unit is still to be copied.  The writers wait for that pass only,
+ * so it is kept short: passes without the gate protect first what is
+ * open (r->open: lifted since last protected), each over what the
+ * writers opened during the one before, and the pass under the gate
+ * finds only what the last of them left (tens of units, where
+ * protecting a written GiB took ~40 ms, as long as fork() copying the
+ * page tables).  The copier then walks the units: each
  * is held INFLIGHT while it is read (a write to it waits) and written to
  * the destination, from memory if resident, else from the store, which
  * holds the unit as it was at the instant (a unit written since has been
@@ -122,30 +128,72 @@ static int protect(struct upager_region *r, size_t lo, size_t hi)
 	return ret;
 }
 
-/* Units whose page may be writable: dirty, or held by someone. */
-static bool unprotected(struct upager_region *r, size_t u)
+/* The bits of word @w that are units of [lo, hi). */
+static uint64_t range_mask(size_t w, size_t lo, size_t hi)
 {
-	unsigned int st = unit_state(unit_load(&r->state[u]));
+	uint64_t mask = ~0ull;
 
-	return st == UNIT_DIRTY || st == UNIT_INFLIGHT;
+	if (w == lo / 64)
+		mask &= ~0ull << (lo % 64);
+	if ((w + 1) * 64 > hi)
+		mask &= ~0ull >> (64 - hi % 64);
+	return mask;
 }
 
 /*
- * Every unit protected: the instant of the snapshot.  A clean unit is
- * protected already (it went in so, or was protected when it was
- * written back), so only dirty units and those in flight are protected
- * here, in runs (a gap of a few clean ones is protected with them): the
- * writers' longest wait is this pass, which then costs what the program
- * dirtied, not the region's size.  No unit becomes dirty meanwhile: that
- * takes the gate.  Skipped: what the program unmapped (a hole, where it
- * may have mapped memory of its own since; its units are GONE).
+ * Protect the open units of [lo, hi) (unit numbers), taking their bits:
+ * in runs, a gap of a few protected units protected again with them.
+ * The number protected, or -errno with every bit of the range put back
+ * (a later pass must still see them).
  */
-static int protect_all(struct upager_region *r)
+static long protect_open(struct upager_region *r, size_t lo, size_t hi)
+{
+	size_t first = 0, last = 0, n = 0;
+	bool run = false;
+	int ret;
+
+	for (size_t w = lo / 64; w * 64 < hi; w++) {
+		uint64_t mask = range_mask(w, lo, hi), bits;
+
+		if (!(atomic_load(&r->open[w]) & mask))
+			continue;
+		bits = atomic_fetch_and(&r->open[w], ~mask) & mask;
+		for (; bits; bits &= bits - 1) {
+			size_t u = w * 64 + (size_t)__builtin_ctzll(bits);
+
+			n++;
+			if (run && u - last <= 16) {
+				last = u;
+				continue;
+			}
+			if (run && (ret = protect(r, first * r->fill,
+						  (last + 1) * r->fill)) < 0)
+				goto fail;
+			first = last = u;
+			run = true;
+		}
+	}
+	if (run && (ret = protect(r, first * r->fill, (last + 1) * r->fill)) < 0)
+		goto fail;
+	return (long)n;
+fail:
+	for (size_t w = lo / 64; w * 64 < hi; w++)
+		atomic_fetch_or(&r->open[w], range_mask(w, lo, hi));
+	return ret;
+}
+
+/*
+ * One pass over the open units of the region's live ranges.  Skipped:
+ * what the program unmapped (a hole, where it may have mapped memory of
+ * its own since; its units are GONE).
+ */
+static long protect_pass(struct upager_region *r)
 {
 	struct {
 		size_t lo, hi;
 	} live[ARRAY_SIZE(r->holes) + 1];
 	unsigned int n = 0;
+	long done = 0;
 
 	pthread_mutex_lock(&r->sp->rd_lock);
 	for (size_t off = 0; !atomic_load(&r->gone) && n < ARRAY_SIZE(live);) {
@@ -159,30 +207,35 @@ static int protect_all(struct upager_region *r)
 	}
 	pthread_mutex_unlock(&r->sp->rd_lock);
 	for (unsigned int i = 0; i < n; i++) {
-		size_t u = live[i].lo / r->fill, end = live[i].hi / r->fill;
+		long ret = protect_open(r, live[i].lo / r->fill,
+					live[i].hi / r->fill);
 
-		while (u < end) {
-			size_t first, last, gap = 0;
-			int ret;
+		if (ret < 0)
+			return ret;
+		done += ret;
+	}
+	return done;
+}
 
-			while (u < end && !unprotected(r, u))
-				u++;
-			if (u == end)
-				break;
-			first = last = u;
-			for (u++; u < end && gap <= 16; u++) {
-				if (unprotected(r, u)) {
-					last = u;
-					gap = 0;
-				} else {
-					gap++;
-				}
-			}
-			u = last + 1;
-			ret = protect(r, first * r->fill, (last + 1) * r->fill);
-			if (ret < 0)
-				return ret;
-		}
+/*
+ * Before the instant: protect what is open while the writers go on, pass
+ * after pass, each over what the writers opened during the one before
+ * (a write fault costs far more than a protection, so the passes
+ * shrink), until few are left for the pass under the gate, which is all
+ * the writers ever wait for.
+ */
+#define CONVERGED 64
+#define PASSES 8
+
+static int protect_before(struct upager_region *r)
+{
+	for (unsigned int i = 0; i < PASSES; i++) {
+		long ret = protect_pass(r);
+
+		if (ret < 0)
+			return (int)ret;
+		if (ret <= CONVERGED)
+			break;
 	}
 	return 0;
 }
@@ -219,14 +272,54 @@ static void copy_all(struct upager_region *r, struct snap *s,
 	}
 }
 
+/*
+ * The instant: under the gate's write side, @s published, the written
+ * bits taken, and a last pass over what is still open.  0, -EBUSY (a
+ * snapshot runs) or the protection's error (then nothing is taken).
+ */
+static int begin(struct upager_region *r, struct snap *s, unsigned int flags)
+{
+	size_t words = s->todo_len / 8;
+	struct snap *none = NULL;
+	long ret;
+
+	pthread_rwlock_wrlock(&r->gate);
+	if (!atomic_compare_exchange_strong(&r->snap, &none, s)) {
+		pthread_rwlock_unlock(&r->gate);
+		return -EBUSY;
+	}
+	for (size_t w = 0; w < words; w++) {
+		uint64_t bits;
+
+		if (!atomic_load_explicit(&r->written[w], memory_order_relaxed))
+			continue;
+		bits = atomic_exchange(&r->written[w], 0);
+		if (flags & UPAGER_SNAP_INCREMENTAL)
+			atomic_store_explicit(&s->todo[w], bits,
+					      memory_order_relaxed);
+	}
+	ret = protect_pass(r);
+	if (ret < 0) {
+		/* Not taken: the next snapshot still sees the writes. */
+		for (size_t w = 0; w < words; w++)
+			atomic_fetch_or(&r->written[w],
+					atomic_load(&s->todo[w]));
+		atomic_store(&r->snap, NULL);
+	} else {
+		atomic_store(&r->snapped, true);
+	}
+	pthread_rwlock_unlock(&r->gate);
+	return ret < 0 ? (int)ret : 0;
+}
+
 int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 			   unsigned int flags,
 			   struct upager_snapshot_info *info)
 {
-	struct snap *s, *none = NULL;
 	struct filler f = { 0 };
 	size_t words = (r->nunits + 63) / 64;
-	uint64_t t0, t1;
+	uint64_t t0, t1, t2;
+	struct snap *s;
 	int ret;
 
 	if (!r->track || (flags & ~UPAGER_SNAP_INCREMENTAL) ||
@@ -238,6 +331,8 @@ int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 	    (r->store_pgoff > dst->npages ||
 	     r->len / UPAGER_STORE_PAGE > dst->npages - r->store_pgoff))
 		return -ERANGE;
+	if (atomic_load(&r->snap))
+		return -EBUSY;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -247,54 +342,40 @@ int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 	ret = s->todo ? filler_reserve(&f, r->fill) : -ENOMEM;
 	if (ret < 0)
 		goto out;
+	/* The first snapshot is whole, incremental or not. */
+	if (!atomic_load(&r->snapped))
+		flags &= ~UPAGER_SNAP_INCREMENTAL;
+	if (!(flags & UPAGER_SNAP_INCREMENTAL)) /* published by begin() */
+		for (size_t w = 0; w < words; w++)
+			atomic_store_explicit(&s->todo[w],
+					      range_mask(w, 0, r->nunits),
+					      memory_order_relaxed);
 
 	t0 = now();
-	pthread_rwlock_wrlock(&r->gate);
-	if (!atomic_compare_exchange_strong(&r->snap, &none, s)) {
-		pthread_rwlock_unlock(&r->gate);
-		ret = -EBUSY;
-		goto out;
-	}
-	/* The first snapshot is whole, incremental or not. */
-	if (!r->snapped)
-		flags &= ~UPAGER_SNAP_INCREMENTAL;
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = atomic_exchange(&r->written[w], 0);
-
-		if (!(flags & UPAGER_SNAP_INCREMENTAL))
-			bits = w + 1 < words || !(r->nunits % 64)
-				       ? ~0ull
-				       : (1ull << (r->nunits % 64)) - 1;
-		if (bits)
-			atomic_store(&s->todo[w], bits);
-	}
-	ret = protect_all(r);
-	if (ret < 0) /* not taken: the next snapshot still sees the writes */
-		for (size_t w = 0; w < words; w++)
-			atomic_fetch_or(&r->written[w],
-					atomic_load(&s->todo[w]));
-	else
-		r->snapped = true;
-	pthread_rwlock_unlock(&r->gate);
+	ret = protect_before(r);
 	t1 = now();
 	if (ret == 0)
+		ret = begin(r, s, flags);
+	t2 = now();
+	if (ret == 0) {
 		copy_all(r, s, &f);
-	/* Under the write side: no write fault is using @s after this. */
-	pthread_rwlock_wrlock(&r->gate);
-	atomic_store(&r->snap, NULL);
-	pthread_rwlock_unlock(&r->gate);
-	if (ret == 0)
+		/* Under the write side: no write fault uses @s after this. */
+		pthread_rwlock_wrlock(&r->gate);
+		atomic_store(&r->snap, NULL);
+		pthread_rwlock_unlock(&r->gate);
 		ret = atomic_load(&s->err);
-	if (ret < 0)
+	}
+	if (ret < 0 && ret != -EBUSY)
 		region_report(r, (uintptr_t)region_base(r), ret,
 			      "snapshot failed");
-	if (info) {
+	if (info && ret != -EBUSY) {
 		struct upager_snapshot_info out = { .size = sizeof(out) };
 
 		out.units = atomic_load(&s->units);
 		out.units_early = atomic_load(&s->early);
 		out.ns = now() - t0;
-		out.protect_ns = t1 - t0;
+		out.protect_ns = t2 - t0;
+		out.held_ns = t2 - t1;
 		memcpy((char *)info + sizeof(uint32_t),
 		       (char *)&out + sizeof(uint32_t),
 		       (info->size < sizeof(out) ? info->size : sizeof(out)) -

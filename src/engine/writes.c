@@ -39,11 +39,12 @@ int writes_setup(struct upager_region *r)
 	pthread_rwlockattr_destroy(&ga);
 	r->track = true;
 	r->written_len = (r->nunits + 63) / 64 * 8;
-	r->written = region_lazy_alloc(r->written_len);
+	r->written = region_lazy_alloc(2 * r->written_len);
 	if (!r->written) {
 		r->written_len = 0;
 		return -ENOMEM;
 	}
+	r->open = r->written + r->written_len / 8;
 	pthread_mutex_lock(&h->run_lock);
 	if (h->self_mem < 0) {
 		h->self_mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
@@ -68,8 +69,8 @@ void writes_free(struct upager_region *r)
 	if (r->track)
 		pthread_rwlock_destroy(&r->gate);
 	if (r->written_len)
-		munmap((void *)r->written, r->written_len);
-	r->written = NULL;
+		munmap((void *)r->written, 2 * r->written_len);
+	r->written = r->open = NULL;
 	r->written_len = 0;
 }
 
@@ -124,6 +125,8 @@ static int unit_unprotect(struct upager_region *r, struct filler *f,
 					 1ull << (u % 64),
 					 memory_order_relaxed);
 	ret = unit_protect(r, f, u, false);
+	if (ret == 0)
+		atomic_fetch_or(&r->open[u / 64], 1ull << (u % 64));
 	pthread_rwlock_unlock(&r->gate);
 	return ret;
 }
@@ -221,6 +224,8 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 	ret = unit_protect(r, f, u, true);
 	if (ret < 0)
 		return ret;
+	/* Held: no one lifts it again before we settle. */
+	atomic_fetch_and(&r->open[u / 64], ~(1ull << (u % 64)));
 	ret = unit_peek(r, u, buf);
 	if (ret == 0)
 		ret = s->ops->writeback(s, r->store_pgoff + u * np, buf, np);
