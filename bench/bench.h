@@ -228,14 +228,19 @@ uint64_t sweep(const char *what, char *base, const uint32_t *idx, size_t n,
 	       enum touch how, bool zero, uint64_t *lat);
 double median(const double *v, unsigned int n);
 char *anon_map(const char *what, size_t len);
+/*
+ * A peak RSS in bytes (the kernel's VmHWM, plus hugetlb pages mapped
+ * now): rss_peak_reset() starts a window and returns the RSS then;
+ * rss_peak_since() is how far the peak went above @start since.
+ * rss_peak_since(0) with no reset is the process's peak since it began
+ * (a row in a child of its own: run_child()).
+ */
 uint64_t rss_peak_reset(void);
 uint64_t rss_peak_since(uint64_t start);
 struct upager_store *pattern_store(uint64_t len);
 ssize_t slurp(const char *path, char *buf, size_t len);
 int64_t field(const char *buf, const char *key);
 uint64_t minflt_self(void);
-/* The peak resident set of this process (getrusage()), in KiB. */
-long peak_rss_kib(void);
 /* @len bytes of MAP_SHARED anonymous memory: what a child shares back. */
 void *shared_map(const char *what, size_t len);
 /*

@@ -222,14 +222,6 @@ uint64_t minflt_self(void)
 	return (uint64_t)ru.ru_minflt;
 }
 
-long peak_rss_kib(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
-
 void *shared_map(const char *what, size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -267,11 +259,10 @@ void run_child(const char *what, void (*fn)(void *arg), void *arg)
 }
 
 /*
- * A peak RSS of one stretch of work: rss_peak_reset() sets the kernel's
- * high-water mark (VmHWM) back to the current RSS (clear_refs 5) and
- * returns that RSS; rss_peak_since() is how far above it the mark went.
- * Read it before unmapping: the kernel folds the RSS into the mark at
- * unmap and zap time, and when /proc asks.  Bytes.
+ * rss_peak_reset() sets the kernel's high-water mark (VmHWM) back to the
+ * current RSS (clear_refs 5).  Read it before unmapping: the kernel folds
+ * the RSS into the mark at unmap and zap time, and when /proc asks.
+ * Bytes.
  */
 static uint64_t status_kib(const char *key)
 {

@@ -71,7 +71,7 @@ struct result {
 	double secs, warmup; /* counted; warm-up, until the memory was full */
 	bool full;	     /* it was, before --warmup-max */
 	uint64_t accesses, misses, faults, major;
-	long rss_kib;	  /* the child's peak RSS */
+	uint64_t rss;	  /* the child's peak RSS, bytes */
 	uint64_t cg_peak; /* the cgroup's memory.max_usage_in_bytes */
 	uint64_t cg_failcnt;
 };
@@ -446,7 +446,7 @@ static void run_row(void *arg)
 	} else if (munmap(o->base, o->size) || close(fd)) {
 		die("munmap: %s", strerror(errno));
 	}
-	res->rss_kib = peak_rss_kib();
+	res->rss = rss_peak_since(0);
 }
 
 /* ---- the memory cgroup ------------------------------------------------------
@@ -589,7 +589,7 @@ static void report_json(const struct ooc *o)
 			json_u64(&j, "misses", r->misses);
 			json_u64(&j, "faults", r->faults);
 			json_u64(&j, "major_faults", r->major);
-			json_u64(&j, "peak_rss_kib", (uint64_t)r->rss_kib);
+			json_u64(&j, "peak_rss_kib", r->rss >> 10);
 			json_u64(&j, "cgroup_peak", r->cg_peak);
 			json_u64(&j, "cgroup_failcnt", r->cg_failcnt);
 			json_f64(&j, "warmup_s", r->warmup);
@@ -624,11 +624,11 @@ static void report_tables(const struct ooc *o)
 			if (!(o->rows & 1u << row))
 				continue;
 			printf("%-12s %-13s %11.0f %8.2f %7.1f %9.3f %9.3f "
-			       "%8ld %8" PRIu64 " %6.0f%s\n",
+			       "%8" PRIu64 " %8" PRIu64 " %6.0f%s\n",
 			       work_id[w], row_id[row], rate(r),
 			       k > 0 ? rate(r) / k : 0, 100 * hit(r),
 			       (double)r->faults / a, (double)r->major / a,
-			       r->rss_kib >> 10, r->cg_peak >> 20, r->warmup,
+			       r->rss >> 20, r->cg_peak >> 20, r->warmup,
 			       r->full ? "" : "*");
 		}
 	if (!o->warm)

@@ -60,7 +60,7 @@ struct result {
 	struct window before, during;
 	uint64_t units, units_early; /* upager's snapshot info */
 	double protect_ms; /* upager: the protect pass; fork: fork() */
-	long rss_kib;
+	uint64_t rss; /* the row's process's peak RSS, bytes */
 	bool ran;
 };
 
@@ -306,7 +306,7 @@ static void row_fork(void *arg)
 	app_stop(s);
 	/* The child's copy is the memory as it was at fork(). */
 	check_image(s, "fork", gen_fork);
-	r->rss_kib = peak_rss_kib();
+	r->rss = rss_peak_since(0);
 	r->ran = true;
 }
 
@@ -384,7 +384,7 @@ static void row_upager(void *arg)
 	upager_handler_free(h);
 	upager_store_close(dst);
 	upager_store_close(src);
-	s->res[R_UPAGER].rss_kib = s->res[R_INCR].rss_kib = peak_rss_kib();
+	s->res[R_UPAGER].rss = s->res[R_INCR].rss = rss_peak_since(0);
 }
 
 /* ---- the report
@@ -426,7 +426,7 @@ static void report_json(const struct snap *s)
 		json_f64(&j, "protect_ms", r->protect_ms);
 		json_u64(&j, "units", r->units);
 		json_u64(&j, "units_early", r->units_early);
-		json_u64(&j, "peak_rss_kib", (uint64_t)r->rss_kib);
+		json_u64(&j, "peak_rss_kib", r->rss >> 10);
 		json_obj_close(&j);
 	}
 	json_arr_close(&j);
@@ -449,14 +449,14 @@ static void report_tables(const struct snap *s)
 		double before = rate(&r->before);
 
 		printf("%-19s %8.2f %8.0f us %8.3f %7" PRIu64
-		       " %10.0f %10.0f %6.2f %8.0f us %9.1f %8ld\n",
+		       " %10.0f %10.0f %6.2f %8.0f us %9.1f %8" PRIu64 "\n",
 		       row_id[i], r->during.secs,
 		       (double)r->during.max_gap_ns / 1e3,
 		       (double)r->during.max_gap_ns / fork_gap,
 		       r->during.stalls, rate(&r->during), before,
 		       before > 0 ? rate(&r->during) / before : 0,
 		       (double)r->before.max_gap_ns / 1e3, r->protect_ms,
-		       r->rss_kib >> 10);
+		       r->rss >> 20);
 	}
 	printf("\nsetup: fork() itself, or upager's write-protect pass; "
 	       "upager units saved: %" PRIu64 " (%" PRIu64
