@@ -143,12 +143,30 @@ void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...);
 void __attribute__((format(printf, 1, 2))) progress(const char *fmt, ...);
 void *xmalloc(size_t len);
 /*
- * The usage error for what getopt_long() returned in @c for the option
- * before optind: ':' (its value is missing; the option string starts
- * with ':') or anything else (unknown); 0: the argument at optind is
- * left over after the options.  Returns 2.
+ * The options dirty-track, outofcore and snapshot end their getopt_long()
+ * table with, for bench_getopt().
  */
-int bench_opt_error(const char *name, int c, char **argv);
+#define BENCH_OPTIONS                                                     \
+	{ "quick", no_argument, NULL, 'q' },                              \
+	{ "json", no_argument, NULL, 'j' },                               \
+	{ "help", no_argument, NULL, 'h' },                               \
+	{ 0 }
+struct option;
+/*
+ * getopt_long() over @lopts for such a program's main(): --quick and
+ * --json set *@quick and *@json; --help calls @usage and exits 0; an
+ * unknown option, a missing value or an argument left over after the
+ * options is a usage error naming it (exit 2).  Returns the next option
+ * of the program's own, or -1 after the last.
+ */
+int bench_getopt(const char *name, int argc, char **argv,
+		 const struct option *lopts, bool *quick, bool *json,
+		 void (*usage)(void));
+/* true when @dir is a directory, else a usage error for --dir: false. */
+bool bench_check_dir(const char *name, const char *dir);
+struct json;
+/* Begin the JSON object of benchmark @name on stdout: "bench", "kernel". */
+void bench_json_begin(struct json *j, const char *name);
 /* Seconds in (0, @max] from @s, or a usage error naming @what: false. */
 bool bench_parse_secs(const char *name, const char *what, const char *s,
 		      double max, double *out);

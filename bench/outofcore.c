@@ -46,7 +46,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <upager/upager.h>
@@ -553,13 +552,9 @@ static double hit(const struct result *r)
 
 static void report_json(const struct ooc *o)
 {
-	struct utsname u;
 	struct json j;
 
-	uname(&u);
-	json_begin(&j, stdout);
-	json_str(&j, "bench", NAME);
-	json_str(&j, "kernel", u.release);
+	bench_json_begin(&j, NAME);
 	json_u64(&j, "size", o->size);
 	json_u64(&j, "budget", o->budget);
 	json_u64(&j, "cgroup_limit", o->budget + o->slack);
@@ -637,7 +632,7 @@ static void report_tables(const struct ooc *o)
 		       100 * o->resident_max);
 }
 
-static int usage(void)
+static void usage(void)
 {
 	printf(
 	    "usage: " NAME " [--dir DIR] [--size SIZE] [--budget SIZE] "
@@ -678,7 +673,6 @@ static int usage(void)
 	    "                 warm: read the file first\n"
 	    "  --quick        a smoke run (CI)\n"
 	    "  --json         one JSON object\n");
-	return 0;
 }
 
 /* "kernel,upager_fifo": a bit per row named. */
@@ -722,20 +716,17 @@ int main(int argc, char **argv)
 	    {"cache", required_argument, NULL, 'c'},
 	    {"rows", required_argument, NULL, 'r'},
 	    {"slack", required_argument, NULL, 'l'},
-	    {"quick", no_argument, NULL, 'q'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0}};
+	    BENCH_OPTIONS};
 	static struct ooc o = {
 	    .dir = "/var/tmp", .threads = 2, .rows = (1u << R_BUFFERED) - 1};
 	uint64_t v, size = 0, budget = 0;
 	double seconds = 0, warmup = 0;
 	bool slack_set = false;
-	struct stat st;
 	int c;
 
 	bench_set_name(NAME);
-	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
+	while ((c = bench_getopt(NAME, argc, argv, lopts, &o.quick,
+				 &o.json, usage)) != -1) {
 		switch (c) {
 		case 'd':
 			o.dir = optarg;
@@ -789,20 +780,8 @@ int main(int argc, char **argv)
 			if (!parse_rows(optarg, &o.rows))
 				return 2;
 			break;
-		case 'q':
-			o.quick = true;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'h':
-			return usage();
-		default:
-			return bench_opt_error(NAME, c, argv);
 		}
 	}
-	if (optind < argc)
-		return bench_opt_error(NAME, 0, argv);
 	o.size = size ? size : o.quick ? 256 * MIB : 4 * GIB;
 	o.budget = budget ? budget : o.quick ? 64 * MIB : GIB;
 	o.seconds = seconds ? seconds : o.quick ? 1 : 10;
@@ -822,10 +801,8 @@ int main(int argc, char **argv)
 	if (o.budget >= o.size || o.budget % PAGE)
 		return cli_usage_error(NAME, "--budget: want whole pages, "
 					     "less than --size");
-	if (stat(o.dir, &st) || !S_ISDIR(st.st_mode))
-		return cli_usage_error(NAME, "--dir '%s': %s", o.dir,
-				       errno ? strerror(errno)
-					     : "not a directory");
+	if (!bench_check_dir(NAME, o.dir))
+		return 2;
 	o.npages = o.size / PAGE;
 	o.per_thread = o.npages / o.threads;
 	make_file(&o);

@@ -34,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -398,13 +396,9 @@ static double rate(const struct window *w)
 static void report_json(const struct snap *s)
 {
 	uint64_t fork_gap = s->res[R_FORK].during.max_gap_ns;
-	struct utsname u;
 	struct json j;
 
-	uname(&u);
-	json_begin(&j, stdout);
-	json_str(&j, "bench", NAME);
-	json_str(&j, "kernel", u.release);
+	bench_json_begin(&j, NAME);
 	json_u64(&j, "size", s->size);
 	json_f64(&j, "before_s", s->before);
 	json_arr_open(&j, "rows");
@@ -466,7 +460,7 @@ static void report_tables(const struct snap *s)
 	       s->res[R_INCR].units, s->res[R_INCR].units_early);
 }
 
-static int usage(void)
+static void usage(void)
 {
 	printf("usage: " NAME " [--dir DIR] [--size SIZE] [--before S] "
 	       "[--keep] [--quick] [--json]\n\n"
@@ -483,7 +477,6 @@ static int usage(void)
 	       "  --keep        keep the image file\n"
 	       "  --quick       a smoke run (CI)\n"
 	       "  --json        one JSON object\n");
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -493,17 +486,14 @@ int main(int argc, char **argv)
 	    {"size", required_argument, NULL, 's'},
 	    {"before", required_argument, NULL, 'b'},
 	    {"keep", no_argument, NULL, 'k'},
-	    {"quick", no_argument, NULL, 'q'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0}};
+	    BENCH_OPTIONS};
 	static struct snap s = {.dir = "/var/tmp"};
 	uint64_t size = 0;
-	struct stat st;
 	int c;
 
 	bench_set_name(NAME);
-	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
+	while ((c = bench_getopt(NAME, argc, argv, lopts, &s.quick,
+				 &s.json, usage)) != -1) {
 		switch (c) {
 		case 'd':
 			s.dir = optarg;
@@ -521,29 +511,15 @@ int main(int argc, char **argv)
 		case 'k':
 			s.keep = true;
 			break;
-		case 'q':
-			s.quick = true;
-			break;
-		case 'j':
-			s.json = true;
-			break;
-		case 'h':
-			return usage();
-		default:
-			return bench_opt_error(NAME, c, argv);
 		}
 	}
-	if (optind < argc)
-		return bench_opt_error(NAME, 0, argv);
 	s.size = size ? size : s.quick ? 64 * MIB : 4 * GIB;
 	if (!s.before)
 		s.before = s.quick ? 0.3 : 2;
 	if (s.size % PAGE)
 		return cli_usage_error(NAME, "--size: want whole 4 KiB pages");
-	if (stat(s.dir, &st) || !S_ISDIR(st.st_mode))
-		return cli_usage_error(NAME, "--dir '%s': %s", s.dir,
-				       errno ? strerror(errno)
-					     : "not a directory");
+	if (!bench_check_dir(NAME, s.dir))
+		return 2;
 	snprintf(s.path, sizeof(s.path), "%s/upager-snapshot-%d.img", s.dir,
 		 (int)getpid());
 	s.npages = s.size / PAGE;
