@@ -23,8 +23,9 @@
 /*
  * Mapped mode: a page mapped around a fault costs a page-table entry
  * (~1 us here, no copy, no page), a fault that does not come saves a
- * round trip (~20-30 us): measured best of 64K, 256K and 2M for random
- * 4 KiB reads (docs/BENCHMARKS.md).
+ * round trip (~20-30 us).  For random 4 KiB reads 256K and 2M blocks
+ * were far ahead of 64K, 2M ahead of 256K on a 2 GiB file; but a first
+ * touch waits for its block, ~1 ms for 2M (docs/BENCHMARKS.md).
  */
 #define DEFAULT_FA_MAPPED (256ul << 10)
 
