@@ -101,13 +101,14 @@ struct c_case {
 	bool shm;     /* over the copy of the file in /dev/shm (warm only) */
 	bool umap;    /* one of the UMap-comparable rows (--umap) */
 	int base;     /* the row its ratios are against */
+	size_t fa;    /* region: fault_around (0: the default) */
 };
 
-#define C_SEQ_N ((size_t)16)
+#define C_SEQ_N ((size_t)18)
 #define C_SEQ_DEFAULT 3 /* region_4k_2: the defaults on 2 CPUs */
 #define C_SEQ_FLOOR 12	/* floor_populate; floor_populate_thp follows */
-#define C_SEQ_SHM 14	/* shm_mmap; shm_region follows */
-#define C_RAND_N ((size_t)7)
+#define C_SEQ_SHM 14	/* shm_mmap; shm_region (the defaults) follows */
+#define C_RAND_N ((size_t)9)
 #define C_RAND_4K 2 /* region_4k: the random-read target's case */
 #define C_RAND_INTHREAD 4
 #define C_RAND_SHM 5 /* shm_mmap; shm_region follows */
@@ -278,7 +279,7 @@ struct engine {
 };
 void engine_up(struct engine *e, const char *what, struct upager_store *s,
 	       size_t len, unsigned int threads, unsigned int poll_us,
-	       size_t fill, size_t ra, unsigned int flags,
+	       size_t fill, size_t ra, size_t fa, unsigned int flags,
 	       enum upager_memtype memtype);
 void engine_down(struct engine *e, struct upager_stats *st);
 

@@ -365,7 +365,7 @@ uint64_t rss_peak_since(uint64_t start)
  */
 void engine_up(struct engine *e, const char *what,
 		      struct upager_store *s, size_t len, unsigned int threads,
-		      unsigned int poll_us, size_t fill, size_t ra,
+		      unsigned int poll_us, size_t fill, size_t ra, size_t fa,
 		      unsigned int flags, enum upager_memtype memtype)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp),
@@ -375,7 +375,8 @@ void engine_up(struct engine *e, const char *what,
 					.memtype = memtype,
 					.flags = flags,
 					.fill = fill,
-					.readahead_max = ra };
+					.readahead_max = ra,
+					.fault_around = fa };
 	pid_t before[64], after[64];
 	int nb, na, err = 0;
 
