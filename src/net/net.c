@@ -212,9 +212,12 @@ void net_conn_free(struct net_conn *c)
 
 uint8_t *net_msg_buf_new(void)
 {
-	uint8_t *base = aligned_alloc(ALIGN, ALIGN + NET_MSG_MAX);
+	void *base;
 
-	return base ? base + ALIGN - PAGES_AT : NULL;
+	/* Not aligned_alloc(): the size is no multiple of the alignment. */
+	if (posix_memalign(&base, ALIGN, ALIGN + NET_MSG_MAX))
+		return NULL;
+	return (uint8_t *)base + ALIGN - PAGES_AT;
 }
 
 void net_msg_buf_free(uint8_t *buf)
