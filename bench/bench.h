@@ -101,13 +101,14 @@ struct c_case {
 	bool shm;     /* over the copy of the file in /dev/shm (warm only) */
 	bool umap;    /* one of the UMap-comparable rows (--umap) */
 	int base;     /* the row its ratios are against */
+	size_t fa;    /* region: fault_around (0: the default) */
 };
 
-#define C_SEQ_N ((size_t)16)
+#define C_SEQ_N ((size_t)18)
 #define C_SEQ_DEFAULT 3 /* region_4k_2: the defaults on 2 CPUs */
 #define C_SEQ_FLOOR 12	/* floor_populate; floor_populate_thp follows */
-#define C_SEQ_SHM 14	/* shm_mmap; shm_region follows */
-#define C_RAND_N ((size_t)7)
+#define C_SEQ_SHM 14	/* shm_mmap; shm_region (the defaults) follows */
+#define C_RAND_N ((size_t)9)
 #define C_RAND_4K 2 /* region_4k: the random-read target's case */
 #define C_RAND_INTHREAD 4
 #define C_RAND_SHM 5 /* shm_mmap; shm_region follows */
@@ -143,12 +144,30 @@ void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...);
 void __attribute__((format(printf, 1, 2))) progress(const char *fmt, ...);
 void *xmalloc(size_t len);
 /*
- * The usage error for what getopt_long() returned in @c for the option
- * before optind: ':' (its value is missing; the option string starts
- * with ':') or anything else (unknown); 0: the argument at optind is
- * left over after the options.  Returns 2.
+ * The options dirty-track, outofcore and snapshot end their getopt_long()
+ * table with, for bench_getopt().
  */
-int bench_opt_error(const char *name, int c, char **argv);
+#define BENCH_OPTIONS                                                     \
+	{ "quick", no_argument, NULL, 'q' },                              \
+	{ "json", no_argument, NULL, 'j' },                               \
+	{ "help", no_argument, NULL, 'h' },                               \
+	{ 0 }
+struct option;
+/*
+ * getopt_long() over @lopts for such a program's main(): --quick and
+ * --json set *@quick and *@json; --help calls @usage and exits 0; an
+ * unknown option, a missing value or an argument left over after the
+ * options is a usage error naming it (exit 2).  Returns the next option
+ * of the program's own, or -1 after the last.
+ */
+int bench_getopt(const char *name, int argc, char **argv,
+		 const struct option *lopts, bool *quick, bool *json,
+		 void (*usage)(void));
+/* true when @dir is a directory, else a usage error for --dir: false. */
+bool bench_check_dir(const char *name, const char *dir);
+struct json;
+/* Begin the JSON object of benchmark @name on stdout: "bench", "kernel". */
+void bench_json_begin(struct json *j, const char *name);
 /* Seconds in (0, @max] from @s, or a usage error naming @what: false. */
 bool bench_parse_secs(const char *name, const char *what, const char *s,
 		      double max, double *out);
@@ -228,14 +247,19 @@ uint64_t sweep(const char *what, char *base, const uint32_t *idx, size_t n,
 	       enum touch how, bool zero, uint64_t *lat);
 double median(const double *v, unsigned int n);
 char *anon_map(const char *what, size_t len);
+/*
+ * A peak RSS in bytes (the kernel's VmHWM, plus hugetlb pages mapped
+ * now): rss_peak_reset() starts a window and returns the RSS then;
+ * rss_peak_since() is how far the peak went above @start since.
+ * rss_peak_since(0) with no reset is the process's peak since it began
+ * (a row in a child of its own: run_child()).
+ */
 uint64_t rss_peak_reset(void);
 uint64_t rss_peak_since(uint64_t start);
 struct upager_store *pattern_store(uint64_t len);
 ssize_t slurp(const char *path, char *buf, size_t len);
 int64_t field(const char *buf, const char *key);
 uint64_t minflt_self(void);
-/* The peak resident set of this process (getrusage()), in KiB. */
-long peak_rss_kib(void);
 /* @len bytes of MAP_SHARED anonymous memory: what a child shares back. */
 void *shared_map(const char *what, size_t len);
 /*
@@ -255,7 +279,7 @@ struct engine {
 };
 void engine_up(struct engine *e, const char *what, struct upager_store *s,
 	       size_t len, unsigned int threads, unsigned int poll_us,
-	       size_t fill, size_t ra, unsigned int flags,
+	       size_t fill, size_t ra, size_t fa, unsigned int flags,
 	       enum upager_memtype memtype);
 void engine_down(struct engine *e, struct upager_stats *st);
 

@@ -332,7 +332,7 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 	case A_H2:
 	case A_H1_POLL:
 		engine_up(&e, what, s, len, m == A_H2 ? 2 : 1,
-			  m == A_H1_POLL ? A_POLL_US : 0, 0, (size_t)-1, 0,
+			  m == A_H1_POLL ? A_POLL_US : 0, 0, (size_t)-1, 0, 0,
 			  UPAGER_MEM_ANON);
 		base = e.addr;
 		memcpy(pr.servers, e.workers, sizeof(e.workers));
@@ -342,7 +342,7 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		base = bare_sig_up(upager_store_mem_data(s), len);
 		break;
 	case A_INTHREAD:
-		engine_up(&e, what, s, len, 0, 0, 0, 0, UPAGER_MAP_IN_THREAD,
+		engine_up(&e, what, s, len, 0, 0, 0, 0, 0, UPAGER_MAP_IN_THREAD,
 			  UPAGER_MEM_ANON);
 		base = e.addr;
 		break;

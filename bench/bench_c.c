@@ -54,6 +54,11 @@ const struct c_case c_seq[] = {
 	  .shm = true, .base = C_SEQ_SHM },
 	{ "shm_region", "tmpfs file: region (CONTINUE), 2 workers", C_REGION,
 	  0, 0, 2, .shm = true, .base = C_SEQ_SHM },
+	{ "shm_region_fa64k", "tmpfs file: region, fault-around 64K",
+	  C_REGION, 0, 0, 2, .fa = 64 << 10, .shm = true,
+	  .base = C_SEQ_SHM },
+	{ "shm_region_fa2m", "tmpfs file: region, fault-around 2M", C_REGION,
+	  0, 0, 2, .fa = 2 << 20, .shm = true, .base = C_SEQ_SHM },
 };
 _Static_assert(ARRAY_SIZE(c_seq) == C_SEQ_N, "C_SEQ_N");
 
@@ -71,6 +76,11 @@ const struct c_case c_rand[] = {
 	  .shm = true, .base = C_RAND_SHM },
 	{ "shm_region", "tmpfs file: region (CONTINUE), 2 workers", C_REGION,
 	  0, 0, 2, .shm = true, .base = C_RAND_SHM },
+	{ "shm_region_fa64k", "tmpfs file: region, fault-around 64K",
+	  C_REGION, 0, 0, 2, .fa = 64 << 10, .shm = true,
+	  .base = C_RAND_SHM },
+	{ "shm_region_fa2m", "tmpfs file: region, fault-around 2M", C_REGION,
+	  0, 0, 2, .fa = 2 << 20, .shm = true, .base = C_RAND_SHM },
 };
 _Static_assert(ARRAY_SIZE(c_rand) == C_RAND_N, "C_RAND_N");
 
@@ -267,7 +277,7 @@ static void c_measure(struct cfile *f, const struct c_case *c,
 		out->rss = rss_peak_since(rss0);
 	} else if (c->kind == C_REGION) {
 		engine_up(&e, what, f->store, f->size, c->threads, 0, c->fill,
-			  c->ra, c->threads ? 0 : UPAGER_MAP_IN_THREAD,
+			  c->ra, c->fa, c->threads ? 0 : UPAGER_MAP_IN_THREAD,
 			  c->memtype);
 		wall = sweep(what, e.addr, idx, n, how, false, NULL);
 		out->rss = rss_peak_since(rss0);

@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,7 +54,13 @@ void progress(const char *fmt, ...)
 	va_end(ap);
 }
 
-int bench_opt_error(const char *name, int c, char **argv)
+/*
+ * The usage error for what getopt_long() returned in @c for the option
+ * before optind: ':' (its value is missing; the option string starts
+ * with ':') or anything else (unknown); 0: the argument at optind is
+ * left over after the options.  Returns 2.
+ */
+static int bench_opt_error(const char *name, int c, char **argv)
 {
 	if (!c)
 		return cli_usage_error(name, "unexpected argument '%s'",
@@ -61,6 +69,61 @@ int bench_opt_error(const char *name, int c, char **argv)
 		return cli_usage_error(name, "%s needs a value",
 				       argv[optind - 1]);
 	return cli_usage_error(name, "unknown option '%s'", argv[optind - 1]);
+}
+
+int bench_getopt(const char *name, int argc, char **argv,
+		 const struct option *lopts, bool *quick, bool *json,
+		 void (*usage)(void))
+{
+	for (;;) {
+		int c = getopt_long(argc, argv, ":h", lopts, NULL);
+
+		switch (c) {
+		case 'q':
+			*quick = true;
+			break;
+		case 'j':
+			*json = true;
+			break;
+		case 'h':
+			usage();
+			exit(0);
+		case -1:
+			if (optind < argc)
+				exit(bench_opt_error(name, 0, argv));
+			return -1;
+		case ':':
+		case '?':
+			exit(bench_opt_error(name, c, argv));
+		default:
+			return c;
+		}
+	}
+}
+
+bool bench_check_dir(const char *name, const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st)) {
+		cli_usage_error(name, "--dir '%s': %s", dir, strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		cli_usage_error(name, "--dir '%s': not a directory", dir);
+		return false;
+	}
+	return true;
+}
+
+void bench_json_begin(struct json *j, const char *name)
+{
+	struct utsname u;
+
+	uname(&u);
+	json_begin(j, stdout);
+	json_str(j, "bench", name);
+	json_str(j, "kernel", u.release);
 }
 
 bool bench_parse_secs(const char *name, const char *what, const char *s,
@@ -222,14 +285,6 @@ uint64_t minflt_self(void)
 	return (uint64_t)ru.ru_minflt;
 }
 
-long peak_rss_kib(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
-
 void *shared_map(const char *what, size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -267,11 +322,10 @@ void run_child(const char *what, void (*fn)(void *arg), void *arg)
 }
 
 /*
- * A peak RSS of one stretch of work: rss_peak_reset() sets the kernel's
- * high-water mark (VmHWM) back to the current RSS (clear_refs 5) and
- * returns that RSS; rss_peak_since() is how far above it the mark went.
- * Read it before unmapping: the kernel folds the RSS into the mark at
- * unmap and zap time, and when /proc asks.  Bytes.
+ * rss_peak_reset() sets the kernel's high-water mark (VmHWM) back to the
+ * current RSS (clear_refs 5).  Read it before unmapping: the kernel folds
+ * the RSS into the mark at unmap and zap time, and when /proc asks.
+ * Bytes.
  */
 static uint64_t status_kib(const char *key)
 {
@@ -311,7 +365,7 @@ uint64_t rss_peak_since(uint64_t start)
  */
 void engine_up(struct engine *e, const char *what,
 		      struct upager_store *s, size_t len, unsigned int threads,
-		      unsigned int poll_us, size_t fill, size_t ra,
+		      unsigned int poll_us, size_t fill, size_t ra, size_t fa,
 		      unsigned int flags, enum upager_memtype memtype)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp),
@@ -321,7 +375,8 @@ void engine_up(struct engine *e, const char *what,
 					.memtype = memtype,
 					.flags = flags,
 					.fill = fill,
-					.readahead_max = ra };
+					.readahead_max = ra,
+					.fault_around = fa };
 	pid_t before[64], after[64];
 	int nb, na, err = 0;
 

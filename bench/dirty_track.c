@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <upager/ll.h>
@@ -485,13 +484,9 @@ static void report_json(const struct dt *d)
 {
 	double base = med(d->row[R_UNTRACKED].ns, d),
 	       kern = med(d->row[R_KERNEL].ns, d);
-	struct utsname u;
 	struct json j;
 
-	uname(&u);
-	json_begin(&j, stdout);
-	json_str(&j, "bench", NAME);
-	json_str(&j, "kernel", u.release);
+	bench_json_begin(&j, NAME);
 	json_u64(&j, "size", d->size);
 	json_u64(&j, "scan_size", d->scan_size);
 	json_u64(&j, "rounds", d->rounds);
@@ -582,7 +577,7 @@ static void report_tables(const struct dt *d)
 		}
 }
 
-static int usage(void)
+static void usage(void)
 {
 	printf("usage: " NAME " [--size SIZE] [--scan-size SIZE] [--rounds N] "
 	       "[--quick] [--json]\n\n"
@@ -599,7 +594,6 @@ static int usage(void)
 	       "--quick 1)\n"
 	       "  --quick           a smoke run (CI)\n"
 	       "  --json            one JSON object\n");
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -608,16 +602,14 @@ int main(int argc, char **argv)
 	    {"size", required_argument, NULL, 's'},
 	    {"scan-size", required_argument, NULL, 'S'},
 	    {"rounds", required_argument, NULL, 'n'},
-	    {"quick", no_argument, NULL, 'q'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0}};
+	    BENCH_OPTIONS};
 	static struct dt d;
 	uint64_t size = 0, scan_size = 0, rounds = 0, t0;
 	int c;
 
 	bench_set_name(NAME);
-	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
+	while ((c = bench_getopt(NAME, argc, argv, lopts, &d.quick,
+				 &d.json, usage)) != -1) {
 		switch (c) {
 		case 's':
 			if (!cli_parse_u64(NAME, "--size", optarg, 1 << 20,
@@ -634,20 +626,8 @@ int main(int argc, char **argv)
 					   MAX_ROUNDS, false, &rounds))
 				return 2;
 			break;
-		case 'q':
-			d.quick = true;
-			break;
-		case 'j':
-			d.json = true;
-			break;
-		case 'h':
-			return usage();
-		default:
-			return bench_opt_error(NAME, c, argv);
 		}
 	}
-	if (optind < argc)
-		return bench_opt_error(NAME, 0, argv);
 	d.size = size ? size : d.quick ? 16 * MIB : 256 * MIB;
 	d.scan_size = scan_size ? scan_size : d.quick ? 256 * MIB : GIB;
 	d.rounds = rounds ? (unsigned int)rounds : d.quick ? 1 : 3;

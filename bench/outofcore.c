@@ -46,7 +46,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <upager/upager.h>
@@ -71,7 +70,7 @@ struct result {
 	double secs, warmup; /* counted; warm-up, until the memory was full */
 	bool full;	     /* it was, before --warmup-max */
 	uint64_t accesses, misses, faults, major;
-	long rss_kib;	  /* the child's peak RSS */
+	uint64_t rss;	  /* the child's peak RSS, bytes */
 	uint64_t cg_peak; /* the cgroup's memory.max_usage_in_bytes */
 	uint64_t cg_failcnt;
 };
@@ -446,7 +445,7 @@ static void run_row(void *arg)
 	} else if (munmap(o->base, o->size) || close(fd)) {
 		die("munmap: %s", strerror(errno));
 	}
-	res->rss_kib = peak_rss_kib();
+	res->rss = rss_peak_since(0);
 }
 
 /* ---- the memory cgroup ------------------------------------------------------
@@ -553,13 +552,9 @@ static double hit(const struct result *r)
 
 static void report_json(const struct ooc *o)
 {
-	struct utsname u;
 	struct json j;
 
-	uname(&u);
-	json_begin(&j, stdout);
-	json_str(&j, "bench", NAME);
-	json_str(&j, "kernel", u.release);
+	bench_json_begin(&j, NAME);
 	json_u64(&j, "size", o->size);
 	json_u64(&j, "budget", o->budget);
 	json_u64(&j, "cgroup_limit", o->budget + o->slack);
@@ -589,7 +584,7 @@ static void report_json(const struct ooc *o)
 			json_u64(&j, "misses", r->misses);
 			json_u64(&j, "faults", r->faults);
 			json_u64(&j, "major_faults", r->major);
-			json_u64(&j, "peak_rss_kib", (uint64_t)r->rss_kib);
+			json_u64(&j, "peak_rss_kib", r->rss >> 10);
 			json_u64(&j, "cgroup_peak", r->cg_peak);
 			json_u64(&j, "cgroup_failcnt", r->cg_failcnt);
 			json_f64(&j, "warmup_s", r->warmup);
@@ -624,11 +619,11 @@ static void report_tables(const struct ooc *o)
 			if (!(o->rows & 1u << row))
 				continue;
 			printf("%-12s %-13s %11.0f %8.2f %7.1f %9.3f %9.3f "
-			       "%8ld %8" PRIu64 " %6.0f%s\n",
+			       "%8" PRIu64 " %8" PRIu64 " %6.0f%s\n",
 			       work_id[w], row_id[row], rate(r),
 			       k > 0 ? rate(r) / k : 0, 100 * hit(r),
 			       (double)r->faults / a, (double)r->major / a,
-			       r->rss_kib >> 10, r->cg_peak >> 20, r->warmup,
+			       r->rss >> 20, r->cg_peak >> 20, r->warmup,
 			       r->full ? "" : "*");
 		}
 	if (!o->warm)
@@ -637,7 +632,7 @@ static void report_tables(const struct ooc *o)
 		       100 * o->resident_max);
 }
 
-static int usage(void)
+static void usage(void)
 {
 	printf(
 	    "usage: " NAME " [--dir DIR] [--size SIZE] [--budget SIZE] "
@@ -678,7 +673,6 @@ static int usage(void)
 	    "                 warm: read the file first\n"
 	    "  --quick        a smoke run (CI)\n"
 	    "  --json         one JSON object\n");
-	return 0;
 }
 
 /* "kernel,upager_fifo": a bit per row named. */
@@ -722,20 +716,17 @@ int main(int argc, char **argv)
 	    {"cache", required_argument, NULL, 'c'},
 	    {"rows", required_argument, NULL, 'r'},
 	    {"slack", required_argument, NULL, 'l'},
-	    {"quick", no_argument, NULL, 'q'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0}};
+	    BENCH_OPTIONS};
 	static struct ooc o = {
 	    .dir = "/var/tmp", .threads = 2, .rows = (1u << R_BUFFERED) - 1};
 	uint64_t v, size = 0, budget = 0;
 	double seconds = 0, warmup = 0;
 	bool slack_set = false;
-	struct stat st;
 	int c;
 
 	bench_set_name(NAME);
-	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
+	while ((c = bench_getopt(NAME, argc, argv, lopts, &o.quick,
+				 &o.json, usage)) != -1) {
 		switch (c) {
 		case 'd':
 			o.dir = optarg;
@@ -789,20 +780,8 @@ int main(int argc, char **argv)
 			if (!parse_rows(optarg, &o.rows))
 				return 2;
 			break;
-		case 'q':
-			o.quick = true;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'h':
-			return usage();
-		default:
-			return bench_opt_error(NAME, c, argv);
 		}
 	}
-	if (optind < argc)
-		return bench_opt_error(NAME, 0, argv);
 	o.size = size ? size : o.quick ? 256 * MIB : 4 * GIB;
 	o.budget = budget ? budget : o.quick ? 64 * MIB : GIB;
 	o.seconds = seconds ? seconds : o.quick ? 1 : 10;
@@ -822,10 +801,8 @@ int main(int argc, char **argv)
 	if (o.budget >= o.size || o.budget % PAGE)
 		return cli_usage_error(NAME, "--budget: want whole pages, "
 					     "less than --size");
-	if (stat(o.dir, &st) || !S_ISDIR(st.st_mode))
-		return cli_usage_error(NAME, "--dir '%s': %s", o.dir,
-				       errno ? strerror(errno)
-					     : "not a directory");
+	if (!bench_check_dir(NAME, o.dir))
+		return 2;
 	o.npages = o.size / PAGE;
 	o.per_thread = o.npages / o.threads;
 	make_file(&o);

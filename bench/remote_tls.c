@@ -30,7 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,6 +239,36 @@ static double median(const struct result *res, int n, size_t off)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/*
+ * Whether this kernel could take the record layer (kTLS): the "tls" upper
+ * layer protocol on a connected TCP socket.  upager's TLS is OpenSSL's,
+ * in user space, either way; this says what a kTLS build could expect.
+ */
+static const char *ktls(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0),
+	    c = socket(AF_INET, SOCK_STREAM, 0);
+	static char why[128];
+
+	if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len) ||
+	    connect(c, (struct sockaddr *)&a, sizeof(a)))
+		snprintf(why, sizeof(why), "unknown (%s)", strerror(errno));
+	else if (setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", 3))
+		snprintf(why, sizeof(why), "no (TCP_ULP \"tls\": %s)",
+			 strerror(errno));
+	else
+		snprintf(why, sizeof(why), "yes");
+	if (l >= 0)
+		close(l);
+	if (c >= 0)
+		close(c);
+	return why;
+}
+
 /* A key file for this run, mode 0600, in @path. */
 static void make_key(char *path, size_t len)
 {
@@ -320,6 +354,7 @@ int main(int argc, char **argv)
 		die("handler", err);
 
 	printf("OpenSSL AES-128-GCM, one thread: %.2f GB/s\n", cipher_gbps());
+	printf("kernel TLS (kTLS) in this kernel: %s\n", ktls());
 	printf("image %lu MiB, %lu faults a round, %lu rounds\n", mib, nfaults,
 	       rounds);
 	for (unsigned long i = 0; i < rounds; i++) {

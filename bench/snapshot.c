@@ -34,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,7 +59,7 @@ struct result {
 	uint64_t units, units_early; /* upager's snapshot info */
 	double protect_ms; /* upager: the protect passes; fork: fork() */
 	double held_ms;	   /* upager: the pass writes waited for; fork: fork() */
-	long rss_kib;
+	uint64_t rss; /* the row's process's peak RSS, bytes */
 	bool ran;
 };
 
@@ -307,7 +305,7 @@ static void row_fork(void *arg)
 	app_stop(s);
 	/* The child's copy is the memory as it was at fork(). */
 	check_image(s, "fork", gen_fork);
-	r->rss_kib = peak_rss_kib();
+	r->rss = rss_peak_since(0);
 	r->ran = true;
 }
 
@@ -386,7 +384,7 @@ static void row_upager(void *arg)
 	upager_handler_free(h);
 	upager_store_close(dst);
 	upager_store_close(src);
-	s->res[R_UPAGER].rss_kib = s->res[R_INCR].rss_kib = peak_rss_kib();
+	s->res[R_UPAGER].rss = s->res[R_INCR].rss = rss_peak_since(0);
 }
 
 /* ---- the report
@@ -400,13 +398,9 @@ static double rate(const struct window *w)
 static void report_json(const struct snap *s)
 {
 	uint64_t fork_gap = s->res[R_FORK].during.max_gap_ns;
-	struct utsname u;
 	struct json j;
 
-	uname(&u);
-	json_begin(&j, stdout);
-	json_str(&j, "bench", NAME);
-	json_str(&j, "kernel", u.release);
+	bench_json_begin(&j, NAME);
 	json_u64(&j, "size", s->size);
 	json_f64(&j, "before_s", s->before);
 	json_arr_open(&j, "rows");
@@ -429,7 +423,7 @@ static void report_json(const struct snap *s)
 		json_f64(&j, "held_ms", r->held_ms);
 		json_u64(&j, "units", r->units);
 		json_u64(&j, "units_early", r->units_early);
-		json_u64(&j, "peak_rss_kib", (uint64_t)r->rss_kib);
+		json_u64(&j, "peak_rss_kib", r->rss >> 10);
 		json_obj_close(&j);
 	}
 	json_arr_close(&j);
@@ -453,14 +447,14 @@ static void report_tables(const struct snap *s)
 		double before = rate(&r->before);
 
 		printf("%-19s %8.2f %8.0f us %8.3f %7" PRIu64
-		       " %10.0f %10.0f %6.2f %8.0f us %9.1f %8.2f %8ld\n",
+		       " %10.0f %10.0f %6.2f %8.0f us %9.1f %8.2f %8" PRIu64 "\n",
 		       row_id[i], r->during.secs,
 		       (double)r->during.max_gap_ns / 1e3,
 		       (double)r->during.max_gap_ns / fork_gap,
 		       r->during.stalls, rate(&r->during), before,
 		       before > 0 ? rate(&r->during) / before : 0,
 		       (double)r->before.max_gap_ns / 1e3, r->protect_ms,
-		       r->held_ms, r->rss_kib >> 10);
+		       r->held_ms, r->rss >> 20);
 	}
 	printf("\nsetup: fork() itself, or upager's write-protect passes; "
 	       "held: what of it the writer could wait for (fork: all; "
@@ -472,7 +466,7 @@ static void report_tables(const struct snap *s)
 	       s->res[R_INCR].units, s->res[R_INCR].units_early);
 }
 
-static int usage(void)
+static void usage(void)
 {
 	printf("usage: " NAME " [--dir DIR] [--size SIZE] [--before S] "
 	       "[--keep] [--quick] [--json]\n\n"
@@ -489,7 +483,6 @@ static int usage(void)
 	       "  --keep        keep the image file\n"
 	       "  --quick       a smoke run (CI)\n"
 	       "  --json        one JSON object\n");
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -499,17 +492,14 @@ int main(int argc, char **argv)
 	    {"size", required_argument, NULL, 's'},
 	    {"before", required_argument, NULL, 'b'},
 	    {"keep", no_argument, NULL, 'k'},
-	    {"quick", no_argument, NULL, 'q'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0}};
+	    BENCH_OPTIONS};
 	static struct snap s = {.dir = "/var/tmp"};
 	uint64_t size = 0;
-	struct stat st;
 	int c;
 
 	bench_set_name(NAME);
-	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
+	while ((c = bench_getopt(NAME, argc, argv, lopts, &s.quick,
+				 &s.json, usage)) != -1) {
 		switch (c) {
 		case 'd':
 			s.dir = optarg;
@@ -527,29 +517,15 @@ int main(int argc, char **argv)
 		case 'k':
 			s.keep = true;
 			break;
-		case 'q':
-			s.quick = true;
-			break;
-		case 'j':
-			s.json = true;
-			break;
-		case 'h':
-			return usage();
-		default:
-			return bench_opt_error(NAME, c, argv);
 		}
 	}
-	if (optind < argc)
-		return bench_opt_error(NAME, 0, argv);
 	s.size = size ? size : s.quick ? 64 * MIB : 4 * GIB;
 	if (!s.before)
 		s.before = s.quick ? 0.3 : 2;
 	if (s.size % PAGE)
 		return cli_usage_error(NAME, "--size: want whole 4 KiB pages");
-	if (stat(s.dir, &st) || !S_ISDIR(st.st_mode))
-		return cli_usage_error(NAME, "--dir '%s': %s", s.dir,
-				       errno ? strerror(errno)
-					     : "not a directory");
+	if (!bench_check_dir(NAME, s.dir))
+		return 2;
 	snprintf(s.path, sizeof(s.path), "%s/upager-snapshot-%d.img", s.dir,
 		 (int)getpid());
 	s.npages = s.size / PAGE;

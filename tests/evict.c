@@ -267,6 +267,16 @@ static double hit_rate(enum upager_memtype type, enum upager_evict_policy pol,
 	return 1.0 - (double)st.faults_missing / (double)n;
 }
 
+static void stress_4k(enum upager_memtype type)
+{
+	stress(type, PG, 1);
+}
+
+static void stress_16k(enum upager_memtype type)
+{
+	stress(type, 16384, 4);
+}
+
 static void policy(enum upager_memtype type)
 {
 	size_t len = 16 << 20, n = 400000;
@@ -355,18 +365,14 @@ static void nowb(enum upager_memtype type)
 
 int main(int argc, char **argv)
 {
-	enum upager_memtype type = t_upager_memtype(argc, argv, false);
-	const char *part = argc > 2 ? argv[2] : NULL;
+	static const struct t_part parts[] = {
+		{ "stress", stress_4k },
+		{ "stress16k", stress_16k },
+		{ "policy", policy },
+		{ "pin", pin },
+		{ "nowb", nowb },
+		{ 0 },
+	};
 
-#define PART(name, call)                               \
-	if (!part || !strcmp(part, name)) {            \
-		call;                                  \
-		printf("%s: ok\n", name);              \
-	}
-	PART("stress", stress(type, PG, 1));
-	PART("stress16k", stress(type, 16384, 4));
-	PART("policy", policy(type));
-	PART("pin", pin(type));
-	PART("nowb", nowb(type));
-	return 0;
+	return t_parts(argc, argv, parts);
 }

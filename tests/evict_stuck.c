@@ -131,15 +131,11 @@ static void spin(enum upager_memtype type)
 
 int main(int argc, char **argv)
 {
-	enum upager_memtype type = t_upager_memtype(argc, argv, false);
-	const char *part = argc > 2 ? argv[2] : NULL;
+	static const struct t_part parts[] = {
+		{ "starve", starve },
+		{ "spin", spin },
+		{ 0 },
+	};
 
-#define PART(name, call)                                                       \
-	if (!part || !strcmp(part, name)) {                                    \
-		call;                                                          \
-		printf("%s: ok\n", name);                                      \
-	}
-	PART("starve", starve(type));
-	PART("spin", spin(type));
-	return 0;
+	return t_parts(argc, argv, parts);
 }

@@ -380,17 +380,13 @@ static void hole(enum upager_memtype type)
 
 int main(int argc, char **argv)
 {
-	enum upager_memtype type = t_upager_memtype(argc, argv, false);
-	const char *part = argc > 2 ? argv[2] : NULL;
+	static const struct t_part parts[] = {
+		{ "live", live },
+		{ "incremental", incremental },
+		{ "busy", busy },
+		{ "hole", hole },
+		{ 0 },
+	};
 
-#define PART(name, call)                               \
-	if (!part || !strcmp(part, name)) {            \
-		call;                                  \
-		printf("%s: ok\n", name);              \
-	}
-	PART("live", live(type));
-	PART("incremental", incremental(type));
-	PART("busy", busy(type));
-	PART("hole", hole(type));
-	return 0;
+	return t_parts(argc, argv, parts);
 }

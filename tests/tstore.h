@@ -260,6 +260,31 @@ static inline enum upager_memtype t_upager_memtype(int argc, char **argv,
 }
 
 /*
+ * A test in named parts over the engine's memory types: argv[1] the type
+ * (anon or shmem; hugetlb skips), argv[2] one part's name, or none for
+ * every part in order.  A part prints "NAME: ok" once it returns (its
+ * checks fail the test, they do not return).  main() returns this.
+ */
+struct t_part {
+	const char *name;
+	void (*run)(enum upager_memtype type);
+};
+
+static inline int t_parts(int argc, char **argv, const struct t_part *parts)
+{
+	enum upager_memtype type = t_upager_memtype(argc, argv, false);
+	const char *only = argc > 2 ? argv[2] : NULL;
+
+	for (; parts->name; parts++) {
+		if (only && strcmp(only, parts->name))
+			continue;
+		parts->run(type);
+		printf("%s: ok\n", parts->name);
+	}
+	return 0;
+}
+
+/*
  * A handler (not started) with @threads workers, reporting to @on_error
  * (NULL: one line to stderr).
  */

@@ -353,7 +353,7 @@ static void unmap(enum upager_memtype type)
 	upager_store_close(g.s);
 }
 
-static void params(void)
+static void params(enum upager_memtype type)
 {
 	struct upager_handler *h = t_upager_handler(1, NULL, NULL);
 	struct upager_store *s = upager_store_open("zero:8M", NULL);
@@ -361,6 +361,8 @@ static void params(void)
 					  .flags = UPAGER_MAP_TRACK_WRITES };
 	struct upager_map_params mp;
 	int err;
+
+	(void)type; /* the refusals are the same on every memory type */
 
 #define REFUSE(field, value, want)                                        \
 	do {                                                              \
@@ -388,21 +390,17 @@ static void params(void)
 
 int main(int argc, char **argv)
 {
-	enum upager_memtype type = t_upager_memtype(argc, argv, false);
-	const char *part = argc > 2 ? argv[2] : NULL;
+	static const struct t_part parts[] = {
+		{ "basic", basic },
+		{ "zeros", zeros },
+		{ "dropped", dropped },
+		{ "race", race },
+		{ "nowb", nowb },
+		{ "failing", failing },
+		{ "unmap", unmap },
+		{ "params", params },
+		{ 0 },
+	};
 
-#define PART(name, call)                               \
-	if (!part || !strcmp(part, name)) {            \
-		call;                                  \
-		printf("%s: ok\n", name);              \
-	}
-	PART("basic", basic(type));
-	PART("zeros", zeros(type));
-	PART("dropped", dropped(type));
-	PART("race", race(type));
-	PART("nowb", nowb(type));
-	PART("failing", failing(type));
-	PART("unmap", unmap(type));
-	PART("params", params());
-	return 0;
+	return t_parts(argc, argv, parts);
 }

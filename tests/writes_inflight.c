@@ -320,17 +320,13 @@ static void part_evict_error(enum upager_memtype type)
 
 int main(int argc, char **argv)
 {
-	enum upager_memtype type = t_upager_memtype(argc, argv, false);
-	const char *part = argc > 2 ? argv[2] : NULL;
+	static const struct t_part parts[] = {
+		{ "write", part_write },
+		{ "fail", part_fail },
+		{ "evict", part_evict },
+		{ "evict_error", part_evict_error },
+		{ 0 },
+	};
 
-#define PART(name, call)                                                       \
-	if (!part || !strcmp(part, name)) {                                    \
-		call;                                                          \
-		printf("%s: ok\n", name);                                      \
-	}
-	PART("write", part_write(type));
-	PART("fail", part_fail(type));
-	PART("evict", part_evict(type));
-	PART("evict_error", part_evict_error(type));
-	return 0;
+	return t_parts(argc, argv, parts);
 }

@@ -267,7 +267,8 @@ typedef void (*upager_touch_fn)(void *arg, struct upager_region *r,
 /*
  * Copy pages into the region even when the store's pages are a file in
  * memory (the store's memfile(): tmpfs, a memfd).  Without it, an anon
- * region over such a store with the default REMOVE policy maps the file
+ * region over such a store with the default REMOVE policy and no other
+ * flag (write tracking, a budget, in-thread or MOVE copy) maps the file
  * itself, privately: a first touch is a MINOR fault that upager resolves
  * with UFFDIO_CONTINUE (it sees and counts every first touch, with
  * read-ahead and fault-around, fetching nothing: bytes_fetched stays 0),
@@ -319,10 +320,15 @@ struct upager_map_params {
 	 * Fault-around: a fault that starts no stream fills its unit, and
 	 * the workers then fill the rest of the aligned block of this many
 	 * bytes around it in the background (as the kernel maps the page
-	 * cache around a file fault).  A power of two; 0: 64 KiB over a
-	 * UPAGER_STORE_CHEAP store, none otherwise; (size_t)-1: none.  No
-	 * effect in-thread, with read-ahead off, or when not larger than
-	 * the fill unit.
+	 * cache around a file fault).  A region that maps a file in memory
+	 * (see UPAGER_MAP_COPY) maps the block's absent units around the
+	 * fault with the fault itself, in one UFFDIO_CONTINUE, before the
+	 * thread runs on (no copy: the pages are the file's), skipping the
+	 * file's holes.  A power of two; 0: 256 KiB for such a region,
+	 * else 64 KiB over a UPAGER_STORE_CHEAP store, none otherwise;
+	 * (size_t)-1: none, and every first touch is a fault (with
+	 * read-ahead off too).  No effect in-thread, with read-ahead off,
+	 * or when not larger than the fill unit.
 	 */
 	size_t fault_around;
 	enum upager_fork_policy fork;

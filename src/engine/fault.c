@@ -130,13 +130,42 @@ static void fault_around(struct upager_region *r, struct filler *f, size_t u,
 }
 
 /*
+ * Fault-around in mapped mode: the pages around the fault are the
+ * file's, in memory already, so mapping them costs page-table entries
+ * only, no copy and no page.  Claim the run of absent units around @u
+ * (claimed) in its aligned fa-unit block, for the caller to map in the
+ * same UFFDIO_CONTINUE as @u: one ioctl, and the thread woken once,
+ * after it, as the kernel's own fault-around for a file mapping.  Units
+ * past one that is not absent are left to their own faults.  Returns
+ * the run's length, its first unit in *@lo.
+ */
+static size_t map_around(struct upager_region *r, size_t u,
+			 unsigned int stream, size_t *lo)
+{
+	size_t b = u / r->fa * r->fa, end = b + r->fa, n;
+
+	if (end > r->nunits)
+		end = r->nunits;
+	*lo = u;
+	while (*lo > b && unit_claim(&r->state[*lo - 1], UNIT_ABSENT))
+		(*lo)--;
+	n = u + 1 - *lo + claim_run(r, u + 1, end - u - 1);
+	pthread_mutex_lock(&r->ra_lock);
+	ra_around(&r->ra, stream, end, r->fa);
+	pthread_mutex_unlock(&r->ra_lock);
+	return n;
+}
+
+/*
  * Read-ahead for a fault on unit @u (claimed): claim the window the
  * policy plans, and the lookahead after it for a confirmed stream.  A
  * worker fills the faulting chunk and queues the rest, then the
  * lookahead, so an idle worker fills them while this one serves the
- * fault.  Returns the units this thread fills from @u on.
+ * fault.  Returns the units this thread fills, from *@lo on (@u, but
+ * for mapped mode's fault-around).
  */
-static size_t read_ahead(struct upager_region *r, struct filler *f, size_t u)
+static size_t read_ahead(struct upager_region *r, struct filler *f, size_t u,
+			 size_t *lo)
 {
 	size_t n, want, marker, k = 0;
 	bool lookahead;
@@ -157,6 +186,8 @@ static size_t read_ahead(struct upager_region *r, struct filler *f, size_t u)
 	ra_commit(&r->ra, &plan, n, marker, k);
 	pthread_mutex_unlock(&r->ra_lock);
 
+	if (plan.window == 1 && r->fa > 1 && r->mapped)
+		return map_around(r, u, plan.stream, lo);
 	if (plan.window == 1 && f->queue && r->fa > 1)
 		fault_around(r, f, u, plan.stream);
 	if (f->queue) {
@@ -257,11 +288,21 @@ static int fault_claim(struct upager_region *r, struct filler *f,
 	}
 }
 
+/* Give back the units of [lo, lo+n) but the faulting one, @u. */
+static void give_back_others(struct upager_region *r, struct filler *f,
+			     size_t lo, size_t n, size_t u)
+{
+	if (u > lo)
+		give_back(r, f, lo, u - lo, UNIT_ABSENT);
+	if (lo + n > u + 1)
+		give_back(r, f, u + 1, lo + n - u - 1, UNIT_ABSENT);
+}
+
 int region_fault(struct upager_region *r, struct filler *f,
 		 const struct fault *ft)
 {
 	uintptr_t base = (uintptr_t)region_base(r);
-	size_t u = (ft->addr - base) / r->fill, n = 1, got;
+	size_t u = (ft->addr - base) / r->fill, lo = u, n = 1, got;
 	unsigned int from, to = UNIT_PRESENT;
 	long ret;
 
@@ -307,18 +348,22 @@ int region_fault(struct upager_region *r, struct filler *f,
 		from = UNIT_REMOVED;
 	}
 	if (from == UNIT_ABSENT && r->ra_max > 1 && (!ft->minor || r->mapped))
-		n = read_ahead(r, f, u);
+		n = read_ahead(r, f, u, &lo);
 	got = n;
-	ret = fill_units(r, f, u, &got, from);
+	ret = fill_units(r, f, lo, &got, from);
 	if (ret < 0 && n > 1 && !gone_error(ret) && ret != -EAGAIN) {
 		/* Give the read-ahead back and try the faulting unit alone. */
-		give_back(r, f, u + 1, n - 1, UNIT_ABSENT);
+		give_back_others(r, f, lo, n, u);
+		lo = u;
 		n = got = 1;
 		ret = fill_units(r, f, u, &got, from);
 	}
 	if (ret >= 0 && got < n) {
-		/* A later chunk failed: give back what it did not fill. */
-		give_back(r, f, u + got, n - got, UNIT_ABSENT);
+		/*
+		 * A later chunk failed: give back what it did not fill (only
+		 * mapped mode fills from before @u, in one chunk).
+		 */
+		give_back(r, f, lo + got, n - got, UNIT_ABSENT);
 		n = got;
 	}
 	if (ret < 0) {
@@ -328,15 +373,16 @@ failed:
 			fill_failed_gone(r, f, u, 1,
 					 to == UNIT_DIRTY ? UNIT_DIRTY : from,
 					 ret);
-			if (n > 1)
-				give_back(r, f, u + 1, n - 1, UNIT_ABSENT);
+			give_back_others(r, f, lo, n, u);
 			return (int)ret;
 		}
 		fill_poison(r, f, u, ft->addr, (int)ret);
 		return (int)ret;
 	}
-	fill_settle(r, f, u, n, to);
-	if (n > 1)
-		STAT_ADD(r->st, ra_pages, (n - 1) * r->fill / UPAGER_STORE_PAGE);
+	fill_settle(r, f, lo, n, to);
+	/* Pages mapped beyond the faulting unit (a hole is none). */
+	if (n > 1 && (size_t)ret > r->fill)
+		STAT_ADD(r->st, ra_pages,
+			 ((size_t)ret - r->fill) / UPAGER_STORE_PAGE);
 	return fault_done(r, ft, ret);
 }

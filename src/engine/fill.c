@@ -258,6 +258,56 @@ int fill_map_cached(struct upager_region *r, struct filler *f, size_t u,
 }
 
 /*
+ * How much of [addr, addr+len) of a mapped region is hole from @addr on
+ * (at least a page, at most 64 of them): pages mincore() finds neither
+ * mapped nor in the file's page cache.
+ */
+static size_t hole_len(char *addr, size_t len)
+{
+	unsigned char vec[64];
+	size_t np = len / UPAGER_STORE_PAGE, n = 1;
+
+	if (np > ARRAY_SIZE(vec))
+		np = ARRAY_SIZE(vec);
+	if (!mincore(addr, np * UPAGER_STORE_PAGE, vec))
+		while (n < np && !(vec[n] & 1))
+			n++;
+	return n * UPAGER_STORE_PAGE;
+}
+
+/*
+ * Mapped mode: map units [u, u+n) from the file's page cache.  A page
+ * the file does not hold (a hole: CONTINUE fails with -EFAULT) is left
+ * unmapped, to the kernel, which answers a touch there as in any
+ * private mapping of the file (zeros, no fault comes to us); a page
+ * written into the file there later comes as a MINOR fault.  Never a
+ * poisoned page nor a store error: the file has nothing else to give.
+ * Returns the bytes mapped, or install()'s error (f->partial from the
+ * first unit on).
+ */
+static long map_file(struct upager_region *r, struct filler *f, size_t u,
+		     size_t n)
+{
+	char *dst = region_base(r) + u * r->fill;
+	size_t len = n * r->fill, off = 0;
+	long total = 0, ret;
+
+	while ((ret = install(r, f, OP_CONTINUE, dst + off, NULL,
+			      len - off)) == -EFAULT) {
+		total += (long)f->partial;
+		off += f->partial;
+		off += hole_len(dst + off, len - off);
+		if (off >= len)
+			return total;
+	}
+	if (ret < 0) {
+		f->partial += off;
+		return ret;
+	}
+	return total + ret;
+}
+
+/*
  * shmem: is [off, off+len) of the memfd all hole (SEEK_DATA finds no
  * data before its end)?  lseek() moves the fd's shared file position,
  * which nothing here uses.
@@ -374,8 +424,7 @@ static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
 	 * zeros, the others the store's data.
 	 */
 	if (r->mapped) /* the store's file is the memory: map its pages */
-		return install(r, f, OP_CONTINUE, region_base(r) + u * r->fill,
-			       NULL, n * r->fill);
+		return map_file(r, f, u, n);
 	if (removed && r->remove == UPAGER_REMOVE_ZERO)
 		return fill_zero(r, f, u, n);
 	for (size_t i = 0; r->dropped && i < np; i++)
@@ -414,20 +463,23 @@ static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
 /*
  * Fetch and install units [u, u+*n) claimed by the caller from state
  * @from, in chunks (the faulting one first, so its thread runs on while
- * the rest is filled).  Returns the bytes installed, with *n cut to the
- * units done when a later chunk failed, or the first chunk's error.
+ * the rest is filled; mapped mode, which copies nothing, in one).
+ * Returns the bytes installed, with *n cut to the units done when a
+ * later chunk failed, or the first chunk's error.
  */
 long fill_units(struct upager_region *r, struct filler *f, size_t u,
 		size_t *n, unsigned int from)
 {
-	size_t chunk = CHUNK > r->fill ? CHUNK / r->fill : 1;
+	size_t chunk = r->mapped	  ? *n
+		       : CHUNK > r->fill ? CHUNK / r->fill
+					 : 1;
 	/*
 	 * shmem fetches straight into the page cache, unless some of it may
 	 * still be there (REMOVED): then into staging, and only the holes
-	 * are copied.
+	 * are copied.  Mapped mode fetches nothing.
 	 */
-	bool staged = (r->memtype != UPAGER_MEM_SHMEM && !r->mapped) ||
-		      from == UNIT_REMOVED;
+	bool staged = !r->mapped && (r->memtype != UPAGER_MEM_SHMEM ||
+				     from == UNIT_REMOVED);
 	long total = 0, ret;
 
 	if (staged && *n * r->fill > f->cap)

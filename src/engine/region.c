@@ -20,6 +20,14 @@
 
 #define DEFAULT_RA (1ul << 20)
 #define DEFAULT_FA (64ul << 10) /* the kernel's fault_around_bytes */
+/*
+ * Mapped mode: a page mapped around a fault costs a page-table entry
+ * (~1 us here, no copy, no page), a fault that does not come saves a
+ * round trip (~20-30 us).  For random 4 KiB reads 256K and 2M blocks
+ * were far ahead of 64K, 2M ahead of 256K on a 2 GiB file; but a first
+ * touch waits for its block, ~1 ms for 2M (docs/BENCHMARKS.md).
+ */
+#define DEFAULT_FA_MAPPED (256ul << 10)
 
 /* From mem_alloc(): a fork copies regions while a fork is in progress. */
 struct upager_region *region_alloc(struct upager_handler *h)
@@ -406,6 +414,9 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 	ret = map_memory(r, h->features);
 	if (ret < 0)
 		goto fail;
+	if (r->mapped && !p.fault_around)
+		r->fa = DEFAULT_FA_MAPPED > p.fill ? DEFAULT_FA_MAPPED / p.fill
+						   : 1;
 	if (r->fork == UPAGER_FORK_DONTFORK &&
 	    madvise(r->addr, r->len, MADV_DONTFORK) < 0) {
 		ret = -errno;

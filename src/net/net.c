@@ -206,6 +206,26 @@ void net_conn_free(struct net_conn *c)
 	free(c);
 }
 
+/* Where a PAGES message's data starts, from the start of the message. */
+#define PAGES_AT (WIRE_HDR + WIRE_PAGES_FIXED)
+#define ALIGN	 4096
+
+uint8_t *net_msg_buf_new(void)
+{
+	void *base;
+
+	/* Not aligned_alloc(): the size is no multiple of the alignment. */
+	if (posix_memalign(&base, ALIGN, ALIGN + NET_MSG_MAX))
+		return NULL;
+	return (uint8_t *)base + ALIGN - PAGES_AT;
+}
+
+void net_msg_buf_free(uint8_t *buf)
+{
+	if (buf)
+		free(buf - (ALIGN - PAGES_AT));
+}
+
 int net_connect(const struct net_addr *a, bool nodelay, int timeout_s)
 {
 	int fd, ret;

@@ -992,7 +992,7 @@ static void remote_free(struct remote_store *rs)
 	free(rs->have);
 	free(rs->lost);
 	for (int i = 0; i < 3; i++)
-		free(rs->buf[i]);
+		net_msg_buf_free(rs->buf[i]);
 	pthread_mutex_destroy(&rs->lock);
 	pthread_mutex_destroy(&rs->send_lock);
 	pthread_cond_destroy(&rs->cond);
@@ -1157,7 +1157,7 @@ static int remote_open(const char *arg, struct upager_store **out)
 	if (ret == 0 && rs->tls && rs->plaintext)
 		ret = -EINVAL;
 	for (int i = 0; i < 3 && ret == 0; i++)
-		if (!(rs->buf[i] = malloc(NET_MSG_MAX)))
+		if (!(rs->buf[i] = net_msg_buf_new()))
 			ret = -ENOMEM;
 	if (ret == 0)
 		ret = handshake(rs, &rs->sc, &rs->uc);

@@ -665,7 +665,6 @@ long tls_read(struct net_conn *c, void *buf, size_t len)
 	}
 }
 
-/* Send @len bytes as records.  Caller holds wlock. */
 /*
  * Send the records wbuf holds, waiting for room in the socket unlocked
  * (unless @dontwait).  0 or -errno.  Caller holds wlock.
@@ -730,8 +729,12 @@ int tls_sendv(struct net_conn *c, const struct iovec *iov, int n, bool dontwait)
 		return -EAGAIN;
 	/*
 	 * A record costs a header, a tag and a send: a message's header and
-	 * a lone page go out together in one record, and whole records of a
-	 * large run are encrypted from where the data lies, with no copy.
+	 * a lone page go out together in one record.  A large run is
+	 * encrypted from where the data lies, with no copy, in whole records
+	 * that start where its pages do: what was staged before it goes
+	 * first in a record of its own (a message keeps its count of
+	 * records), so that the reader's copy out of each record lands on
+	 * the page boundaries of its buffer (net_msg_buf_new()).
 	 */
 	for (int i = 0; i < n && !ret; i++) {
 		const uint8_t *p = iov[i].iov_base;
@@ -740,7 +743,7 @@ int tls_sendv(struct net_conn *c, const struct iovec *iov, int n, bool dontwait)
 		while (len && !ret) {
 			size_t k;
 
-			if (tc->staged || len < REC) {
+			if (len < REC) {
 				k = REC - tc->staged < len ? REC - tc->staged
 							   : len;
 				memcpy(tc->stage + tc->staged, p, k);
@@ -749,7 +752,10 @@ int tls_sendv(struct net_conn *c, const struct iovec *iov, int n, bool dontwait)
 					ret = flush_stage(c, dontwait);
 			} else {
 				k = len - len % REC;
-				ret = write_all(c, p, k, dontwait);
+				if (tc->staged)
+					ret = flush_stage(c, dontwait);
+				if (!ret)
+					ret = write_all(c, p, k, dontwait);
 			}
 			p += k;
 			len -= k;
