@@ -204,9 +204,11 @@ static int protect(struct upager_region *r, size_t lo, size_t hi)
 }
 
 /*
- * Units one protection covers at most: a write fault's lift of its
- * unit's protection waited for a whole protection ioctl in progress
- * (4 GiB in one: a writer stalled 87-95 ms; in 4 MiB pieces, 18 ms).
+ * Units one protection covers at most, before the instant: a write
+ * fault's lift of its unit's protection waited for a whole protection
+ * ioctl in progress (4 GiB in one: a writer stalled 87-95 ms; in 4 MiB
+ * pieces, 18 ms).  Not under the gate: there each ioctl may wait for a
+ * pending event to be read while every writer waits for the gate.
  */
 #define RUN_MAX 1024
 
@@ -228,7 +230,8 @@ static uint64_t range_mask(size_t w, size_t lo, size_t hi)
  * The number protected, or -errno with every bit of the range put back
  * (a later pass must still see them).
  */
-static long protect_open(struct upager_region *r, size_t lo, size_t hi)
+static long protect_open(struct upager_region *r, size_t lo, size_t hi,
+			 size_t run_max)
 {
 	size_t first = 0, last = 0, n = 0;
 	bool run = false;
@@ -244,7 +247,7 @@ static long protect_open(struct upager_region *r, size_t lo, size_t hi)
 			size_t u = w * 64 + (size_t)__builtin_ctzll(bits);
 
 			n++;
-			if (run && u - last <= 16 && u - first < RUN_MAX) {
+			if (run && u - last <= 16 && u - first < run_max) {
 				last = u;
 				continue;
 			}
@@ -269,7 +272,7 @@ fail:
  * what the program unmapped (a hole, where it may have mapped memory of
  * its own since; its units are GONE).
  */
-static long protect_pass(struct upager_region *r)
+static long protect_pass(struct upager_region *r, size_t run_max)
 {
 	struct {
 		size_t lo, hi;
@@ -290,7 +293,7 @@ static long protect_pass(struct upager_region *r)
 	pthread_mutex_unlock(&r->sp->rd_lock);
 	for (unsigned int i = 0; i < n; i++) {
 		long ret = protect_open(r, live[i].lo / r->fill,
-					live[i].hi / r->fill);
+					live[i].hi / r->fill, run_max);
 
 		if (ret < 0)
 			return ret;
@@ -312,7 +315,7 @@ static long protect_pass(struct upager_region *r)
 static int protect_before(struct upager_region *r)
 {
 	for (unsigned int i = 0; i < PASSES; i++) {
-		long ret = protect_pass(r);
+		long ret = protect_pass(r, RUN_MAX);
 
 		if (ret < 0)
 			return (int)ret;
@@ -382,7 +385,7 @@ static int begin(struct upager_region *r, struct snap *s, unsigned int flags)
 			atomic_store_explicit(&s->todo[w], bits,
 					      memory_order_relaxed);
 	}
-	ret = protect_pass(r);
+	ret = protect_pass(r, SIZE_MAX); /* few: in as few ioctls */
 	if (ret < 0) {
 		/* Not taken: the next snapshot still sees the writes. */
 		for (size_t w = 0; w < words; w++)
