@@ -188,7 +188,7 @@ static uint64_t now(void)
 }
 
 /* Protect [lo, hi) of the region (offsets), waiting out a pending event. */
-static int protect(struct upager_region *r, size_t lo, size_t hi)
+static int protect(struct upager_region *r, size_t lo, size_t hi, bool wait)
 {
 	struct filler f = { 0 };
 	unsigned int tries = 0;
@@ -198,7 +198,7 @@ static int protect(struct upager_region *r, size_t lo, size_t hi)
 					     hi - lo,
 					     UFFDIO_WRITEPROTECT_MODE_WP)) ==
 		       -EAGAIN &&
-	       fill_mm_wait(r, &f, &tries))
+	       wait && fill_mm_wait(r, &f, &tries))
 		;
 	return ret;
 }
@@ -227,12 +227,15 @@ static uint64_t range_mask(size_t w, size_t lo, size_t hi)
 /*
  * Protect the open units of [lo, hi) (unit numbers), taking their bits:
  * in runs, a gap of a few protected units protected again with them.
- * The number protected, or -errno with every bit of the range put back
- * (a later pass must still see them).
+ * @before the instant: in pieces of RUN_MAX, and without waiting out a
+ * pending event (-EAGAIN: the pass under the gate will).  The number
+ * protected, or -errno with every bit of the range put back (a later
+ * pass must still see them).
  */
 static long protect_open(struct upager_region *r, size_t lo, size_t hi,
-			 size_t run_max)
+			 bool before)
 {
+	size_t run_max = before ? RUN_MAX : SIZE_MAX;
 	size_t first = 0, last = 0, n = 0;
 	bool run = false;
 	int ret;
@@ -252,13 +255,15 @@ static long protect_open(struct upager_region *r, size_t lo, size_t hi,
 				continue;
 			}
 			if (run && (ret = protect(r, first * r->fill,
-						  (last + 1) * r->fill)) < 0)
+						  (last + 1) * r->fill,
+						  !before)) < 0)
 				goto fail;
 			first = last = u;
 			run = true;
 		}
 	}
-	if (run && (ret = protect(r, first * r->fill, (last + 1) * r->fill)) < 0)
+	if (run && (ret = protect(r, first * r->fill, (last + 1) * r->fill,
+				  !before)) < 0)
 		goto fail;
 	return (long)n;
 fail:
@@ -272,7 +277,7 @@ fail:
  * what the program unmapped (a hole, where it may have mapped memory of
  * its own since; its units are GONE).
  */
-static long protect_pass(struct upager_region *r, size_t run_max)
+static long protect_pass(struct upager_region *r, bool before)
 {
 	struct {
 		size_t lo, hi;
@@ -293,7 +298,7 @@ static long protect_pass(struct upager_region *r, size_t run_max)
 	pthread_mutex_unlock(&r->sp->rd_lock);
 	for (unsigned int i = 0; i < n; i++) {
 		long ret = protect_open(r, live[i].lo / r->fill,
-					live[i].hi / r->fill, run_max);
+					live[i].hi / r->fill, before);
 
 		if (ret < 0)
 			return ret;
@@ -315,8 +320,11 @@ static long protect_pass(struct upager_region *r, size_t run_max)
 static int protect_before(struct upager_region *r)
 {
 	for (unsigned int i = 0; i < PASSES; i++) {
-		long ret = protect_pass(r, RUN_MAX);
+		long ret = protect_pass(r, true);
 
+		/* An event pending: the pass under the gate waits for it. */
+		if (ret == -EAGAIN)
+			break;
 		if (ret < 0)
 			return (int)ret;
 		if (ret <= CONVERGED)
@@ -385,7 +393,7 @@ static int begin(struct upager_region *r, struct snap *s, unsigned int flags)
 			atomic_store_explicit(&s->todo[w], bits,
 					      memory_order_relaxed);
 	}
-	ret = protect_pass(r, SIZE_MAX); /* few: in as few ioctls */
+	ret = protect_pass(r, false);
 	if (ret < 0) {
 		/* Not taken: the next snapshot still sees the writes. */
 		for (size_t w = 0; w < words; w++)
