@@ -7,6 +7,7 @@
  * reads it, and the only worker may be waiting on the gate's read side
  * for a write fault.  Every snapshot must still succeed (upager.h lists
  * no EAGAIN).  Stops at the first failure (each can take seconds).
+ * T_SNAPS: how many (default 10).
  *
  * Runs on anon and shmem (argv[1]).
  */
@@ -18,7 +19,6 @@
 
 #define PG    4096
 #define LEN   (32u << 20)
-#define SNAPS 20
 
 struct load {
 	char *p;
@@ -66,6 +66,8 @@ int main(int argc, char **argv)
 	struct load l = {0};
 	pthread_t tw, td;
 	int err, bad = 0, first = 0, done = 0;
+	/* Each can take seconds here, tens under TSan: CI's take fewer. */
+	int snaps = getenv("T_SNAPS") ? atoi(getenv("T_SNAPS")) : 10;
 	uint64_t worst_snap = 0;
 
 	s = upager_store_mem_new(LEN, &err);
@@ -79,7 +81,7 @@ int main(int argc, char **argv)
 	CHECK_RET(upager_handler_start(h), 0);
 	CHECK(!pthread_create(&tw, NULL, writer, &l), "thread");
 	CHECK(!pthread_create(&td, NULL, dropper, &l), "thread");
-	for (int i = 0; i < SNAPS; i++) {
+	for (int i = 0; i < snaps; i++) {
 		uint64_t t0 = t_now_ns(), d;
 		int ret = upager_region_snapshot(r, dst, 0, NULL);
 
