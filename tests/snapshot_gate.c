@@ -7,7 +7,7 @@
  * reads it, and the only worker may be waiting on the gate's read side
  * for a write fault.  Every snapshot must still succeed (upager.h lists
  * no EAGAIN).  Stops at the first failure (each can take seconds).
- * T_SNAPS: how many (default 10).
+ * T_SNAPS: how many (default 6).
  *
  * Runs on anon and shmem (argv[1]).
  */
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 	pthread_t tw, td;
 	int err, bad = 0, first = 0, done = 0;
 	/* Each can take seconds here, tens under TSan: CI's take fewer. */
-	int snaps = getenv("T_SNAPS") ? atoi(getenv("T_SNAPS")) : 10;
+	int snaps = getenv("T_SNAPS") ? atoi(getenv("T_SNAPS")) : 6;
 	uint64_t worst_snap = 0;
 
 	s = upager_store_mem_new(LEN, &err);
