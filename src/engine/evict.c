@@ -426,12 +426,19 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 	if (!done)
 		return ret;
 	/*
-	 * Part of it moved, the rest refused.  Put back, it stays whole;
-	 * if that fails, the unit goes as a whole (its store holds what it
-	 * holds: it is clean) and the pages left are filled over.
+	 * Part of it moved, the rest refused.  Put back, it stays whole.
+	 * If that fails (the region was unmapped meanwhile, or no worker
+	 * read its events), the unit goes as a whole: its store holds what
+	 * it holds (it is clean).  An evictor drops the pages left too, so
+	 * that no protected page stays behind in a unit that is not
+	 * resident (a write there would fault again and again until a read
+	 * fills the unit); a worker may not, and they are filled over.
 	 */
-	if (undrop(r, f, u, slot, done) < 0)
+	if (undrop(r, f, u, slot, done) < 0) {
+		if (may_block)
+			drop_pages(r, at);
 		return 0;
+	}
 	/*
 	 * UFFDIO_MOVE maps the pages it moves writable: protected again as
 	 * it was, or dirty (its writes then go back to the store later).
