@@ -37,6 +37,13 @@ struct tstore {
 	atomic_uint failed;    /* of which -EIO, ... */
 	atomic_uint failed_multi; /* ... for more than one page */
 	atomic_bool held, released;
+	/*
+	 * After tstore_writable(): the pages as written back, and a knob
+	 * that fails every wb_fail_every-th write-back with -EIO (0: none).
+	 */
+	char *data;
+	atomic_uint wb_fail_every;
+	atomic_uint writebacks, wb_failed;
 	/* Called by detach(), which upager_unmap() calls (may be NULL). */
 	void (*on_detach)(struct tstore *t, struct upager_region *r);
 };
@@ -89,6 +96,9 @@ static inline int tstore_fetch_op(struct upager_store *s, uint64_t pgoff,
 		if (npages > 1)
 			atomic_fetch_add(&t->failed_multi, 1);
 		ret = -EIO;
+	} else if (t->data) {
+		memcpy(dst, t->data + pgoff * UPAGER_STORE_PAGE,
+		       npages * UPAGER_STORE_PAGE);
 	} else {
 		for (size_t i = 0; i < npages; i++)
 			t_fill((char *)dst + i * UPAGER_STORE_PAGE,
@@ -98,8 +108,25 @@ static inline int tstore_fetch_op(struct upager_store *s, uint64_t pgoff,
 	return ret;
 }
 
+static inline int tstore_writeback_op(struct upager_store *s, uint64_t pgoff,
+				      const void *src, size_t npages)
+{
+	struct tstore *t = (struct tstore *)s;
+	unsigned int every = atomic_load(&t->wb_fail_every);
+	unsigned int nr = atomic_fetch_add(&t->writebacks, 1) + 1;
+
+	if (every && nr % every == 0) {
+		atomic_fetch_add(&t->wb_failed, 1);
+		return -EIO;
+	}
+	memcpy(t->data + pgoff * UPAGER_STORE_PAGE, src,
+	       npages * UPAGER_STORE_PAGE);
+	return 0;
+}
+
 static inline void tstore_close_op(struct upager_store *s)
 {
+	free(((struct tstore *)s)->data);
 	free(s);
 }
 
@@ -122,6 +149,18 @@ static const struct upager_store_ops tstore_ops = {
 	.detach = tstore_detach_op,
 };
 
+/* The same, with write-back (tstore_writable()). */
+static const struct upager_store_ops tstore_wb_ops = {
+	.size = sizeof(struct upager_store_ops),
+	.name = "engine-test-wb",
+	.help = "engine-test pages that take write-backs",
+	.open = tstore_open_op,
+	.fetch = tstore_fetch_op,
+	.writeback = tstore_writeback_op,
+	.close = tstore_close_op,
+	.detach = tstore_detach_op,
+};
+
 /* Register the kind (once) and open a store of @npages pages. */
 static inline struct tstore *tstore_open(uint64_t npages)
 {
@@ -135,6 +174,20 @@ static inline struct tstore *tstore_open(uint64_t npages)
 	s = upager_store_open(spec, &err);
 	CHECK(s, "open %s: %s", spec, strerror(-err));
 	return (struct tstore *)s;
+}
+
+/*
+ * Give @t a write-back that keeps what it is given (the pattern first),
+ * before the store is mapped.
+ */
+static inline void tstore_writable(struct tstore *t)
+{
+	t->data = malloc(t->s.npages * UPAGER_STORE_PAGE);
+	CHECK(t->data, "malloc");
+	for (uint64_t i = 0; i < t->s.npages; i++)
+		t_fill(t->data + i * UPAGER_STORE_PAGE, UPAGER_STORE_PAGE,
+		       t->seed + i);
+	t->s.ops = &tstore_wb_ops;
 }
 
 /* Wait until a fetch waits at the gate; @what names it on failure. */

@@ -19,10 +19,12 @@
  * of the evictors' own, which has no events: MADV_DONTNEED on the region
  * would send EVENT_REMOVE and wait for a worker to read it, and the
  * region's uffd must not see our own drops as the program's.  The sink
- * is emptied with one MADV_DONTNEED a batch.  shmem units are dropped
- * from the memfd with a punched hole, which sends no event either.  The
- * unit settles ABSENT and its waiters are woken: their next fault reads
- * the store, which holds what was written.
+ * is emptied with one MADV_DONTNEED a batch, over the slots used: a unit
+ * goes whole or stays whole (undrop()), so no slot past them holds a
+ * page.  shmem units are dropped from the memfd with a punched hole,
+ * which sends no event either.  The unit settles ABSENT and its waiters
+ * are woken: their next fault reads the store, which holds what was
+ * written.
  *
  * Locks: @e->lock guards the queues (leaf); h->ev_lock the list of
  * budgeted regions, the threads and their wake-ups.  Neither is held
@@ -31,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -68,6 +71,21 @@ struct queue {
 	atomic_size_t n;
 };
 
+/*
+ * One kind of failure, told at most once a second per region: a failure
+ * that goes on (a store that refuses writes, a pinned page) would
+ * otherwise print a line per eviction.  Each line counts those not told
+ * since the one before; evict_detach() tells the last of them.
+ */
+struct tell {
+	_Atomic uint64_t next; /* no line before (ns) */
+	atomic_ulong untold;
+	atomic_int err; /* the last one's */
+	const char *what;
+};
+
+#define TELL_NS (1000ull * 1000 * 1000)
+
 struct evict {
 	struct upager_region *r;
 	struct evict *next; /* h->ev_list */
@@ -82,7 +100,7 @@ struct evict {
 	unsigned int active; /* evictors inside (h->ev_lock) */
 	bool detached;	     /* (h->ev_lock) */
 	atomic_bool told_kept;
-	atomic_bool told_failed; /* a write-back failed; reset when one works */
+	struct tell wb_failed, drop_failed;
 	uint64_t idle_until;	 /* nothing could go: not before (ev_lock) */
 	_Atomic uint64_t own_lo, own_hi; /* an evictor's MADV_DONTNEED */
 };
@@ -332,13 +350,49 @@ bool evict_own_drop(struct upager_region *r, uint64_t start, uint64_t end)
 }
 
 /*
- * Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k; an
- * evictor thread (@may_block) drops those of a read-only region too.
+ * The kernel refused a page of unit @u after moving the @len bytes before
+ * it into @slot (a pinned page: -EBUSY): move them back, so that a unit
+ * that stays resident has all of its pages and the slot is empty again.
+ * The region's VMA is the destination, so this goes through the
+ * region's uffd, which may wait for an event as a fill does.  0, or the
+ * error that left pages in the slot.
  */
-static int drop_unit(struct upager_region *r, struct sink *sk, size_t u,
-		     size_t k, bool may_block)
+static int undrop(struct upager_region *r, struct filler *f, size_t u,
+		  char *slot, size_t len)
 {
 	char *at = region_base(r) + u * r->fill;
+	unsigned int tries = 0;
+	size_t off = 0;
+
+	while (off < len) {
+		size_t step = 0;
+		int ret = upager_ll_move(r->uffd, at + off, slot + off,
+					 len - off,
+					 UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES |
+						 UFFDIO_MOVE_MODE_DONTWAKE,
+					 &step);
+
+		off += step;
+		if (ret == -EAGAIN && !step && !fill_mm_wait(r, f, &tries))
+			return ret;
+		if (ret < 0 && ret != -EAGAIN)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k; an
+ * evictor thread (@may_block) drops those of a read-only region too.  0
+ * when the unit is gone (the slot is used), or an error with the unit
+ * whole in the region, the slot empty, and in *@from the state it
+ * settles in.
+ */
+static int drop_unit(struct upager_region *r, struct sink *sk,
+		     struct filler *f, size_t u, size_t k, bool may_block,
+		     unsigned int *from)
+{
+	char *at = region_base(r) + u * r->fill, *slot = sk->addr + k * r->fill;
 	size_t done = 0;
 	int ret;
 
@@ -348,24 +402,50 @@ static int drop_unit(struct upager_region *r, struct sink *sk, size_t u,
 				 (off_t)(u * r->fill), (off_t)r->fill) < 0
 			       ? -errno
 			       : 0;
-	for (unsigned int tries = 0;; tries++) {
-		ret = upager_ll_move(r->h->evict_uffd,
-				     sk->addr + k * r->fill + done, at + done,
+	for (unsigned int tries = 0;;) {
+		size_t step = 0;
+
+		ret = upager_ll_move(r->h->evict_uffd, slot + done, at + done,
 				     r->fill - done,
-				     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &done);
+				     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &step);
+		done += step;
+		if (ret == 0)
+			return 0;
 		if (ret == -EINVAL && may_block && !done)
 			return drop_pages(r, at);
 		/*
-		 * Part of it moved out, the rest refused (a pinned page): the
-		 * unit is clean, its store holds what the rest holds, so it
-		 * goes ABSENT as a whole and the rest is refilled over.
+		 * A short move is answered -EAGAIN with its count: the call
+		 * from there on says why it stopped.
 		 */
-		if (ret < 0 && ret != -EAGAIN && done)
-			return 0;
-		if (ret != -EAGAIN || tries > 100)
-			return ret;
+		if (ret == -EAGAIN && step)
+			continue;
+		if (ret != -EAGAIN || ++tries > 100)
+			break;
 		sched_yield();
 	}
+	if (!done)
+		return ret;
+	/*
+	 * Part of it moved, the rest refused.  Put back, it stays whole.
+	 * If that fails (the region was unmapped meanwhile, or no worker
+	 * read its events), the unit goes as a whole: its store holds what
+	 * it holds (it is clean).  An evictor drops the pages left too, so
+	 * that no protected page stays behind in a unit that is not
+	 * resident (a write there would fault again and again until a read
+	 * fills the unit); a worker may not, and they are filled over.
+	 */
+	if (undrop(r, f, u, slot, done) < 0) {
+		if (may_block)
+			drop_pages(r, at);
+		return 0;
+	}
+	/*
+	 * UFFDIO_MOVE maps the pages it moves writable: protected again as
+	 * it was, or dirty (its writes then go back to the store later).
+	 */
+	if (unit_protect(r, f, u, true) < 0)
+		*from = UNIT_DIRTY;
+	return ret;
 }
 
 /* A dirty unit over a store without writeback stays: say so once. */
@@ -380,6 +460,43 @@ static void keep(struct evict *e, uint32_t u)
 		region_report(r, (uintptr_t)region_base(r), -EOPNOTSUPP,
 			      "budget: the store has no writeback; dirty units "
 			      "stay resident past the budget");
+}
+
+/* A failure of @t's kind at @addr: told now, or counted for later. */
+static void tell(struct upager_region *r, struct tell *t, uint64_t addr,
+		 int err)
+{
+	uint64_t now = now_ns(), next = atomic_load(&t->next);
+	unsigned long n;
+	char line[192];
+
+	atomic_store(&t->err, err);
+	if (now < next ||
+	    !atomic_compare_exchange_strong(&t->next, &next, now + TELL_NS)) {
+		atomic_fetch_add(&t->untold, 1);
+		return;
+	}
+	n = atomic_exchange(&t->untold, 0);
+	if (!n) {
+		region_report(r, addr, err, t->what);
+		return;
+	}
+	snprintf(line, sizeof(line), "%s (and %lu more since)", t->what, n);
+	region_report(r, addr, err, line);
+}
+
+/* The failures of @t's kind not told yet (the region goes). */
+static void tell_rest(struct upager_region *r, struct tell *t)
+{
+	unsigned long n = atomic_exchange(&t->untold, 0);
+	char line[192];
+
+	if (!n)
+		return;
+	snprintf(line, sizeof(line), "%s (%lu more since the last line)",
+		 t->what, n);
+	region_report(r, (uintptr_t)region_base(r), atomic_load(&t->err),
+		      line);
 }
 
 /* Back to the queue it came from (its tail): it could not go now. */
@@ -416,38 +533,37 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 	if (!n && !may_block) /* all dirty: memory stays bounded anyway */
 		n = pick(e, v, from, max, false);
 	for (size_t i = 0; i < n; i++) {
+		uint64_t addr = (uintptr_t)region_base(r) + v[i] * r->fill;
 		int ret = 0;
 
-		if (from[i] == UNIT_DIRTY)
+		if (from[i] == UNIT_DIRTY) {
 			ret = unit_write_back(r, f, v[i], f->buf);
-		if (ret == 0)
-			ret = drop_unit(r, sk, v[i], moved, may_block);
-		if (ret == -EOPNOTSUPP && from[i] == UNIT_DIRTY) {
-			keep(e, v[i]);
-		} else if (ret < 0) {
-			if (from[i] == UNIT_DIRTY &&
-			    !atomic_exchange(&e->told_failed, true))
-				region_report(r,
-					      (uintptr_t)region_base(r) +
-						      v[i] * r->fill,
-					      ret,
-					      "eviction: a write-back failed; "
-					      "the unit stays resident");
+			if (ret == -EOPNOTSUPP) {
+				keep(e, v[i]);
+				fill_settle(r, f, v[i], 1, from[i]);
+				continue;
+			}
+			if (ret < 0)
+				tell(r, &e->wb_failed, addr, ret);
+		}
+		if (ret == 0) {
+			ret = drop_unit(r, sk, f, v[i], moved, may_block,
+					&from[i]);
+			if (ret < 0)
+				tell(r, &e->drop_failed, addr, ret);
+		}
+		if (ret < 0) {
 			requeue(e, v[i]);
 			stuck++;
-		} else {
-			if (from[i] == UNIT_DIRTY)
-				atomic_store(&e->told_failed, false);
-			pthread_mutex_lock(&e->lock);
-			evicted(e, v[i]);
-			pthread_mutex_unlock(&e->lock);
-			STAT_ADD(r->st, pages_evicted,
-				 r->fill / UPAGER_STORE_PAGE);
-			moved++;
-			fill_settle(r, f, v[i], 1, UNIT_ABSENT);
+			fill_settle(r, f, v[i], 1, from[i]);
 			continue;
 		}
-		fill_settle(r, f, v[i], 1, from[i]);
+		pthread_mutex_lock(&e->lock);
+		evicted(e, v[i]);
+		pthread_mutex_unlock(&e->lock);
+		STAT_ADD(r->st, pages_evicted, r->fill / UPAGER_STORE_PAGE);
+		moved++;
+		fill_settle(r, f, v[i], 1, UNIT_ABSENT);
 	}
 	if (moved && sk->addr)
 		madvise(sk->addr, moved * r->fill, MADV_DONTNEED);
@@ -589,6 +705,10 @@ int evict_attach(struct upager_region *r, const struct upager_map_params *p)
 	if (!e)
 		return -ENOMEM;
 	e->r = r;
+	e->wb_failed.what = "eviction: the write-back to the store failed; "
+			    "the unit stays resident and dirty";
+	e->drop_failed.what = "eviction: the drop of the unit's resident "
+			      "pages failed; the unit stays resident";
 	e->policy = p->evict;
 	e->budget = budget;
 	e->high = budget * hi / 100;
@@ -642,6 +762,8 @@ void evict_detach(struct upager_region *r)
 	while (e->active)
 		pthread_cond_wait(&h->ev_cond, &h->ev_lock);
 	pthread_mutex_unlock(&h->ev_lock);
+	tell_rest(r, &e->wb_failed);
+	tell_rest(r, &e->drop_failed);
 }
 
 void evict_free(struct upager_region *r)

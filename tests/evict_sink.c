@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Eviction's drop into the sink (evict.c) when the kernel will not move
+ * all of a unit: a page of it is pinned (an io_uring registered buffer
+ * holds it, as a program's own I/O would), so UFFDIO_MOVE moves the pages
+ * before it, answers -EAGAIN with their count, then -EBUSY for the pinned
+ * page.
+ *
+ * partial  the unit of 16 pages whose page 8 is pinned is evicted among
+ *          others, written all the while: every page then reads back
+ *          what was written last (REMOVE_ZERO: a unit left resident
+ *          without its first pages would read zeros), and no drop meets
+ *          a sink slot left full (-EEXIST); clean, it is tried again,
+ *          and a write to it after reaches the store.
+ * tell     a store whose write-back fails every other call, and a unit
+ *          whose only page is pinned (its drop always fails): each kind
+ *          of failure is told at most once a second, naming its step,
+ *          with the count of those not told; after the unmap the lines
+ *          account for every failed write-back.
+ *
+ * anon only (shmem units go with a punched hole, not through the sink).
+ */
+#include <linux/io_uring.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "tstore.h"
+
+#define PG 4096
+
+/* Pin the page at @p for as long as the returned fd is open. */
+static int pin_page(void *p)
+{
+	struct io_uring_params prm = {0};
+	struct iovec iov = {p, PG};
+	int fd = (int)syscall(__NR_io_uring_setup, 4, &prm), err;
+
+	if (fd < 0)
+		SKIP("io_uring_setup: %s", strerror(errno));
+	if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov,
+		    1) < 0) {
+		err = errno;
+		close(fd);
+		SKIP("IORING_REGISTER_BUFFERS: %s", strerror(err));
+	}
+	return fd;
+}
+
+/* What on_error was told, line by line. */
+struct told {
+	atomic_uint lines, eexist;
+	atomic_uint wb_lines, drop_lines, other_lines;
+	atomic_ulong wb_count, drop_count; /* the failures the lines count */
+	atomic_int drop_err;
+};
+
+static void on_told(void *arg, struct upager_region *r, uint64_t addr, int err,
+		    const char *what)
+{
+	struct told *t = arg;
+	/* "(and N more since)": N besides this one; "(N more ...)": N. */
+	const char *more = strchr(what, '(');
+	unsigned long n = 1;
+
+	if (more && !strncmp(more, "(and ", 5))
+		n += strtoul(more + 5, NULL, 10);
+	else if (more)
+		n = strtoul(more + 1, NULL, 10);
+
+	(void)r;
+	(void)addr;
+	atomic_fetch_add(&t->lines, 1);
+	if (err == -EEXIST)
+		atomic_fetch_add(&t->eexist, 1);
+	if (strstr(what, "write-back")) {
+		atomic_fetch_add(&t->wb_lines, 1);
+		atomic_fetch_add(&t->wb_count, n);
+	} else if (strstr(what, "drop")) {
+		atomic_fetch_add(&t->drop_lines, 1);
+		atomic_fetch_add(&t->drop_count, n);
+		atomic_store(&t->drop_err, err);
+	} else {
+		atomic_fetch_add(&t->other_lines, 1);
+	}
+	fprintf(stderr, "told: %s: %s\n", what, strerrorname_np(-err));
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Write a stamp into every page of units [u, u+n), and into @model. */
+static void stamp(char *p, char *model, size_t fill, size_t u, size_t n,
+		  uint64_t gen)
+{
+	for (size_t off = u * fill; off < (u + n) * fill; off += PG) {
+		uint64_t v = (gen << 32) | (off / PG);
+
+		memcpy(p + off, &v, sizeof(v));
+		memcpy(model + off, &v, sizeof(v));
+	}
+}
+
+static void partial(enum upager_memtype type)
+{
+	const size_t fill = 16 * PG, units = 64, len = units * fill;
+	struct upager_map_params mp = {.size = sizeof(mp),
+				       .memtype = type,
+				       .fill = fill,
+				       .budget = 16 * fill,
+				       .remove = UPAGER_REMOVE_ZERO,
+				       .readahead_max = (size_t)-1,
+				       .fault_around = (size_t)-1};
+	struct told told = {0};
+	struct upager_handler *h = t_upager_handler(2, on_told, &told);
+	struct upager_stats st;
+	struct upager_store *s;
+	struct upager_region *r;
+	char *p, *img, *model;
+	int err, pin;
+
+	s = upager_store_mem_new(len, &err);
+	CHECK(s, "mem store: %s", strerror(-err));
+	img = upager_store_mem_data(s);
+	model = malloc(len);
+	CHECK(model, "malloc");
+	for (size_t i = 0; i < len / PG; i++)
+		t_fill(img + i * PG, PG, i + 1);
+	memcpy(model, img, len);
+	p = upager_map(h, s, len, &mp, &r, &err);
+	if (!p && err == -EOPNOTSUPP)
+		SKIP("budgets need UFFD_FEATURE_MOVE and write protection");
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+	stamp(p, model, fill, 0, 1, 1);
+	pin = pin_page(p + 8 * PG);
+	/* Four times the budget, three times over: unit 0 goes, or tries. */
+	for (uint64_t gen = 2; gen < 5; gen++)
+		stamp(p, model, fill, 1, units - 1, gen);
+	for (int i = 0; i < 2000 && upager_region_present(r, 0); i++)
+		t_sleep_ms(1);
+	upager_region_stats(r, &st);
+	for (size_t i = 0; i < len / PG; i++)
+		CHECK(!memcmp(p + i * PG, model + i * PG, PG),
+		      "page %zu (unit %zu) reads %#llx, not what was written "
+		      "(%llu pages evicted, %u lines told, %u with EEXIST)",
+		      i, i * PG / fill,
+		      (unsigned long long)*(uint64_t *)(p + i * PG),
+		      (unsigned long long)st.pages_evicted,
+		      atomic_load(&told.lines), atomic_load(&told.eexist));
+	CHECK(!atomic_load(&told.eexist),
+	      "%u drops met a sink slot left full (EEXIST)",
+	      atomic_load(&told.eexist));
+	/*
+	 * Clean now, unit 0 is tried again: the pages put back must be
+	 * protected again, or the write after goes unseen and never
+	 * reaches the store.
+	 */
+	CHECK_RET(upager_region_sync(r, 0, len), 0);
+	for (uint64_t gen = 5; gen < 8; gen++)
+		stamp(p, model, fill, 1, units - 1, gen);
+	stamp(p, model, PG, 0, 1, 8); /* its first page alone */
+	close(pin);
+	CHECK_RET(upager_unmap(r), 0);
+	CHECK(!memcmp(img, model, len), "the store after the unmap");
+	upager_handler_free(h);
+	upager_store_close(s);
+	free(model);
+}
+
+static void tell(enum upager_memtype type)
+{
+	const size_t units = 256, len = units * PG;
+	struct upager_map_params mp = {.size = sizeof(mp),
+				       .memtype = type,
+				       .fill = PG,
+				       .budget = 64 * PG,
+				       .readahead_max = (size_t)-1,
+				       .fault_around = (size_t)-1};
+	struct told told = {0};
+	struct upager_handler *h = t_upager_handler(2, on_told, &told);
+	struct tstore *t = tstore_open(units);
+	struct upager_region *r;
+	unsigned int failed;
+	double t0, secs;
+	uint64_t gen = 1;
+	char *p, *model;
+	int err, pin;
+
+	tstore_writable(t);
+	model = malloc(len);
+	CHECK(model, "malloc");
+	memcpy(model, t->data, len);
+	atomic_store(&t->wb_fail_every, 2);
+	p = upager_map(h, &t->s, len, &mp, &r, &err);
+	if (!p && err == -EOPNOTSUPP)
+		SKIP("budgets need UFFD_FEATURE_MOVE and write protection");
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+	stamp(p, model, PG, 3, 1, gen);
+	pin = pin_page(p + 3 * PG);
+	t0 = now_s();
+	do
+		stamp(p, model, PG, 0, units, ++gen);
+	while (now_s() - t0 < 2.5);
+	atomic_store(&t->wb_fail_every, 0);
+	for (size_t i = 0; i < units; i++)
+		CHECK(!memcmp(p + i * PG, model + i * PG, PG),
+		      "page %zu reads %#llx, not what was written", i,
+		      (unsigned long long)*(uint64_t *)(p + i * PG));
+	close(pin);
+	CHECK_RET(upager_unmap(r), 0);
+	/* Up to the last line: failures in flight are told after the loop. */
+	secs = now_s() - t0;
+	failed = atomic_load(&t->wb_failed);
+	printf("%.1f s: %u write-backs failed, told in %u lines (counting "
+	       "%lu); %lu drops failed, told in %u lines\n",
+	       secs, failed, atomic_load(&told.wb_lines),
+	       atomic_load(&told.wb_count), atomic_load(&told.drop_count),
+	       atomic_load(&told.drop_lines));
+	CHECK(failed > 10, "only %u write-backs failed: no steady failure",
+	      failed);
+	/* One a second, and one at the unmap for those not told yet. */
+	CHECK(atomic_load(&told.wb_lines) <= (unsigned int)secs + 2,
+	      "%u lines for %u failed write-backs in %.1f s",
+	      atomic_load(&told.wb_lines), failed, secs);
+	CHECK(atomic_load(&told.wb_count) == failed,
+	      "the lines count %lu failed write-backs, the store %u",
+	      atomic_load(&told.wb_count), failed);
+	CHECK(atomic_load(&told.drop_lines) >= 1 &&
+		  atomic_load(&told.drop_lines) <= (unsigned int)secs + 2,
+	      "%u lines for the failed drops in %.1f s",
+	      atomic_load(&told.drop_lines), secs);
+	CHECK(atomic_load(&told.drop_err) == -EBUSY,
+	      "the drop's failure told as %s, not EBUSY",
+	      strerrorname_np(-atomic_load(&told.drop_err)));
+	CHECK(!atomic_load(&told.other_lines), "%u other lines",
+	      atomic_load(&told.other_lines));
+	upager_handler_free(h);
+	upager_store_close(&t->s);
+	free(model);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct t_part parts[] = {
+	    {"partial", partial},
+	    {"tell", tell},
+	    {NULL, NULL},
+	};
+
+	if (t_upager_memtype(argc, argv, false) != UPAGER_MEM_ANON)
+		SKIP("anon only: shmem units do not go through the sink");
+	return t_parts(argc, argv, parts);
+}
