@@ -264,22 +264,14 @@ static double scan(int pm, char *base, size_t len, struct page_region *vec,
 	*pages = *regions = 0;
 	t0 = clock_ns();
 	while (at < end) {
-		uint64_t walk_end;
 		int n = upager_ll_scan_written(pm, (void *)at, end - at, vec,
-					       nvec, reset, &walk_end);
+					       nvec, reset, &at);
 
 		if (n < 0)
 			die("PAGEMAP_SCAN: %s", strerror(-n));
 		for (int i = 0; i < n; i++)
 			*pages += (vec[i].end - vec[i].start) / PAGE;
 		*regions += (uint64_t)n;
-		/*
-		 * The walk stops early only when @vec is full.  This kernel
-		 * (6.18) reports a stale walk_end, the last point where its
-		 * own 512-entry buffer filled, once a scan crossed one:
-		 * resuming there would count pages twice.
-		 */
-		at = (size_t)n < nvec ? end : walk_end;
 	}
 	return (double)(clock_ns() - t0) / 1e6;
 }

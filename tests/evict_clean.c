@@ -30,72 +30,46 @@
 #define SLACK_UNITS 16
 #define DIRTY_EVERY 128
 
-struct wstore {
-	struct upager_store s;
-	char *data;
+/* The shared store, and who the worker is. */
+struct ecstore {
+	struct wbstore w;
 	_Atomic pid_t worker;
-	atomic_uint writebacks, by_worker;
-	atomic_bool stuck, let_go;
+	atomic_uint by_worker; /* write-backs the worker made */
 };
 
-static int w_fetch(struct upager_store *s, uint64_t pgoff, void *dst,
-		   size_t npages)
+/*
+ * The worker's write-backs are counted and never held: only the
+ * evictor's first one waits at the gate.
+ */
+static bool not_the_worker(struct wbstore *w)
 {
-	struct wstore *w = (struct wstore *)s;
+	struct ecstore *e = (struct ecstore *)w;
 
-	memcpy(dst, w->data + pgoff * PG, npages * PG);
-	return 0;
+	if ((pid_t)syscall(SYS_gettid) != atomic_load(&e->worker))
+		return true;
+	atomic_fetch_add(&e->by_worker, 1);
+	return false;
 }
-
-static int w_writeback(struct upager_store *s, uint64_t pgoff,
-		       const void *src, size_t npages)
-{
-	struct wstore *w = (struct wstore *)s;
-
-	atomic_fetch_add(&w->writebacks, 1);
-	if ((pid_t)syscall(SYS_gettid) == atomic_load(&w->worker))
-		atomic_fetch_add(&w->by_worker, 1);
-	else if (!atomic_exchange(&w->stuck, true))
-		while (!atomic_load(&w->let_go))
-			t_sleep_ms(1);
-	memcpy(w->data + pgoff * PG, src, npages * PG);
-	return 0;
-}
-
-static void w_close(struct upager_store *s)
-{
-	(void)s;
-}
-
-static const struct upager_store_ops w_ops = {
-	.size = sizeof(struct upager_store_ops),
-	.name = "evict-clean-test",
-	.fetch = w_fetch,
-	.writeback = w_writeback,
-	.close = w_close,
-};
 
 static void on_touch(void *arg, struct upager_region *r, size_t off)
 {
-	struct wstore *w = arg;
+	struct ecstore *e = arg;
 
 	(void)r;
 	(void)off;
-	atomic_store(&w->worker, (pid_t)syscall(SYS_gettid));
+	atomic_store(&e->worker, (pid_t)syscall(SYS_gettid));
 }
 
 int main(void)
 {
-	struct wstore w = { .s = { .ops = &w_ops,
-				   .npages = UNITS,
-				   .flags = UPAGER_STORE_CHEAP } };
+	struct ecstore e = { 0 };
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.flags = UPAGER_MAP_TRACK_WRITES,
 					.readahead_max = (size_t)-1,
 					.fault_around = (size_t)-1,
 					.budget = BUDGET_UNITS * PG,
 					.on_touch = on_touch,
-					.touch_arg = &w };
+					.touch_arg = &e };
 	struct upager_handler *h = t_upager_handler(1, NULL, NULL);
 	struct upager_region *r;
 	size_t peak = 0;
@@ -103,11 +77,11 @@ int main(void)
 	char *p;
 	int err;
 
-	w.data = malloc(UNITS * PG);
-	CHECK(w.data, "memory");
-	for (size_t u = 0; u < UNITS; u++)
-		t_fill(w.data + u * PG, PG, u);
-	p = upager_map(h, &w.s, UNITS * PG, &mp, &r, &err);
+	wbstore_init(&e.w, UNITS);
+	e.w.s.flags = UPAGER_STORE_CHEAP;
+	e.w.may_hold = not_the_worker;
+	atomic_store(&e.w.hold, true); /* the evictor's first write-back */
+	p = upager_map(h, &e.w.s, UNITS * PG, &mp, &r, &err);
 	if (!p && err == -EOPNOTSUPP)
 		SKIP("write tracking needs write-protect faults");
 	CHECK(p, "map: %s", strerror(-err));
@@ -123,16 +97,16 @@ int main(void)
 		if (res > peak)
 			peak = res;
 	}
-	atomic_store(&w.let_go, true);
+	atomic_store(&e.w.release, true);
 	printf("%u write-backs, %u of them by the worker; peak %zu KiB of a "
 	       "%d KiB budget\n",
-	       atomic_load(&w.writebacks), atomic_load(&w.by_worker),
+	       atomic_load(&e.w.calls), atomic_load(&e.by_worker),
 	       peak >> 10, BUDGET_UNITS * PG >> 10);
-	CHECK(atomic_load(&w.worker), "no first touch was told");
-	CHECK(atomic_load(&w.by_worker) == 0,
+	CHECK(atomic_load(&e.worker), "no first touch was told");
+	CHECK(atomic_load(&e.by_worker) == 0,
 	      "the worker wrote %u dirty units back on the fault path while "
 	      "clean ones were there to evict",
-	      atomic_load(&w.by_worker));
+	      atomic_load(&e.by_worker));
 	CHECK(peak <= (BUDGET_UNITS + SLACK_UNITS) * PG,
 	      "resident %zu KiB: past the budget (the worker did not evict)",
 	      peak >> 10);
@@ -144,6 +118,6 @@ int main(void)
 	}
 	CHECK_RET(upager_unmap(r), 0);
 	upager_handler_free(h);
-	free(w.data);
+	wbstore_free(&e.w);
 	return 0;
 }

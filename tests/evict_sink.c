@@ -185,7 +185,7 @@ static void tell(enum upager_memtype type)
 				       .fault_around = (size_t)-1};
 	struct told told = {0};
 	struct upager_handler *h = t_upager_handler(2, on_told, &told);
-	struct tstore *t = tstore_open(units);
+	struct wbstore w;
 	struct upager_region *r;
 	unsigned int failed;
 	double t0, secs;
@@ -193,12 +193,12 @@ static void tell(enum upager_memtype type)
 	char *p, *model;
 	int err, pin;
 
-	tstore_writable(t);
+	wbstore_init(&w, units);
 	model = malloc(len);
 	CHECK(model, "malloc");
-	memcpy(model, t->data, len);
-	atomic_store(&t->wb_fail_every, 2);
-	p = upager_map(h, &t->s, len, &mp, &r, &err);
+	memcpy(model, w.img, len);
+	atomic_store(&w.fail_every, 2);
+	p = upager_map(h, &w.s, len, &mp, &r, &err);
 	if (!p && err == -EOPNOTSUPP)
 		SKIP("budgets need UFFD_FEATURE_MOVE and write protection");
 	CHECK(p, "map: %s", strerror(-err));
@@ -209,7 +209,7 @@ static void tell(enum upager_memtype type)
 	do
 		stamp(p, model, PG, 0, units, ++gen);
 	while (now_s() - t0 < 2.5);
-	atomic_store(&t->wb_fail_every, 0);
+	atomic_store(&w.fail_every, 0);
 	for (size_t i = 0; i < units; i++)
 		CHECK(!memcmp(p + i * PG, model + i * PG, PG),
 		      "page %zu reads %#llx, not what was written", i,
@@ -218,7 +218,7 @@ static void tell(enum upager_memtype type)
 	CHECK_RET(upager_unmap(r), 0);
 	/* Up to the last line: failures in flight are told after the loop. */
 	secs = now_s() - t0;
-	failed = atomic_load(&t->wb_failed);
+	failed = atomic_load(&w.failed);
 	printf("%.1f s: %u write-backs failed, told in %u lines (counting "
 	       "%lu); %lu drops failed, told in %u lines\n",
 	       secs, failed, atomic_load(&told.wb_lines),
@@ -243,7 +243,8 @@ static void tell(enum upager_memtype type)
 	CHECK(!atomic_load(&told.other_lines), "%u other lines",
 	      atomic_load(&told.other_lines));
 	upager_handler_free(h);
-	upager_store_close(&t->s);
+	upager_store_close(&w.s);
+	wbstore_free(&w);
 	free(model);
 }
 

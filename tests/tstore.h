@@ -2,8 +2,10 @@
 /*
  * What the engine tests share beyond harness.h: a page store of their own
  * (registered as "engine-test", opened as "engine-test:NPAGES") whose
- * fetches can be slow, fail, or wait at a gate, threads that sit blocked
- * in a fault, and an on_error callback that records what it is told.
+ * fetches can be slow, fail, or wait at a gate; a store of pages in
+ * memory whose write-backs can wait at a gate or fail (wbstore); threads
+ * that sit blocked in a fault, and an on_error callback that records
+ * what it is told.
  * Header-only, so each test program stays one file plus the harness.
  */
 #ifndef UPAGER_TEST_TSTORE_H
@@ -37,13 +39,6 @@ struct tstore {
 	atomic_uint failed;    /* of which -EIO, ... */
 	atomic_uint failed_multi; /* ... for more than one page */
 	atomic_bool held, released;
-	/*
-	 * After tstore_writable(): the pages as written back, and a knob
-	 * that fails every wb_fail_every-th write-back with -EIO (0: none).
-	 */
-	char *data;
-	atomic_uint wb_fail_every;
-	atomic_uint writebacks, wb_failed;
 	/* Called by detach(), which upager_unmap() calls (may be NULL). */
 	void (*on_detach)(struct tstore *t, struct upager_region *r);
 };
@@ -96,9 +91,6 @@ static inline int tstore_fetch_op(struct upager_store *s, uint64_t pgoff,
 		if (npages > 1)
 			atomic_fetch_add(&t->failed_multi, 1);
 		ret = -EIO;
-	} else if (t->data) {
-		memcpy(dst, t->data + pgoff * UPAGER_STORE_PAGE,
-		       npages * UPAGER_STORE_PAGE);
 	} else {
 		for (size_t i = 0; i < npages; i++)
 			t_fill((char *)dst + i * UPAGER_STORE_PAGE,
@@ -108,25 +100,8 @@ static inline int tstore_fetch_op(struct upager_store *s, uint64_t pgoff,
 	return ret;
 }
 
-static inline int tstore_writeback_op(struct upager_store *s, uint64_t pgoff,
-				      const void *src, size_t npages)
-{
-	struct tstore *t = (struct tstore *)s;
-	unsigned int every = atomic_load(&t->wb_fail_every);
-	unsigned int nr = atomic_fetch_add(&t->writebacks, 1) + 1;
-
-	if (every && nr % every == 0) {
-		atomic_fetch_add(&t->wb_failed, 1);
-		return -EIO;
-	}
-	memcpy(t->data + pgoff * UPAGER_STORE_PAGE, src,
-	       npages * UPAGER_STORE_PAGE);
-	return 0;
-}
-
 static inline void tstore_close_op(struct upager_store *s)
 {
-	free(((struct tstore *)s)->data);
 	free(s);
 }
 
@@ -149,18 +124,6 @@ static const struct upager_store_ops tstore_ops = {
 	.detach = tstore_detach_op,
 };
 
-/* The same, with write-back (tstore_writable()). */
-static const struct upager_store_ops tstore_wb_ops = {
-	.size = sizeof(struct upager_store_ops),
-	.name = "engine-test-wb",
-	.help = "engine-test pages that take write-backs",
-	.open = tstore_open_op,
-	.fetch = tstore_fetch_op,
-	.writeback = tstore_writeback_op,
-	.close = tstore_close_op,
-	.detach = tstore_detach_op,
-};
-
 /* Register the kind (once) and open a store of @npages pages. */
 static inline struct tstore *tstore_open(uint64_t npages)
 {
@@ -176,31 +139,112 @@ static inline struct tstore *tstore_open(uint64_t npages)
 	return (struct tstore *)s;
 }
 
-/*
- * Give @t a write-back that keeps what it is given (the pattern first),
- * before the store is mapped.
- */
-static inline void tstore_writable(struct tstore *t)
+/* Wait (at most 5 s) until @flag is set; @what names it on failure. */
+static inline void t_wait_set(atomic_bool *flag, const char *what)
 {
-	t->data = malloc(t->s.npages * UPAGER_STORE_PAGE);
-	CHECK(t->data, "malloc");
-	for (uint64_t i = 0; i < t->s.npages; i++)
-		t_fill(t->data + i * UPAGER_STORE_PAGE, UPAGER_STORE_PAGE,
-		       t->seed + i);
-	t->s.ops = &tstore_wb_ops;
+	for (int ms = 0; ms < 5000 && !atomic_load(flag); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(flag), "%s never came", what);
 }
 
 /* Wait until a fetch waits at the gate; @what names it on failure. */
 static inline void tstore_wait_held(struct tstore *t, const char *what)
 {
-	for (int ms = 0; ms < 5000 && !atomic_load(&t->held); ms++)
-		t_sleep_ms(1);
-	CHECK(atomic_load(&t->held), "%s never came", what);
+	t_wait_set(&t->held, what);
 }
 
 static inline void tstore_release(struct tstore *t)
 {
 	atomic_store(&t->released, true);
+}
+
+/*
+ * Pages in memory, page i t_fill(i) at first, whose writeback() the test
+ * can hold at a gate or make fail: what the tests of write-back watch the
+ * engine through.  wbstore_init() it in place (it is not registered: map
+ * &w->s), set the knobs, and wbstore_free() it after the unmap;
+ * t_wait_set(&w->held, ...) waits for a write-back at the gate.
+ */
+struct wbstore {
+	struct upager_store s;
+	char *img; /* the pages, as written back */
+	/*
+	 * The next writeback() @may_hold lets through waits at the gate
+	 * (setting @held) until @release, 60 s at most: longer than any
+	 * test holds it, shorter than the runner's limit.
+	 */
+	atomic_bool hold, held, release;
+	atomic_bool fail;  /* writeback() is -EIO */
+	atomic_uint fail_every; /* so is every fail_every-th call (0: none) */
+	atomic_uint calls; /* writeback() calls */
+	atomic_uint failed; /* of which -EIO */
+	atomic_uint wrote; /* of which wrote their pages */
+	/* First in each writeback() (may be NULL): false passes the gate. */
+	bool (*may_hold)(struct wbstore *w);
+};
+
+static inline int wbstore_fetch_op(struct upager_store *s, uint64_t pgoff,
+				   void *dst, size_t npages)
+{
+	struct wbstore *w = (struct wbstore *)s;
+
+	memcpy(dst, w->img + pgoff * UPAGER_STORE_PAGE,
+	       npages * UPAGER_STORE_PAGE);
+	return 0;
+}
+
+static inline int wbstore_writeback_op(struct upager_store *s, uint64_t pgoff,
+				       const void *src, size_t npages)
+{
+	struct wbstore *w = (struct wbstore *)s;
+	unsigned int every = atomic_load(&w->fail_every);
+	unsigned int nr = atomic_fetch_add(&w->calls, 1) + 1;
+
+	if ((!w->may_hold || w->may_hold(w)) &&
+	    atomic_exchange(&w->hold, false)) {
+		atomic_store(&w->held, true);
+		for (int i = 0; i < 60000 && !atomic_load(&w->release); i++)
+			t_sleep_ms(1);
+	}
+	if (atomic_load(&w->fail) || (every && nr % every == 0)) {
+		atomic_fetch_add(&w->failed, 1);
+		return -EIO;
+	}
+	memcpy(w->img + pgoff * UPAGER_STORE_PAGE, src,
+	       npages * UPAGER_STORE_PAGE);
+	atomic_fetch_add(&w->wrote, 1);
+	return 0;
+}
+
+/* The store is the test's: wbstore_free() frees its pages. */
+static inline void wbstore_close_op(struct upager_store *s)
+{
+	(void)s;
+}
+
+static const struct upager_store_ops wbstore_ops = {
+	.size = sizeof(struct upager_store_ops),
+	.name = "writeback-test",
+	.fetch = wbstore_fetch_op,
+	.writeback = wbstore_writeback_op,
+	.close = wbstore_close_op,
+};
+
+static inline void wbstore_init(struct wbstore *w, uint64_t npages)
+{
+	memset(w, 0, sizeof(*w));
+	w->s.ops = &wbstore_ops;
+	w->s.npages = npages;
+	w->img = malloc(npages * UPAGER_STORE_PAGE);
+	CHECK(w->img, "malloc");
+	for (uint64_t i = 0; i < npages; i++)
+		t_fill(w->img + i * UPAGER_STORE_PAGE, UPAGER_STORE_PAGE, i);
+}
+
+static inline void wbstore_free(struct wbstore *w)
+{
+	free(w->img);
+	w->img = NULL;
 }
 
 /*

@@ -18,8 +18,9 @@
  * nowb      over a store without writeback: sync is -EOPNOTSUPP while
  *           a unit is dirty, nothing is dropped; unmap succeeds (the
  *           writes are the region's own, as anonymous memory's).
- * failing   a store whose writeback fails: sync returns the error, the
- *           unit stays dirty, unmap refuses and keeps the region intact.
+ * failing   a store whose writeback fails (tstore.h's wbstore): sync
+ *           returns the error, the unit stays dirty, unmap refuses and
+ *           keeps the region intact.
  * unmap     upager_unmap() writes dirty units back.
  * params    what tracking refuses (in-thread, MOVE, FORK_FOLLOW,
  *           hugetlb, water marks without a budget, a tiny budget).
@@ -44,15 +45,8 @@ struct rig {
 	enum upager_memtype type;
 };
 
-/*
- * @zeros: the first 8 pages of the store are zeros (a sparse store).
- * @ops: room for the mem store's ops with @writeback instead of its own
- * (NULL: its own); set before the workers start, which call them.
- */
-static void rig_map_ops(struct rig *g, enum upager_memtype type, size_t fill,
-			bool zeros, struct upager_store_ops *ops,
-			int (*writeback)(struct upager_store *, uint64_t,
-					 const void *, size_t))
+/* Map g->s, whose pages are g->img, tracking writes, and start. */
+static void rig_start(struct rig *g, enum upager_memtype type, size_t fill)
 {
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.memtype = type,
@@ -65,18 +59,6 @@ static void rig_map_ops(struct rig *g, enum upager_memtype type, size_t fill,
 	g->type = type;
 	g->fill = fill;
 	g->h = t_upager_handler(2, NULL, NULL);
-	g->s = upager_store_mem_new((uint64_t)NUNITS * fill, &err);
-	CHECK(g->s, "mem store: %s", strerror(-err));
-	g->img = upager_store_mem_data(g->s);
-	for (size_t i = 0; i < NUNITS * fill / PG; i++)
-		t_fill(g->img + i * PG, PG, i);
-	if (zeros) /* before the workers run: they read it */
-		memset(g->img, 0, 8 * PG);
-	if (ops) {
-		*ops = *g->s->ops;
-		ops->writeback = writeback;
-		g->s->ops = ops;
-	}
 	g->p = upager_map(g->h, g->s, NUNITS * fill, &mp, &g->r, &err);
 	if (!g->p && err == -EOPNOTSUPP)
 		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
@@ -84,10 +66,20 @@ static void rig_map_ops(struct rig *g, enum upager_memtype type, size_t fill,
 	CHECK_RET(upager_handler_start(g->h), 0);
 }
 
+/* Over a mem store; @zeros: its first 8 pages are zeros (sparse). */
 static void rig_map(struct rig *g, enum upager_memtype type, size_t fill,
 		    bool zeros)
 {
-	rig_map_ops(g, type, fill, zeros, NULL, NULL);
+	int err;
+
+	g->s = upager_store_mem_new((uint64_t)NUNITS * fill, &err);
+	CHECK(g->s, "mem store: %s", strerror(-err));
+	g->img = upager_store_mem_data(g->s);
+	for (size_t i = 0; i < NUNITS * fill / PG; i++)
+		t_fill(g->img + i * PG, PG, i);
+	if (zeros)
+		memset(g->img, 0, 8 * PG);
+	rig_start(g, type, fill);
 }
 
 static void rig_unmap(struct rig *g)
@@ -313,20 +305,16 @@ static void nowb(enum upager_memtype type)
 	upager_store_close(s);
 }
 
-static int failing_writeback(struct upager_store *s, uint64_t pgoff,
-			     const void *src, size_t npages)
-{
-	(void)s, (void)pgoff, (void)src, (void)npages;
-	return -EIO;
-}
-
 static void failing(enum upager_memtype type)
 {
-	struct upager_store_ops ops;
+	struct wbstore w;
 	struct rig g;
 
-	/* The mem store's ops with a writeback that fails. */
-	rig_map_ops(&g, type, PG, false, &ops, failing_writeback);
+	wbstore_init(&w, NUNITS);
+	atomic_store(&w.fail, true);
+	g.s = &w.s;
+	g.img = w.img;
+	rig_start(&g, type, PG);
 	g.p[0] = 's';
 	CHECK_RET(upager_region_sync(g.r, 0, PG), -EIO);
 	CHECK(dirty(&g, 0) && g.p[0] == 's', "still dirty, still there");
@@ -334,7 +322,7 @@ static void failing(enum upager_memtype type)
 	CHECK(g.p[0] == 's', "a failed unmap keeps the region");
 	CHECK(stats(&g).writeback_errors >= 2, "counted");
 	upager_handler_free(g.h); /* forced: the loss is reported */
-	upager_store_close(g.s);
+	wbstore_free(&w);
 }
 
 static void unmap(enum upager_memtype type)

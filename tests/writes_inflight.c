@@ -17,8 +17,8 @@
  *        never zeros.
  * evict_error  the evictor's write-back fails: on_error is told.
  *
- * The store is this file's own: pages in memory, a writeback() that can
- * wait at a gate and fail.  Runs on anon and shmem (argv[1]); argv[2]
+ * The store is tstore.h's wbstore: pages in memory, a writeback() that
+ * can wait at a gate and fail.  Runs on anon and shmem (argv[1]); argv[2]
  * may name one part.
  */
 #include <pthread.h>
@@ -32,65 +32,10 @@
 #define NUNITS 16
 #define U      3 /* the unit under test */
 
-struct gstore {
-	struct upager_store s;
-	char *img;
-	atomic_bool hold, held, release, fail;
-	atomic_uint wrote; /* writeback() calls that wrote */
-};
-
-static int gstore_open(const char *arg, struct upager_store **out)
-{
-	(void)arg;
-	(void)out;
-	return -EINVAL; /* made by gstore_new() only */
-}
-
-static int gstore_fetch(struct upager_store *s, uint64_t pgoff, void *dst,
-			size_t npages)
-{
-	struct gstore *g = (struct gstore *)s;
-
-	memcpy(dst, g->img + pgoff * PG, npages * PG);
-	return 0;
-}
-
-static int gstore_writeback(struct upager_store *s, uint64_t pgoff,
-			    const void *src, size_t npages)
-{
-	struct gstore *g = (struct gstore *)s;
-
-	if (atomic_exchange(&g->hold, false)) {
-		atomic_store(&g->held, true);
-		for (int i = 0; i < 10000 && !atomic_load(&g->release); i++)
-			t_sleep_ms(1);
-	}
-	if (atomic_load(&g->fail))
-		return -EIO;
-	memcpy(g->img + pgoff * PG, src, npages * PG);
-	atomic_fetch_add(&g->wrote, 1);
-	return 0;
-}
-
-static void gstore_close(struct upager_store *s)
-{
-	(void)s;
-}
-
-static const struct upager_store_ops gstore_ops = {
-    .size = sizeof(struct upager_store_ops),
-    .name = "writes-inflight-test",
-    .help = "writes-inflight-test  (made by the test only)",
-    .open = gstore_open,
-    .fetch = gstore_fetch,
-    .close = gstore_close,
-    .writeback = gstore_writeback,
-};
-
 struct rig {
 	struct t_errors errs; /* what on_error was told */
 	struct upager_handler *h;
-	struct gstore g;
+	struct wbstore g;
 	struct upager_region *r;
 	char *p;
 };
@@ -109,13 +54,7 @@ static void rig_map(struct rig *x, enum upager_memtype type, size_t budget)
 				       .fault_around = (size_t)-1};
 	int err;
 
-	memset(&x->g, 0, sizeof(x->g));
-	x->g.s.ops = &gstore_ops;
-	x->g.s.npages = NUNITS * FILL / PG;
-	x->g.img = malloc(NUNITS * FILL);
-	CHECK(x->g.img, "malloc");
-	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
-		t_fill(x->g.img + i * PG, PG, i);
+	wbstore_init(&x->g, NUNITS * FILL / PG);
 	memset(&x->errs, 0, sizeof(x->errs));
 	x->h = t_upager_handler(2, t_on_error, &x->errs);
 	x->p = upager_map(x->h, &x->g.s, NUNITS * FILL, &mp, &x->r, &err);
@@ -189,9 +128,7 @@ static int drop_during_writeback(struct rig *x, bool fail)
 	atomic_store(&x->g.fail, fail);
 	atomic_store(&x->g.hold, true);
 	CHECK(!pthread_create(&s.t, NULL, sync_main, &s), "thread");
-	for (int ms = 0; ms < 5000 && !atomic_load(&x->g.held); ms++)
-		t_sleep_ms(1);
-	CHECK(atomic_load(&x->g.held), "the write-back never came");
+	t_wait_set(&x->g.held, "the write-back");
 	CHECK_RET(madvise(u + 2 * PG, PG, MADV_DONTNEED), 0);
 	t_sleep_ms(200); /* the worker handles the REMOVE event */
 	atomic_store(&x->g.release, true);
@@ -219,7 +156,7 @@ static void part_write(enum upager_memtype type)
 	      (unsigned char)x.g.img[U * FILL]);
 	CHECK_RET(upager_unmap(x.r), 0);
 	upager_handler_free(x.h);
-	free(x.g.img);
+	wbstore_free(&x.g);
 }
 
 static void part_fail(enum upager_memtype type)
@@ -243,7 +180,7 @@ static void part_fail(enum upager_memtype type)
 	CHECK(dirty, "a unit whose write-back failed stays dirty (upager.h)");
 	CHECK_RET(upager_unmap(x.r), 0);
 	upager_handler_free(x.h);
-	free(x.g.img);
+	wbstore_free(&x.g);
 }
 
 /*
@@ -267,9 +204,7 @@ static void part_evict(enum upager_memtype type)
 	for (size_t k = 0; k < NUNITS && k < 8; k++)
 		if (k != U)
 			sum += x.p[k * FILL];
-	for (int ms = 0; ms < 5000 && !atomic_load(&x.g.held); ms++)
-		t_sleep_ms(1);
-	CHECK(atomic_load(&x.g.held), "the evictor's write-back never came");
+	t_wait_set(&x.g.held, "the evictor's write-back");
 	CHECK_RET(madvise(u + 2 * PG, PG, MADV_DONTNEED), 0);
 	t_sleep_ms(200); /* the worker handles the REMOVE event */
 	atomic_store(&x.g.release, true);
@@ -282,7 +217,7 @@ static void part_evict(enum upager_memtype type)
 	      (unsigned char)u[0], (unsigned char)u[PG]);
 	CHECK_RET(upager_unmap(x.r), 0);
 	upager_handler_free(x.h);
-	free(x.g.img);
+	wbstore_free(&x.g);
 }
 
 /*
@@ -315,7 +250,7 @@ static void part_evict_error(enum upager_memtype type)
 	CHECK_RET(upager_unmap(x.r), 0);
 	CHECK(x.g.img[0] == 'e', "written at the unmap");
 	upager_handler_free(x.h);
-	free(x.g.img);
+	wbstore_free(&x.g);
 }
 
 int main(int argc, char **argv)

@@ -288,23 +288,37 @@ const char *upager_ll_event_name(enum upager_ll_event_kind kind);
 /* Open /proc/self/pagemap read-only, O_CLOEXEC.  fd or -errno. */
 int upager_ll_pagemap_open(void);
 /*
- * The PAGEMAP_SCAN ioctl on a pagemap fd; @arg->size is filled in here.
- * Returns the number of page_region entries written to arg->vec, or
- * -errno (-EINVAL for bad masks or ranges, -EPERM when PM_SCAN_WP_MATCHING
- * meets a VMA that is not registered WP, -ENOTTY on kernels before 6.7).
- * arg->walk_end tells where the walk stopped.
+ * The PAGEMAP_SCAN ioctl (Linux 6.7) on a pagemap fd; @arg->size is
+ * filled in here.  Returns the number of page_region entries written to
+ * arg->vec, or -errno: -EINVAL for bad masks or flags, or a start not
+ * page-aligned; -EFAULT for an end before start or a range or vector
+ * not in the address space; -EPERM when PM_SCAN_CHECK_WPASYNC meets a
+ * VMA not registered WP_ASYNC; -ENOTTY before 6.7.  arg->walk_end tells
+ * where the walk stopped when arg->vec filled, but see
+ * upager_ll_scan_written(): where it went on to the end it may be stale.
+ * Any thread.
  */
 int upager_ll_pagemap_scan(int pagemap_fd, struct pm_scan_arg *arg);
 /*
  * The common case of the above: the written (dirty) pages of
- * [start, start+len), merged into at most @nvec regions.  With @reset the
- * kernel write-protects the pages it reports, atomically, so the next
- * scan reports only pages written after this one (a WP_ASYNC range).
- * @walk_end, if not NULL, receives where the walk stopped.
+ * [start, start+len), PAGE_IS_WRITTEN, adjacent ones merged, into @vec
+ * of @nvec regions.  With @reset the kernel write-protects the pages it
+ * reports, atomically (PM_SCAN_WP_MATCHING), so that the next scan
+ * reports only pages written after this one; the range must then be
+ * registered WP with UFFD_FEATURE_WP_ASYNC (PM_SCAN_CHECK_WPASYNC).
+ * When the pages do not fit in @vec, a scan of [*next, start+len) goes
+ * on where this one stopped: @next, if not NULL, receives that address,
+ * start+len once the range is done; a loop that calls again from *next
+ * until it reaches the end reports each written page exactly once (not
+ * the kernel's walk_end, which can be stale: tests/wp_async).
+ * Returns the number of regions in @vec, or -EINVAL (@vec NULL or @nvec
+ * 0: with @reset the kernel would protect pages and report none), or the
+ * errors of upager_ll_pagemap_scan() (-EPERM: @reset on a range not
+ * WP_ASYNC).  Linux 6.7 (PAGEMAP_SCAN).  Any thread.
  */
 int upager_ll_scan_written(int pagemap_fd, void *start, size_t len,
 			   struct page_region *vec, size_t nvec, bool reset,
-			   uint64_t *walk_end);
+			   uint64_t *next);
 
 #pragma GCC visibility pop
 #ifdef __cplusplus

@@ -555,7 +555,7 @@ int upager_ll_pagemap_scan(int pagemap_fd, struct pm_scan_arg *arg)
 
 int upager_ll_scan_written(int pagemap_fd, void *start, size_t len,
 			   struct page_region *vec, size_t nvec, bool reset,
-			   uint64_t *walk_end)
+			   uint64_t *next)
 {
 	struct pm_scan_arg arg = {
 		.flags = reset ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC
@@ -567,9 +567,30 @@ int upager_ll_scan_written(int pagemap_fd, void *start, size_t len,
 		.category_mask = PAGE_IS_WRITTEN,
 		.return_mask = PAGE_IS_WRITTEN,
 	};
-	int ret = upager_ll_pagemap_scan(pagemap_fd, &arg);
+	int ret;
 
-	if (ret >= 0 && walk_end)
-		*walk_end = arg.walk_end;
+	/*
+	 * With no vector the kernel would still protect what it finds
+	 * (reset) and say nothing of it: written pages lost without a word.
+	 */
+	if (!vec || !nvec)
+		return -EINVAL;
+	ret = upager_ll_pagemap_scan(pagemap_fd, &arg);
+	if (ret < 0 || !next)
+		return ret;
+	/*
+	 * The walk stops early only when the vector is full, so a scan
+	 * that returned less covered the whole range.  A full one stopped
+	 * at walk_end, before the first region it had no room for, or went
+	 * to the end.  Where it went to the end after its own 512-entry
+	 * buffer filled once, the kernel (6.18) leaves walk_end where that
+	 * buffer last filled, before the last region returned: a scan from
+	 * there would report again what this one did.
+	 */
+	if ((size_t)ret < nvec)
+		*next = arg.end;
+	else
+		*next = arg.walk_end > vec[ret - 1].end ? arg.walk_end
+							 : vec[ret - 1].end;
 	return ret;
 }
