@@ -75,7 +75,7 @@ struct queue {
  * One kind of failure, told at most once a second per region: a failure
  * that goes on (a store that refuses writes, a pinned page) would
  * otherwise print a line per eviction.  Each line counts those not told
- * since the one before; evict_detach() tells the last of them.
+ * since the one before; evict_tell_rest() tells the last of them.
  */
 struct tell {
 	_Atomic uint64_t next; /* no line before (ns) */
@@ -762,6 +762,18 @@ void evict_detach(struct upager_region *r)
 	while (e->active)
 		pthread_cond_wait(&h->ev_cond, &h->ev_lock);
 	pthread_mutex_unlock(&h->ev_lock);
+}
+
+/*
+ * The failures not told yet, once none can come: after evict_detach() a
+ * worker may still be in evict_help() until the region is idle.
+ */
+void evict_tell_rest(struct upager_region *r)
+{
+	struct evict *e = r->ev;
+
+	if (!e)
+		return;
 	tell_rest(r, &e->wb_failed);
 	tell_rest(r, &e->drop_failed);
 }
