@@ -17,10 +17,18 @@
  *          of failure is told at most once a second, naming its step,
  *          with the count of those not told; after the unmap the lines
  *          account for every failed write-back.
+ * protect  the pages put back are write-protected at once: after a sync
+ *          (clean) and further put-backs, one write to the unit reaches
+ *          the store at the unmap (a page put back writable would take
+ *          the write without a fault: clean, never written back).
+ * again    a dirty unit whose only page is pinned is written back once:
+ *          then it is clean, and the drops that keep failing do not
+ *          write it back again each pass.
  *
  * anon only (shmem units go with a punched hole, not through the sink).
  */
 #include <linux/io_uring.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -107,16 +115,47 @@ static void stamp(char *p, char *model, size_t fill, size_t u, size_t n,
 	}
 }
 
-static void partial(enum upager_memtype type)
+/* A region of units of @fill under a budget of @budget units. */
+static struct upager_map_params params(enum upager_memtype type, size_t fill,
+				       size_t budget,
+				       enum upager_remove_policy remove)
 {
-	const size_t fill = 16 * PG, units = 64, len = units * fill;
 	struct upager_map_params mp = {.size = sizeof(mp),
 				       .memtype = type,
 				       .fill = fill,
-				       .budget = 16 * fill,
-				       .remove = UPAGER_REMOVE_ZERO,
+				       .budget = budget * fill,
+				       .remove = remove,
 				       .readahead_max = (size_t)-1,
 				       .fault_around = (size_t)-1};
+
+	return mp;
+}
+
+/* @w over @len bytes, mapped with @mp and served; *@model its copy. */
+static char *map_wb(struct upager_handler *h, struct wbstore *w, size_t len,
+		    const struct upager_map_params *mp,
+		    struct upager_region **r, char **model)
+{
+	char *p;
+	int err;
+
+	wbstore_init(w, len / PG);
+	*model = malloc(len);
+	CHECK(*model, "malloc");
+	memcpy(*model, w->img, len);
+	p = upager_map(h, &w->s, len, mp, r, &err);
+	if (!p && err == -EOPNOTSUPP)
+		SKIP("budgets need UFFD_FEATURE_MOVE and write protection");
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+	return p;
+}
+
+static void partial(enum upager_memtype type)
+{
+	const size_t fill = 16 * PG, units = 64, len = units * fill;
+	struct upager_map_params mp =
+	    params(type, fill, 16, UPAGER_REMOVE_ZERO);
 	struct told told = {0};
 	struct upager_handler *h = t_upager_handler(2, on_told, &told);
 	struct upager_stats st;
@@ -177,12 +216,8 @@ static void partial(enum upager_memtype type)
 static void tell(enum upager_memtype type)
 {
 	const size_t units = 256, len = units * PG;
-	struct upager_map_params mp = {.size = sizeof(mp),
-				       .memtype = type,
-				       .fill = PG,
-				       .budget = 64 * PG,
-				       .readahead_max = (size_t)-1,
-				       .fault_around = (size_t)-1};
+	struct upager_map_params mp =
+	    params(type, PG, 64, UPAGER_REMOVE_REFETCH);
 	struct told told = {0};
 	struct upager_handler *h = t_upager_handler(2, on_told, &told);
 	struct wbstore w;
@@ -191,18 +226,10 @@ static void tell(enum upager_memtype type)
 	double t0, secs;
 	uint64_t gen = 1;
 	char *p, *model;
-	int err, pin;
+	int pin;
 
-	wbstore_init(&w, units);
-	model = malloc(len);
-	CHECK(model, "malloc");
-	memcpy(model, w.img, len);
+	p = map_wb(h, &w, len, &mp, &r, &model);
 	atomic_store(&w.fail_every, 2);
-	p = upager_map(h, &w.s, len, &mp, &r, &err);
-	if (!p && err == -EOPNOTSUPP)
-		SKIP("budgets need UFFD_FEATURE_MOVE and write protection");
-	CHECK(p, "map: %s", strerror(-err));
-	CHECK_RET(upager_handler_start(h), 0);
 	stamp(p, model, PG, 3, 1, gen);
 	pin = pin_page(p + 3 * PG);
 	t0 = now_s();
@@ -248,11 +275,123 @@ static void tell(enum upager_memtype type)
 	free(model);
 }
 
+/* Read every page of [from, to) units of @fill until *@stop. */
+struct churn {
+	char *p;
+	size_t fill, from, to;
+	atomic_bool stop;
+	atomic_ulong rounds;
+};
+
+static void *churn_loop(void *arg)
+{
+	struct churn *c = arg;
+	volatile char sum = 0;
+
+	while (!atomic_load(&c->stop)) {
+		for (size_t off = c->from * c->fill; off < c->to * c->fill;
+		     off += PG)
+			sum = (char)(sum + c->p[off]);
+		atomic_fetch_add(&c->rounds, 1);
+	}
+	return NULL;
+}
+
+/*
+ * A unit whose page @pin of @fill is pinned, among @units of which the
+ * others are read over and over (evictions then try it again and again).
+ */
+struct pinned {
+	struct told told;
+	struct upager_handler *h;
+	struct upager_region *r;
+	struct wbstore w;
+	struct churn c;
+	pthread_t t;
+	size_t len;
+	char *p, *model;
+	int pin;
+};
+
+static void pinned_start(struct pinned *x, enum upager_memtype type,
+			 size_t fill, size_t units, size_t budget,
+			 enum upager_remove_policy remove, size_t pin)
+{
+	struct upager_map_params mp = params(type, fill, budget, remove);
+
+	x->len = units * fill;
+	x->h = t_upager_handler(2, on_told, &x->told);
+	x->p = map_wb(x->h, &x->w, x->len, &mp, &x->r, &x->model);
+	stamp(x->p, x->model, fill, pin * PG / fill, 1, 1);
+	x->pin = pin_page(x->p + pin * PG);
+	x->c = (struct churn){.p = x->p, .fill = fill, .to = units};
+	x->c.from = pin * PG / fill + 1;
+	CHECK(!pthread_create(&x->t, NULL, churn_loop, &x->c),
+	      "pthread_create");
+}
+
+/* Until the drops that failed were told in @lines lines (one a second). */
+static void pinned_wait(struct pinned *x, unsigned int lines)
+{
+	for (int i = 0; i < 10000 && atomic_load(&x->told.drop_lines) < lines;
+	     i++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&x->told.drop_lines) >= lines,
+	      "the pinned unit was tried in %u lines, not %u",
+	      atomic_load(&x->told.drop_lines), lines);
+}
+
+static void pinned_end(struct pinned *x)
+{
+	atomic_store(&x->c.stop, true);
+	pthread_join(x->t, NULL);
+	close(x->pin);
+	CHECK_RET(upager_unmap(x->r), 0);
+	upager_handler_free(x->h);
+	upager_store_close(&x->w.s);
+}
+
+static void protect(enum upager_memtype type)
+{
+	struct pinned x = {0};
+
+	pinned_start(&x, type, 16 * PG, 64, 16, UPAGER_REMOVE_ZERO, 8);
+	/* Tried and put back (told at once), clean, then put back again. */
+	pinned_wait(&x, 1);
+	CHECK_RET(upager_region_sync(x.r, 0, x.len), 0);
+	pinned_wait(&x, 2);
+	stamp(x.p, x.model, PG, 0, 1, 2); /* its first page, put back */
+	pinned_end(&x);
+	CHECK(!memcmp(x.w.img, x.model, x.len),
+	      "page 0 in the store holds %#llx, not the write after the "
+	      "put-back",
+	      (unsigned long long)*(uint64_t *)x.w.img);
+	wbstore_free(&x.w);
+	free(x.model);
+}
+
+static void again(enum upager_memtype type)
+{
+	struct pinned x = {0};
+
+	pinned_start(&x, type, PG, 256, 64, UPAGER_REMOVE_REFETCH, 3);
+	pinned_wait(&x, 2);
+	CHECK(atomic_load(&x.w.wrote) == 1,
+	      "the unit written once was written back %u times",
+	      atomic_load(&x.w.wrote));
+	pinned_end(&x);
+	CHECK(!memcmp(x.w.img, x.model, x.len), "the store after the unmap");
+	wbstore_free(&x.w);
+	free(x.model);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_part parts[] = {
 	    {"partial", partial},
 	    {"tell", tell},
+	    {"protect", protect},
+	    {"again", again},
 	    {NULL, NULL},
 	};
 

@@ -468,6 +468,7 @@ int region_sync(struct upager_region *r, size_t off, size_t len);
 /* evict.c */
 int evict_attach(struct upager_region *r, const struct upager_map_params *p);
 void evict_detach(struct upager_region *r);
+void evict_tell_rest(struct upager_region *r);
 void evict_filled(struct upager_region *r, size_t u, size_t n);
 void evict_dropped(struct upager_region *r, size_t u, size_t n);
 void evict_free(struct upager_region *r);

@@ -75,7 +75,7 @@ struct queue {
  * One kind of failure, told at most once a second per region: a failure
  * that goes on (a store that refuses writes, a pinned page) would
  * otherwise print a line per eviction.  Each line counts those not told
- * since the one before; evict_detach() tells the last of them.
+ * since the one before; evict_tell_rest() tells the last of them.
  */
 struct tell {
 	_Atomic uint64_t next; /* no line before (ns) */
@@ -351,46 +351,87 @@ bool evict_own_drop(struct upager_region *r, uint64_t start, uint64_t end)
 
 /*
  * The kernel refused a page of unit @u after moving the @len bytes before
- * it into @slot (a pinned page: -EBUSY): move them back, so that a unit
- * that stays resident has all of its pages and the slot is empty again.
- * The region's VMA is the destination, so this goes through the
- * region's uffd, which may wait for an event as a fill does.  0, or the
- * error that left pages in the slot.
+ * it into @slot (a pinned page: -EBUSY): put them back, so that a unit
+ * that stays resident has all of its pages.  They go back as copies
+ * installed write-protected (UFFDIO_COPY_MODE_WP), as a fill installs:
+ * a move would map them writable until a protection after it, and a
+ * write in between would go unseen (no DIRTY, no snapshot's copy).  The
+ * slot is read only where it holds a page (the region's holes moved as
+ * holes, and a hole of the sink would wait on the evictors' uffd for
+ * ever), and emptied by the caller.
+ *
+ * A page the program dropped meanwhile (its REMOVE was read while the
+ * pages were out, under rd_lock as here) does not come back: the unit
+ * goes as a whole when its REMOVE says so (RM_PENDING, or unmapped), and
+ * a page dropped under REMOVE_ZERO stays a hole that reads zeros.  The
+ * region's uffd is the destination, so this may wait for an event as a
+ * fill does.  0 when the unit is whole again, 1 when it goes as the
+ * program said, or the error that stopped the put-back.
  */
 static int undrop(struct upager_region *r, struct filler *f, size_t u,
 		  char *slot, size_t len)
 {
+	const size_t pg = UPAGER_STORE_PAGE, chunk = 64;
 	char *at = region_base(r) + u * r->fill;
+	size_t first = u * r->fill / pg;
+	uint64_t mode = UFFDIO_COPY_MODE_DONTWAKE, pm[64];
 	unsigned int tries = 0;
-	size_t off = 0;
+	int fd, ret = 0;
 
-	while (off < len) {
-		size_t step = 0;
-		int ret = upager_ll_move(r->uffd, at + off, slot + off,
-					 len - off,
-					 UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES |
-						 UFFDIO_MOVE_MODE_DONTWAKE,
-					 &step);
+	if (r->track)
+		mode |= UFFDIO_COPY_MODE_WP;
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (size_t off = 0; off < len && !ret;) {
+		size_t n = (len - off) / pg < chunk ? (len - off) / pg : chunk;
+		ssize_t got = pread(
+		    fd, pm, n * sizeof(pm[0]),
+		    (off_t)((uintptr_t)(slot + off) / pg * sizeof(pm[0])));
 
-		off += step;
-		if (ret == -EAGAIN && !step && !fill_mm_wait(r, f, &tries))
-			return ret;
-		if (ret < 0 && ret != -EAGAIN)
-			return ret;
+		if (got != (ssize_t)(n * sizeof(pm[0]))) {
+			ret = got < 0 ? -errno : -EIO;
+			break;
+		}
+		for (size_t i = 0; i < n && !ret;) {
+			/* Present (bit 63) or swapped (bit 62). */
+			bool page = pm[i] >> 62;
+			size_t done = 0;
+			uint8_t v;
+
+			pthread_mutex_lock(&r->sp->rd_lock);
+			v = unit_load(&r->state[u]);
+			if (v & (UNIT_RM_PENDING | UNIT_GONE_PENDING))
+				ret = 1;
+			else if (page && !region_dropped(r, first + off / pg))
+				ret =
+				    upager_ll_copy(r->uffd, at + off,
+						   slot + off, pg, mode, &done);
+			pthread_mutex_unlock(&r->sp->rd_lock);
+			/* A worker reads the event, under rd_lock. */
+			if (ret == -EAGAIN && !done) {
+				ret = fill_mm_wait(r, f, &tries) ? 0 : -EAGAIN;
+				continue;
+			}
+			/* Installed meanwhile: what is there stays. */
+			if (ret == -EEXIST)
+				ret = 0;
+			off += pg;
+			i++;
+		}
 	}
-	return 0;
+	close(fd);
+	return ret;
 }
 
 /*
  * Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k; an
  * evictor thread (@may_block) drops those of a read-only region too.  0
  * when the unit is gone (the slot is used), or an error with the unit
- * whole in the region, the slot empty, and in *@from the state it
- * settles in.
+ * whole in the region as it was (protected), and the slot empty.
  */
 static int drop_unit(struct upager_region *r, struct sink *sk,
-		     struct filler *f, size_t u, size_t k, bool may_block,
-		     unsigned int *from)
+		     struct filler *f, size_t u, size_t k, bool may_block)
 {
 	char *at = region_base(r) + u * r->fill, *slot = sk->addr + k * r->fill;
 	size_t done = 0;
@@ -426,25 +467,19 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 	if (!done)
 		return ret;
 	/*
-	 * Part of it moved, the rest refused.  Put back, it stays whole.
-	 * If that fails (the region was unmapped meanwhile, or no worker
-	 * read its events), the unit goes as a whole: its store holds what
-	 * it holds (it is clean).  An evictor drops the pages left too, so
-	 * that no protected page stays behind in a unit that is not
-	 * resident (a write there would fault again and again until a read
-	 * fills the unit); a worker may not, and they are filled over.
+	 * Part of it moved, the rest refused: put back, it stays whole, as
+	 * protected as it was (the pages not moved never lost theirs).  The
+	 * slot is emptied for the next unit.  If the program dropped the
+	 * unit meanwhile, or the put-back fails (the region was unmapped,
+	 * or no worker read its events for a second), the unit goes as a
+	 * whole (the slot is used): its store holds what it holds (it is
+	 * clean), and the pages still in the region are clean and
+	 * write-protected.  None is zapped: the page that refused may be
+	 * the program's pinned I/O buffer.
 	 */
-	if (undrop(r, f, u, slot, done) < 0) {
-		if (may_block)
-			drop_pages(r, at);
+	if (undrop(r, f, u, slot, done) != 0)
 		return 0;
-	}
-	/*
-	 * UFFDIO_MOVE maps the pages it moves writable: protected again as
-	 * it was, or dirty (its writes then go back to the store later).
-	 */
-	if (unit_protect(r, f, u, true) < 0)
-		*from = UNIT_DIRTY;
+	madvise(slot, done, MADV_DONTNEED); /* our own anonymous pages */
 	return ret;
 }
 
@@ -545,10 +580,11 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 			}
 			if (ret < 0)
 				tell(r, &e->wb_failed, addr, ret);
+			else /* protected and clean, should it stay */
+				from[i] = UNIT_PRESENT;
 		}
 		if (ret == 0) {
-			ret = drop_unit(r, sk, f, v[i], moved, may_block,
-					&from[i]);
+			ret = drop_unit(r, sk, f, v[i], moved, may_block);
 			if (ret < 0)
 				tell(r, &e->drop_failed, addr, ret);
 		}
@@ -762,6 +798,18 @@ void evict_detach(struct upager_region *r)
 	while (e->active)
 		pthread_cond_wait(&h->ev_cond, &h->ev_lock);
 	pthread_mutex_unlock(&h->ev_lock);
+}
+
+/*
+ * The failures not told yet, once none can come: after evict_detach() a
+ * worker may still be in evict_help() until the region is idle.
+ */
+void evict_tell_rest(struct upager_region *r)
+{
+	struct evict *e = r->ev;
+
+	if (!e)
+		return;
 	tell_rest(r, &e->wb_failed);
 	tell_rest(r, &e->drop_failed);
 }

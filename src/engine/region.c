@@ -656,6 +656,7 @@ int region_unmap(struct upager_region *r, bool force)
 	pthread_mutex_unlock(&r->sp->rd_lock);
 	space_remove(&h->self, r);
 	region_wait_idle(r);
+	evict_tell_rest(r);
 	/*
 	 * A pushing store stops installing before the region goes, and only
 	 * once no worker can call its fetch() for @r any more.
