@@ -24,6 +24,11 @@
  * process is in it).  After each snapshot the file is read back: every
  * page whole (one generation in all of its words, none zero) and none
  * from after the snapshot returned.
+ *
+ * A longest stall is one event, and on a VM the host alone makes gaps of
+ * milliseconds (see each row's 'before max'), so --rounds N repeats the
+ * rows in turn and the summary gives the median over the rounds of each
+ * row's longest stall and of its ratio to fork's in the same round.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,9 +73,11 @@ struct snap {
 	const char *dir;
 	uint64_t size;
 	double before;
+	unsigned int rounds;
 	bool quick, json, keep;
 	char path[512];
-	struct result *res; /* [R_N], shared with the rows' children */
+	struct result *all; /* [rounds][R_N], shared with the rows' children */
+	struct result *res; /* this round's [R_N] */
 	/* one row, in its child */
 	char *base;
 	size_t npages;
@@ -395,81 +402,143 @@ static double rate(const struct window *w)
 	return w->secs > 0 ? (double)w->writes / w->secs : 0;
 }
 
+/* Row @i's longest stall over fork's in the same round. */
+static double vs_fork(const struct result *res, int i)
+{
+	return (double)res[i].during.max_gap_ns /
+	       (double)res[R_FORK].during.max_gap_ns;
+}
+
+/* The median over the rounds of @f of row @i. */
+static double over_rounds(const struct snap *s, int i,
+			  double (*f)(const struct result *, int))
+{
+	double v[MAX_ROUNDS];
+
+	for (unsigned int k = 0; k < s->rounds; k++)
+		v[k] = f(s->all + k * R_N, i);
+	return median(v, s->rounds);
+}
+
+static double stall_ms(const struct result *res, int i)
+{
+	return (double)res[i].during.max_gap_ns / 1e6;
+}
+
+static void json_rows(struct json *j, const char *key, const struct result *res)
+{
+	json_arr_open(j, key);
+	for (int i = 0; i < R_N; i++) {
+		const struct result *r = &res[i];
+
+		json_obj_open(j, NULL);
+		json_str(j, "id", row_id[i]);
+		json_f64(j, "snapshot_s", r->during.secs);
+		json_f64(j, "max_stall_us", (double)r->during.max_gap_ns / 1e3);
+		json_u64(j, "stalls_over_1ms", r->during.stalls);
+		json_f64(j, "writes_per_s", rate(&r->during));
+		json_f64(j, "writes_per_s_before", rate(&r->before));
+		json_f64(j, "max_stall_us_before",
+			 (double)r->before.max_gap_ns / 1e3);
+		json_f64(j, "stall_vs_fork", vs_fork(res, i));
+		json_f64(j, "protect_ms", r->protect_ms);
+		json_f64(j, "held_ms", r->held_ms);
+		json_u64(j, "units", r->units);
+		json_u64(j, "units_early", r->units_early);
+		json_u64(j, "peak_rss_kib", r->rss >> 10);
+		json_obj_close(j);
+	}
+	json_arr_close(j);
+}
+
+/*
+ * "rows": the first round's (with one round, the run), "rounds": every
+ * round's, "median": over the rounds.
+ */
 static void report_json(const struct snap *s)
 {
-	uint64_t fork_gap = s->res[R_FORK].during.max_gap_ns;
 	struct json j;
 
 	bench_json_begin(&j, NAME);
 	json_u64(&j, "size", s->size);
 	json_f64(&j, "before_s", s->before);
-	json_arr_open(&j, "rows");
+	json_u64(&j, "rounds", s->rounds);
+	json_rows(&j, "rows", s->all);
+	json_arr_open(&j, "each_round");
+	for (unsigned int k = 0; k < s->rounds; k++) {
+		json_obj_open(&j, NULL);
+		json_rows(&j, "rows", s->all + k * R_N);
+		json_obj_close(&j);
+	}
+	json_arr_close(&j);
+	json_arr_open(&j, "median");
 	for (int i = 0; i < R_N; i++) {
-		const struct result *r = &s->res[i];
-
 		json_obj_open(&j, NULL);
 		json_str(&j, "id", row_id[i]);
-		json_f64(&j, "snapshot_s", r->during.secs);
-		json_f64(&j, "max_stall_us",
-			 (double)r->during.max_gap_ns / 1e3);
-		json_u64(&j, "stalls_over_1ms", r->during.stalls);
-		json_f64(&j, "writes_per_s", rate(&r->during));
-		json_f64(&j, "writes_per_s_before", rate(&r->before));
-		json_f64(&j, "max_stall_us_before",
-			 (double)r->before.max_gap_ns / 1e3);
-		json_f64(&j, "stall_vs_fork",
-			 (double)r->during.max_gap_ns / (double)fork_gap);
-		json_f64(&j, "protect_ms", r->protect_ms);
-		json_f64(&j, "held_ms", r->held_ms);
-		json_u64(&j, "units", r->units);
-		json_u64(&j, "units_early", r->units_early);
-		json_u64(&j, "peak_rss_kib", r->rss >> 10);
+		json_f64(&j, "max_stall_us", over_rounds(s, i, stall_ms) * 1e3);
+		json_f64(&j, "stall_vs_fork", over_rounds(s, i, vs_fork));
 		json_obj_close(&j);
 	}
 	json_arr_close(&j);
 	json_end(&j);
 }
 
-static void report_tables(const struct snap *s)
+static void report_round(const struct result *res)
 {
-	double fork_gap = (double)s->res[R_FORK].during.max_gap_ns;
-
-	printf("snapshot of a %" PRIu64 " MiB region to a file (fdatasync "
-	       "included) while one thread writes\nrandom 4 KiB pages; "
-	       "'before': the same thread for %.1f s with no snapshot\n\n",
-	       s->size >> 20, s->before);
 	printf("%-19s %8s %11s %8s %7s %10s %10s %6s %11s %9s %8s %8s\n",
 	       "row", "snap s", "stall max", "x fork", ">1ms", "writes/s",
 	       "before/s", "ratio", "before max", "setup ms", "held ms",
 	       "RSS MiB");
 	for (int i = 0; i < R_N; i++) {
-		const struct result *r = &s->res[i];
+		const struct result *r = &res[i];
 		double before = rate(&r->before);
 
 		printf("%-19s %8.2f %8.0f us %8.3f %7" PRIu64
 		       " %10.0f %10.0f %6.2f %8.0f us %9.1f %8.2f %8" PRIu64 "\n",
 		       row_id[i], r->during.secs,
-		       (double)r->during.max_gap_ns / 1e3,
-		       (double)r->during.max_gap_ns / fork_gap,
+		       (double)r->during.max_gap_ns / 1e3, vs_fork(res, i),
 		       r->during.stalls, rate(&r->during), before,
 		       before > 0 ? rate(&r->during) / before : 0,
 		       (double)r->before.max_gap_ns / 1e3, r->protect_ms,
 		       r->held_ms, r->rss >> 20);
 	}
-	printf("\nsetup: fork() itself, or upager's write-protect passes; "
-	       "held: what of it the writer could wait for (fork: all; "
-	       "upager: the last pass, under the gate);\n"
-	       "upager units saved: %" PRIu64 " (%" PRIu64
+	printf("upager units saved: %" PRIu64 " (%" PRIu64
 	       " before their first write), incremental: %" PRIu64 " (%" PRIu64
 	       ")\n",
-	       s->res[R_UPAGER].units, s->res[R_UPAGER].units_early,
-	       s->res[R_INCR].units, s->res[R_INCR].units_early);
+	       res[R_UPAGER].units, res[R_UPAGER].units_early,
+	       res[R_INCR].units, res[R_INCR].units_early);
+}
+
+static void report_tables(const struct snap *s)
+{
+	printf("snapshot of a %" PRIu64 " MiB region to a file (fdatasync "
+	       "included) while one thread writes\nrandom 4 KiB pages; "
+	       "'before': the same thread for %.1f s with no snapshot\n",
+	       s->size >> 20, s->before);
+	for (unsigned int k = 0; k < s->rounds; k++) {
+		if (s->rounds > 1)
+			printf("\nround %u of %u\n", k + 1, s->rounds);
+		else
+			putchar('\n');
+		report_round(s->all + k * R_N);
+	}
+	printf("\nsetup: fork() itself, or upager's write-protect passes; "
+	       "held: what of it the writer could wait for (fork: all; "
+	       "upager: the last pass, under the gate)\n");
+	if (s->rounds < 2)
+		return;
+	printf("\nmedian over %u rounds   stall max   x fork\n", s->rounds);
+	for (int i = 0; i < R_N; i++)
+		printf("%-19s %8.0f us %8.3f\n", row_id[i],
+		       over_rounds(s, i, stall_ms) * 1e3,
+		       over_rounds(s, i, vs_fork));
 }
 
 static void usage(void)
 {
 	printf("usage: " NAME " [--dir DIR] [--size SIZE] [--before S] "
-	       "[--keep] [--quick] [--json]\n\n"
+	       "[--rounds N] [--keep]\n"
+	       "       [--quick] [--json]\n\n"
 	       "A live snapshot of a region one thread keeps writing: "
 	       "fork() with the child\nwriting the image (as Redis does) "
 	       "against upager_region_snapshot() of a\nUPAGER_MAP_TRACK_WRITES "
@@ -480,6 +549,9 @@ static void usage(void)
 	       "  --before S    seconds of writes measured before each "
 	       "snapshot (default 2;\n"
 	       "                --quick 0.3)\n"
+	       "  --rounds N    the rows N times in turn, the median of each "
+	       "row's longest\n"
+	       "                stall and of its ratio to fork's (default 1)\n"
 	       "  --keep        keep the image file\n"
 	       "  --quick       a smoke run (CI)\n"
 	       "  --json        one JSON object\n");
@@ -492,9 +564,10 @@ int main(int argc, char **argv)
 	    {"size", required_argument, NULL, 's'},
 	    {"before", required_argument, NULL, 'b'},
 	    {"keep", no_argument, NULL, 'k'},
+	    {"rounds", required_argument, NULL, 'n'},
 	    BENCH_OPTIONS};
 	static struct snap s = {.dir = "/var/tmp"};
-	uint64_t size = 0;
+	uint64_t size = 0, rounds = 1;
 	int c;
 
 	bench_set_name(NAME);
@@ -517,6 +590,11 @@ int main(int argc, char **argv)
 		case 'k':
 			s.keep = true;
 			break;
+		case 'n':
+			if (!cli_parse_u64(NAME, "--rounds", optarg, 1,
+					   MAX_ROUNDS, false, &rounds))
+				return 2;
+			break;
 		}
 	}
 	s.size = size ? size : s.quick ? 64 * MIB : 4 * GIB;
@@ -529,13 +607,19 @@ int main(int argc, char **argv)
 	snprintf(s.path, sizeof(s.path), "%s/upager-snapshot-%d.img", s.dir,
 		 (int)getpid());
 	s.npages = s.size / PAGE;
-	s.res = shared_map("results", R_N * sizeof(*s.res));
-	if (!s.json)
-		progress("fork");
-	run_child("fork", row_fork, &s);
-	if (!s.json)
-		progress("upager, then upager_incremental");
-	run_child("upager", row_upager, &s);
+	s.rounds = (unsigned int)rounds;
+	s.all = shared_map("results", s.rounds * R_N * sizeof(*s.all));
+	for (unsigned int k = 0; k < s.rounds; k++) {
+		s.res = s.all + k * R_N;
+		if (!s.json)
+			progress("round %u of %u: fork", k + 1, s.rounds);
+		run_child("fork", row_fork, &s);
+		if (!s.json)
+			progress("round %u of %u: upager, then "
+				 "upager_incremental",
+				 k + 1, s.rounds);
+		run_child("upager", row_upager, &s);
+	}
 	if (!s.keep)
 		unlink(s.path);
 	if (s.json)

@@ -3,7 +3,8 @@
 # upager_incremental rows are printed, in the table and as JSON, with a
 # longest stall, write rates and a peak RSS; upager's full snapshot saved
 # every unit and the incremental one some, not more; no image is left
-# behind; bad arguments exit 2 naming them.  The program reads every image
+# behind; with --rounds 2 the medians are those of the rounds; bad
+# arguments exit 2 naming them.  The program reads every image
 # back (exit 1 on a zero, torn or too new page).
 build=$1
 . "$(dirname "$0")/lib.sh"
@@ -43,6 +44,29 @@ sys.exit(1 if bad else 0)
 PY
 ls "$tmp"/upager-snapshot-* 2>/dev/null && fail "the image was left behind"
 
+# Two rounds: each round's rows, and the medians over them.
+json_run "$bench" "${small[@]}" --rounds 2 --json
+python3 - "$tmp/out.json" <<'PY' || fail "the JSON of 2 rounds: $(cat "$tmp/out.json")"
+import json, statistics, sys
+d = json.load(open(sys.argv[1]))
+each = [{r["id"]: r for r in k["rows"]} for k in d["each_round"]]
+med = {r["id"]: r for r in d["median"]}
+bad = []
+if d["rounds"] != 2 or len(each) != 2:
+    bad.append(f"rounds {d['rounds']}, {len(each)} of them")
+for i in ("fork", "upager", "upager_incremental"):
+    want = statistics.median(k[i]["max_stall_us"] for k in each)
+    if abs(med[i]["max_stall_us"] - want) > 1:
+        bad.append(f"{i}: median {med[i]['max_stall_us']}, want {want}")
+    want = statistics.median(k[i]["max_stall_us"] / k["fork"]["max_stall_us"]
+                             for k in each)
+    if abs(med[i]["stall_vs_fork"] - want) > 1e-5 * want:  # %.6g
+        bad.append(f"{i}: median ratio {med[i]['stall_vs_fork']}, want {want}")
+for b in bad:
+    print("JSON:", b)
+sys.exit(1 if bad else 0)
+PY
+
 "$bench" "${small[@]}" >"$tmp/out.txt" 2>/dev/null || fail "snapshot exited $?"
 for w in "snapshot of a 16 MiB region" fork upager upager_incremental "units saved"; do
 	grep -q "$w" "$tmp/out.txt" || fail "the table has no '$w': $(cat "$tmp/out.txt")"
@@ -51,6 +75,7 @@ done
 refused "--size '3x'" "$bench" --size 3x
 refused "--size: want whole 4 KiB pages" "$bench" --size 1049000
 refused "--before '0'" "$bench" --before 0
+refused "--rounds '0'" "$bench" --rounds 0
 refused "--dir '$tmp/none'" "$bench" --dir "$tmp/none"
 refused "unknown option '--bogus'" "$bench" --bogus
 refused "unexpected argument 'extra'" "$bench" extra
