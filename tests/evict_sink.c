@@ -30,6 +30,7 @@
 #include <linux/io_uring.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -385,6 +386,54 @@ static void again(enum upager_memtype type)
 	free(x.model);
 }
 
+/*
+ * dropped: the program drops (MADV_DONTNEED) the unit whose page 8 is
+ * pinned, again and again while evictions try it: it must read zeros
+ * after each drop (REMOVE_ZERO), never data the drop took away.
+ */
+static void dropped(enum upager_memtype type)
+{
+	const size_t fill = 16 * PG, len = 64 * fill;
+	struct upager_map_params mp = params(type, fill, 4, UPAGER_REMOVE_ZERO);
+	struct told told = {0};
+	struct upager_handler *h = t_upager_handler(2, on_told, &told);
+	struct churn c = {.fill = fill, .from = 1, .to = 8};
+	static const char zero[PG];
+	struct upager_region *r;
+	unsigned long drops = 0;
+	struct wbstore w;
+	char *p, *model;
+	pthread_t t;
+	double t0;
+
+	p = map_wb(h, &w, len, &mp, &r, &model);
+	c.p = p;
+	CHECK(!pthread_create(&t, NULL, churn_loop, &c), "pthread_create");
+	t0 = now_s();
+	do {
+		int pin;
+
+		stamp(p, model, fill, 0, 1, ++drops);
+		pin = pin_page(p + 8 * PG);
+		CHECK(!madvise(p, fill, MADV_DONTNEED), "madvise: %s",
+		      strerror(errno));
+		for (size_t i = 0; i < fill / PG; i++)
+			CHECK(!memcmp(p + i * PG, zero, PG),
+			      "drop %lu: page %zu reads %#llx after the "
+			      "program dropped it, not zeros",
+			      drops, i,
+			      (unsigned long long)*(uint64_t *)(p + i * PG));
+		close(pin);
+	} while (now_s() - t0 < 2.0);
+	atomic_store(&c.stop, true);
+	pthread_join(t, NULL);
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&w.s);
+	wbstore_free(&w);
+	free(model);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_part parts[] = {
@@ -392,6 +441,7 @@ int main(int argc, char **argv)
 	    {"tell", tell},
 	    {"protect", protect},
 	    {"again", again},
+	    {"dropped", dropped},
 	    {NULL, NULL},
 	};
 
