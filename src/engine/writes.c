@@ -275,7 +275,19 @@ int writes_fault(struct upager_region *r, struct filler *f,
 			return 0;
 		}
 		if (!unit_resident(from)) {
-			/* Gone since: the write comes back as a missing fault. */
+			struct fault miss = *ft;
+
+			/*
+			 * Not installed, yet the page written is there and
+			 * protected (a put-back that failed left it, or it
+			 * went since): woken as it is, the write would come
+			 * back as this same fault for ever.  The unit is
+			 * filled (the pages there keep theirs, protected
+			 * as installs are), and the write comes again to
+			 * an installed unit, which it makes dirty.
+			 */
+			miss.wp = false;
+			region_fault(r, f, &miss);
 			fill_wake(r, f, u, 1);
 			return 0;
 		}
