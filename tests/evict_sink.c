@@ -485,8 +485,14 @@ static void absent(enum upager_memtype type)
 	while (nfds < 1024 && (fd = dup(x.pin)) >= 0)
 		fds[nfds++] = fd;
 	CHECK(errno == EMFILE, "dup: %s", strerror(errno));
-	/* Out 50 ms in a row: gone, not held a while by an evictor. */
+	/*
+	 * Out 50 ms in a row: gone, not held a while by an evictor.  A
+	 * descriptor the engine closes meanwhile (its pagemap, open as the
+	 * loop above ran) is taken too, or the next put-back could start.
+	 */
 	for (int i = 0, out = 0; i < 5000 && !(gone = out >= 50); i++) {
+		while (nfds < 1024 && (fd = dup(x.pin)) >= 0)
+			fds[nfds++] = fd;
 		out = upager_region_present(x.r, 0) ? 0 : out + 1;
 		t_sleep_ms(1);
 	}
