@@ -24,12 +24,21 @@
  * again    a dirty unit whose only page is pinned is written back once:
  *          then it is clean, and the drops that keep failing do not
  *          write it back again each pass.
+ * dropped  the program drops the pinned unit in a loop while evictions
+ *          write it back and try it: every page reads zeros after each
+ *          drop (REMOVE_ZERO), never what the drop took away.
+ * absent   the put-back cannot start (no descriptor for pagemap): the
+ *          unit goes with its pages from the pinned one on left in
+ *          place, protected; a write to one of them goes through, makes
+ *          the unit dirty and reaches the store.
  *
  * anon only (shmem units go with a punched hole, not through the sink).
  */
 #include <linux/io_uring.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -385,6 +394,132 @@ static void again(enum upager_memtype type)
 	free(x.model);
 }
 
+/*
+ * dropped: the program drops (MADV_DONTNEED) the unit whose page 8 is
+ * pinned, again and again while evictions try it: it must read zeros
+ * after each drop (REMOVE_ZERO), never data the drop took away.
+ */
+static void dropped(enum upager_memtype type)
+{
+	const size_t fill = 16 * PG, len = 64 * fill;
+	struct upager_map_params mp = params(type, fill, 4, UPAGER_REMOVE_ZERO);
+	struct told told = {0};
+	struct upager_handler *h = t_upager_handler(2, on_told, &told);
+	struct churn c = {.fill = fill, .from = 1, .to = 8};
+	static const char zero[PG];
+	struct upager_region *r;
+	unsigned long drops = 0;
+	struct wbstore w;
+	char *p, *model;
+	pthread_t t;
+	double t0;
+
+	p = map_wb(h, &w, len, &mp, &r, &model);
+	c.p = p;
+	CHECK(!pthread_create(&t, NULL, churn_loop, &c), "pthread_create");
+	t0 = now_s();
+	do {
+		int pin;
+
+		stamp(p, model, fill, 0, 1, ++drops);
+		pin = pin_page(p + 8 * PG);
+		CHECK(!madvise(p, fill, MADV_DONTNEED), "madvise: %s",
+		      strerror(errno));
+		for (size_t i = 0; i < fill / PG; i++)
+			CHECK(!memcmp(p + i * PG, zero, PG),
+			      "drop %lu: page %zu reads %#llx after the "
+			      "program dropped it, not zeros",
+			      drops, i,
+			      (unsigned long long)*(uint64_t *)(p + i * PG));
+		close(pin);
+	} while (now_s() - t0 < 2.0);
+	atomic_store(&c.stop, true);
+	pthread_join(t, NULL);
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&w.s);
+	wbstore_free(&w);
+	free(model);
+}
+
+/* Write @v into the page at @p, then say so. */
+struct writer {
+	char *p;
+	uint64_t v;
+	atomic_bool done;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *wr = arg;
+
+	memcpy(wr->p, &wr->v, sizeof(wr->v));
+	atomic_store(&wr->done, true);
+	return NULL;
+}
+
+/*
+ * absent: the put-back fails (the evictor cannot open /proc/self/pagemap:
+ * the process is out of descriptors), so the unit whose page 8 is pinned
+ * goes, and its pages from 8 on stay, write-protected, in a unit that is
+ * not resident.  A write to one of them must go through, reach the store
+ * at the unmap, and not come back as a write-protect fault for ever.
+ */
+static void absent(enum upager_memtype type)
+{
+	struct pinned x = {0};
+	struct rlimit rl, was;
+	struct writer wr;
+	pthread_t t;
+	int fds[1024], nfds = 0, fd;
+	bool gone = false;
+
+	pinned_start(&x, type, 16 * PG, 64, 16, UPAGER_REMOVE_REFETCH, 8);
+	pinned_wait(&x, 1);
+	CHECK(!getrlimit(RLIMIT_NOFILE, &rl), "getrlimit");
+	was = rl;
+	if (rl.rlim_cur > 1024) {
+		rl.rlim_cur = 1024;
+		CHECK(!setrlimit(RLIMIT_NOFILE, &rl), "setrlimit");
+	}
+	while (nfds < 1024 && (fd = dup(x.pin)) >= 0)
+		fds[nfds++] = fd;
+	CHECK(errno == EMFILE, "dup: %s", strerror(errno));
+	/*
+	 * Out 50 ms in a row: gone, not held a while by an evictor.  A
+	 * descriptor the engine closes meanwhile (its pagemap, open as the
+	 * loop above ran) is taken too, or the next put-back could start.
+	 */
+	for (int i = 0, out = 0; i < 5000 && !(gone = out >= 50); i++) {
+		while (nfds < 1024 && (fd = dup(x.pin)) >= 0)
+			fds[nfds++] = fd;
+		out = upager_region_present(x.r, 0) ? 0 : out + 1;
+		t_sleep_ms(1);
+	}
+	while (nfds)
+		close(fds[--nfds]);
+	CHECK(!setrlimit(RLIMIT_NOFILE, &was), "setrlimit");
+	CHECK(gone, "the unit whose put-back cannot start stayed resident");
+	atomic_store(&x.c.stop, true);
+	pthread_join(x.t, NULL);
+	x.c.stop = false;
+	wr = (struct writer){.p = x.p + 9 * PG, .v = 0xab5e47};
+	memcpy(x.model + 9 * PG, &wr.v, sizeof(wr.v));
+	CHECK(!pthread_create(&t, NULL, writer_main, &wr), "pthread_create");
+	for (int i = 0; i < 3000 && !atomic_load(&wr.done); i++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&wr.done),
+	      "a write to a protected page of a unit not resident never "
+	      "went through");
+	pthread_join(t, NULL);
+	CHECK(upager_region_dirty(x.r, 0), "the unit written is not dirty");
+	CHECK(!pthread_create(&x.t, NULL, churn_loop, &x.c), "pthread_create");
+	pinned_end(&x);
+	CHECK(!memcmp(x.w.img, x.model, x.len), "the store after the unmap");
+	wbstore_free(&x.w);
+	free(x.model);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_part parts[] = {
@@ -392,6 +527,8 @@ int main(int argc, char **argv)
 	    {"tell", tell},
 	    {"protect", protect},
 	    {"again", again},
+	    {"dropped", dropped},
+	    {"absent", absent},
 	    {NULL, NULL},
 	};
 

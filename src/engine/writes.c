@@ -226,6 +226,18 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 		return ret;
 	/* Held: no one lifts it again before we settle. */
 	atomic_fetch_and(&r->open[u / 64], ~(1ull << (u % 64)));
+	/*
+	 * The store is to hold what the peek reads, dropped pages as zeros:
+	 * their marks go now, before it.  A REMOVE handled from here on
+	 * marks its pages again, and they stay marked: the peek may have
+	 * read them before the zap, and the store then holds what the drop
+	 * took away.  Cleared after the write-back, the marks of such a drop
+	 * went with it, and the unit, evicted, came back with that data
+	 * (tests/evict_sink dropped).  A failed write-back leaves the unit
+	 * dirty and resident: the marks are needed again only once one has
+	 * succeeded.
+	 */
+	region_undrop(r, u * np, (u + 1) * np);
 	ret = unit_peek(r, u, buf);
 	if (ret == 0)
 		ret = s->ops->writeback(s, r->store_pgoff + u * np, buf, np);
@@ -234,7 +246,9 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 		unit_unprotect(r, f, u, false);
 		return ret;
 	}
-	region_undrop(r, u * np, (u + 1) * np);
+	/* Dropped whole meanwhile, maybe before the marks went: all of it. */
+	if (unit_load(&r->state[u]) & UNIT_RM_PENDING)
+		region_drop(r, u * np, (u + 1) * np);
 	STAT_ADD(r->st, pages_written, np);
 	return 0;
 }
@@ -261,7 +275,19 @@ int writes_fault(struct upager_region *r, struct filler *f,
 			return 0;
 		}
 		if (!unit_resident(from)) {
-			/* Gone since: the write comes back as a missing fault. */
+			struct fault miss = *ft;
+
+			/*
+			 * Not installed, yet the page written is there and
+			 * protected (a put-back that failed left it, or it
+			 * went since): woken as it is, the write would come
+			 * back as this same fault for ever.  The unit is
+			 * filled (the pages there keep theirs, protected
+			 * as installs are), and the write comes again to
+			 * an installed unit, which it makes dirty.
+			 */
+			miss.wp = false;
+			region_fault(r, f, &miss);
 			fill_wake(r, f, u, 1);
 			return 0;
 		}
