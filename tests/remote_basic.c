@@ -135,19 +135,22 @@ static void ordered(void)
 /*
  * The fine histogram counts what the power-of-two one counts, each
  * percentile lies in the power of two of the coarse one, and the round
- * trip is no longer than the fastest answer.
+ * trip (the shortest single-page urgent answer, or a HELLO's) is no longer
+ * than the slowest answer.  Not the fastest: a fault the stream answers
+ * may wait less than any round trip (15 us against a 40 us trip, seen in
+ * CI), and it is counted in the histograms too.
  */
 static void check_latency(const struct upager_remote_stats *rst)
 {
-	uint64_t coarse = 0, fine = 0, first = UPAGER_REMOTE_LAT_FINE;
+	uint64_t coarse = 0, fine = 0, last = 0;
 	struct upager_remote_stats c = *rst;
 
 	for (int i = 0; i < UPAGER_LAT_BUCKETS; i++)
 		coarse += rst->lat_hist[i];
 	for (unsigned int i = 0; i < UPAGER_REMOTE_LAT_FINE; i++) {
 		fine += rst->lat_fine[i];
-		if (rst->lat_fine[i] && first == UPAGER_REMOTE_LAT_FINE)
-			first = i;
+		if (rst->lat_fine[i])
+			last = i;
 	}
 	CHECK(fine == coarse && fine > 0, "fine %llu, coarse %llu",
 	      (unsigned long long)fine, (unsigned long long)coarse);
@@ -161,10 +164,11 @@ static void check_latency(const struct upager_remote_stats *rst)
 	}
 	/* Bucket 8 + 8k + j starts at (8 + j) << k. */
 	CHECK(rst->rtt_us > 0 &&
-		      (first < 8 || rst->rtt_us <= (9ull + (first - 8) % 8)
-						       << (first - 8) / 8),
-	      "round trip %llu us, fastest answer in bucket %llu",
-	      (unsigned long long)rst->rtt_us, (unsigned long long)first);
+		      rst->rtt_us <= (last < 8 ? last + 1
+					       : (9ull + (last - 8) % 8)
+							 << (last - 8) / 8),
+	      "round trip %llu us, slowest answer in bucket %llu",
+	      (unsigned long long)rst->rtt_us, (unsigned long long)last);
 }
 
 static void bad_specs(unsigned int port)
