@@ -9,7 +9,10 @@
  * from 4 threads (each its own pages, so that a model in memory says
  * what every byte must be) while reading back what it wrote, umap_flush()es
  * and compares the file with the model byte for byte, writes more,
- * uunmap()s and compares again.  Exit 0 pass, 1 fail, 77 skip.
+ * uunmap()s and compares again.  Then, as a program that only reads a
+ * data set does, it umaps the file again PROT_READ over an O_RDONLY
+ * descriptor: the file's data, and the buffer kept there too.  Exit 0
+ * pass, 1 fail, 77 skip.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* O_DIRECT, as UMap's own programs do */
@@ -218,6 +221,26 @@ int main(void)
 	if (uunmap(region, len))
 		fail("uunmap");
 	compare("after uunmap", len);
+
+	/* Read-only: UFFDIO_MOVE cannot take pages out of such a mapping. */
+	fd = open(path, O_RDONLY | O_DIRECT);
+	if (fd < 0)
+		fail("open O_RDONLY|O_DIRECT");
+	region = (char *)umap(NULL, len, PROT_READ, UMAP_PRIVATE, fd, 0);
+	if (region == UMAP_FAILED)
+		fail("umap PROT_READ");
+	close(fd);
+	if (memcmp(region, model, len))
+		fail("the PROT_READ region does not read the file's data");
+	for (int i = 0; i < 1000 && resident(len) * 4096 > budget; i++)
+		usleep(10000);
+	if (resident(len) * 4096 > budget)
+		fail("a PROT_READ mapping: more resident than UMAP_BUFSIZE "
+		     "pages after 10 s");
+	if (memcmp(region, model, len))
+		fail("the PROT_READ region read again differs from the file");
+	if (uunmap(region, len))
+		fail("uunmap of the PROT_READ mapping");
 	unlink(path);
 	free(model);
 	return 0;
