@@ -228,7 +228,11 @@ enum upager_remove_policy {
 	UPAGER_REMOVE_REFETCH = 0,
 	/*
 	 * Zeros, as anonymous memory reads after MADV_DONTNEED (a balloon's
-	 * semantics: what the program gave back comes back empty).
+	 * semantics: what the program gave back comes back empty), also
+	 * when the unit's fill was in flight as madvise() ran.  Such a
+	 * region's installs exclude the reading of its events for their
+	 * duration (a shared lock among workers), so that none lands after
+	 * a zap whose REMOVE was read.
 	 */
 	UPAGER_REMOVE_ZERO,
 };

@@ -189,8 +189,10 @@ struct upager_space {
 	 * it: the kernel queues an mremap's UNMAP only once its REMAP was
 	 * read, and the two must be handled in that order, so a second
 	 * worker may not read on while the first still handles the REMAP.
+	 * Taken for writing; installs that must not land after a zap whose
+	 * REMOVE was read take it for reading (fill.c, fill_guarded()).
 	 */
-	pthread_mutex_t rd_lock;
+	pthread_rwlock_t rd_lock;
 	pthread_rwlock_t lock;	 /* the table */
 	struct upager_region **regions;
 	size_t nregions, cap;
@@ -401,6 +403,8 @@ long fill_zero(struct upager_region *r, struct filler *f, size_t u,
 	       size_t n);
 long fill_data(struct upager_region *r, struct filler *f, size_t u, size_t n,
 	       const char *src);
+/* Must data @src go in through the filler's staging (see fill.c)? */
+bool fill_guarded(const struct upager_region *r, const char *src);
 int fill_map_cached(struct upager_region *r, struct filler *f, size_t u,
 		    size_t n);
 void fill_poison(struct upager_region *r, struct filler *f, size_t u,

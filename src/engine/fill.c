@@ -178,6 +178,65 @@ static int install_op(struct upager_region *r, enum install_op op, char *dst,
 }
 
 /*
+ * Under the ZERO policy a page the program drops reads zeros from the
+ * moment its madvise() returns.  The kernel zaps it only after a worker
+ * has read the REMOVE event, so a fill whose data goes in after that
+ * read may go in after the zap too, and the store's data would stay
+ * (tests/remove_inflight).  Such installs go in under rd_lock, which the
+ * reader of events holds until it has handled them: a REMOVE read
+ * before has marked its pages, which go in as zeros; one read after
+ * zaps what went in.  Data of zeros needs no care, nor shmem, whose
+ * page cache fills see, nor an in-thread region, whose uffd has no
+ * events.
+ */
+bool fill_guarded(const struct upager_region *r, const char *src)
+{
+	return r->remove == UPAGER_REMOVE_ZERO &&
+	       r->memtype != UPAGER_MEM_SHMEM &&
+	       !(r->flags & UPAGER_MAP_IN_THREAD) && src != r->h->zeros;
+}
+
+/*
+ * The source to install [dst, dst+len) from, the part from @off for
+ * @want bytes about to go in: @src, or where the program dropped some
+ * of those pages since they were fetched, a copy in which they are
+ * zeros.  Dropped: by the dropped bits, or where the region keeps none
+ * (units of a page) by the unit's RM_PENDING.  The copy is the filler's
+ * staging, where @src is not in it already: the store's memory and the
+ * caller's data are not ours to change.  NULL when staging is too
+ * small.  Caller holds rd_lock.
+ */
+static const char *rm_zero(struct upager_region *r, struct filler *f,
+			   const char *dst, const char *src, size_t len,
+			   size_t off, size_t want)
+{
+	size_t first = (size_t)(dst - region_base(r)) / UPAGER_STORE_PAGE;
+	char *stage = NULL;
+
+	for (size_t i = off / UPAGER_STORE_PAGE;
+	     i < (off + want) / UPAGER_STORE_PAGE; i++) {
+		size_t pg = first + i;
+		bool gone = r->dropped
+				    ? region_dropped(r, pg)
+				    : unit_load(&r->state[pg * UPAGER_STORE_PAGE /
+							  r->fill]) &
+					      UNIT_RM_PENDING;
+
+		if (!gone)
+			continue;
+		if (!stage && src >= f->buf && src + len <= f->buf + f->cap) {
+			stage = (char *)src; /* the filler's own */
+		} else if (!stage) {
+			if (len > f->cap)
+				return NULL;
+			stage = memcpy(f->buf, src, len);
+		}
+		memset(stage + i * UPAGER_STORE_PAGE, 0, UPAGER_STORE_PAGE);
+	}
+	return stage ? stage : src;
+}
+
+/*
  * Install [dst, dst+len) with @op, resuming after partial progress.  A
  * page found present (-EEXIST: another resolver won, or the application
  * kept it through a partial MADV_DONTNEED) is skipped; -EAGAIN waits for
@@ -195,6 +254,7 @@ static long install(struct upager_region *r, struct filler *f,
 		    enum install_op op, char *dst, const char *src, size_t len)
 {
 	size_t off = 0, page = memtype_page(r->memtype), put = 0, hole = len;
+	bool guard = (op == OP_COPY || op == OP_MOVE) && fill_guarded(r, src);
 	unsigned int tries = 0;
 	bool single = false;
 	uint64_t mode = 0;
@@ -208,8 +268,28 @@ static long install(struct upager_region *r, struct filler *f,
 	while (off < len) {
 		size_t want = single ? page : len - off, done = 0;
 
+		if (guard) {
+			pthread_rwlock_rdlock(&r->sp->rd_lock);
+			src = rm_zero(r, f, dst, src, len, off, want);
+			if (!src) {
+				pthread_rwlock_unlock(&r->sp->rd_lock);
+				ret = -ENOMEM;
+				break;
+			}
+		}
 		ret = install_op(r, op, dst + off, src ? src + off : NULL,
-				 want, mode, &done);
+				 want, guard ? mode | UFFDIO_COPY_MODE_DONTWAKE
+					     : mode,
+				 &done);
+		if (guard) {
+			/*
+			 * Woken after the unlock, as the ioctl would have:
+			 * the thread's next fault is read without waiting.
+			 */
+			pthread_rwlock_unlock(&r->sp->rd_lock);
+			if (done && !f->dontwake)
+				upager_ll_wake(r->uffd, dst + off, done);
+		}
 		off += done;
 		put += done;
 		if (ret == 0)

@@ -872,12 +872,12 @@ static int read_events(struct upager_space *sp, struct uffd_msg *msgs, size_t ma
 {
 	int n;
 
-	pthread_mutex_lock(&sp->rd_lock);
+	pthread_rwlock_wrlock(&sp->rd_lock);
 	n = upager_ll_read(sp->uffd, msgs, max);
 	for (int i = 0; i < n; i++)
 		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 			on_event(sp, &msgs[i]);
-	pthread_mutex_unlock(&sp->rd_lock);
+	pthread_rwlock_unlock(&sp->rd_lock);
 	return n;
 }
 

@@ -637,7 +637,7 @@ int region_unmap(struct upager_region *r, bool force)
 	 * handling is done under rd_lock, and munmap() returns once the
 	 * event is read: taking rd_lock waits for the handling to end.
 	 */
-	pthread_mutex_lock(&r->sp->rd_lock);
+	pthread_rwlock_wrlock(&r->sp->rd_lock);
 	gone = atomic_load(&r->gone) || r->holes_lost;
 	if (r->holes_lost)
 		region_report(r, (uintptr_t)region_base(r), -ENOMEM,
@@ -653,7 +653,7 @@ int region_unmap(struct upager_region *r, bool force)
 					   end - off) ?: ret;
 		off = end;
 	}
-	pthread_mutex_unlock(&r->sp->rd_lock);
+	pthread_rwlock_unlock(&r->sp->rd_lock);
 	space_remove(&h->self, r);
 	region_wait_idle(r);
 	evict_tell_rest(r);
@@ -762,6 +762,9 @@ int upager_region_prefault(struct upager_region *r, size_t off, size_t len)
 	return ret;
 }
 
+/* What upager_region_install() stages at a time, when it must. */
+#define PUSH_STAGE (1u << 20)
+
 /*
  * Claim the absent units of [u, end) that follow one another from @u:
  * how many it got (a run goes in with one ioctl).
@@ -780,6 +783,7 @@ long upager_region_install(struct upager_region *r, size_t off,
 {
 	struct filler f;
 	long total = 0, ret = 0;
+	size_t most = 0; /* units per install, when staged */
 
 	if (off % r->fill || len % r->fill)
 		return -EINVAL;
@@ -789,13 +793,19 @@ long upager_region_install(struct upager_region *r, size_t off,
 		return -ENOENT;
 	if (r->mapped) /* its pages are the store's file already */
 		return -EOPNOTSUPP;
-	if (app_filler(&f, r->memtype == UPAGER_MEM_HUGETLB ? r->fill : 0))
+	/* The caller's data goes in through staging where drops need it. */
+	if (data && fill_guarded(r, data))
+		most = PUSH_STAGE > r->fill ? PUSH_STAGE / r->fill : 1;
+	if (app_filler(&f, most ? most * r->fill
+			  : r->memtype == UPAGER_MEM_HUGETLB ? r->fill
+							     : 0))
 		return -ENOMEM;
 	for (size_t u = off / r->fill, end = (off + len) / r->fill; u < end;) {
 		const char *src = data ? (const char *)data + (u * r->fill - off)
 				       : NULL;
 		unsigned int st = unit_state(unit_load(&r->state[u]));
-		size_t n = claim_absent(r, u, end);
+		size_t n = claim_absent(r, u,
+					most && end - u > most ? u + most : end);
 
 		if (n) {
 			size_t ok = n;

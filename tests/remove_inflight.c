@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The program drops a page (MADV_DONTNEED) while a fill of its unit is
+ * in flight, under the ZERO policy: once madvise() returns, the page
+ * reads zeros, never the store's data.
+ *
+ * The kernel zaps the page only after a worker has read the REMOVE
+ * event, and a fill that fetches meanwhile installs after the zap: the
+ * page would keep the store's data although the program dropped it.
+ * Here every fetch sleeps 2 ms, so the order is always that one: a
+ * reader thread faults on the unit, the fetch begins, the main thread
+ * drops a page of the unit (the other worker reads the REMOVE) and
+ * then reads it, waiting behind the fill.
+ *
+ * Parts, each over 64 units, the dropped page and its neighbours checked:
+ *   whole    4 KiB units: the drop covers the unit (RM_PENDING);
+ *   part     16 KiB units: page 1 of 4 dropped (the dropped bits), the
+ *            other three read the store's data;
+ *   tracked  the same with write tracking, where a unit dropped in part
+ *            keeps its state;
+ *   push     part, and after the drop the main thread pushes the unit
+ *            with upager_region_install() (the caller's data, which
+ *            goes into a unit another fill holds: the kernel lets one
+ *            in): the dropped page still reads zeros.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include "tstore.h"
+
+#define PG 4096
+#define NUNITS 64
+#define PUSH_SEED (1ull << 30)
+
+struct part {
+	const char *name;
+	size_t fill;
+	uint64_t flags;
+	bool push;
+};
+
+struct rig {
+	struct upager_handler *h;
+	struct tstore *t;
+	struct upager_region *r;
+	char *p;
+	const struct part *pt;
+	size_t unit; /* the unit the reader or pusher works on */
+	char *pushed; /* push: the unit's data as the caller has it */
+};
+
+/* The reader: touch the unit, the fill begins. */
+static void *toucher(void *arg)
+{
+	struct rig *g = arg;
+
+	(void)*(volatile char *)(g->p + g->unit * g->pt->fill);
+	return NULL;
+}
+
+static const char *what_is(const char *pg, uint64_t seed)
+{
+	if (t_verify(pg, PG, seed))
+		return "the store's data";
+	if (t_verify(pg, PG, PUSH_SEED + seed))
+		return "the pushed data";
+	for (size_t k = 0; k < PG; k++)
+		if (pg[k])
+			return "other data";
+	return "zeros";
+}
+
+static void run(const struct part *pt)
+{
+	size_t npages = NUNITS * pt->fill / PG, per = pt->fill / PG;
+	size_t drop = per > 1 ? 1 : 0; /* the page of each unit dropped */
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.fill = pt->fill,
+					.flags = pt->flags,
+					.remove = UPAGER_REMOVE_ZERO,
+					.readahead_max = (size_t)-1,
+					.fault_around = (size_t)-1 };
+	static const char zeros[PG];
+	unsigned int racy = 0;
+	struct rig g = { .pt = pt };
+	int err;
+
+	g.h = t_upager_handler(2, NULL, NULL);
+	g.t = tstore_open(npages);
+	g.t->delay_ms = 2;
+	g.p = upager_map(g.h, &g.t->s, npages * PG, &mp, &g.r, &err);
+	CHECK(g.p, "%s: map: %s", pt->name, strerror(-err));
+	CHECK_RET(upager_handler_start(g.h), 0);
+	if (pt->push) {
+		g.pushed = malloc(pt->fill);
+		CHECK(g.pushed, "malloc");
+	}
+	for (g.unit = 0; g.unit < NUNITS; g.unit++) {
+		size_t first = g.unit * per;
+		char *at = g.p + g.unit * pt->fill;
+		unsigned int busy0 = atomic_load(&g.t->fetches);
+		pthread_t th;
+
+		for (size_t i = 0; pt->push && i < per; i++)
+			t_fill(g.pushed + i * PG, PG, PUSH_SEED + first + i);
+		CHECK(pthread_create(&th, NULL, toucher, &g) == 0,
+		      "pthread_create");
+		/* Until the fill is under way. */
+		for (int ms = 0; ms < 5000 && atomic_load(&g.t->fetches) == busy0;
+		     ms++)
+			t_sleep_ms(1);
+		racy += atomic_load(&g.t->busy) > 0;
+		CHECK(madvise(at + drop * PG, PG, MADV_DONTNEED) == 0,
+		      "madvise: %s", strerror(errno));
+		if (pt->push)
+			CHECK(upager_region_install(g.r, g.unit * pt->fill,
+						    g.pushed, pt->fill) >= 0,
+			      "%s: unit %zu: install failed", pt->name, g.unit);
+		/* The zeros went in, not into the caller's data. */
+		for (size_t i = 0; pt->push && i < per; i++)
+			CHECK(t_verify(g.pushed + i * PG, PG, PUSH_SEED + first + i),
+			      "%s: unit %zu: install changed the caller's page %zu",
+			      pt->name, g.unit, i);
+		CHECK(!memcmp(at + drop * PG, zeros, PG),
+		      "%s: unit %zu: page %zu reads %s after the drop, want zeros",
+		      pt->name, g.unit, drop, what_is(at + drop * PG, first + drop));
+		CHECK(pthread_join(th, NULL) == 0, "pthread_join");
+		for (size_t i = 0; i < per; i++) {
+			const char *pg = at + i * PG;
+			bool ok = i == drop
+					  ? !memcmp(pg, zeros, PG)
+					  : t_verify(pg, PG, first + i) ||
+						    (pt->push &&
+						     t_verify(pg, PG,
+							      PUSH_SEED + first + i));
+
+			CHECK(ok, "%s: unit %zu: page %zu reads %s at the end",
+			      pt->name, g.unit, i, what_is(pg, first + i));
+		}
+	}
+	/* The race is the subject: most drops must meet a fetch. */
+	CHECK(racy >= NUNITS / 2,
+	      "%s: only %u of %d drops met a fetch in flight", pt->name, racy,
+	      NUNITS);
+	fprintf(stderr, "%s: %u of %d drops met a fetch in flight\n", pt->name,
+		racy, NUNITS);
+	CHECK_RET(upager_unmap(g.r), 0);
+	upager_handler_free(g.h);
+	upager_store_close(&g.t->s);
+	free(g.pushed);
+}
+
+int main(void)
+{
+	static const struct part parts[] = {
+		{ "whole", PG, 0, false },
+		{ "part", 4 * PG, 0, false },
+		{ "tracked", 4 * PG, UPAGER_MAP_TRACK_WRITES, false },
+		{ "push", 4 * PG, 0, true },
+	};
+
+	t_deadline(60, "remove_inflight did not finish in 60 s");
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		run(&parts[i]);
+	t_deadline(0, NULL);
+	return t_end();
+}
