@@ -12,8 +12,10 @@
  * drops a page of the unit (the other worker reads the REMOVE) and
  * then reads it, waiting behind the fill.
  *
- * Parts, each over 64 units, the dropped page and its neighbours checked:
- *   whole    4 KiB units: the drop covers the unit (RM_PENDING);
+ * Parts, each over 64 units (8 on hugetlb), the dropped pages and their
+ * neighbours checked:
+ *   whole    4 KiB units: the drop covers the unit (RM_PENDING); on
+ *            hugetlb 2 MiB units, dropped whole (the dropped bits);
  *   part     16 KiB units: page 1 of 4 dropped (the dropped bits), the
  *            other three read the store's data;
  *   tracked  the same with write tracking, where a unit dropped in part
@@ -22,6 +24,8 @@
  *            with upager_region_install() (the caller's data, which
  *            goes into a unit another fill holds: the kernel lets one
  *            in): the dropped page still reads zeros.
+ * anon runs them all, hugetlb whole and push (a huge page is dropped
+ * whole), shmem none: its fills go through the page cache (not fixed).
  */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -29,7 +33,7 @@
 #include "tstore.h"
 
 #define PG 4096
-#define NUNITS 64
+#define HUGE (2u << 20)
 #define PUSH_SEED (1ull << 30)
 
 struct part {
@@ -37,6 +41,8 @@ struct part {
 	size_t fill;
 	uint64_t flags;
 	bool push;
+	size_t nunits;
+	size_t drop, ndrop; /* the pages of each unit dropped */
 };
 
 struct rig {
@@ -70,17 +76,28 @@ static const char *what_is(const char *pg, uint64_t seed)
 	return "zeros";
 }
 
-static void run(const struct part *pt)
+/* Do pages [i, i+n) of @at read zeros? */
+static bool zeros_at(const char *at, size_t i, size_t n)
 {
-	size_t npages = NUNITS * pt->fill / PG, per = pt->fill / PG;
-	size_t drop = per > 1 ? 1 : 0; /* the page of each unit dropped */
+	static const char zeros[PG];
+
+	for (size_t k = i; k < i + n; k++)
+		if (memcmp(at + k * PG, zeros, PG))
+			return false;
+	return true;
+}
+
+static void run(enum upager_memtype type, const struct part *pt)
+{
+	size_t npages = pt->nunits * pt->fill / PG, per = pt->fill / PG;
+	size_t drop = pt->drop, ndrop = pt->ndrop;
 	struct upager_map_params mp = { .size = sizeof(mp),
+					.memtype = type,
 					.fill = pt->fill,
 					.flags = pt->flags,
 					.remove = UPAGER_REMOVE_ZERO,
 					.readahead_max = (size_t)-1,
 					.fault_around = (size_t)-1 };
-	static const char zeros[PG];
 	unsigned int racy = 0;
 	struct rig g = { .pt = pt };
 	int err;
@@ -95,7 +112,7 @@ static void run(const struct part *pt)
 		g.pushed = malloc(pt->fill);
 		CHECK(g.pushed, "malloc");
 	}
-	for (g.unit = 0; g.unit < NUNITS; g.unit++) {
+	for (g.unit = 0; g.unit < pt->nunits; g.unit++) {
 		size_t first = g.unit * per;
 		char *at = g.p + g.unit * pt->fill;
 		unsigned int busy0 = atomic_load(&g.t->fetches);
@@ -110,7 +127,7 @@ static void run(const struct part *pt)
 		     ms++)
 			t_sleep_ms(1);
 		racy += atomic_load(&g.t->busy) > 0;
-		CHECK(madvise(at + drop * PG, PG, MADV_DONTNEED) == 0,
+		CHECK(madvise(at + drop * PG, ndrop * PG, MADV_DONTNEED) == 0,
 		      "madvise: %s", strerror(errno));
 		if (pt->push)
 			CHECK(upager_region_install(g.r, g.unit * pt->fill,
@@ -121,14 +138,14 @@ static void run(const struct part *pt)
 			CHECK(t_verify(g.pushed + i * PG, PG, PUSH_SEED + first + i),
 			      "%s: unit %zu: install changed the caller's page %zu",
 			      pt->name, g.unit, i);
-		CHECK(!memcmp(at + drop * PG, zeros, PG),
+		CHECK(zeros_at(at, drop, ndrop),
 		      "%s: unit %zu: page %zu reads %s after the drop, want zeros",
 		      pt->name, g.unit, drop, what_is(at + drop * PG, first + drop));
 		CHECK(pthread_join(th, NULL) == 0, "pthread_join");
 		for (size_t i = 0; i < per; i++) {
 			const char *pg = at + i * PG;
-			bool ok = i == drop
-					  ? !memcmp(pg, zeros, PG)
+			bool ok = i >= drop && i < drop + ndrop
+					  ? zeros_at(at, i, 1)
 					  : t_verify(pg, PG, first + i) ||
 						    (pt->push &&
 						     t_verify(pg, PG,
@@ -139,29 +156,46 @@ static void run(const struct part *pt)
 		}
 	}
 	/* The race is the subject: most drops must meet a fetch. */
-	CHECK(racy >= NUNITS / 2,
-	      "%s: only %u of %d drops met a fetch in flight", pt->name, racy,
-	      NUNITS);
-	fprintf(stderr, "%s: %u of %d drops met a fetch in flight\n", pt->name,
-		racy, NUNITS);
+	CHECK(racy >= pt->nunits / 2,
+	      "%s: only %u of %zu drops met a fetch in flight", pt->name, racy,
+	      pt->nunits);
+	fprintf(stderr, "%s: %u of %zu drops met a fetch in flight\n", pt->name,
+		racy, pt->nunits);
 	CHECK_RET(upager_unmap(g.r), 0);
 	upager_handler_free(g.h);
 	upager_store_close(&g.t->s);
 	free(g.pushed);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	static const struct part parts[] = {
-		{ "whole", PG, 0, false },
-		{ "part", 4 * PG, 0, false },
-		{ "tracked", 4 * PG, UPAGER_MAP_TRACK_WRITES, false },
-		{ "push", 4 * PG, 0, true },
+	static const struct part anon[] = {
+		{ "whole", PG, 0, false, 64, 0, 1 },
+		{ "part", 4 * PG, 0, false, 64, 1, 1 },
+		{ "tracked", 4 * PG, UPAGER_MAP_TRACK_WRITES, false, 64, 1, 1 },
+		{ "push", 4 * PG, 0, true, 64, 1, 1 },
+		{ NULL },
 	};
+	static const struct part huge[] = {
+		{ "whole", HUGE, 0, false, 8, 0, HUGE / PG },
+		{ "push", HUGE, 0, true, 8, 0, HUGE / PG },
+		{ NULL },
+	};
+	enum upager_memtype type = t_upager_memtype(argc, argv, true);
+	const struct part *pt = anon;
 
+	if (type == UPAGER_MEM_SHMEM)
+		SKIP("shmem: fills go through the page cache");
+	if (type == UPAGER_MEM_HUGETLB) {
+		struct t_mem m; /* reserves the pages, restored at exit */
+
+		t_mem_map(&m, UPAGER_LL_MEM_HUGETLB, 8);
+		t_mem_unmap(&m);
+		pt = huge;
+	}
 	t_deadline(60, "remove_inflight did not finish in 60 s");
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-		run(&parts[i]);
+	for (; pt->name; pt++)
+		run(type, pt);
 	t_deadline(0, NULL);
 	return t_end();
 }
