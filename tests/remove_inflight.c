@@ -123,9 +123,8 @@ static void run(enum upager_memtype type, const struct part *pt)
 		CHECK(pthread_create(&th, NULL, toucher, &g) == 0,
 		      "pthread_create");
 		/* Until the fill is under way. */
-		for (int ms = 0; ms < 5000 && atomic_load(&g.t->fetches) == busy0;
-		     ms++)
-			t_sleep_ms(1);
+		while (atomic_load(&g.t->fetches) == busy0)
+			sched_yield();
 		racy += atomic_load(&g.t->busy) > 0;
 		CHECK(madvise(at + drop * PG, ndrop * PG, MADV_DONTNEED) == 0,
 		      "madvise: %s", strerror(errno));

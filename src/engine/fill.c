@@ -178,17 +178,33 @@ static int install_op(struct upager_region *r, enum install_op op, char *dst,
 }
 
 /*
- * Under the ZERO policy a page the program drops reads zeros from the
- * moment its madvise() returns.  The kernel zaps it only after a worker
- * has read the REMOVE event, so a fill whose data goes in after that
- * read may go in after the zap too, and the store's data would stay
- * (tests/remove_inflight).  Such installs go in under rd_lock, which the
- * reader of events holds until it has handled them: a REMOVE read
- * before has marked its pages, which go in as zeros; one read after
- * zaps what went in.  Data of zeros needs no care, nor shmem, whose
- * page cache fills see, nor an in-thread region, whose uffd has no
- * events.
+ * Installs that must not land where the region no longer is: the
+ * program may unmap or move (part of) a region while a fill of it is in
+ * flight, and map other memory there, even another region of the same
+ * uffd, where the fill's data would read as that region's.  The kernel
+ * queues UNMAP and REMAP after the change and holds installs off
+ * (-EAGAIN) until they are read; their handling, under rd_lock, records
+ * the holes and moves the region's base.  So these installs go in under
+ * rd_lock taken for reading, at the region's address as it is then, and
+ * not into a hole.  CONTINUE maps the page cache of whatever file is
+ * mapped there, never this region's data elsewhere; an in-thread
+ * region's uffd has no events to wait for.
+ *
+ * Under the ZERO policy, likewise, a page the program drops reads zeros
+ * from the moment its madvise() returns.  The kernel zaps it only after a
+ * worker has read the REMOVE event, so a fill whose data goes in after
+ * that read may go in after the zap too, and the store's data would stay
+ * (tests/remove_inflight).  Under rd_lock a REMOVE read before has marked
+ * its pages, which go in as zeros; one read after zaps what went in.
+ * Data of zeros needs no such care, nor shmem, whose fills go through
+ * the page cache.
  */
+static bool install_guarded(const struct upager_region *r,
+			    enum install_op op)
+{
+	return op != OP_CONTINUE && !(r->flags & UPAGER_MAP_IN_THREAD);
+}
+
 bool fill_guarded(const struct upager_region *r, const char *src)
 {
 	return r->remove == UPAGER_REMOVE_ZERO &&
@@ -197,7 +213,26 @@ bool fill_guarded(const struct upager_region *r, const char *src)
 }
 
 /*
- * The source to install [dst, dst+len) from, the part from @off for
+ * Is [at, at+len) of @r still the region's (no hole the program
+ * unmapped, no unit gone)?  Caller holds rd_lock.
+ */
+static bool region_owns(struct upager_region *r, size_t at, size_t len)
+{
+	size_t lo = at;
+
+	if (region_live_end(r, &lo) < at + len || lo != at)
+		return false;
+	for (size_t u = at / r->fill; u * r->fill < at + len; u++) {
+		uint8_t v = unit_load(&r->state[u]);
+
+		if (unit_state(v) == UNIT_GONE || (v & UNIT_GONE_PENDING))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The source to install [at, at+len) of @r from, the part from @off for
  * @want bytes about to go in: @src, or where the program dropped some
  * of those pages since they were fetched, a copy in which they are
  * zeros.  Dropped: by the dropped bits, or where the region keeps none
@@ -207,10 +242,10 @@ bool fill_guarded(const struct upager_region *r, const char *src)
  * small.  Caller holds rd_lock.
  */
 static const char *rm_zero(struct upager_region *r, struct filler *f,
-			   const char *dst, const char *src, size_t len,
-			   size_t off, size_t want)
+			   size_t at, const char *src, size_t len, size_t off,
+			   size_t want)
 {
-	size_t first = (size_t)(dst - region_base(r)) / UPAGER_STORE_PAGE;
+	size_t first = at / UPAGER_STORE_PAGE;
 	char *stage = NULL;
 
 	for (size_t i = off / UPAGER_STORE_PAGE;
@@ -237,24 +272,27 @@ static const char *rm_zero(struct upager_region *r, struct filler *f,
 }
 
 /*
- * Install [dst, dst+len) with @op, resuming after partial progress.  A
- * page found present (-EEXIST: another resolver won, or the application
- * kept it through a partial MADV_DONTNEED) is skipped; -EAGAIN waits for
- * the map to settle; a range with a hole in it (the application unmapped
- * part of a unit: -ENOENT) goes in page by page around the hole, so the
- * faulting page is there, and the hole is reported.  Returns the bytes
- * this call installed (pages found present count as done), or the error
- * that stopped it, with f->partial the bytes from @dst on that are all
- * in: -ENOENT (a hole, or nothing there is registered any more),
- * -ESRCH/-ENOSPC (the process is gone), -EAGAIN (gave up waiting, see
- * fill_mm_wait()), -EFAULT (CONTINUE: a page is not in the page
- * cache), -ENOMEM (no page: a hugetlb pool ran out).
+ * Install [at, at+len) of @r (offsets in the region) with @op, resuming
+ * after partial progress.  A page found present (-EEXIST: another
+ * resolver won, or the application kept it through a partial
+ * MADV_DONTNEED) is skipped; -EAGAIN waits for the map to settle; a
+ * range with a hole in it (the application unmapped part of a unit:
+ * -ENOENT) goes in page by page around the hole, so the faulting page
+ * is there, and the hole is reported.  Returns the bytes this call
+ * installed (pages found present count as done), or the error that
+ * stopped it, with f->partial the bytes from @at on that are all in:
+ * -ENOENT (a hole, or nothing there is registered any more, or the
+ * region left it), -ESRCH/-ENOSPC (the process is gone), -EAGAIN (gave
+ * up waiting, see fill_mm_wait()), -EFAULT (CONTINUE: a page is not in
+ * the page cache), -ENOMEM (no page: a hugetlb pool ran out).
  */
 static long install(struct upager_region *r, struct filler *f,
-		    enum install_op op, char *dst, const char *src, size_t len)
+		    enum install_op op, size_t at, const char *src, size_t len)
 {
 	size_t off = 0, page = memtype_page(r->memtype), put = 0, hole = len;
-	bool guard = (op == OP_COPY || op == OP_MOVE) && fill_guarded(r, src);
+	bool guard = install_guarded(r, op);
+	bool zeros = guard && op != OP_ZERO && fill_guarded(r, src);
+	char *dst = region_base(r) + at;
 	unsigned int tries = 0;
 	bool single = false;
 	uint64_t mode = 0;
@@ -270,25 +308,28 @@ static long install(struct upager_region *r, struct filler *f,
 
 		if (guard) {
 			pthread_rwlock_rdlock(&r->sp->rd_lock);
-			src = rm_zero(r, f, dst, src, len, off, want);
-			if (!src) {
-				pthread_rwlock_unlock(&r->sp->rd_lock);
+			dst = region_base(r) + at;
+			if (!region_owns(r, at + off, want))
+				ret = -ENOENT;
+			else if (zeros &&
+				 !(src = rm_zero(r, f, at, src, len, off, want)))
 				ret = -ENOMEM;
-				break;
-			}
-		}
-		ret = install_op(r, op, dst + off, src ? src + off : NULL,
-				 want, guard ? mode | UFFDIO_COPY_MODE_DONTWAKE
-					     : mode,
-				 &done);
-		if (guard) {
+			else
+				ret = install_op(r, op, dst + off,
+						 src ? src + off : NULL, want,
+						 mode | UFFDIO_COPY_MODE_DONTWAKE,
+						 &done);
+			pthread_rwlock_unlock(&r->sp->rd_lock);
 			/*
 			 * Woken after the unlock, as the ioctl would have:
 			 * the thread's next fault is read without waiting.
 			 */
-			pthread_rwlock_unlock(&r->sp->rd_lock);
 			if (done && !f->dontwake)
 				upager_ll_wake(r->uffd, dst + off, done);
+		} else {
+			ret = install_op(r, op, dst + off,
+					 src ? src + off : NULL, want, mode,
+					 &done);
 		}
 		off += done;
 		put += done;
@@ -331,7 +372,7 @@ static long install(struct upager_region *r, struct filler *f,
 int fill_map_cached(struct upager_region *r, struct filler *f, size_t u,
 		    size_t n)
 {
-	long ret = install(r, f, OP_CONTINUE, region_base(r) + u * r->fill, NULL,
+	long ret = install(r, f, OP_CONTINUE, u * r->fill, NULL,
 			   n * r->fill);
 
 	return ret < 0 ? (int)ret : 0;
@@ -372,7 +413,7 @@ static long map_file(struct upager_region *r, struct filler *f, size_t u,
 	size_t len = n * r->fill, off = 0;
 	long total = 0, ret;
 
-	while ((ret = install(r, f, OP_CONTINUE, dst + off, NULL,
+	while ((ret = install(r, f, OP_CONTINUE, u * r->fill + off, NULL,
 			      len - off)) == -EFAULT) {
 		total += (long)f->partial;
 		off += f->partial;
@@ -428,7 +469,7 @@ static long shmem_put(struct upager_region *r, struct filler *f, size_t u,
 				memset(cache + off, 0, UPAGER_STORE_PAGE);
 		}
 	}
-	return install(r, f, OP_CONTINUE, region_base(r) + base, NULL, len);
+	return install(r, f, OP_CONTINUE, base, NULL, len);
 }
 
 long fill_zero(struct upager_region *r, struct filler *f, size_t u, size_t n)
@@ -445,8 +486,7 @@ long fill_zero(struct upager_region *r, struct filler *f, size_t u, size_t n)
 		for (size_t off = 0; off < len; off += ZEROS) {
 			size_t k = len - off < ZEROS ? len - off : ZEROS;
 
-			ret = install(r, f, OP_COPY,
-				      region_base(r) + u * r->fill + off,
+			ret = install(r, f, OP_COPY, u * r->fill + off,
 				      r->h->zeros, k);
 			if (ret < 0) {
 				f->partial += off;
@@ -462,10 +502,9 @@ long fill_zero(struct upager_region *r, struct filler *f, size_t u, size_t n)
 		if (f->cap < len)
 			return -ENOMEM;
 		memset(f->buf, 0, len);
-		return install(r, f, OP_COPY, region_base(r) + u * r->fill, f->buf,
-			       len);
+		return install(r, f, OP_COPY, u * r->fill, f->buf, len);
 	}
-	ret = install(r, f, OP_ZERO, region_base(r) + u * r->fill, NULL, len);
+	ret = install(r, f, OP_ZERO, u * r->fill, NULL, len);
 	if (ret > 0)
 		STAT_ADD(r->st, zero_pages, (size_t)ret / UPAGER_STORE_PAGE);
 	return ret;
@@ -477,7 +516,7 @@ long fill_data(struct upager_region *r, struct filler *f, size_t u, size_t n,
 	if (r->memtype == UPAGER_MEM_SHMEM)
 		return shmem_put(r, f, u, n, src, false);
 	return install(r, f, (r->flags & UPAGER_MAP_MOVE) ? OP_MOVE : OP_COPY,
-		       region_base(r) + u * r->fill, src, n * r->fill);
+		       u * r->fill, src, n * r->fill);
 }
 
 /*

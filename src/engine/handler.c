@@ -780,11 +780,28 @@ static void stray(struct upager_handler *h, struct upager_space *sp, uint64_t ad
 	h->strays[i].last = now;
 	pthread_mutex_unlock(&h->stray_lock);
 	if (poison) {
-		/* Told first: the thread may see its SIGBUS at once. */
-		h->on_error(h->error_arg, NULL, addr, -EFAULT,
-			    "fault outside every region; poisoned");
-		if (!upager_ll_poison(sp->uffd, (void *)(uintptr_t)page, 4096,
-				      0, NULL))
+		/*
+		 * Unless a region was mapped there since (the program
+		 * unmapped one and mapped another at the same address):
+		 * upager_map() registers and lists it under rd_lock.
+		 */
+		struct upager_region *r;
+		int ret = -ENOENT;
+
+		pthread_rwlock_rdlock(&sp->rd_lock);
+		r = space_get(sp, addr);
+		if (!r) {
+			/* Told first: the thread may see its SIGBUS at once. */
+			h->on_error(h->error_arg, NULL, addr, -EFAULT,
+				    "fault outside every region; poisoned");
+			ret = upager_ll_poison(sp->uffd,
+					       (void *)(uintptr_t)page, 4096,
+					       0, NULL);
+		}
+		pthread_rwlock_unlock(&sp->rd_lock);
+		if (r)
+			region_put(r);
+		if (!ret)
 			return;
 	}
 	upager_ll_wake(sp->uffd, (void *)(uintptr_t)page, 4096);

@@ -167,9 +167,16 @@ static int memfile(struct upager_region *r, uint64_t features, off_t *off)
 	return fd;
 }
 
+/*
+ * The region's memory, inaccessible until region_register() has
+ * registered it: a thread that touches the address before (one that
+ * kept it from a region the program unmapped there) would map a page
+ * of zeros the region never sees; it gets SIGSEGV instead.  The alias
+ * of a shmem region is ours alone.
+ */
 static int map_memory(struct upager_region *r, uint64_t features)
 {
-	int prot = PROT_READ | PROT_WRITE, fd;
+	int prot = PROT_NONE, fd;
 	off_t off;
 
 	if ((fd = memfile(r, features, &off)) >= 0) {
@@ -182,8 +189,8 @@ static int map_memory(struct upager_region *r, uint64_t features)
 			return -errno;
 		if (ftruncate(r->memfd, (off_t)r->len) < 0)
 			return -errno;
-		r->alias = mmap(NULL, r->len, prot, MAP_SHARED | MAP_NORESERVE,
-				r->memfd, 0);
+		r->alias = mmap(NULL, r->len, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_NORESERVE, r->memfd, 0);
 		if (r->alias == MAP_FAILED) {
 			r->alias = NULL;
 			return -errno;
@@ -353,6 +360,12 @@ static int region_register(struct upager_region *r)
 		upager_ll_unregister(r->uffd, r->addr, r->len);
 		return -EOPNOTSUPP;
 	}
+	/* Open to the program now that its faults come to us. */
+	if (mprotect(r->addr, r->len, PROT_READ | PROT_WRITE) < 0) {
+		ret = -errno;
+		upager_ll_unregister(r->uffd, r->addr, r->len);
+		return ret;
+	}
 	return 0;
 }
 
@@ -438,21 +451,28 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 	} else {
 		r->uffd = h->self.uffd;
 	}
+	/*
+	 * Registered and listed under rd_lock: the program may have
+	 * unmapped a region here just before (munmap() returned once its
+	 * UNMAP was read, and the reader holds rd_lock until that region has
+	 * left the table), and a fault it left there must not be taken for
+	 * a stray in between (stray() poisons under rd_lock).
+	 */
+	pthread_rwlock_wrlock(&h->self.rd_lock);
 	ret = region_register(r);
-	if (ret < 0)
-		goto fail;
-	registered = true;
-	r->st = stats_publish_region(h, r, &r->stats_slot);
-	/* Its queues exist before a fault can find it. */
-	if (p.budget) {
-		ret = evict_attach(r, &p);
-		if (ret < 0)
-			goto fail;
+	if (ret == 0) {
+		registered = true;
+		r->st = stats_publish_region(h, r, &r->stats_slot);
+		/* Its queues exist before a fault can find it. */
+		if (p.budget)
+			ret = evict_attach(r, &p);
+		if (ret == 0)
+			ret = space_add(&h->self, r);
+		listed = ret == 0;
 	}
-	ret = space_add(&h->self, r);
+	pthread_rwlock_unlock(&h->self.rd_lock);
 	if (ret < 0)
 		goto fail;
-	listed = true;
 	if (r->flags & UPAGER_MAP_IN_THREAD) {
 		ret = inthread_add(r);
 		if (ret < 0)
