@@ -630,15 +630,24 @@ long fill_units(struct upager_region *r, struct filler *f, size_t u,
 void fill_poison(struct upager_region *r, struct filler *f, size_t u,
 		 uint64_t addr, int err)
 {
-	char *dst = region_base(r) + u * r->fill;
+	uint64_t mode = f->dontwake ? UFFDIO_POISON_MODE_DONTWAKE : 0;
+	bool guard = install_guarded(r, OP_COPY);
+	char *dst;
 	size_t done;
 	int ret;
 
 	STAT_ADD(r->st, store_errors, 1);
 	region_report(r, addr, err, "store fetch failed; poisoning the page");
-	ret = upager_ll_poison(r->uffd, dst, r->fill,
-			       f->dontwake ? UFFDIO_POISON_MODE_DONTWAKE : 0,
-			       &done);
+	/* Not where the region no longer is: see install_guarded(). */
+	if (guard)
+		pthread_rwlock_rdlock(&r->sp->rd_lock);
+	dst = region_base(r) + u * r->fill;
+	if (guard && !region_owns(r, u * r->fill, r->fill))
+		ret = -ENOENT;
+	else
+		ret = upager_ll_poison(r->uffd, dst, r->fill, mode, &done);
+	if (guard)
+		pthread_rwlock_unlock(&r->sp->rd_lock);
 	if (ret == 0 || ret == -EEXIST) {
 		if (ret == 0 && f->dontwake)
 			wake_later(f, r->uffd, dst, r->fill);
