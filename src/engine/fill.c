@@ -317,15 +317,8 @@ static long install(struct upager_region *r, struct filler *f,
 			else
 				ret = install_op(r, op, dst + off,
 						 src ? src + off : NULL, want,
-						 mode | UFFDIO_COPY_MODE_DONTWAKE,
-						 &done);
+						 mode, &done);
 			pthread_rwlock_unlock(&r->sp->rd_lock);
-			/*
-			 * Woken after the unlock, as the ioctl would have:
-			 * the thread's next fault is read without waiting.
-			 */
-			if (done && !f->dontwake)
-				upager_ll_wake(r->uffd, dst + off, done);
 		} else {
 			ret = install_op(r, op, dst + off,
 					 src ? src + off : NULL, want, mode,
