@@ -181,6 +181,11 @@ struct wbstore {
 	atomic_uint wrote; /* of which wrote their pages */
 	/* First in each writeback() (may be NULL): false passes the gate. */
 	bool (*may_hold)(struct wbstore *w);
+	/*
+	 * The next fetch() waits at a gate of its own (setting
+	 * @fetch_held) until @fetch_release, 60 s at most.
+	 */
+	atomic_bool fetch_hold, fetch_held, fetch_release;
 };
 
 static inline int wbstore_fetch_op(struct upager_store *s, uint64_t pgoff,
@@ -188,6 +193,12 @@ static inline int wbstore_fetch_op(struct upager_store *s, uint64_t pgoff,
 {
 	struct wbstore *w = (struct wbstore *)s;
 
+	if (atomic_exchange(&w->fetch_hold, false)) {
+		atomic_store(&w->fetch_held, true);
+		for (int i = 0; i < 60000 && !atomic_load(&w->fetch_release);
+		     i++)
+			t_sleep_ms(1);
+	}
 	memcpy(dst, w->img + pgoff * UPAGER_STORE_PAGE,
 	       npages * UPAGER_STORE_PAGE);
 	return 0;

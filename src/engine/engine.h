@@ -205,6 +205,13 @@ struct upager_space {
 	bool buried;		 /* in its graveyard (spaces_lock) */
 	atomic_uint users;	 /* workers holding it between two reads */
 	atomic_ulong drains;	 /* reads that emptied its queue */
+	/*
+	 * UNMAP and REMAP events handled (under rd_lock): a reader of a
+	 * region's memory without the lock (write-back's peek) knows the
+	 * memory it read was the region's if this did not change and no
+	 * event is pending after it.
+	 */
+	atomic_uint moved;
 };
 
 /* Units claimed by read-ahead or fault-around, for any worker to fill. */
@@ -405,6 +412,8 @@ long fill_data(struct upager_region *r, struct filler *f, size_t u, size_t n,
 	       const char *src);
 /* Must data @src go in through the filler's staging (see fill.c)? */
 bool fill_guarded(const struct upager_region *r, const char *src);
+int region_writeprotect(struct upager_region *r, size_t at, size_t len,
+			uint64_t mode);
 int fill_map_cached(struct upager_region *r, struct filler *f, size_t u,
 		    size_t n);
 void fill_poison(struct upager_region *r, struct filler *f, size_t u,
@@ -449,6 +458,7 @@ void *region_lazy_alloc(size_t len);
 int region_state_alloc(struct upager_region *r);
 int region_unmap(struct upager_region *r, bool force);
 size_t region_live_end(struct upager_region *r, size_t *off);
+bool region_owns(struct upager_region *r, size_t at, size_t len);
 bool region_dropped(struct upager_region *r, size_t page);
 void region_drop(struct upager_region *r, size_t lo, size_t hi);
 void region_undrop(struct upager_region *r, size_t lo, size_t hi);

@@ -149,6 +149,8 @@ void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end)
 	uint64_t cur = start;
 	size_t n;
 
+	atomic_fetch_add(&sp->moved, 1);
+
 	while ((n = space_pin(sp, &cur, end, pins, PIN_STEP))) {
 		for (size_t i = 0; i < n; i++) {
 			struct upager_region *r = pins[i];
@@ -186,6 +188,8 @@ void event_remap(struct upager_space *sp, uint64_t from, uint64_t to,
 	struct upager_region *pins[PIN_STEP];
 	uint64_t cur = from;
 	size_t n;
+
+	atomic_fetch_add(&sp->moved, 1);
 
 	while ((n = space_pin(sp, &cur, from + len, pins, PIN_STEP))) {
 		for (size_t i = 0; i < n; i++) {

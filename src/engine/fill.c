@@ -213,25 +213,6 @@ bool fill_guarded(const struct upager_region *r, const char *src)
 }
 
 /*
- * Is [at, at+len) of @r still the region's (no hole the program
- * unmapped, no unit gone)?  Caller holds rd_lock.
- */
-static bool region_owns(struct upager_region *r, size_t at, size_t len)
-{
-	size_t lo = at;
-
-	if (region_live_end(r, &lo) < at + len || lo != at)
-		return false;
-	for (size_t u = at / r->fill; u * r->fill < at + len; u++) {
-		uint8_t v = unit_load(&r->state[u]);
-
-		if (unit_state(v) == UNIT_GONE || (v & UNIT_GONE_PENDING))
-			return false;
-	}
-	return true;
-}
-
-/*
  * The source to install [at, at+len) of @r from, the part from @off for
  * @want bytes about to go in: @src, or where the program dropped some
  * of those pages since they were fetched, a copy in which they are
@@ -359,6 +340,28 @@ static long install(struct upager_region *r, struct filler *f,
 	if (f->dontwake)
 		wake_later(f, r->uffd, dst, len);
 	return (long)put;
+}
+
+/*
+ * UFFDIO_WRITEPROTECT of [at, at+len) of @r (offsets), as install() goes
+ * in: where the region is now, and only if it still holds all of it
+ * (-ENOENT otherwise).  Returns the ioctl's 0 or -errno (-EAGAIN: an
+ * event is pending; the caller waits, without rd_lock).
+ */
+int region_writeprotect(struct upager_region *r, size_t at, size_t len,
+			uint64_t mode)
+{
+	bool guard = install_guarded(r, OP_COPY);
+	int ret = -ENOENT;
+
+	if (guard)
+		pthread_rwlock_rdlock(&r->sp->rd_lock);
+	if (!guard || region_owns(r, at, len))
+		ret = upager_ll_writeprotect(r->uffd, region_base(r) + at, len,
+					     mode);
+	if (guard)
+		pthread_rwlock_unlock(&r->sp->rd_lock);
+	return ret;
 }
 
 /* Map units [u, u+n) whose data the page cache holds (shmem). */

@@ -609,6 +609,27 @@ size_t region_live_end(struct upager_region *r, size_t *off)
 }
 
 /*
+ * Is [at, at+len) of @r still the region's: no hole the program unmapped
+ * there (the holes hold every unit gone, unless there were more than fit:
+ * then the units say)?  Caller holds the space's rd_lock.
+ */
+bool region_owns(struct upager_region *r, size_t at, size_t len)
+{
+	size_t lo = at;
+
+	if (region_live_end(r, &lo) < at + len || lo != at)
+		return false;
+	for (size_t u = at / r->fill; r->holes_lost && u * r->fill < at + len;
+	     u++) {
+		uint8_t v = unit_load(&r->state[u]);
+
+		if (unit_state(v) == UNIT_GONE || (v & UNIT_GONE_PENDING))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Unmap @r; with write tracking, its dirty units are written back first
  * (over a store with writeback).  A write-back that fails keeps the
  * region as it is (nothing is lost) unless @force

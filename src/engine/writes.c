@@ -86,8 +86,8 @@ int unit_protect(struct upager_region *r, struct filler *f, size_t u,
 	unsigned int tries = 0;
 
 	for (;;) {
-		int ret = upager_ll_writeprotect(
-			r->uffd, region_base(r) + u * r->fill, r->fill,
+		int ret = region_writeprotect(
+			r, u * r->fill, r->fill,
 			on ? UFFDIO_WRITEPROTECT_MODE_WP
 			   : UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
 
@@ -207,6 +207,54 @@ int unit_peek(struct upager_region *r, size_t u, char *buf)
 }
 
 /*
+ * Was what unit_peek() read of unit @u the region's, @moved read before
+ * it?  The program may unmap or move the region meanwhile and map other
+ * memory there (tests/unmap_inflight): then the store must not get it.
+ * The kernel holds an event pending from such a change until it is read
+ * (the probe, a protection the unit has already, answers -EAGAIN), and
+ * its handling counts it (sp->moved) and records the hole, under the
+ * rd_lock this holds.  0, -EAGAIN (read again once the event is read),
+ * or -ENOENT (the region left the unit).
+ */
+static int peek_held(struct upager_region *r, size_t u, unsigned int moved)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&r->sp->rd_lock);
+	if (atomic_load(&r->sp->moved) != moved)
+		ret = -EAGAIN;
+	else if (!region_owns(r, u * r->fill, r->fill))
+		ret = -ENOENT;
+	else
+		ret = upager_ll_writeprotect(r->uffd,
+					     region_base(r) + u * r->fill,
+					     r->fill, UFFDIO_WRITEPROTECT_MODE_WP);
+	pthread_rwlock_unlock(&r->sp->rd_lock);
+	return ret;
+}
+
+/*
+ * Read unit @u (held INFLIGHT, protected) into @buf for the store: what
+ * unit_peek() finds, once peek_held() says it was the region's.
+ */
+static int peek_for_store(struct upager_region *r, struct filler *f,
+			  size_t u, char *buf)
+{
+	unsigned int tries = 0;
+	int ret;
+
+	for (;;) {
+		unsigned int moved = atomic_load(&r->sp->moved);
+
+		ret = unit_peek(r, u, buf);
+		if (ret == 0)
+			ret = peek_held(r, u, moved);
+		if (ret != -EAGAIN || !fill_mm_wait(r, f, &tries))
+			return ret;
+	}
+}
+
+/*
  * Write dirty unit @u (held INFLIGHT) back to the store through @buf (a
  * unit's room): protected first, so that what is written is what stays.
  * On an error the protection is lifted again (its writers go on) and the
@@ -238,7 +286,7 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 	 * succeeded.
 	 */
 	region_undrop(r, u * np, (u + 1) * np);
-	ret = unit_peek(r, u, buf);
+	ret = peek_for_store(r, f, u, buf);
 	if (ret == 0)
 		ret = s->ops->writeback(s, r->store_pgoff + u * np, buf, np);
 	if (ret < 0) {
