@@ -23,6 +23,12 @@
  * free_write  (anon, REMOVE_ZERO) a page freed lazily (MADV_FREE) and
  *        written again reads what was written after an eviction: its
  *        drop's mark goes with the write, never its data.
+ * refill_write  (anon, REMOVE_ZERO) a dropped page read again (zeros)
+ *        and written: a sync leaves its unit clean, and the store has
+ *        the write.
+ * refill_evict  (anon, REMOVE_ZERO) a dropped page of a clean unit read
+ *        again (zeros): the unit is evicted, and the page still reads
+ *        zeros (the store had its old data).
  *
  * The store is tstore.h's wbstore: pages in memory, a writeback() that
  * can wait at a gate and fail.  Runs on anon and shmem (argv[1]); argv[2]
@@ -311,26 +317,31 @@ static void evict_u(struct rig *x)
 }
 
 /*
- * Unit U written ('a'), its page 2 dropped with @advice and the REMOVE
- * handled (page 2 marked) before anything else goes on.
+ * Unit U written ('a'), synced if @clean, its page 2 dropped with
+ * @advice and the REMOVE handled (page 2 marked) before anything else
+ * goes on.
  */
-static char *drop_page2(struct rig *x, int advice)
+static char *drop_page2(struct rig *x, int advice, bool clean)
 {
 	char *u = x->p + U * FILL;
 
 	memset(u, 'a', FILL);
+	if (clean)
+		CHECK_RET(upager_region_sync(x->r, 0, NUNITS * FILL), 0);
 	CHECK_RET(madvise(u + 2 * PG, PG, advice), 0);
 	wait_removed(x);
 	return u;
 }
 
-/* Page 2 of U reads zeros, and still once U was evicted. */
-static void page2_zeros(struct rig *x)
+/* Page 2 of U reads zeros, and (@evict) still once U was evicted. */
+static void page2_zeros(struct rig *x, bool evict)
 {
 	char *u = x->p + U * FILL;
 
 	CHECK(u[2 * PG] == 0, "the dropped page reads %#x, not zeros",
 	      (unsigned char)u[2 * PG]);
+	if (!evict)
+		return;
 	evict_u(x);
 	CHECK(u[2 * PG] == 0 && u[0] == 'a',
 	      "after an eviction the dropped page reads %#x (the data the "
@@ -382,7 +393,7 @@ static void part_remove_pending(enum upager_memtype type)
 	if (type == UPAGER_MEM_SHMEM)
 		return; /* MADV_FREE is for private anonymous memory */
 	rig_map_one_cpu(&x, type, &was);
-	u = drop_page2(&x, MADV_FREE);
+	u = drop_page2(&x, MADV_FREE, false);
 	CHECK_RET(upager_region_sync(x.r, 0, NUNITS * FILL), 0);
 	for (i = 0; i < 100 && mapped(u + 2 * PG, PG); i++)
 		madvise(u + 2 * PG, PG, MADV_PAGEOUT);
@@ -390,7 +401,7 @@ static void part_remove_pending(enum upager_memtype type)
 		printf("remove_pending: MADV_PAGEOUT reclaimed nothing, "
 		       "not run\n");
 	else
-		page2_zeros(&x);
+		page2_zeros(&x, true);
 	rig_free(&x, &was);
 }
 
@@ -409,7 +420,7 @@ static void part_free_write(enum upager_memtype type)
 	if (type == UPAGER_MEM_SHMEM)
 		return; /* MADV_FREE is for private anonymous memory */
 	rig_map(&x, type, 8 * FILL);
-	u = drop_page2(&x, MADV_FREE);
+	u = drop_page2(&x, MADV_FREE, false);
 	u[2 * PG] = 'x';
 	CHECK_RET(upager_region_sync(x.r, 0, NUNITS * FILL), 0);
 	evict_u(&x);
@@ -417,6 +428,48 @@ static void part_free_write(enum upager_memtype type)
 	      "a page written after MADV_FREE reads %#x after an eviction, "
 	      "not what was written",
 	      (unsigned char)u[2 * PG]);
+	rig_unmap(&x);
+}
+
+/*
+ * MADV_DONTNEED of page 2 of a dirty unit (its zap has landed when
+ * madvise() returns), then the program reads it (zeros) and writes it:
+ * what it holds is the program's data, and the sync that writes it
+ * leaves the unit clean.  The drop's mark, kept through the fill, had
+ * kept the unit dirty at every sync.
+ */
+static void part_refill_write(enum upager_memtype type)
+{
+	struct rig x;
+	char *u;
+
+	if (type == UPAGER_MEM_SHMEM)
+		return; /* MADV_DONTNEED keeps a shared mapping's data */
+	rig_map(&x, type, 8 * FILL);
+	u = drop_page2(&x, MADV_DONTNEED, false);
+	page2_zeros(&x, false);
+	u[2 * PG] = 'x';
+	CHECK_RET(upager_region_sync(x.r, 0, NUNITS * FILL), 0);
+	CHECK(x.g.img[U * FILL + 2 * PG] == 'x', "written back");
+	CHECK(!upager_region_dirty(x.r, U * FILL),
+	      "the unit is still dirty after a sync");
+	rig_unmap(&x);
+}
+
+/*
+ * A clean unit (synced: the store has 'a'), its page 2 dropped and read
+ * again (zeros): the fill's zeros are not in the store, and the unit,
+ * evicted, must not come back with 'a' there.
+ */
+static void part_refill_evict(enum upager_memtype type)
+{
+	struct rig x;
+
+	if (type == UPAGER_MEM_SHMEM)
+		return; /* MADV_DONTNEED keeps a shared mapping's data */
+	rig_map(&x, type, 8 * FILL);
+	drop_page2(&x, MADV_DONTNEED, true);
+	page2_zeros(&x, true);
 	rig_unmap(&x);
 }
 
@@ -429,6 +482,8 @@ int main(int argc, char **argv)
 		{ "evict_error", part_evict_error },
 		{ "remove_pending", part_remove_pending },
 		{ "free_write", part_free_write },
+		{ "refill_write", part_refill_write },
+		{ "refill_evict", part_refill_evict },
 		{ 0 },
 	};
 
