@@ -16,16 +16,34 @@
  *        (REMOVE_ZERO): its other pages read the written data after,
  *        never zeros.
  * evict_error  the evictor's write-back fails: on_error is told.
+ * remove_pending  (anon, REMOVE_ZERO) a page the program dropped is
+ *        written back while the drop has not reached it yet (its REMOVE
+ *        read, its page still mapped); it goes after: it reads zeros,
+ *        also once the unit was evicted and filled from the store.
+ * free_write  (anon, REMOVE_ZERO) a page freed lazily (MADV_FREE) and
+ *        written again reads what was written after an eviction: its
+ *        drop's mark goes with the write, never its data.
+ * refill_write  (anon, REMOVE_ZERO) a dropped page read again (zeros)
+ *        and written: a sync leaves its unit clean, and the store has
+ *        the write.
+ * refill_evict  (anon, REMOVE_ZERO) a dropped page of a clean unit read
+ *        again (zeros): the unit is evicted, and the page still reads
+ *        zeros (the store had its old data).
  *
  * The store is tstore.h's wbstore: pages in memory, a writeback() that
  * can wait at a gate and fail.  Runs on anon and shmem (argv[1]); argv[2]
  * may name one part.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "tstore.h"
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
 
 #define PG     4096
 #define FILL   (4 * PG)
@@ -62,6 +80,14 @@ static void rig_map(struct rig *x, enum upager_memtype type, size_t budget)
 		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
 	CHECK(x->p, "map: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(x->h), 0);
+}
+
+/* Unmap (the dirty units written back), and free the rig. */
+static void rig_unmap(struct rig *x)
+{
+	CHECK_RET(upager_unmap(x->r), 0);
+	upager_handler_free(x->h);
+	wbstore_free(&x->g);
 }
 
 struct syncer {
@@ -154,9 +180,7 @@ static void part_write(enum upager_memtype type)
 	      "the write after the sync is in the "
 	      "store (got %#x)",
 	      (unsigned char)x.g.img[U * FILL]);
-	CHECK_RET(upager_unmap(x.r), 0);
-	upager_handler_free(x.h);
-	wbstore_free(&x.g);
+	rig_unmap(&x);
 }
 
 static void part_fail(enum upager_memtype type)
@@ -178,9 +202,7 @@ static void part_fail(enum upager_memtype type)
 	      (unsigned char)x.g.img[U * FILL],
 	      (unsigned char)x.g.img[U * FILL + PG]);
 	CHECK(dirty, "a unit whose write-back failed stays dirty (upager.h)");
-	CHECK_RET(upager_unmap(x.r), 0);
-	upager_handler_free(x.h);
-	wbstore_free(&x.g);
+	rig_unmap(&x);
 }
 
 /*
@@ -215,9 +237,7 @@ static void part_evict(enum upager_memtype type)
 	      "an evicted unit's pages the program did not drop read what "
 	      "was written back, got %#x %#x (silent zeros)",
 	      (unsigned char)u[0], (unsigned char)u[PG]);
-	CHECK_RET(upager_unmap(x.r), 0);
-	upager_handler_free(x.h);
-	wbstore_free(&x.g);
+	rig_unmap(&x);
 }
 
 /*
@@ -253,6 +273,206 @@ static void part_evict_error(enum upager_memtype type)
 	wbstore_free(&x.g);
 }
 
+/* Wait until a worker handled the program's REMOVE (its pages marked). */
+static void wait_removed(struct rig *x)
+{
+	struct upager_stats st;
+
+	for (int ms = 0; ms < 5000; ms++) {
+		upager_region_stats(x->r, &st);
+		if (st.pages_removed)
+			return;
+		t_sleep_ms(1);
+	}
+	FAIL("the REMOVE event was never handled");
+}
+
+/* Is any page of [p, p+len) mapped? */
+static bool mapped(char *p, size_t len)
+{
+	unsigned char vec[FILL / PG];
+	bool any = false;
+
+	CHECK(len <= sizeof(vec) * PG && !mincore(p, len, vec), "mincore");
+	for (size_t i = 0; i < len / PG; i++)
+		any |= vec[i] & 1;
+	return any;
+}
+
+/*
+ * Seven units more, after U: 8 resident is over the high water mark (7),
+ * and the evictor takes the oldest first, U.  Returns once U's pages are
+ * gone from the region.
+ */
+static void evict_u(struct rig *x)
+{
+	volatile char sum = 0;
+
+	for (size_t k = 0; k < 8; k++)
+		if (k != U)
+			sum += x->p[k * FILL];
+	for (int ms = 0; ms < 5000 && mapped(x->p + U * FILL, FILL); ms++)
+		t_sleep_ms(1);
+	CHECK(!mapped(x->p + U * FILL, FILL), "unit U was never evicted");
+}
+
+/*
+ * Unit U written ('a'), synced if @clean, its page 2 dropped with
+ * @advice and the REMOVE handled (page 2 marked) before anything else
+ * goes on.
+ */
+static char *drop_page2(struct rig *x, int advice, bool clean)
+{
+	char *u = x->p + U * FILL;
+
+	memset(u, 'a', FILL);
+	if (clean)
+		CHECK_RET(upager_region_sync(x->r, 0, NUNITS * FILL), 0);
+	CHECK_RET(madvise(u + 2 * PG, PG, advice), 0);
+	wait_removed(x);
+	return u;
+}
+
+/* Page 2 of U reads zeros, and (@evict) still once U was evicted. */
+static void page2_zeros(struct rig *x, bool evict)
+{
+	char *u = x->p + U * FILL;
+
+	CHECK(u[2 * PG] == 0, "the dropped page reads %#x, not zeros",
+	      (unsigned char)u[2 * PG]);
+	if (!evict)
+		return;
+	evict_u(x);
+	CHECK(u[2 * PG] == 0 && u[0] == 'a',
+	      "after an eviction the dropped page reads %#x (the data the "
+	      "drop took away), the next %#x",
+	      (unsigned char)u[2 * PG], (unsigned char)u[0]);
+}
+
+/*
+ * A rig whose threads all run on this thread's CPU, until rig_free().
+ * MADV_FREE makes a page lazily freed only once it is on an LRU list,
+ * and a worker's install leaves it in that worker's CPU's batch; the
+ * kernel drains only the calling CPU's batches (MADV_FREE, then
+ * MADV_PAGEOUT), so reclaim would pass the page over.
+ */
+static void rig_map_one_cpu(struct rig *x, enum upager_memtype type,
+			    cpu_set_t *was)
+{
+	cpu_set_t one;
+
+	CHECK(!sched_getaffinity(0, sizeof(*was), was), "sched_getaffinity");
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	CHECK(!sched_setaffinity(0, sizeof(one), &one), "sched_setaffinity");
+	rig_map(x, type, 8 * FILL);
+}
+
+static void rig_free(struct rig *x, const cpu_set_t *was)
+{
+	rig_unmap(x);
+	CHECK(!sched_setaffinity(0, sizeof(*was), was), "sched_setaffinity");
+}
+
+/*
+ * The drop's REMOVE is read and its page marked before the write-back
+ * reads the unit, and the page goes only after: MADV_FREE leaves the
+ * page mapped until reclaim (MADV_PAGEOUT here) takes it, as
+ * MADV_DONTNEED does until its zap, which follows the event read by a
+ * few microseconds.  The write-back read the page's old data: the store
+ * has it, and only the mark says the page reads zeros.  With the mark
+ * cleared by the write-back, the evicted unit came back with 'a' there.
+ */
+static void part_remove_pending(enum upager_memtype type)
+{
+	struct rig x;
+	cpu_set_t was;
+	char *u;
+	int i;
+
+	if (type == UPAGER_MEM_SHMEM)
+		return; /* MADV_FREE is for private anonymous memory */
+	rig_map_one_cpu(&x, type, &was);
+	u = drop_page2(&x, MADV_FREE, false);
+	CHECK_RET(upager_region_sync(x.r, 0, NUNITS * FILL), 0);
+	for (i = 0; i < 100 && mapped(u + 2 * PG, PG); i++)
+		madvise(u + 2 * PG, PG, MADV_PAGEOUT);
+	if (mapped(u + 2 * PG, PG))
+		printf("remove_pending: MADV_PAGEOUT reclaimed nothing, "
+		       "not run\n");
+	else
+		page2_zeros(&x, true);
+	rig_free(&x, &was);
+}
+
+/*
+ * MADV_FREE, then the program writes the page again (an allocator
+ * reusing it): the kernel keeps it, and it holds data, which a sync and
+ * an eviction must keep too.  The unit is dirty and writable: the write
+ * takes no fault, and the engine cannot tell it from a page whose drop
+ * is still to come.
+ */
+static void part_free_write(enum upager_memtype type)
+{
+	struct rig x;
+	char *u;
+
+	if (type == UPAGER_MEM_SHMEM)
+		return; /* MADV_FREE is for private anonymous memory */
+	rig_map(&x, type, 8 * FILL);
+	u = drop_page2(&x, MADV_FREE, false);
+	u[2 * PG] = 'x';
+	CHECK_RET(upager_region_sync(x.r, 0, NUNITS * FILL), 0);
+	evict_u(&x);
+	CHECK(u[2 * PG] == 'x',
+	      "a page written after MADV_FREE reads %#x after an eviction, "
+	      "not what was written",
+	      (unsigned char)u[2 * PG]);
+	rig_unmap(&x);
+}
+
+/*
+ * MADV_DONTNEED of page 2 of a dirty unit (its zap has landed when
+ * madvise() returns), then the program reads it (zeros) and writes it:
+ * what it holds is the program's data, and the sync that writes it
+ * leaves the unit clean.  The drop's mark, kept through the fill, had
+ * kept the unit dirty at every sync.
+ */
+static void part_refill_write(enum upager_memtype type)
+{
+	struct rig x;
+	char *u;
+
+	if (type == UPAGER_MEM_SHMEM)
+		return; /* MADV_DONTNEED keeps a shared mapping's data */
+	rig_map(&x, type, 8 * FILL);
+	u = drop_page2(&x, MADV_DONTNEED, false);
+	page2_zeros(&x, false);
+	u[2 * PG] = 'x';
+	CHECK_RET(upager_region_sync(x.r, 0, NUNITS * FILL), 0);
+	CHECK(x.g.img[U * FILL + 2 * PG] == 'x', "written back");
+	CHECK(!upager_region_dirty(x.r, U * FILL),
+	      "the unit is still dirty after a sync");
+	rig_unmap(&x);
+}
+
+/*
+ * A clean unit (synced: the store has 'a'), its page 2 dropped and read
+ * again (zeros): the fill's zeros are not in the store, and the unit,
+ * evicted, must not come back with 'a' there.
+ */
+static void part_refill_evict(enum upager_memtype type)
+{
+	struct rig x;
+
+	if (type == UPAGER_MEM_SHMEM)
+		return; /* MADV_DONTNEED keeps a shared mapping's data */
+	rig_map(&x, type, 8 * FILL);
+	drop_page2(&x, MADV_DONTNEED, true);
+	page2_zeros(&x, true);
+	rig_unmap(&x);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_part parts[] = {
@@ -260,6 +480,10 @@ int main(int argc, char **argv)
 		{ "fail", part_fail },
 		{ "evict", part_evict },
 		{ "evict_error", part_evict_error },
+		{ "remove_pending", part_remove_pending },
+		{ "free_write", part_free_write },
+		{ "refill_write", part_refill_write },
+		{ "refill_evict", part_refill_evict },
 		{ 0 },
 	};
 

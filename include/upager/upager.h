@@ -456,7 +456,10 @@ int upager_region_prefetch(struct upager_region *r, const uint64_t *offs,
  * Write back the dirty units of [off, off+len) of a region with
  * UPAGER_MAP_TRACK_WRITES (msync(MS_SYNC)-like): each is write-protected,
  * written to the store and then clean; a write meanwhile waits for its
- * unit, then makes it dirty again.  Units whose write-back fails stay
+ * unit, then makes it dirty again.  With UPAGER_REMOVE_ZERO, a unit
+ * holding a page the program dropped that still read data (a drop still
+ * to land, MADV_FREE's lazy free) stays dirty: the next sync writes what
+ * the page reads then.  Units whose write-back fails stay
  * dirty and resident (the error is returned and told to on_error, never
  * dropped).  Any thread but a worker.  0, -EINVAL (no write tracking),
  * -ERANGE (outside the region), -EOPNOTSUPP (the store has no writeback

@@ -475,8 +475,15 @@ int writes_fault(struct upager_region *r, struct filler *f,
 int unit_peek(struct upager_region *r, size_t u, char *buf);
 int unit_protect(struct upager_region *r, struct filler *f, size_t u,
 		 bool on);
+/* Bytes of room unit_write_back() needs. */
+size_t unit_wb_room(const struct upager_region *r);
+/*
+ * Write dirty unit @u (held INFLIGHT) back; @going: it is evicted next.
+ * 0 (clean now), 1 (written, but not clean: a page the program dropped
+ * may go yet, see marks_written(); only when not @going) or -errno.
+ */
 int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
-		    char *buf);
+		    char *buf, bool going);
 int region_sync(struct upager_region *r, size_t off, size_t len);
 
 /* evict.c */

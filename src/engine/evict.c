@@ -571,7 +571,7 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 		max = SINK_MAX / r->fill ? SINK_MAX / r->fill : 1;
 	if ((r->memtype != UPAGER_MEM_SHMEM &&
 	     sink_reserve(r->h, sk, max * r->fill) < 0) ||
-	    filler_reserve(f, r->fill) < 0)
+	    filler_reserve(f, unit_wb_room(r)) < 0)
 		return 0;
 	n = pick(e, v, from, max, !may_block);
 	if (!n && !may_block) /* all dirty: memory stays bounded anyway */
@@ -581,7 +581,7 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 		int ret = 0;
 
 		if (from[i] == UNIT_DIRTY) {
-			ret = unit_write_back(r, f, v[i], f->buf);
+			ret = unit_write_back(r, f, v[i], f->buf, true);
 			if (ret == -EOPNOTSUPP) {
 				keep(e, v[i]);
 				fill_settle(r, f, v[i], 1, from[i]);

@@ -520,7 +520,7 @@ long fill_data(struct upager_region *r, struct filler *f, size_t u, size_t n,
  * state they were claimed from: REMOVED units follow the region's REMOVE
  * policy, and on shmem only the pages the page cache lost are written.
  */
-static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
+static long fill_store(struct upager_region *r, struct filler *f, size_t u,
 		       size_t n, char *buf, unsigned int from)
 {
 	struct upager_store *s = r->store;
@@ -572,6 +572,61 @@ static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
 		ret = fill_data(r, f, u, n, src);
 	if (src != buf && STORE_HAS(s->ops, release))
 		s->ops->release(s, pgoff, np);
+	return ret;
+}
+
+/*
+ * Units [u, u+n) (anon, write tracking, REMOVE_ZERO) were just filled,
+ * zeros where the program had dropped pages; @buf is their room, free
+ * now.  A dropped page that reads zeros holds what its mark promised,
+ * the store does not: the mark goes, and the unit settles dirty
+ * (UNIT_REDIRTY), so that a write-back takes the zeros there.  Were it
+ * kept, a write-back would keep it once the program wrote the page (it
+ * cannot tell that data from a drop still to come, see writes.c), and
+ * the unit would stay dirty at every sync.  A dropped page that reads
+ * data (present before the fill: its drop still to come) keeps its
+ * mark; so do all of a unit with a page zapped since (the read stops
+ * there).
+ */
+static void fill_undrop(struct upager_region *r, size_t u, size_t n,
+			char *buf)
+{
+	size_t np = r->fill / UPAGER_STORE_PAGE;
+
+	for (size_t k = u; k < u + n; k++) {
+		char *room = buf + (k - u) * r->fill;
+		size_t first = k * np, i = 0;
+		bool zeroed = false;
+
+		while (i < np && !region_dropped(r, first + i))
+			i++;
+		/* Short: a page zapped since (EIO from there on), kept. */
+		if (i == np ||
+		    pread(r->h->self_mem, room, r->fill,
+			  (off_t)(uintptr_t)(region_base(r) + k * r->fill)) !=
+			    (ssize_t)r->fill)
+			continue;
+		for (; i < np; i++) {
+			if (!region_dropped(r, first + i) ||
+			    memcmp(room + i * UPAGER_STORE_PAGE, r->h->zeros,
+				   UPAGER_STORE_PAGE))
+				continue;
+			region_undrop(r, first + i, first + i + 1);
+			zeroed = true;
+		}
+		if (zeroed)
+			atomic_fetch_or(&r->state[k], UNIT_REDIRTY);
+	}
+}
+
+static long fill_chunk(struct upager_region *r, struct filler *f, size_t u,
+		       size_t n, char *buf, unsigned int from)
+{
+	long ret = fill_store(r, f, u, n, buf, from);
+
+	if (ret >= 0 && r->track && r->dropped &&
+	    r->memtype != UPAGER_MEM_SHMEM)
+		fill_undrop(r, u, n, buf);
 	return ret;
 }
 

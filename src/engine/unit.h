@@ -24,6 +24,11 @@
  *               it settles REMOVED, not PRESENT, and is woken, so the
  *               next fault fills it again by the region's policy;
  *   GONE_PENDING the application unmapped it meanwhile: it settles GONE.
+ * and one its filler sets:
+ *   REDIRTY     the fill put zeros where the program dropped pages
+ *               (REMOVE_ZERO, write tracking), which the store does not
+ *               hold: it settles DIRTY, not PRESENT, so a write-back
+ *               takes them there (fill.c, fill_undrop()).
  */
 #ifndef UPAGER_ENGINE_UNIT_H
 #define UPAGER_ENGINE_UNIT_H
@@ -46,6 +51,7 @@ enum {
 #define UNIT_WAITERS 0x08
 #define UNIT_RM_PENDING 0x10
 #define UNIT_GONE_PENDING 0x20
+#define UNIT_REDIRTY 0x40
 
 typedef _Atomic uint8_t unit_t;
 
@@ -90,6 +96,8 @@ static inline bool unit_settle(unit_t *u, unsigned int to)
 			now = UNIT_GONE;
 		else if (old & UNIT_RM_PENDING)
 			now = UNIT_REMOVED;
+		else if ((old & UNIT_REDIRTY) && to == UNIT_PRESENT)
+			now = UNIT_DIRTY;
 	} while (!atomic_compare_exchange_weak_explicit(
 		u, &old, now, memory_order_acq_rel, memory_order_acquire));
 	return old & (UNIT_WAITERS | UNIT_RM_PENDING | UNIT_GONE_PENDING);

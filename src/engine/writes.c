@@ -206,6 +206,29 @@ int unit_peek(struct upager_region *r, size_t u, char *buf)
 	return 0;
 }
 
+size_t unit_wb_room(const struct upager_region *r)
+{
+	size_t np = r->fill / UPAGER_STORE_PAGE;
+
+	return r->fill + (np + 63) / 64 * 8;
+}
+
+/* Copy unit @u's drop marks into @had (a bit a page): true if any. */
+static bool marks_take(struct upager_region *r, size_t u, uint64_t *had)
+{
+	size_t np = r->fill / UPAGER_STORE_PAGE, first = u * np;
+	bool any = false;
+
+	memset(had, 0, (np + 63) / 64 * 8);
+	for (size_t i = 0; r->dropped && i < np; i++) {
+		if (!region_dropped(r, first + i))
+			continue;
+		had[i / 64] |= 1ull << (i % 64);
+		any = true;
+	}
+	return any;
+}
+
 /*
  * Was what unit_peek() read of unit @u the region's, @moved read before
  * it?  The program may unmap or move the region meanwhile and map other
@@ -255,16 +278,73 @@ static int peek_for_store(struct upager_region *r, struct filler *f,
 }
 
 /*
- * Write dirty unit @u (held INFLIGHT) back to the store through @buf (a
- * unit's room): protected first, so that what is written is what stays.
- * On an error the protection is lifted again (its writers go on) and the
- * unit stays dirty.
+ * Unit @u (anon) was written back from @buf; @had its marks before the
+ * peek (REMOVE_ZERO: pages the program dropped, which read zeros).  A
+ * marked page written as zeros has them in the store now: its mark
+ * goes.  A marked page that read data was still mapped: the drop's zap
+ * was still to come (MADV_DONTNEED: the kernel zaps after its REMOVE
+ * was read, and the worker marks the page in between), or reclaim
+ * takes the page whenever it likes (MADV_FREE), or the program wrote it
+ * again since (MADV_FREE, then a write, which a dirty unit takes
+ * without a fault): the engine cannot tell which, and the mark stays.
+ * Cleared, the page read the data the drop took away once the unit was
+ * evicted and filled again (tests/writes_inflight remove_pending).
+ *
+ * A unit that stays (@going false) stays dirty if such a page was marked
+ * before the peek: the next write-back writes what it reads then.  One
+ * marked after the peek cannot have been written since (the unit is
+ * protected), and its mark says what it reads once its drop lands.
+ *
+ * A unit that goes (@going): its pages are moved out, and then read the
+ * store, zeros where marked.  A drop marked before the peek has had its
+ * zap by now, or is under way and holds mmap_lock for reading: mprotect()
+ * takes it for writing, and once it returns a page still mapped is one
+ * the program kept (MADV_FREE): its mark goes, or an eviction turned
+ * what it wrote into zeros (tests/writes_inflight free_write).  A zap
+ * whose thread was woken but has not taken mmap_lock yet still lands
+ * after: that window stays.  @buf is not needed any more: mincore()
+ * writes there.  Returns true if the unit is not clean.
+ */
+static bool marks_written(struct upager_region *r, size_t u, char *buf,
+			  const uint64_t *had, bool going)
+{
+	size_t np = r->fill / UPAGER_STORE_PAGE, first = u * np;
+	unsigned char *vec = (unsigned char *)buf;
+	bool kept = false;
+
+	for (size_t i = 0; i < np; i++) {
+		if (!region_dropped(r, first + i))
+			continue;
+		if (!memcmp(buf + i * UPAGER_STORE_PAGE, r->h->zeros,
+			    UPAGER_STORE_PAGE))
+			region_undrop(r, first + i, first + i + 1);
+		else if (had[i / 64] >> (i % 64) & 1)
+			kept = true;
+	}
+	if (!kept || !going)
+		return kept;
+	mprotect(r->h->zeros, ZEROS, PROT_READ);
+	if (mincore(region_base(r) + u * r->fill, r->fill, vec) < 0)
+		return false;
+	for (size_t i = 0; i < np; i++)
+		if ((had[i / 64] >> (i % 64) & 1) && (vec[i] & 1))
+			region_undrop(r, first + i, first + i + 1);
+	return false;
+}
+
+/*
+ * Write dirty unit @u (held INFLIGHT) back to the store through @buf
+ * (unit_wb_room() bytes): protected first, so that what is written is
+ * what stays.  On an error the protection is lifted again (its writers
+ * go on) and the unit stays dirty.
  */
 int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
-		    char *buf)
+		    char *buf, bool going)
 {
 	struct upager_store *s = r->store;
 	size_t np = r->fill / UPAGER_STORE_PAGE;
+	uint64_t *had = (uint64_t *)(void *)(buf + r->fill);
+	bool marked = false;
 	int ret;
 
 	if (!STORE_HAS(s->ops, writeback))
@@ -275,17 +355,15 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 	/* Held: no one lifts it again before we settle. */
 	atomic_fetch_and(&r->open[u / 64], ~(1ull << (u % 64)));
 	/*
-	 * The store is to hold what the peek reads, dropped pages as zeros:
-	 * their marks go now, before it.  A REMOVE handled from here on
-	 * marks its pages again, and they stay marked: the peek may have
-	 * read them before the zap, and the store then holds what the drop
-	 * took away.  Cleared after the write-back, the marks of such a drop
-	 * went with it, and the unit, evicted, came back with that data
-	 * (tests/evict_sink dropped).  A failed write-back leaves the unit
-	 * dirty and resident: the marks are needed again only once one has
-	 * succeeded.
+	 * shmem: MADV_DONTNEED keeps the page cache, which the peek reads,
+	 * so the marks go before it; a REMOVE handled from here on marks
+	 * its pages again, and they stay marked (the peek may have read
+	 * them before a MADV_REMOVE punched them out).
 	 */
-	region_undrop(r, u * np, (u + 1) * np);
+	if (r->memtype == UPAGER_MEM_SHMEM)
+		region_undrop(r, u * np, (u + 1) * np);
+	else
+		marked = marks_take(r, u, had);
 	ret = peek_for_store(r, f, u, buf);
 	if (ret == 0)
 		ret = s->ops->writeback(s, r->store_pgoff + u * np, buf, np);
@@ -294,11 +372,9 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 		unit_unprotect(r, f, u, false);
 		return ret;
 	}
-	/* Dropped whole meanwhile, maybe before the marks went: all of it. */
-	if (unit_load(&r->state[u]) & UNIT_RM_PENDING)
-		region_drop(r, u * np, (u + 1) * np);
 	STAT_ADD(r->st, pages_written, np);
-	return 0;
+	/* None marked before the peek: those marked since stay. */
+	return marked && marks_written(r, u, buf, had, going);
 }
 
 int writes_fault(struct upager_region *r, struct filler *f,
@@ -386,7 +462,7 @@ int region_sync(struct upager_region *r, size_t off, size_t len)
 		return -EINVAL;
 	if (off > r->len || len > r->len - off)
 		return -ERANGE;
-	ret = filler_reserve(&f, r->fill);
+	ret = filler_reserve(&f, unit_wb_room(r));
 	if (ret < 0)
 		return ret;
 	for (size_t u = off / r->fill; u * r->fill < off + len; u++) {
@@ -396,8 +472,8 @@ int region_sync(struct upager_region *r, size_t off, size_t len)
 			u--; /* taken meanwhile: look again */
 			continue;
 		}
-		ret = unit_write_back(r, &f, u, f.buf);
-		fill_settle(r, &f, u, 1, ret < 0 ? UNIT_DIRTY : UNIT_PRESENT);
+		ret = unit_write_back(r, &f, u, f.buf, false);
+		fill_settle(r, &f, u, 1, ret ? UNIT_DIRTY : UNIT_PRESENT);
 		if (ret < 0) {
 			failed++;
 			if (!first)
