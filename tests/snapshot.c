@@ -16,6 +16,25 @@
  *              highest units (copied last): it opens them again as soon
  *              as any pass protects them, so only the pass at the
  *              instant can catch them.
+ * drops        live, while two threads drop pages (MADV_DONTNEED) until
+ *              100 drops each past the snapshot call: a pending REMOVE
+ *              event fails a protection before the instant (-EAGAIN:
+ *              those passes give up), so the pass at the instant is the
+ *              one that protects (at 1 GiB always: a pass there is 256
+ *              protections; at 8 MiB it is 2, and both may fall between
+ *              events).  They drop the units of the last thread that it
+ *              never writes: a fault waits out the events (a fill or a
+ *              lifted protection is -EAGAIN while one is pending), so a
+ *              writer that met a dropped unit, or any fault, would wait
+ *              as long as the drops go on, and write nothing.  So the
+ *              whole region is written once first (open: written again
+ *              without a fault).  A dropped unit reads zeros in the
+ *              snapshot, as the model has it: zeros were written there,
+ *              and a drop keeps them (shmem) or gives what the REMOVE
+ *              policy reads, the store's data (anon), zeros too: nothing
+ *              is written back to the store.  8 MiB when T_SNAP_MB is
+ *              below 1024 (the sanitizer runs: a second there, under
+ *              TSan too).
  * incremental  quiet region: a full snapshot, then one thread writes a
  *              known set of units, then an incremental snapshot into a
  *              store filled with a marker: exactly those units are
@@ -60,21 +79,27 @@ static uint64_t stamp(unsigned int id, uint64_t k)
 	return (uint64_t)(id + 1) << 48 | k;
 }
 
+/* xorshift64 */
+static uint64_t next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
 static void *write_loop(void *arg)
 {
 	struct writer *w = arg;
 	uint64_t x = 0x2545f4914f6cdd1dull * (w->id + 1);
 
 	while (!atomic_load(w->stop) && w->n < w->cap) {
-		size_t u;
+		size_t u = (size_t)next(&x);
 		uint64_t s = stamp(w->id, w->n + 1);
 		struct rec *r = &w->log[w->n];
 
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		u = w->span ? w->nunits / NT - 1 - (size_t)(x % w->span)
-			    : (size_t)(x % (w->nunits / NT));
+		u = w->span ? w->nunits / NT - 1 - u % w->span
+			    : u % (w->nunits / NT);
 		u = u * NT + w->id;
 		r->u = (uint32_t)u;
 		r->t0 = t_now_ns();
@@ -170,34 +195,73 @@ static size_t region_mb(void)
 	return mb ? strtoull(mb, NULL, 10) : 1024;
 }
 
-static void live(enum upager_memtype type)
+#define HOT 16 /* the last thread's units */
+#define ND 2
+#define DROPS_PAST 100
+
+struct dropper {
+	char *p;
+	size_t nunits;
+	unsigned int id;
+	atomic_bool *called; /* the snapshot was called */
+	size_t n;
+};
+
+/* Drop units of the last thread below its HOT (see drops). */
+static void *drop_loop(void *arg)
 {
-	size_t len = region_mb() << 20;
+	struct dropper *d = arg;
+	uint64_t x = 0x9e3779b97f4a7c15ull * (d->id + 1);
+	unsigned int past = 0;
+
+	while (past < DROPS_PAST) {
+		size_t u = (size_t)(next(&x) % (d->nunits / NT - HOT)) * NT +
+			   NT - 1;
+
+		CHECK(!madvise(d->p + u * PG, PG, MADV_DONTNEED),
+		      "madvise(DONTNEED): %s", strerror(errno));
+		d->n++;
+		past += atomic_load(d->called);
+	}
+	return NULL;
+}
+
+/* live, with @nd droppers (drops) or none. */
+static void snap_live(enum upager_memtype type, size_t len, unsigned int nd)
+{
 	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
 	struct upager_store *s = upager_store_mem_new(len, NULL);
 	struct upager_store *d = upager_store_mem_new(len, NULL);
 	struct upager_snapshot_info info = { .size = sizeof(info) };
 	struct upager_region *r;
 	struct writer w[NT];
-	pthread_t t[NT];
-	atomic_bool stop = false;
+	struct dropper dr[ND];
+	pthread_t t[NT], td[ND];
+	atomic_bool stop = false, called = false;
 	uint64_t t_call, t_prot;
+	size_t drops = 0;
 	char *p;
 
 	CHECK(s && d, "mem stores");
 	r = map(h, s, len, type, &p);
 	CHECK_RET(upager_handler_start(h), 0);
-	/* Half of it resident and dirty, half never touched. */
-	for (size_t off = 0; off < len / 2; off += PG)
+	/* Half of it resident and dirty, half never touched (drops: all). */
+	for (size_t off = 0; off < (nd ? len : len / 2); off += PG)
 		p[off] = 0;
 	for (unsigned int i = 0; i < NT; i++) {
 		w[i] = (struct writer){ p, len / PG, i, &stop, NULL, 0,
-					8u << 20, i == NT - 1 ? 16 : 0 };
+					8u << 20, i == NT - 1 ? HOT : 0 };
 		w[i].log = malloc(w[i].cap * sizeof(*w[i].log));
 		CHECK(w[i].log, "memory");
 		CHECK(!pthread_create(&t[i], NULL, write_loop, &w[i]), "thread");
 	}
+	for (unsigned int i = 0; i < nd; i++) {
+		dr[i] = (struct dropper){ p, len / PG, i, &called, 0 };
+		CHECK(!pthread_create(&td[i], NULL, drop_loop, &dr[i]),
+		      "thread");
+	}
 	t_sleep_ms(100);
+	atomic_store(&called, true);
 	t_call = t_now_ns();
 	CHECK_RET(upager_region_snapshot(r, d, 0, &info), 0);
 	/* The protection ended @info.ns - protect_ns before the copy did. */
@@ -206,14 +270,19 @@ static void live(enum upager_memtype type)
 	atomic_store(&stop, true);
 	for (unsigned int i = 0; i < NT; i++)
 		pthread_join(t[i], NULL);
-	printf("live %s %zu MiB: %llu units in %.1f ms (protect %.2f ms, "
+	for (unsigned int i = 0; i < nd; i++) {
+		pthread_join(td[i], NULL);
+		drops += dr[i].n;
+	}
+	printf("%s %s %zu MiB: %llu units in %.1f ms (protect %.2f ms, "
 	       "held %.2f ms), "
-	       "%llu saved by a write first; writes %zu %zu %zu\n",
+	       "%llu saved by a write first; writes %zu %zu %zu; %zu drops\n",
+	       nd ? "drops" : "live",
 	       type == UPAGER_MEM_ANON ? "anon" : "shmem", len >> 20,
 	       (unsigned long long)info.units, info.ns / 1e6,
 	       info.protect_ns / 1e6, info.held_ns / 1e6,
 	       (unsigned long long)info.units_early,
-	       w[0].n, w[1].n, w[2].n);
+	       w[0].n, w[1].n, w[2].n, drops);
 	CHECK(info.units == len / PG, "every unit copied");
 	for (unsigned int i = 0; i < NT; i++) {
 		check_thread(upager_store_mem_data(d), &w[i], t_call, t_prot);
@@ -223,6 +292,16 @@ static void live(enum upager_memtype type)
 	upager_handler_free(h);
 	upager_store_close(s);
 	upager_store_close(d);
+}
+
+static void live(enum upager_memtype type)
+{
+	snap_live(type, region_mb() << 20, 0);
+}
+
+static void drops(enum upager_memtype type)
+{
+	snap_live(type, (region_mb() < 1024 ? 8 : region_mb()) << 20, ND);
 }
 
 static void incremental(enum upager_memtype type)
@@ -389,6 +468,7 @@ int main(int argc, char **argv)
 {
 	static const struct t_part parts[] = {
 		{ "live", live },
+		{ "drops", drops },
 		{ "incremental", incremental },
 		{ "busy", busy },
 		{ "hole", hole },

@@ -5,8 +5,11 @@
  * write-protects the region; an event queued meanwhile (the program's
  * MADV_DONTNEED) makes that protection answer EAGAIN until a worker
  * reads it, and the only worker may be waiting on the gate's read side
- * for a write fault.  Every snapshot must still succeed (upager.h lists
- * no EAGAIN).  Stops at the first failure (each can take seconds).
+ * for a write fault.  Every snapshot must still succeed: upager.h's
+ * -EAGAIN is for a map that kept changing for a second or more, and one
+ * thread dropping one page leaves it still between two of its drops
+ * (two threads dropping throughout did make it -EAGAIN, once in 24
+ * runs).  Stops at the first failure (each can take seconds).
  * Prints the longest the gate was held (held_ns) and the longest single
  * write, for the record only: both depend on when the dropper leaves
  * the map still, and no bound on them holds on a busy machine.

@@ -506,7 +506,11 @@ struct upager_snapshot_info {
  * every unit is in @dst.  One snapshot of a region at a time.  @info may
  * be NULL.  Any thread but a worker.  0, -EINVAL (no write tracking,
  * flags), -EBUSY (a snapshot runs), -ERANGE (@dst too small),
- * -EOPNOTSUPP (@dst has no writeback), or the first error of a store.
+ * -EOPNOTSUPP (@dst has no writeback), -EAGAIN (the memory map kept
+ * changing, e.g. MADV_DONTNEED after MADV_DONTNEED, for a second or
+ * more at the instant, with the writers held: nothing was taken, the
+ * next snapshot sees every write; try again), or the first error of a
+ * store.
  */
 int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 			   unsigned int flags,
