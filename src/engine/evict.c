@@ -399,7 +399,7 @@ static int undrop(struct upager_region *r, struct filler *f, size_t u,
 			size_t done = 0;
 			uint8_t v;
 
-			pthread_rwlock_wrlock(&r->sp->rd_lock);
+			rdlock_excl(&r->sp->rd_lock);
 			v = unit_load(&r->state[u]);
 			if (v & (UNIT_RM_PENDING | UNIT_GONE_PENDING))
 				ret = 1;
@@ -407,7 +407,7 @@ static int undrop(struct upager_region *r, struct filler *f, size_t u,
 				ret =
 				    upager_ll_copy(r->uffd, at + off,
 						   slot + off, pg, mode, &done);
-			pthread_rwlock_unlock(&r->sp->rd_lock);
+			rdlock_excl_end(&r->sp->rd_lock);
 			/* A worker reads the event, under rd_lock. */
 			if (ret == -EAGAIN && !done) {
 				ret = fill_mm_wait(r, f, &tries) ? 0 : -EAGAIN;

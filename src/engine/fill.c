@@ -19,6 +19,8 @@
 
 /* Faults fill in chunks of this many bytes (see fault.c). */
 #define CHUNK (64u << 10)
+/* What a guarded install puts in under rd_lock at a time. */
+#define GUARD_PIECE (64u << 10)
 
 int filler_reserve(struct filler *f, size_t len)
 {
@@ -185,7 +187,7 @@ static int install_op(struct upager_region *r, enum install_op op, char *dst,
  * queues UNMAP and REMAP after the change and holds installs off
  * (-EAGAIN) until they are read; their handling, under rd_lock, records
  * the holes and moves the region's base.  So these installs go in under
- * rd_lock taken for reading, at the region's address as it is then, and
+ * rd_lock taken shared, at the region's address as it is then, and
  * not into a hole.  CONTINUE maps the page cache of whatever file is
  * mapped there, never this region's data elsewhere; an in-thread
  * region's uffd has no events to wait for.
@@ -288,7 +290,13 @@ static long install(struct upager_region *r, struct filler *f,
 		size_t want = single ? page : len - off, done = 0;
 
 		if (guard) {
-			pthread_rwlock_rdlock(&r->sp->rd_lock);
+			/*
+			 * In pieces: a read of the uffd waits for the one
+			 * in progress, and the next fault is read soon.
+			 */
+			if (want > GUARD_PIECE && GUARD_PIECE > page)
+				want = GUARD_PIECE;
+			rdlock_shared(&r->sp->rd_lock);
 			dst = region_base(r) + at;
 			if (!region_owns(r, at + off, want))
 				ret = -ENOENT;
@@ -299,7 +307,7 @@ static long install(struct upager_region *r, struct filler *f,
 				ret = install_op(r, op, dst + off,
 						 src ? src + off : NULL, want,
 						 mode, &done);
-			pthread_rwlock_unlock(&r->sp->rd_lock);
+			rdlock_shared_end(&r->sp->rd_lock);
 		} else {
 			ret = install_op(r, op, dst + off,
 					 src ? src + off : NULL, want, mode,
@@ -355,12 +363,12 @@ int region_writeprotect(struct upager_region *r, size_t at, size_t len,
 	int ret = -ENOENT;
 
 	if (guard)
-		pthread_rwlock_rdlock(&r->sp->rd_lock);
+		rdlock_shared(&r->sp->rd_lock);
 	if (!guard || region_owns(r, at, len))
 		ret = upager_ll_writeprotect(r->uffd, region_base(r) + at, len,
 					     mode);
 	if (guard)
-		pthread_rwlock_unlock(&r->sp->rd_lock);
+		rdlock_shared_end(&r->sp->rd_lock);
 	return ret;
 }
 
@@ -691,14 +699,14 @@ void fill_poison(struct upager_region *r, struct filler *f, size_t u,
 	region_report(r, addr, err, "store fetch failed; poisoning the page");
 	/* Not where the region no longer is: see install_guarded(). */
 	if (guard)
-		pthread_rwlock_rdlock(&r->sp->rd_lock);
+		rdlock_shared(&r->sp->rd_lock);
 	dst = region_base(r) + u * r->fill;
 	if (guard && !region_owns(r, u * r->fill, r->fill))
 		ret = -ENOENT;
 	else
 		ret = upager_ll_poison(r->uffd, dst, r->fill, mode, &done);
 	if (guard)
-		pthread_rwlock_unlock(&r->sp->rd_lock);
+		rdlock_shared_end(&r->sp->rd_lock);
 	if (ret == 0 || ret == -EEXIST) {
 		if (ret == 0 && f->dontwake)
 			wake_later(f, r->uffd, dst, r->fill);
