@@ -31,6 +31,13 @@
  *          unit goes with its pages from the pinned one on left in
  *          place, protected; a write to one of them goes through, makes
  *          the unit dirty and reaches the store.
+ * zap      program threads drop units (whole, or two pages of four) and
+ *          read them back, in a loop, while the evictors keep the
+ *          region at its small budget: a dropped page reads what the
+ *          REMOVE policy says (ZERO, then REFETCH), the others what was
+ *          written, and no thread hangs (an evictor's UFFDIO_MOVE beside
+ *          the program's zap spins in the kernel for ever:
+ *          tests/move_zap).
  *
  * anon only (shmem units go with a punched hole, not through the sink).
  */
@@ -520,6 +527,114 @@ static void absent(enum upager_memtype type)
 	free(x.model);
 }
 
+/*
+ * One program thread of zap: units [from, from+n) of @p, its own, each
+ * page of them what @want says it holds, dropped whole or (@part) their
+ * middle pages, which then read zeros (@zeros) or the store's data.
+ */
+struct zapper {
+	char *p;
+	size_t fill, from, n;
+	bool part, zeros;
+	double until;
+	unsigned long drops;
+	uint64_t want[8][4];
+};
+
+static void *zap_loop(void *arg)
+{
+	struct zapper *z = arg;
+	const size_t np = z->fill / PG;
+	const size_t lo = z->part ? 1 : 0, hi = z->part ? np - 1 : np;
+
+	while (now_s() < z->until) {
+		size_t k = z->drops % z->n, u = z->from + k;
+		char *at = z->p + u * z->fill;
+
+		CHECK(!madvise(at + lo * PG, (hi - lo) * PG, MADV_DONTNEED),
+		      "madvise: %s", strerror(errno));
+		for (size_t i = lo; i < hi && z->zeros; i++)
+			z->want[k][i] = 0;
+		z->drops++;
+		for (size_t i = 0; i < np; i++) {
+			uint64_t v;
+
+			memcpy(&v, at + i * PG, sizeof(v));
+			CHECK(v == z->want[k][i],
+			      "unit %zu page %zu reads %#llx, not %#llx, after "
+			      "its pages [%zu, %zu) were dropped",
+			      u, i, (unsigned long long)v,
+			      (unsigned long long)z->want[k][i], lo, hi);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * zap: two program threads drop units in a loop, one whole, one their
+ * middle pages (tracked: the unit stays), and read them back, while a
+ * third reads the rest of the region, so that the evictors hold the
+ * dropped units again and again; under @remove.  The units are clean
+ * (written, then synced): what they read comes from the store or the
+ * REMOVE policy, and no write-back meets a drop.
+ */
+static void zap_run(enum upager_memtype type, enum upager_remove_policy remove)
+{
+	const size_t fill = 4 * PG, units = 64, len = units * fill;
+	struct upager_map_params mp = params(type, fill, 8, remove);
+	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
+	struct churn c = {.fill = fill, .from = 16, .to = units};
+	struct zapper z[2];
+	struct upager_region *r;
+	struct upager_stats st;
+	pthread_t t, tz[2];
+	struct wbstore w;
+	char *p, *model;
+
+	p = map_wb(h, &w, len, &mp, &r, &model);
+	c.p = p;
+	for (int i = 0; i < 2; i++) {
+		z[i] = (struct zapper){.p = p, .fill = fill, .from = 8 * i,
+				       .n = 8, .part = i,
+				       .zeros = remove == UPAGER_REMOVE_ZERO};
+		stamp(p, model, fill, z[i].from, z[i].n, 1);
+		for (size_t k = 0; k < z[i].n; k++)
+			for (size_t j = 0; j < fill / PG; j++)
+				memcpy(&z[i].want[k][j],
+				       model + (z[i].from + k) * fill + j * PG,
+				       sizeof(uint64_t));
+	}
+	CHECK_RET(upager_region_sync(r, 0, len), 0);
+	CHECK(!pthread_create(&t, NULL, churn_loop, &c), "pthread_create");
+	for (int i = 0; i < 2; i++) {
+		z[i].until = now_s() + 2.0;
+		CHECK(!pthread_create(&tz[i], NULL, zap_loop, &z[i]),
+		      "pthread_create");
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(tz[i], NULL);
+	atomic_store(&c.stop, true);
+	pthread_join(t, NULL);
+	upager_region_stats(r, &st);
+	printf("zap %s: %lu drops whole, %lu in part, %llu pages evicted\n",
+	       remove == UPAGER_REMOVE_ZERO ? "ZERO" : "REFETCH", z[0].drops,
+	       z[1].drops, (unsigned long long)st.pages_evicted);
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(&w.s);
+	wbstore_free(&w);
+	free(model);
+}
+
+static void zap(enum upager_memtype type)
+{
+	t_deadline(30, "zap: a thread hangs (an evictor's move beside the "
+		       "program's zap?)");
+	zap_run(type, UPAGER_REMOVE_ZERO);
+	zap_run(type, UPAGER_REMOVE_REFETCH);
+	t_deadline(0, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_part parts[] = {
@@ -529,6 +644,7 @@ int main(int argc, char **argv)
 	    {"again", again},
 	    {"dropped", dropped},
 	    {"absent", absent},
+	    {"zap", zap},
 	    {NULL, NULL},
 	};
 

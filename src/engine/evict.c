@@ -425,16 +425,50 @@ static int undrop(struct upager_region *r, struct filler *f, size_t u,
 }
 
 /*
+ * The next run of unit @u's pages to move, from @off on: [*@off, return)
+ * (empty at the unit's end).  A page the program dropped under ZERO (its
+ * REMOVE read) is passed over: its zap may be running, and it reads
+ * zeros wherever it is.  rd_lock held.
+ */
+static size_t next_run(struct upager_region *r, size_t u, size_t *off)
+{
+	const size_t pg = UPAGER_STORE_PAGE, first = u * r->fill / pg;
+	size_t end;
+
+	while (*off < r->fill && region_dropped(r, first + *off / pg))
+		*off += pg;
+	for (end = *off; end < r->fill && !region_dropped(r, first + end / pg);
+	     end += pg)
+		;
+	return end;
+}
+
+/*
  * Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k; an
  * evictor thread (@may_block) drops those of a read-only region too.  0
  * when the unit is gone (the slot is used), or an error with the unit
  * whole in the region as it was (protected), and the slot empty.
+ *
+ * UFFDIO_MOVE of pages the program's zap (MADV_DONTNEED) is taking at
+ * that moment spins in the kernel for ever (tests/move_zap): the unit
+ * would stay INFLIGHT, and every thread touching it hang.  The kernel
+ * zaps only once a worker has read the REMOVE, under rd_lock held
+ * exclusive: each move goes under it shared, so no REMOVE is
+ * read during it, and one read before has said so (event_remove(), under
+ * the lock): the unit dropped whole (RM_PENDING) or unmapped is not moved
+ * at all, the program's zap takes its pages and it goes as the REMOVE
+ * says; pages dropped in part under ZERO (their dropped bits) stay where
+ * they are, reading zeros.  Not kept off a zap: a drop of part of a unit
+ * under REFETCH, which leaves no mark, nor one whose bits the unit's
+ * write-back just cleared (writes.c), when its REMOVE was read just
+ * before.  The lock goes before each retry: a REMOVE posted and not read
+ * makes the move fail -EAGAIN until a worker reads it.
  */
 static int drop_unit(struct upager_region *r, struct sink *sk,
 		     struct filler *f, size_t u, size_t k, bool may_block)
 {
 	char *at = region_base(r) + u * r->fill, *slot = sk->addr + k * r->fill;
-	size_t done = 0;
+	size_t done = 0, moved = 0; /* looked at, moved */
 	int ret;
 
 	if (r->memtype == UPAGER_MEM_SHMEM)
@@ -443,25 +477,29 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 				 (off_t)(u * r->fill), (off_t)r->fill) < 0
 			       ? -errno
 			       : 0;
-	/*
-	 * The program dropped the unit whole meanwhile (its REMOVE was
-	 * read): the zap that follows takes its pages, so there is nothing
-	 * to move, and the unit goes as the REMOVE says.  Moved in the zap's
-	 * wake, UFFDIO_MOVE was seen to spin in the kernel for ever
-	 * (tests/evict_sink dropped, 1 run in 6).
-	 */
-	if (unit_load(&r->state[u]) & (UNIT_RM_PENDING | UNIT_GONE_PENDING))
-		return 0;
 	for (unsigned int tries = 0;;) {
-		size_t step = 0;
+		size_t step = 0, end;
 
-		ret = upager_ll_move(r->h->evict_uffd, slot + done, at + done,
-				     r->fill - done,
-				     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &step);
-		done += step;
-		if (ret == 0)
+		rdlock_shared(&r->sp->rd_lock);
+		end = next_run(r, u, &done);
+		if ((unit_load(&r->state[u]) &
+		     (UNIT_RM_PENDING | UNIT_GONE_PENDING)) ||
+		    done == end || !region_owns(r, u * r->fill, r->fill)) {
+			rdlock_shared_end(&r->sp->rd_lock);
 			return 0;
-		if (ret == -EINVAL && may_block && !done)
+		}
+		/* Where the region is now (see fill.c install_guarded()). */
+		at = region_base(r) + u * r->fill;
+		ret = upager_ll_move(r->h->evict_uffd, slot + done, at + done,
+				     end - done,
+				     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &step);
+		rdlock_shared_end(&r->sp->rd_lock);
+		done += step;
+		moved += step;
+		if (ret == 0)
+			continue; /* the next run */
+		/* Not under rd_lock: its REMOVE waits for a worker's read. */
+		if (ret == -EINVAL && may_block && !moved)
 			return drop_pages(r, at);
 		/*
 		 * A short move is answered -EAGAIN with its count: the call
@@ -473,7 +511,7 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 			break;
 		sched_yield();
 	}
-	if (!done)
+	if (!moved)
 		return ret;
 	/*
 	 * Part of it moved, the rest refused: put back, it stays whole, as
