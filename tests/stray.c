@@ -18,6 +18,7 @@
  *        ends in SIGBUS, with on_error naming the address; never zeros,
  *        never a thread spinning for good.
  */
+#include <poll.h>
 #include <sys/mman.h>
 
 #include "tstore.h"
@@ -76,6 +77,15 @@ static void race(void)
 	CHECK(pipe(fd) == 0, "pipe: %s", strerror(errno));
 	toucher_start(&tr, pr + 5 * PG, fd[1]);
 	toucher_wait_blocked(&tr);
+	/*
+	 * Asleep is not enough: under TSan the thread may sleep in the
+	 * runtime before its write(2); its fault is queued once the
+	 * handler's uffd is readable (no worker runs to read it).
+	 */
+	CHECK(poll(&(struct pollfd){ .fd = upager_handler_fd(h),
+				     .events = POLLIN },
+		   1, 5000) == 1,
+	      "the thread's fault never came");
 	CHECK_RET(upager_unmap(r), 0);
 	pthread_join(tr.t, NULL);
 	CHECK(tr.ret < 0 && tr.err == EFAULT,
