@@ -572,3 +572,18 @@ int t_end(void)
 		SKIP("all else passed, but not checked: %s", not_checked);
 	return 0;
 }
+
+int t_plain_parts(int argc, char **argv, const struct t_plain_part *parts,
+		  size_t n)
+{
+	bool ran = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (argc > 1 && strcmp(argv[1], parts[i].name))
+			continue;
+		parts[i].run();
+		ran = true;
+	}
+	CHECK(ran, "no part named %s", argv[1]);
+	return 0;
+}

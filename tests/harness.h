@@ -196,6 +196,18 @@ void t_not_checked(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* main()'s return once every check passed: 0, or exit 77 as above. */
 int t_end(void);
 
+/*
+ * A test of named parts that need no memory type: argv[1] names one to
+ * run alone, or none for every part in order (@n of them).  Returns
+ * main()'s return; an unknown name fails.
+ */
+struct t_plain_part {
+	const char *name;
+	void (*run)(void);
+};
+int t_plain_parts(int argc, char **argv, const struct t_plain_part *parts,
+		  size_t n);
+
 /* The /proc/self/pagemap entry of @addr (@pm: that file, open). */
 #define PM_UFFD_WP (1ull << 57) /* the page is uffd write-protected */
 uint64_t t_pagemap_entry(int pm, const void *addr);

@@ -511,10 +511,7 @@ static void around_all(void)
 
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		void (*run)(void);
-	} parts[] = {
+	static const struct t_plain_part parts[] = {
 		{ "sequential", sequential_all },
 		{ "ahead", ahead },
 		{ "random", random_faults },
@@ -522,14 +519,7 @@ int main(int argc, char **argv)
 		{ "interleaved", interleaved },
 		{ "around", around_all },
 	};
-	bool ran = false;
 
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], parts[i].name))
-			continue;
-		parts[i].run();
-		ran = true;
-	}
-	CHECK(ran, "no part named %s", argv[1]);
-	return 0;
+	return t_plain_parts(argc, argv, parts,
+			     sizeof(parts) / sizeof(parts[0]));
 }

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "upager/upager.h"
+#include "engine/rdlock.h"
 #include "engine/readahead.h"
 #include "engine/unit.h"
 
@@ -189,10 +190,10 @@ struct upager_space {
 	 * it: the kernel queues an mremap's UNMAP only once its REMAP was
 	 * read, and the two must be handled in that order, so a second
 	 * worker may not read on while the first still handles the REMAP.
-	 * Taken for writing; installs that must not overtake an event take
-	 * it for reading (fill.c, install_guarded()).
+	 * Taken exclusive; installs that must not overtake an event take it
+	 * shared (rdlock.h; fill.c, install_guarded()).
 	 */
-	pthread_rwlock_t rd_lock;
+	struct rdlock rd_lock;
 	pthread_rwlock_t lock;	 /* the table */
 	struct upager_region **regions;
 	size_t nregions, cap;

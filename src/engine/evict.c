@@ -399,7 +399,7 @@ static int undrop(struct upager_region *r, struct filler *f, size_t u,
 			size_t done = 0;
 			uint8_t v;
 
-			pthread_rwlock_wrlock(&r->sp->rd_lock);
+			rdlock_excl(&r->sp->rd_lock);
 			v = unit_load(&r->state[u]);
 			if (v & (UNIT_RM_PENDING | UNIT_GONE_PENDING))
 				ret = 1;
@@ -407,7 +407,7 @@ static int undrop(struct upager_region *r, struct filler *f, size_t u,
 				ret =
 				    upager_ll_copy(r->uffd, at + off,
 						   slot + off, pg, mode, &done);
-			pthread_rwlock_unlock(&r->sp->rd_lock);
+			rdlock_excl_end(&r->sp->rd_lock);
 			/* A worker reads the event, under rd_lock. */
 			if (ret == -EAGAIN && !done) {
 				ret = fill_mm_wait(r, f, &tries) ? 0 : -EAGAIN;
@@ -480,12 +480,12 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 	for (unsigned int tries = 0;;) {
 		size_t step = 0, end;
 
-		pthread_rwlock_rdlock(&r->sp->rd_lock);
+		rdlock_shared(&r->sp->rd_lock);
 		end = next_run(r, u, &done);
 		if ((unit_load(&r->state[u]) &
 		     (UNIT_RM_PENDING | UNIT_GONE_PENDING)) ||
 		    done == end || !region_owns(r, u * r->fill, r->fill)) {
-			pthread_rwlock_unlock(&r->sp->rd_lock);
+			rdlock_shared_end(&r->sp->rd_lock);
 			return 0;
 		}
 		/* Where the region is now (see fill.c install_guarded()). */
@@ -493,7 +493,7 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 		ret = upager_ll_move(r->h->evict_uffd, slot + done, at + done,
 				     end - done,
 				     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &step);
-		pthread_rwlock_unlock(&r->sp->rd_lock);
+		rdlock_shared_end(&r->sp->rd_lock);
 		done += step;
 		moved += step;
 		if (ret == 0)

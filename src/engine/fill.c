@@ -296,7 +296,7 @@ static long install(struct upager_region *r, struct filler *f,
 			 */
 			if (want > GUARD_PIECE && GUARD_PIECE > page)
 				want = GUARD_PIECE;
-			pthread_rwlock_rdlock(&r->sp->rd_lock);
+			rdlock_shared(&r->sp->rd_lock);
 			dst = region_base(r) + at;
 			if (!region_owns(r, at + off, want))
 				ret = -ENOENT;
@@ -307,7 +307,7 @@ static long install(struct upager_region *r, struct filler *f,
 				ret = install_op(r, op, dst + off,
 						 src ? src + off : NULL, want,
 						 mode, &done);
-			pthread_rwlock_unlock(&r->sp->rd_lock);
+			rdlock_shared_end(&r->sp->rd_lock);
 		} else {
 			ret = install_op(r, op, dst + off,
 					 src ? src + off : NULL, want, mode,
@@ -363,12 +363,12 @@ int region_writeprotect(struct upager_region *r, size_t at, size_t len,
 	int ret = -ENOENT;
 
 	if (guard)
-		pthread_rwlock_rdlock(&r->sp->rd_lock);
+		rdlock_shared(&r->sp->rd_lock);
 	if (!guard || region_owns(r, at, len))
 		ret = upager_ll_writeprotect(r->uffd, region_base(r) + at, len,
 					     mode);
 	if (guard)
-		pthread_rwlock_unlock(&r->sp->rd_lock);
+		rdlock_shared_end(&r->sp->rd_lock);
 	return ret;
 }
 
@@ -699,14 +699,14 @@ void fill_poison(struct upager_region *r, struct filler *f, size_t u,
 	region_report(r, addr, err, "store fetch failed; poisoning the page");
 	/* Not where the region no longer is: see install_guarded(). */
 	if (guard)
-		pthread_rwlock_rdlock(&r->sp->rd_lock);
+		rdlock_shared(&r->sp->rd_lock);
 	dst = region_base(r) + u * r->fill;
 	if (guard && !region_owns(r, u * r->fill, r->fill))
 		ret = -ENOENT;
 	else
 		ret = upager_ll_poison(r->uffd, dst, r->fill, mode, &done);
 	if (guard)
-		pthread_rwlock_unlock(&r->sp->rd_lock);
+		rdlock_shared_end(&r->sp->rd_lock);
 	if (ret == 0 || ret == -EEXIST) {
 		if (ret == 0 && f->dontwake)
 			wake_later(f, r->uffd, dst, r->fill);

@@ -788,7 +788,7 @@ static void stray(struct upager_handler *h, struct upager_space *sp, uint64_t ad
 		struct upager_region *r;
 		int ret = -ENOENT;
 
-		pthread_rwlock_rdlock(&sp->rd_lock);
+		rdlock_shared(&sp->rd_lock);
 		r = space_get(sp, addr);
 		if (!r) {
 			/* Told first: the thread may see its SIGBUS at once. */
@@ -798,7 +798,7 @@ static void stray(struct upager_handler *h, struct upager_space *sp, uint64_t ad
 					       (void *)(uintptr_t)page, 4096,
 					       0, NULL);
 		}
-		pthread_rwlock_unlock(&sp->rd_lock);
+		rdlock_shared_end(&sp->rd_lock);
 		if (r)
 			region_put(r);
 		if (!ret)
@@ -889,12 +889,12 @@ static int read_events(struct upager_space *sp, struct uffd_msg *msgs, size_t ma
 {
 	int n;
 
-	pthread_rwlock_wrlock(&sp->rd_lock);
+	rdlock_excl(&sp->rd_lock);
 	n = upager_ll_read(sp->uffd, msgs, max);
 	for (int i = 0; i < n; i++)
 		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 			on_event(sp, &msgs[i]);
-	pthread_rwlock_unlock(&sp->rd_lock);
+	rdlock_excl_end(&sp->rd_lock);
 	return n;
 }
 

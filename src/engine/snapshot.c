@@ -285,7 +285,7 @@ static long protect_pass(struct upager_region *r, bool before)
 	unsigned int n = 0;
 	long done = 0;
 
-	pthread_rwlock_wrlock(&r->sp->rd_lock);
+	rdlock_excl(&r->sp->rd_lock);
 	for (size_t off = 0; !atomic_load(&r->gone) && n < ARRAY_SIZE(live);) {
 		size_t end = region_live_end(r, &off);
 
@@ -295,7 +295,7 @@ static long protect_pass(struct upager_region *r, bool before)
 		live[n++].hi = end;
 		off = end;
 	}
-	pthread_rwlock_unlock(&r->sp->rd_lock);
+	rdlock_excl_end(&r->sp->rd_lock);
 	for (unsigned int i = 0; i < n; i++) {
 		long ret = protect_open(r, live[i].lo / r->fill,
 					live[i].hi / r->fill, before);

@@ -23,20 +23,13 @@
 int space_init(struct upager_space *sp, struct upager_handler *h, int uffd,
 	       bool self)
 {
-	pthread_rwlockattr_t ra;
-
 	memset(sp, 0, sizeof(*sp));
 	sp->h = h;
 	sp->uffd = uffd;
 	sp->self = self;
 	sp->pidfd = -1;
 	atomic_init(&sp->pagemap, -1);
-	pthread_rwlockattr_init(&ra);
-	/* Installs come back to back: a read of events must get its turn. */
-	pthread_rwlockattr_setkind_np(
-		&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&sp->rd_lock, &ra);
-	pthread_rwlockattr_destroy(&ra);
+	rdlock_init(&sp->rd_lock);
 	return -pthread_rwlock_init(&sp->lock, NULL);
 }
 
@@ -49,7 +42,7 @@ void space_destroy(struct upager_space *sp)
 	if (sp->pidfd >= 0)
 		close(sp->pidfd);
 	pthread_rwlock_destroy(&sp->lock);
-	pthread_rwlock_destroy(&sp->rd_lock);
+	rdlock_destroy(&sp->rd_lock);
 	mem_free(sp->regions, sp->cap * sizeof(*sp->regions));
 }
 

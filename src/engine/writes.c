@@ -243,7 +243,7 @@ static int peek_held(struct upager_region *r, size_t u, unsigned int moved)
 {
 	int ret;
 
-	pthread_rwlock_rdlock(&r->sp->rd_lock);
+	rdlock_shared(&r->sp->rd_lock);
 	if (atomic_load(&r->sp->moved) != moved)
 		ret = -EAGAIN;
 	else if (!region_owns(r, u * r->fill, r->fill))
@@ -252,7 +252,7 @@ static int peek_held(struct upager_region *r, size_t u, unsigned int moved)
 		ret = upager_ll_writeprotect(r->uffd,
 					     region_base(r) + u * r->fill,
 					     r->fill, UFFDIO_WRITEPROTECT_MODE_WP);
-	pthread_rwlock_unlock(&r->sp->rd_lock);
+	rdlock_shared_end(&r->sp->rd_lock);
 	return ret;
 }
 
