@@ -131,7 +131,10 @@ struct upager_region *upager_space_map(struct upager_space *sp,
 	}
 	if (!ret) {
 		r->st = stats_publish_region(h, r, &r->stats_slot);
+		/* Workers may read the space already (see space_add()). */
+		space_hold_events(sp);
 		ret = space_add(sp, r);
+		space_release_events(sp);
 		if (ret < 0)
 			stats_publish_release(h, r->stats_slot);
 	}

@@ -93,6 +93,7 @@ struct upager_region {
 	atomic_bool closing; /* upager_unmap() runs: faults wait for it */
 	atomic_bool gone;
 	atomic_bool listed; /* in its space's table */
+	bool guards_reads;  /* counted in its space's guarded_reads */
 	/*
 	 * What the program unmapped of it (EVENT_UNMAP), as offsets from
 	 * its start, sorted and merged: no longer upager's to touch, not
@@ -190,10 +191,21 @@ struct upager_space {
 	 * it: the kernel queues an mremap's UNMAP only once its REMAP was
 	 * read, and the two must be handled in that order, so a second
 	 * worker may not read on while the first still handles the REMAP.
-	 * Taken exclusive; installs that must not overtake an event take it
-	 * shared (rdlock.h; fill.c, install_guarded()).
+	 */
+	pthread_mutex_t read_lock;
+	/*
+	 * Events against the installs that must not overtake them (rdlock.h;
+	 * fill.c, install_guarded()): taken exclusive, under read_lock, to
+	 * handle events, and shared by installs.  A read of the uffd takes it
+	 * exclusive before the read(2) only while @guarded_reads: the program
+	 * zaps what a REMOVE drops as soon as the event is read, so an
+	 * install that overlaps that read may land after the zap.  Only
+	 * regions whose dropped pages must not come back as the store's data
+	 * count (space_guards_reads()); for the others a read of faults
+	 * alone waits for no install.
 	 */
 	struct rdlock rd_lock;
+	atomic_uint guarded_reads;
 	pthread_rwlock_t lock;	 /* the table */
 	struct upager_region **regions;
 	size_t nregions, cap;
@@ -430,6 +442,8 @@ void region_report(struct upager_region *r, uint64_t addr, int err,
 int space_init(struct upager_space *sp, struct upager_handler *h, int uffd,
 	       bool self);
 void space_destroy(struct upager_space *sp);
+void space_hold_events(struct upager_space *sp);
+void space_release_events(struct upager_space *sp);
 struct upager_region *space_get(struct upager_space *sp, uint64_t addr);
 size_t space_pin(struct upager_space *sp, uint64_t *cursor, uint64_t end,
 		 struct upager_region **out, size_t max);

@@ -399,7 +399,7 @@ static int undrop(struct upager_region *r, struct filler *f, size_t u,
 			size_t done = 0;
 			uint8_t v;
 
-			rdlock_excl(&r->sp->rd_lock);
+			space_hold_events(r->sp);
 			v = unit_load(&r->state[u]);
 			if (v & (UNIT_RM_PENDING | UNIT_GONE_PENDING))
 				ret = 1;
@@ -407,7 +407,7 @@ static int undrop(struct upager_region *r, struct filler *f, size_t u,
 				ret =
 				    upager_ll_copy(r->uffd, at + off,
 						   slot + off, pg, mode, &done);
-			rdlock_excl_end(&r->sp->rd_lock);
+			space_release_events(r->sp);
 			/* A worker reads the event, under rd_lock. */
 			if (ret == -EAGAIN && !done) {
 				ret = fill_mm_wait(r, f, &tries) ? 0 : -EAGAIN;

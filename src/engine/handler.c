@@ -880,21 +880,34 @@ static void on_event(struct upager_space *sp, const struct uffd_msg *m)
 
 /*
  * Read up to @max messages of @sp and handle the events among them, in
- * the order the kernel queued them (under rd_lock, see struct upager_space).
- * Events go before the faults read with them: a fault read in the same
- * batch as the REMAP or UNMAP that explains it then finds the table as
- * it now is.  Returns what upager_ll_read() did.
+ * the order the kernel queued them (under read_lock and rd_lock, see
+ * struct upager_space).  Events go before the faults read with them: a
+ * fault read in the same batch as the REMAP or UNMAP that explains it
+ * then finds the table as it now is.  Returns what upager_ll_read() did.
  */
 static int read_events(struct upager_space *sp, struct uffd_msg *msgs, size_t max)
 {
+	bool excl;
 	int n;
 
-	rdlock_excl(&sp->rd_lock);
+	pthread_mutex_lock(&sp->read_lock);
+	/* Counted under read_lock (space_add()). */
+	excl = atomic_load(&sp->guarded_reads) > 0;
+	if (excl)
+		rdlock_excl(&sp->rd_lock);
 	n = upager_ll_read(sp->uffd, msgs, max);
-	for (int i = 0; i < n; i++)
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-			on_event(sp, &msgs[i]);
-	rdlock_excl_end(&sp->rd_lock);
+	for (int i = 0; i < n; i++) {
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			continue;
+		if (!excl) {
+			rdlock_excl(&sp->rd_lock);
+			excl = true;
+		}
+		on_event(sp, &msgs[i]);
+	}
+	if (excl)
+		rdlock_excl_end(&sp->rd_lock);
+	pthread_mutex_unlock(&sp->read_lock);
 	return n;
 }
 

@@ -458,7 +458,7 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 	 * left the table), and a fault it left there must not be taken for
 	 * a stray in between (stray() poisons under rd_lock).
 	 */
-	rdlock_excl(&h->self.rd_lock);
+	space_hold_events(&h->self);
 	ret = region_register(r);
 	if (ret == 0) {
 		registered = true;
@@ -470,7 +470,7 @@ void *upager_map(struct upager_handler *h, struct upager_store *s, size_t len,
 			ret = space_add(&h->self, r);
 		listed = ret == 0;
 	}
-	rdlock_excl_end(&h->self.rd_lock);
+	space_release_events(&h->self);
 	if (ret < 0)
 		goto fail;
 	if (r->flags & UPAGER_MAP_IN_THREAD) {
@@ -678,7 +678,7 @@ int region_unmap(struct upager_region *r, bool force)
 	 * handling is done under rd_lock, and munmap() returns once the
 	 * event is read: taking rd_lock waits for the handling to end.
 	 */
-	rdlock_excl(&r->sp->rd_lock);
+	space_hold_events(r->sp);
 	gone = atomic_load(&r->gone) || r->holes_lost;
 	if (r->holes_lost)
 		region_report(r, (uintptr_t)region_base(r), -ENOMEM,
@@ -694,7 +694,7 @@ int region_unmap(struct upager_region *r, bool force)
 					   end - off) ?: ret;
 		off = end;
 	}
-	rdlock_excl_end(&r->sp->rd_lock);
+	space_release_events(r->sp);
 	space_remove(&h->self, r);
 	region_wait_idle(r);
 	evict_tell_rest(r);

@@ -285,7 +285,7 @@ static long protect_pass(struct upager_region *r, bool before)
 	unsigned int n = 0;
 	long done = 0;
 
-	rdlock_excl(&r->sp->rd_lock);
+	space_hold_events(r->sp);
 	for (size_t off = 0; !atomic_load(&r->gone) && n < ARRAY_SIZE(live);) {
 		size_t end = region_live_end(r, &off);
 
@@ -295,7 +295,7 @@ static long protect_pass(struct upager_region *r, bool before)
 		live[n++].hi = end;
 		off = end;
 	}
-	rdlock_excl_end(&r->sp->rd_lock);
+	space_release_events(r->sp);
 	for (unsigned int i = 0; i < n; i++) {
 		long ret = protect_open(r, live[i].lo / r->fill,
 					live[i].hi / r->fill, before);

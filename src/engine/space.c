@@ -30,6 +30,7 @@ int space_init(struct upager_space *sp, struct upager_handler *h, int uffd,
 	sp->pidfd = -1;
 	atomic_init(&sp->pagemap, -1);
 	rdlock_init(&sp->rd_lock);
+	pthread_mutex_init(&sp->read_lock, NULL);
 	return -pthread_rwlock_init(&sp->lock, NULL);
 }
 
@@ -42,8 +43,44 @@ void space_destroy(struct upager_space *sp)
 	if (sp->pidfd >= 0)
 		close(sp->pidfd);
 	pthread_rwlock_destroy(&sp->lock);
-	rdlock_destroy(&sp->rd_lock);
+	pthread_mutex_destroy(&sp->read_lock);
 	mem_free(sp->regions, sp->cap * sizeof(*sp->regions));
+}
+
+/*
+ * No read of @sp's uffd, no handling of its events, and no guarded
+ * install in progress until space_release_events(): what a worker
+ * reading it would hold, for those that must see the events read so far
+ * handled and no other handled meanwhile.
+ */
+void space_hold_events(struct upager_space *sp)
+{
+	pthread_mutex_lock(&sp->read_lock);
+	rdlock_excl(&sp->rd_lock);
+}
+
+void space_release_events(struct upager_space *sp)
+{
+	rdlock_excl_end(&sp->rd_lock);
+	pthread_mutex_unlock(&sp->read_lock);
+}
+
+/*
+ * Must a read of @r's uffd wait for @r's installs?  Where a page the
+ * program dropped reads zeros (REMOVE_ZERO, not shmem, whose fills go
+ * through the page cache, nor in-thread, whose uffd has no events),
+ * where a write-back or a snapshot reads the region, and where evictors
+ * move units out (a move beside the zap spins in the kernel): an install,
+ * move or put-back overlapping the read of a REMOVE may land after its
+ * zap.  Elsewhere what lands there is the store's data, as a refetch
+ * after the drop would give.
+ */
+static bool space_guards_reads(const struct upager_region *r)
+{
+	return (r->remove == UPAGER_REMOVE_ZERO &&
+		r->memtype != UPAGER_MEM_SHMEM &&
+		!(r->flags & UPAGER_MAP_IN_THREAD)) ||
+	       r->track || r->ev;
 }
 
 /* Caller holds sp->lock (either way). */
@@ -154,6 +191,11 @@ static bool overlaps_locked(struct upager_space *sp, uintptr_t addr,
 
 /* -EEXIST when @r overlaps a region of the table (another process's
  * ranges are the manager's word, not ours to trust). */
+/*
+ * Caller holds space_hold_events(), or no worker reads @sp yet: a read
+ * that began before @r counted in @guarded_reads must not overlap its
+ * installs.
+ */
 int space_add(struct upager_space *sp, struct upager_region *r)
 {
 	pthread_rwlock_wrlock(&sp->lock);
@@ -178,6 +220,9 @@ int space_add(struct upager_space *sp, struct upager_region *r)
 	}
 	insert_locked(sp, r);
 	atomic_store(&r->listed, true);
+	r->guards_reads = space_guards_reads(r);
+	if (r->guards_reads)
+		atomic_fetch_add(&sp->guarded_reads, 1);
 	pthread_rwlock_unlock(&sp->lock);
 	return 0;
 }
@@ -186,8 +231,11 @@ int space_add(struct upager_space *sp, struct upager_region *r)
 void space_remove(struct upager_space *sp, struct upager_region *r)
 {
 	pthread_rwlock_wrlock(&sp->lock);
-	if (atomic_load(&r->listed))
+	if (atomic_load(&r->listed)) {
 		erase_locked(sp, r);
+		if (r->guards_reads)
+			atomic_fetch_sub(&sp->guarded_reads, 1);
+	}
 	atomic_store(&r->listed, false);
 	pthread_rwlock_unlock(&sp->lock);
 	handler_purge_jobs(sp->h, r);
