@@ -17,6 +17,10 @@
  * 32 rounds each; a round where the kernel chose another address is
  * counted and does not check anything (most must reuse it), and so is a
  * round whose fetch was over before the unmap (a quarter must not be).
+ * Parts writeback and snapshot: a write-back's or a snapshot's read of
+ * a unit is held while the program unmaps the region and puts the
+ * second there; what they read then must not reach the store or the
+ * image (see each part).
  */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -144,6 +148,25 @@ static void run(struct upager_handler *h, enum upager_memtype type, bool bad)
 	upager_store_close(&t2->s);
 }
 
+/*
+ * No read-ahead, no fault-around; @tracked: write-tracked, in units of 4
+ * pages (the first region of parts writeback and snapshot).
+ */
+static struct upager_map_params map_params(enum upager_memtype type,
+					   bool tracked)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.memtype = type,
+					.readahead_max = (size_t)-1,
+					.fault_around = (size_t)-1 };
+
+	if (tracked) {
+		mp.fill = 4 * PG;
+		mp.flags = UPAGER_MAP_TRACK_WRITES;
+	}
+	return mp;
+}
+
 struct syncer {
 	struct upager_region *r;
 	int ret;
@@ -168,16 +191,8 @@ static void *syncer(void *arg)
  */
 static bool writeback_once(struct upager_handler *h, enum upager_memtype type)
 {
-	struct upager_map_params mp1 = { .size = sizeof(mp1),
-					 .memtype = type,
-					 .fill = 4 * PG,
-					 .flags = UPAGER_MAP_TRACK_WRITES,
-					 .readahead_max = (size_t)-1,
-					 .fault_around = (size_t)-1 };
-	struct upager_map_params mp2 = { .size = sizeof(mp2),
-					 .memtype = type,
-					 .readahead_max = (size_t)-1,
-					 .fault_around = (size_t)-1 };
+	struct upager_map_params mp1 = map_params(type, true);
+	struct upager_map_params mp2 = map_params(type, false);
 	struct tstore *t2 = tstore_open(NPAGES);
 	struct upager_region *r1, *r2;
 	struct syncer sy;
@@ -243,6 +258,209 @@ static void writeback(struct upager_handler *h, enum upager_memtype type)
 	}
 }
 
+struct snapper {
+	struct upager_region *r;
+	struct upager_store *dst;
+	int ret;
+};
+
+static void *snapper(void *arg)
+{
+	struct snapper *sn = arg;
+
+	sn->ret = upager_region_snapshot(sn->r, sn->dst, 0, NULL);
+	return NULL;
+}
+
+/*
+ * A write to @p by read(2) from @fd, which meets EFAULT, not a signal,
+ * once the program has unmapped @p.
+ */
+struct writer {
+	char *p;
+	int fd;
+	pthread_t t;
+	atomic_bool done;
+	ssize_t ret;
+	int err;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *wr = arg;
+
+	wr->ret = pread(wr->fd, wr->p, 64, 0);
+	wr->err = errno;
+	atomic_store(&wr->done, true);
+	return NULL;
+}
+
+/* Where part snapshot holds the snapshot while the program unmaps. */
+enum snap_hold {
+	HOLD_COPIER, /* the copier's read of unit 0 */
+	HOLD_WRITE,  /* a write's save of unit 2, before its write */
+	HOLD_AFTER,  /* the copier's write of unit 0: the read is over */
+};
+
+static const char *const snap_holds[] = {
+	[HOLD_COPIER] = "the copier's read",
+	[HOLD_WRITE] = "a write's save",
+	[HOLD_AFTER] = "between two units",
+};
+
+/*
+ * Part snapshot: a snapshot of the first region (write-tracked, units of
+ * 4 pages) into a store whose pages are zeros at first.  Unit @u is
+ * written and its second page dropped, so that the snapshot's read of
+ * it fetches that page from the region's store (REFETCH), which holds
+ * the fetch at a gate (@how: the copier's read, or the save of the unit
+ * before a write to it after the instant, while the copier waits in the
+ * destination's write of unit 0); or no read is held, and the copier
+ * waits there (HOLD_AFTER).  Meanwhile the program unmaps the region and
+ * moves the second region, mapped and touched before, to the same
+ * address: a new mapping's placement is the kernel's, which may put
+ * upager's own bookkeeping of it there (eight rounds in a row, in one
+ * run of twenty), while a mremap() onto a placeholder is certain.  The snapshot must hold
+ * every page of the first region as it was at the instant, or fail
+ * -ENOENT (a unit it had to copy was unmapped); never the second
+ * region's data.  False if the placeholder found the range taken.
+ */
+static bool snapshot_once(struct upager_handler *h, enum upager_memtype type,
+			  enum snap_hold how)
+{
+	struct upager_map_params mp1 = map_params(type, true);
+	struct upager_map_params mp2 = map_params(type, false);
+	const char *name = snap_holds[how];
+	size_t u = how == HOLD_WRITE ? 2 : 0;
+	struct tstore *t2 = tstore_open(NPAGES);
+	struct writer wr = { .fd = -1 };
+	struct upager_region *r1, *r2;
+	struct wbstore w, d;
+	struct snapper sn;
+	char *p1, *p2, *at;
+	pthread_t th;
+	int err;
+
+	wbstore_init(&w, NPAGES);
+	wbstore_init(&d, NPAGES);
+	memset(d.img, 0, NPAGES * PG);
+	t2->seed = SEED2;
+	p1 = upager_map(h, &w.s, NPAGES * PG, &mp1, &r1, &err);
+	CHECK(p1, "snapshot, %s: map 1: %s", name, strerror(-err));
+	p2 = upager_map(h, &t2->s, NPAGES * PG, &mp2, &r2, &err);
+	CHECK(p2, "snapshot, %s: map 2: %s", name, strerror(-err));
+	for (size_t i = 0; i < NPAGES; i++)
+		CHECK(t_verify(p2 + i * PG, PG, SEED2 + i),
+		      "snapshot, %s: page %zu of the second region reads %s",
+		      name, i, what_is(p2 + i * PG));
+	for (size_t i = 4 * u; i < 4 * u + 4; i++)
+		t_fill(p1 + i * PG, PG, WSEED + i);
+	CHECK(madvise(p1 + (4 * u + 1) * PG, PG, MADV_DONTNEED) == 0,
+	      "madvise: %s", strerror(errno));
+	sn.r = r1;
+	sn.dst = &d.s;
+	if (how == HOLD_COPIER)
+		atomic_store(&w.fetch_hold, true);
+	else
+		atomic_store(&d.hold, true);
+	CHECK(pthread_create(&th, NULL, snapper, &sn) == 0, "pthread_create");
+	if (how != HOLD_COPIER)
+		t_wait_set(&d.held, "the snapshot's write of unit 0");
+	if (how == HOLD_WRITE) {
+		atomic_store(&w.fetch_hold, true);
+		wr.p = p1 + 4 * u * PG;
+		wr.fd = t_tmp_unlinked(PG);
+		CHECK(pthread_create(&wr.t, NULL, writer_main, &wr) == 0,
+		      "pthread_create");
+	}
+	if (how != HOLD_AFTER)
+		t_wait_set(&w.fetch_held,
+			   "the snapshot's fetch of the dropped page");
+	CHECK(munmap(p1, NPAGES * PG) == 0, "munmap: %s", strerror(errno));
+	if (how == HOLD_WRITE) {
+		/* Woken by the UNMAP, it meets the hole. */
+		for (int ms = 0; ms < 5000 && !atomic_load(&wr.done); ms++)
+			t_sleep_ms(1);
+		CHECK(atomic_load(&wr.done),
+		      "snapshot, %s: the write never ended", name);
+		CHECK(pthread_join(wr.t, NULL) == 0, "pthread_join");
+		CHECK(wr.ret < 0 && wr.err == EFAULT,
+		      "snapshot, %s: the write returned %zd (%s)", name,
+		      wr.ret, strerror(wr.err));
+		close(wr.fd);
+	}
+	at = mmap(p1, NPAGES * PG, PROT_NONE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (at == p1) {
+		CHECK(mremap(p2, NPAGES * PG, NPAGES * PG,
+			     MREMAP_MAYMOVE | MREMAP_FIXED, p1) == p1,
+		      "mremap: %s", strerror(errno));
+		for (size_t i = 0; i < NPAGES; i++)
+			CHECK(t_verify(p1 + i * PG, PG, SEED2 + i),
+			      "snapshot, %s: page %zu of the second region, "
+			      "moved, reads %s",
+			      name, i, what_is(p1 + i * PG));
+	} else if (at != MAP_FAILED) {
+		munmap(at, NPAGES * PG);
+	}
+	atomic_store(&w.fetch_release, true);
+	atomic_store(&d.release, true);
+	CHECK(pthread_join(th, NULL) == 0, "pthread_join");
+	/* First, as the worse: failed or not, never the second's data. */
+	for (size_t i = 0; i < NPAGES; i++)
+		for (uint64_t k = 0; k < NPAGES; k++)
+			CHECK(!t_verify(d.img + i * PG, PG, SEED2 + k),
+			      "snapshot, %s: the image's page %zu holds %s "
+			      "(the snapshot: %s)",
+			      name, i, what_is(d.img + i * PG),
+			      sn.ret ? strerror(-sn.ret) : "ok");
+	for (size_t i = 0; i < NPAGES; i++) {
+		const char *pg = d.img + i * PG;
+		/* At the instant: unit @u as written, its dropped page the
+		 * store's, as is every other page. */
+		uint64_t want = i / 4 == u && i % 4 != 1 ? WSEED + i : i;
+
+		CHECK(sn.ret || t_verify(pg, PG, want),
+		      "snapshot, %s: the image's page %zu holds %s, and the "
+		      "snapshot succeeded",
+		      name, i, what_is(pg));
+	}
+	CHECK(sn.ret == 0 || sn.ret == -ENOENT,
+	      "snapshot, %s: failed with %s, not ENOENT", name,
+	      strerror(-sn.ret));
+	fprintf(stderr, "snapshot, %s: %s%s\n", name,
+		sn.ret ? strerror(-sn.ret) : "ok",
+		at == p1 ? "" : "; the range was taken, the second region "
+				"stayed where it was");
+	CHECK_RET(upager_unmap(r2), 0);
+	upager_unmap(r1);
+	wbstore_free(&w);
+	wbstore_free(&d);
+	upager_store_close(&t2->s);
+	return at == p1;
+}
+
+/* Each hold, until the placeholder finds the range free. */
+static void snapshot(struct upager_handler *h, enum upager_memtype type)
+{
+	for (enum snap_hold how = HOLD_COPIER; how <= HOLD_AFTER; how++) {
+		int tries = 0;
+
+		while (!snapshot_once(h, type, how)) {
+			if (++tries < 8)
+				continue;
+			if (sanitized()) {
+				t_not_checked("snapshot, %s: the first region's "
+					      "range was taken %d times",
+					      snap_holds[how], tries);
+				break;
+			}
+			FAIL("snapshot, %s: the first region's range was "
+			     "taken %d times", snap_holds[how], tries);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	enum upager_memtype type = t_upager_memtype(argc, argv, false);
@@ -253,6 +471,7 @@ int main(int argc, char **argv)
 	run(h, type, false);
 	run(h, type, true);
 	writeback(h, type);
+	snapshot(h, type);
 	fprintf(stderr, "%u errors told\n", atomic_load(&errors));
 	t_deadline(0, NULL);
 	upager_handler_free(h);

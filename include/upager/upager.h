@@ -502,15 +502,18 @@ struct upager_snapshot_info {
  * the instant (write faults wait for it); then it is copied unit by unit
  * while the application goes on; a write to a unit not yet copied waits
  * while that unit is saved (one unit, not the region).  Units never
- * filled, or evicted, are read from the region's store.  Returns when
- * every unit is in @dst.  One snapshot of a region at a time.  @info may
- * be NULL.  Any thread but a worker.  0, -EINVAL (no write tracking,
- * flags), -EBUSY (a snapshot runs), -ERANGE (@dst too small),
- * -EOPNOTSUPP (@dst has no writeback), -EAGAIN (the memory map kept
- * changing, e.g. MADV_DONTNEED after MADV_DONTNEED, for a second or
- * more at the instant, with the writers held: nothing was taken, the
- * next snapshot sees every write; try again), or the first error of a
- * store.
+ * filled, or evicted, are read from the region's store.  Units the
+ * program unmapped before the instant, in whole or in part, are left
+ * out.  Returns when every unit is in @dst.  One snapshot of a region at
+ * a time.  @info may be NULL.  Any thread but a worker.  0, -EINVAL (no
+ * write tracking, flags), -EBUSY (a snapshot runs), -ERANGE (@dst too
+ * small), -EOPNOTSUPP (@dst has no writeback), -EAGAIN (the memory map
+ * kept changing, e.g. MADV_DONTNEED after MADV_DONTNEED, for a second
+ * or more at the instant, with the writers held: nothing was taken, the
+ * next snapshot sees every write; try again), -ENOENT (the program
+ * unmapped a unit after the instant, before it was copied: @dst lacks
+ * it, the units still mapped are copied, and memory mapped there since
+ * is never taken for the region's), or the first error of a store.
  */
 int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 			   unsigned int flags,

@@ -488,6 +488,13 @@ void writes_free(struct upager_region *r);
 int writes_fault(struct upager_region *r, struct filler *f,
 		 const struct fault *ft);
 int unit_peek(struct upager_region *r, size_t u, char *buf);
+/*
+ * unit_peek() of unit @u (held INFLIGHT, protected), checked afterwards:
+ * 0, -ENOENT (the program unmapped it meanwhile: what was read is not
+ * the region's), or -errno (-EAGAIN: an event stayed unread).
+ */
+int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
+		   char *buf);
 int unit_protect(struct upager_region *r, struct filler *f, size_t u,
 		 bool on);
 /* Bytes of room unit_write_back() needs. */

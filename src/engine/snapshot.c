@@ -21,6 +21,12 @@
  * saved by its write fault, and only a written unit is ever written
  * back).  The writers' longest wait is the save of one unit.
  *
+ * Memory is read as write-back reads it (peek_for_store()): the program
+ * may unmap the region meanwhile and map other memory there, which must
+ * not go into the image as the region's.  A unit unmapped before the
+ * instant is left out; one unmapped after it, before it was copied,
+ * fails the snapshot (-ENOENT): what it held at the instant is lost.
+ *
  * Incremental: the units written since the previous snapshot began (the
  * region's written bits, taken and cleared at the instant).
  */
@@ -116,41 +122,42 @@ static int put(struct upager_region *r, struct snap *s, size_t u,
 	return ret;
 }
 
-/* Copy unit @u (held INFLIGHT, claimed from @st) to the destination. */
-static int save(struct upager_region *r, struct snap *s, size_t u,
-		unsigned int st, char *buf)
+/*
+ * Copy unit @u (held INFLIGHT, claimed from @st) to the destination,
+ * through @f's buffer; memory as peek_for_store() reads it (the program
+ * may unmap the region during the read: tests/unmap_inflight).
+ */
+static int save(struct upager_region *r, struct snap *s, struct filler *f,
+		size_t u, unsigned int st)
 {
 	int ret;
 
 	if (st == UNIT_GONE)
-		return 0; /* the program unmapped it: nothing to copy */
-	if (st == UNIT_POISONED)
+		ret = -ENOENT; /* unmapped since the instant (begin()) */
+	else if (st == UNIT_POISONED)
 		ret = -EIO; /* its data was never had */
 	else
-		ret = unit_resident(st) ? unit_peek(r, u, buf)
-					: read_store(r, u, st, buf);
+		ret = unit_resident(st) ? peek_for_store(r, f, u, f->buf)
+					: read_store(r, u, st, f->buf);
 	if (ret < 0) {
 		failed(s, ret);
 		return ret;
 	}
-	return put(r, s, u, buf);
+	return put(r, s, u, f->buf);
 }
 
-/* Unit @u (resident, held) into the stash: false when it is full. */
-static bool stash(struct upager_region *r, struct snap *s, size_t u)
+/* Unit @u, read into @buf, into the stash: false when it is full. */
+static bool stash(struct upager_region *r, struct snap *s, size_t u,
+		  const char *buf)
 {
 	struct stash *h;
 	bool done = false;
-	int ret;
 
 	pthread_mutex_lock(&s->lock);
 	h = &s->half[s->fill];
 	if (h->n < s->cap) {
-		ret = unit_peek(r, u, h->buf + h->n * r->fill);
-		if (ret == 0)
-			h->unit[h->n++] = (uint32_t)u;
-		else
-			failed(s, ret);
+		memcpy(h->buf + h->n * r->fill, buf, r->fill);
+		h->unit[h->n++] = (uint32_t)u;
 		done = true;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -171,14 +178,22 @@ static void drain(struct upager_region *r, struct snap *s)
 	h->n = 0;
 }
 
-/* Called with the gate's read side held: @r->snap stays while it runs. */
+/*
+ * Called with the gate's read side held: @r->snap stays while it runs.
+ * The unit is read outside the stash's lock: the read may fetch a
+ * dropped page from the store, or wait for an event to be read.
+ */
 void snap_before_write(struct upager_region *r, struct filler *f, size_t u)
 {
 	struct snap *s = atomic_load(&r->snap);
+	int ret;
 
 	if (!s || !take_todo(s, u))
 		return;
-	if (stash(r, s, u) || save(r, s, u, UNIT_PRESENT, f->buf) == 0)
+	ret = peek_for_store(r, f, u, f->buf);
+	if (ret < 0)
+		failed(s, ret);
+	else if (stash(r, s, u, f->buf) || put(r, s, u, f->buf) == 0)
 		atomic_fetch_add(&s->early, 1);
 }
 
@@ -359,12 +374,39 @@ static void copy_all(struct upager_region *r, struct snap *s,
 			if (!unit_claim(&r->state[u], st))
 				continue;
 			if (take_todo(s, u))
-				save(r, s, u, st, f->buf);
+				save(r, s, f, u, st);
 			fill_settle(r, f, u, 1, st);
 		}
 		if (w % 16 == 15)
 			drain(r, s);
 	}
+}
+
+/*
+ * What the program unmapped by the instant, a unit in whole or in part,
+ * is not (all) the region's: left out.  A unit it unmaps after, before
+ * the copier reads it, fails the snapshot (-ENOENT, save()): what it
+ * held at the instant is not to be had.  Events held: the holes are
+ * those of the instant.
+ */
+static void leave_out_holes(struct upager_region *r, struct snap *s)
+{
+	space_hold_events(r->sp);
+	for (unsigned int i = 0; i < r->nholes; i++) {
+		size_t lo = r->holes[i].lo / r->fill;
+		size_t hi = (r->holes[i].hi + r->fill - 1) / r->fill;
+
+		for (size_t w = lo / 64; w * 64 < hi; w++)
+			atomic_fetch_and(&s->todo[w], ~range_mask(w, lo, hi));
+	}
+	/* More holes than fit: the units say (region_owns()). */
+	for (size_t u = 0; r->holes_lost && u < r->nunits; u++) {
+		uint8_t v = unit_load(&r->state[u]);
+
+		if (unit_state(v) == UNIT_GONE || (v & UNIT_GONE_PENDING))
+			take_todo(s, u);
+	}
+	space_release_events(r->sp);
 }
 
 /*
@@ -393,6 +435,7 @@ static int begin(struct upager_region *r, struct snap *s, unsigned int flags)
 			atomic_store_explicit(&s->todo[w], bits,
 					      memory_order_relaxed);
 	}
+	leave_out_holes(r, s);
 	ret = protect_pass(r, false);
 	if (ret < 0) {
 		/* Not taken: the next snapshot still sees the writes. */

@@ -257,11 +257,12 @@ static int peek_held(struct upager_region *r, size_t u, unsigned int moved)
 }
 
 /*
- * Read unit @u (held INFLIGHT, protected) into @buf for the store: what
- * unit_peek() finds, once peek_held() says it was the region's.
+ * Read unit @u (held INFLIGHT, protected) into @buf for a store (the
+ * region's, or a snapshot's destination): what unit_peek() finds, once
+ * peek_held() says it was the region's.
  */
-static int peek_for_store(struct upager_region *r, struct filler *f,
-			  size_t u, char *buf)
+int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
+		   char *buf)
 {
 	unsigned int tries = 0;
 	int ret;
