@@ -408,7 +408,7 @@ static int undrop(struct upager_region *r, struct filler *f, size_t u,
 				    upager_ll_copy(r->uffd, at + off,
 						   slot + off, pg, mode, &done);
 			space_release_events(r->sp);
-			/* A worker reads the event, under rd_lock. */
+			/* A worker reads the event, under read_lock. */
 			if (ret == -EAGAIN && !done) {
 				ret = fill_mm_wait(r, f, &tries) ? 0 : -EAGAIN;
 				continue;

@@ -3,9 +3,10 @@
  * A space's rd_lock: the order of its uffd's events against the installs
  * that must not overtake them (docs/ARCHITECTURE.md, "Locks").
  *
- * Exclusive: a read of the uffd and the handling of the events it
- * returned, and the few that must see no event handled meanwhile (a
- * region's registration and unmap, an eviction's put-back).  Shared: an
+ * Exclusive: the handling of events read from the uffd (and the read
+ * itself where the space's reads are guarded: struct upager_space), and
+ * the few that must see no event handled meanwhile (a region's
+ * registration and unmap, an eviction's put-back).  Shared: an
  * install, a poison, a protection, an evictor's move (fill.c
  * install_guarded()).
  *
