@@ -39,6 +39,9 @@
  *              known set of units, then an incremental snapshot into a
  *              store filled with a marker: exactly those units are
  *              written there, with what the region holds.
+ * failed       a snapshot whose destination fails (-EIO) after the
+ *              instant: the next incremental one is whole, so it holds
+ *              the units written before the failed one too.
  * busy         a second snapshot while one runs is -EBUSY; parameters.
  * hole         the program unmapped the middle of the region and mapped
  *              memory of its own there: the snapshot copies the rest,
@@ -359,6 +362,53 @@ static void incremental(enum upager_memtype type)
 	free(wrote);
 }
 
+/*
+ * A snapshot that fails (its destination's writeback() -EIO) took the
+ * written bits at its instant: the next incremental snapshot must still
+ * hold every unit written since the last one that succeeded.
+ */
+static void failed(enum upager_memtype type)
+{
+	size_t len = 4 << 20, nunits = len / PG;
+	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
+	struct upager_store *s = upager_store_mem_new(len, NULL);
+	struct upager_store *d = upager_store_mem_new(len, NULL);
+	struct upager_store *inc = upager_store_mem_new(len, NULL);
+	struct upager_snapshot_info info = { .size = sizeof(info) };
+	struct upager_region *r;
+	struct wbstore bad;
+	char *p, *img;
+
+	CHECK(s && d && inc, "memory");
+	wbstore_init(&bad, nunits);
+	atomic_store(&bad.fail, true);
+	r = map(h, s, len, type, &p);
+	CHECK_RET(upager_handler_start(h), 0);
+	memset(p, 1, len);
+	CHECK_RET(upager_region_snapshot(r, d, 0, NULL), 0);
+	p[3 * PG] = 2; /* written before the failed one: its bit taken */
+	CHECK_RET(upager_region_snapshot(r, &bad.s, UPAGER_SNAP_INCREMENTAL,
+					 NULL),
+		  -EIO);
+	p[7 * PG] = 3; /* and after it */
+	img = upager_store_mem_data(inc);
+	memset(img, 0xee, len);
+	CHECK_RET(upager_region_snapshot(r, inc, UPAGER_SNAP_INCREMENTAL,
+					 &info),
+		  0);
+	CHECK(img[3 * PG] == 2,
+	      "unit 3, written before a snapshot that failed, is not in the "
+	      "next incremental one (%#x): its write is lost to the chain",
+	      (unsigned char)img[3 * PG]);
+	CHECK(img[7 * PG] == 3, "unit 7: %#x", (unsigned char)img[7 * PG]);
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(s);
+	upager_store_close(d);
+	upager_store_close(inc);
+	wbstore_free(&bad);
+}
+
 struct bg {
 	struct upager_region *r;
 	struct upager_store *d;
@@ -470,6 +520,7 @@ int main(int argc, char **argv)
 		{ "live", live },
 		{ "drops", drops },
 		{ "incremental", incremental },
+		{ "failed", failed },
 		{ "busy", busy },
 		{ "hole", hole },
 		{ 0 },

@@ -480,7 +480,8 @@ int upager_region_pin(struct upager_region *r, size_t off, size_t len);
 
 /*
  * Snapshots.  UPAGER_SNAP_INCREMENTAL: only the units written since the
- * previous snapshot of the region began (the first one is whole).
+ * previous snapshot of the region began (the first one is whole, and so
+ * is the one after a snapshot that failed once it had begun copying).
  */
 #define UPAGER_SNAP_INCREMENTAL (1u << 0)
 

@@ -514,6 +514,12 @@ int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 		drain(r, s);
 		drain(r, s);
 		ret = atomic_load(&s->err);
+		/*
+		 * The instant took the written bits, and what this lacks
+		 * is not known unit by unit: the next one is whole.
+		 */
+		if (ret < 0)
+			atomic_store(&r->snapped, false);
 	}
 	if (ret < 0 && ret != -EBUSY)
 		region_report(r, (uintptr_t)region_base(r), ret,
