@@ -237,17 +237,22 @@ static bool marks_take(struct upager_region *r, size_t u, uint64_t *had)
  * (the probe, a protection the unit has already, answers -EAGAIN), and
  * its handling counts it (sp->moved) and records the hole, under the
  * rd_lock this holds.  0, -EAGAIN (read again once the event is read),
- * or -ENOENT (the region left the unit).
+ * or -ENOENT (the region left the unit).  A shmem unit is read from the
+ * region's memfd (unit_peek()), whatever is mapped at its address: no
+ * probe, which under a program dropping pages in a loop waits for a
+ * moment with no event pending, unit after unit (tests/snapshot_gate).
  */
 static int peek_held(struct upager_region *r, size_t u, unsigned int moved)
 {
 	int ret;
 
 	rdlock_shared(&r->sp->rd_lock);
-	if (atomic_load(&r->sp->moved) != moved)
-		ret = -EAGAIN;
-	else if (!region_owns(r, u * r->fill, r->fill))
+	if (!region_owns(r, u * r->fill, r->fill))
 		ret = -ENOENT;
+	else if (r->memtype == UPAGER_MEM_SHMEM)
+		ret = 0; /* read from its memfd, never from the address */
+	else if (atomic_load(&r->sp->moved) != moved)
+		ret = -EAGAIN;
 	else
 		ret = upager_ll_writeprotect(r->uffd,
 					     region_base(r) + u * r->fill,
