@@ -514,6 +514,69 @@ static void hole(enum upager_memtype type)
 	upager_store_close(d);
 }
 
+struct poke {
+	char *at;
+	atomic_bool done;
+};
+
+static void *poke_main(void *arg)
+{
+	struct poke *k = arg;
+
+	*k->at = 2;
+	atomic_store(&k->done, true);
+	return NULL;
+}
+
+/*
+ * A write to a unit the copier is writing out waits for the copy of its
+ * memory, not for the destination's write: a file's write may sleep in
+ * the kernel's dirty throttling for a long time.  The destination holds
+ * its first writeback() (unit 0's) at a gate; the program writes unit 0
+ * meanwhile.
+ */
+static void slow_dst(enum upager_memtype type)
+{
+	size_t len = 1 << 20, nunits = len / PG;
+	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
+	struct upager_store *s = upager_store_mem_new(len, NULL);
+	struct poke k = { .done = false };
+	struct upager_region *r;
+	struct wbstore d;
+	pthread_t t, tk;
+	struct bg b;
+	char *p;
+
+	CHECK(s, "memory");
+	wbstore_init(&d, nunits);
+	r = map(h, s, len, type, &p);
+	CHECK_RET(upager_handler_start(h), 0);
+	memset(p, 1, len);
+	atomic_store(&d.hold, true);
+	b = (struct bg){ r, &d.s, 1, false };
+	CHECK(!pthread_create(&t, NULL, snap_thread, &b), "thread");
+	t_wait_set(&d.held, "the snapshot's write of unit 0");
+	k.at = p;
+	CHECK(!pthread_create(&tk, NULL, poke_main, &k), "thread");
+	for (int ms = 0; ms < 10000 && !atomic_load(&k.done); ms++)
+		t_sleep_ms(1);
+	CHECK(atomic_load(&k.done),
+	      "a write to unit 0 still waits after 10 s for the "
+	      "destination's write of it");
+	atomic_store(&d.release, true);
+	pthread_join(tk, NULL);
+	pthread_join(t, NULL);
+	CHECK_RET(b.ret, 0);
+	for (size_t i = 0; i < nunits; i++)
+		CHECK(d.img[i * PG] == 1, "the image's unit %zu: %#x", i,
+		      (unsigned char)d.img[i * PG]);
+	CHECK(p[0] == 2, "unit 0 after the write: %#x", (unsigned char)p[0]);
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(s);
+	wbstore_free(&d);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_part parts[] = {
@@ -523,6 +586,7 @@ int main(int argc, char **argv)
 		{ "failed", failed },
 		{ "busy", busy },
 		{ "hole", hole },
+		{ "slow_dst", slow_dst },
 		{ 0 },
 	};
 

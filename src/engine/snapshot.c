@@ -15,11 +15,13 @@
  * finds only what the last of them left (tens of units, where
  * protecting a written GiB took ~40 ms, as long as fork() copying the
  * page tables).  The copier then walks the units: each
- * is held INFLIGHT while it is read (a write to it waits) and written to
- * the destination, from memory if resident, else from the store, which
- * holds the unit as it was at the instant (a unit written since has been
- * saved by its write fault, and only a written unit is ever written
- * back).  The writers' longest wait is the save of one unit.
+ * is held INFLIGHT while it is read (a write to it waits), from memory
+ * if resident, else from the store, which holds the unit as it was at
+ * the instant (a unit written since has been saved by its write fault,
+ * and only a written unit is ever written back), and written to the
+ * destination once let go.  A writer waits for the read of one unit,
+ * and for a write to the destination only when the stash is full (its
+ * own unit's: snap_before_write()).
  *
  * Memory is read as write-back reads it (peek_for_store()): the program
  * may unmap the region meanwhile and map other memory there, which must
@@ -123,9 +125,9 @@ static int put(struct upager_region *r, struct snap *s, size_t u,
 }
 
 /*
- * Copy unit @u (held INFLIGHT, claimed from @st) to the destination,
- * through @f's buffer; memory as peek_for_store() reads it (the program
- * may unmap the region during the read: tests/unmap_inflight).
+ * Read unit @u (held INFLIGHT, claimed from @st) into @f's buffer for
+ * the destination; memory as peek_for_store() reads it (the program may
+ * unmap the region during the read: tests/unmap_inflight).
  */
 static int save(struct upager_region *r, struct snap *s, struct filler *f,
 		size_t u, unsigned int st)
@@ -139,11 +141,9 @@ static int save(struct upager_region *r, struct snap *s, struct filler *f,
 	else
 		ret = unit_resident(st) ? peek_for_store(r, f, u, f->buf)
 					: read_store(r, u, st, f->buf);
-	if (ret < 0) {
+	if (ret < 0)
 		failed(s, ret);
-		return ret;
-	}
-	return put(r, s, u, f->buf);
+	return ret;
 }
 
 /* Unit @u, read into @buf, into the stash: false when it is full. */
@@ -353,7 +353,7 @@ static void copy_all(struct upager_region *r, struct snap *s,
 		     struct filler *f)
 {
 	struct timespec ts = { 0, 20000 };
-	bool purged = false;
+	bool purged = false, got;
 
 	for (size_t w = 0; w < s->todo_len / 8; w++) {
 		while (atomic_load(&s->todo[w])) {
@@ -373,9 +373,17 @@ static void copy_all(struct upager_region *r, struct snap *s,
 			}
 			if (!unit_claim(&r->state[u], st))
 				continue;
-			if (take_todo(s, u))
-				save(r, s, f, u, st);
+			got = take_todo(s, u) && save(r, s, f, u, st) == 0;
 			fill_settle(r, f, u, 1, st);
+			/*
+			 * Its bytes are in the buffer and its todo bit is
+			 * gone: a write to it goes on now, not after the
+			 * destination's write, which for a file may sleep
+			 * in the kernel's dirty throttling
+			 * (tests/snapshot slow_dst).
+			 */
+			if (got)
+				put(r, s, u, f->buf);
 		}
 		if (w % 16 == 15)
 			drain(r, s);
