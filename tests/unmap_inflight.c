@@ -369,12 +369,15 @@ struct snapcase {
 
 /*
  * Pages [@from, @to) of the first region are written (WSEED), and page
- * 1 of unit u dropped, so that the snapshot's read of unit u fetches it
- * from the region's store (REFETCH), which holds the fetch at a gate
- * (@how: the copier's read of unit 0, or the save of unit 2 before a
- * write to it after the instant, while the copier waits in the
- * destination's write of unit 0); or no read is held, and the copier
- * waits there (HOLD_AFTER).  Returns with the snapshot held so.
+ * 1 of unit 0 and of unit u dropped, so that the snapshot's read of
+ * either fetches from the region's store (REFETCH; unit 0 unwritten is
+ * read from there whole), which holds the fetch at a gate.  The copier
+ * is held there, in its read of unit 0 (@how HOLD_COPIER); or, while
+ * it is, unit 1 is written, whose save takes it from the copier, so
+ * that the copier's run of units read ends with unit 0 and its write to
+ * the destination, where it is held then (HOLD_AFTER), has unit 0 only;
+ * and while it is held there, a write to unit 2 (HOLD_WRITE, u) has its
+ * save held at the gate.  Returns with the snapshot held so.
  */
 static void snap_begin(struct snapcase *c, struct upager_handler *h,
 		       enum upager_memtype type, enum snap_hold how,
@@ -402,28 +405,34 @@ static void snap_begin(struct snapcase *c, struct upager_handler *h,
 		      c->part, c->name, i, what_is(c->p2 + i * PG));
 	for (size_t i = from; i < to; i++)
 		t_fill(c->p1 + i * PG, PG, WSEED + i);
+	CHECK(madvise(c->p1 + PG, PG, MADV_DONTNEED) == 0, "madvise: %s",
+	      strerror(errno));
 	CHECK(madvise(c->p1 + (4 * c->u + 1) * PG, PG, MADV_DONTNEED) == 0,
 	      "madvise: %s", strerror(errno));
 	c->sn.r = c->r1;
 	c->sn.dst = &c->d.s;
-	if (how == HOLD_COPIER)
-		atomic_store(&c->w.fetch_hold, true);
-	else
-		atomic_store(&c->d.hold, true);
+	atomic_store(&c->w.fetch_hold, true);
+	atomic_store(&c->d.hold, how != HOLD_COPIER);
 	CHECK(pthread_create(&c->th, NULL, snapper, &c->sn) == 0,
 	      "pthread_create");
-	if (how != HOLD_COPIER)
-		t_wait_set(&c->d.held, "the snapshot's write of unit 0");
-	if (how == HOLD_WRITE) {
-		atomic_store(&c->w.fetch_hold, true);
-		c->wr.p = c->p1 + 4 * c->u * PG;
-		c->wr.fd = t_tmp_unlinked(PG);
-		CHECK(pthread_create(&c->wr.t, NULL, writer_main, &c->wr) == 0,
-		      "pthread_create");
-	}
-	if (how != HOLD_AFTER)
-		t_wait_set(&c->w.fetch_held,
-			   "the snapshot's fetch of the dropped page");
+	t_wait_set(&c->w.fetch_held, "the snapshot's fetch in unit 0");
+	if (how == HOLD_COPIER)
+		return;
+	/* The same bytes: the write is the point, not what it writes. */
+	*(volatile char *)(c->p1 + 4 * PG) = *(volatile char *)(c->p1 + 4 * PG);
+	atomic_store(&c->w.fetch_held, false);
+	atomic_store(&c->w.fetch_release, true);
+	t_wait_set(&c->d.held, "the snapshot's write of unit 0");
+	/* The copier's fetch is over: the gate can hold the next. */
+	atomic_store(&c->w.fetch_release, false);
+	if (how != HOLD_WRITE)
+		return;
+	atomic_store(&c->w.fetch_hold, true);
+	c->wr.p = c->p1 + 4 * c->u * PG;
+	c->wr.fd = t_tmp_unlinked(PG);
+	CHECK(pthread_create(&c->wr.t, NULL, writer_main, &c->wr) == 0,
+	      "pthread_create");
+	t_wait_set(&c->w.fetch_held, "the save's fetch of the dropped page");
 }
 
 /*
@@ -586,8 +595,8 @@ static bool snapshot_remap_once(struct upager_handler *h,
 	CHECK(c.sn.ret == 0, "snapshot_remap, %s: the snapshot failed: %s",
 	      c.name, strerror(-c.sn.ret));
 	for (size_t i = 0; i < NPAGES; i++) {
-		/* At the instant: as written, the dropped page the store's. */
-		uint64_t want = i == 4 * c.u + 1 ? i : WSEED + i;
+		/* At the instant: as written, the dropped pages the store's. */
+		uint64_t want = i == 1 || i == 4 * c.u + 1 ? i : WSEED + i;
 
 		CHECK(t_verify(c.d.img + i * PG, PG, want),
 		      "snapshot_remap, %s: the image's page %zu holds %s",

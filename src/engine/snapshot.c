@@ -19,9 +19,10 @@
  * if resident, else from the store, which holds the unit as it was at
  * the instant (a unit written since has been saved by its write fault,
  * and only a written unit is ever written back), and written to the
- * destination once let go.  A writer waits for the read of one unit,
- * and for a write to the destination only when the stash is full (its
- * own unit's: snap_before_write()).
+ * destination once let go, with the units read after it in one run.
+ * A writer waits for the read of one unit, and for a write to the
+ * destination only when the stash is full (its own unit's:
+ * snap_before_write()).
  *
  * Memory is read as write-back reads it (peek_for_store()): the program
  * may unmap the region meanwhile and map other memory there, which must
@@ -51,6 +52,14 @@
  */
 #define STASH_BYTES (16u << 20) /* a half */
 
+/*
+ * The copier writes what it reads in runs of neighbouring units, one
+ * writeback() each: a 4 GiB snapshot to a file took 18-24 s unit by
+ * unit and 12-20 s in runs of 256 KiB, and the writer it ran beside
+ * stalled less (docs/BENCHMARKS.md, session 22).
+ */
+#define RUN_BYTES (256u << 10)
+
 struct stash {
 	char *buf;
 	uint32_t *unit;
@@ -67,6 +76,8 @@ struct snap {
 	struct stash half[2];
 	unsigned int fill;
 	size_t cap;		/* units a half holds */
+	char *run;		/* the copier's: units read, not yet written */
+	size_t run_first, run_n, run_cap;
 	char *mem;
 	size_t mem_len;
 };
@@ -107,17 +118,17 @@ static void failed(struct snap *s, int err)
 	atomic_compare_exchange_strong(&s->err, &none, err);
 }
 
-/* Write unit @u, read into @buf, to the destination. */
-static int put(struct upager_region *r, struct snap *s, size_t u,
+/* Write units [@u, @u + @n), read into @buf, to the destination. */
+static int put(struct upager_region *r, struct snap *s, size_t u, size_t n,
 	       const char *buf)
 {
 	size_t np = r->fill / UPAGER_STORE_PAGE;
 	int ret = s->dst->ops->writeback(s->dst, r->store_pgoff + u * np, buf,
-					 np);
+					 n * np);
 
 	if (ret == 0) {
-		atomic_fetch_add(&s->units, 1);
-		STAT_ADD(r->st, snapshot_pages, np);
+		atomic_fetch_add(&s->units, n);
+		STAT_ADD(r->st, snapshot_pages, n * np);
 	} else {
 		failed(s, ret);
 	}
@@ -125,12 +136,12 @@ static int put(struct upager_region *r, struct snap *s, size_t u,
 }
 
 /*
- * Read unit @u (held INFLIGHT, claimed from @st) into @f's buffer for
- * the destination; memory as peek_for_store() reads it (the program may
+ * Read unit @u (held INFLIGHT, claimed from @st) into @buf for the
+ * destination; memory as peek_for_store() reads it (the program may
  * unmap the region during the read: tests/unmap_inflight).
  */
 static int save(struct upager_region *r, struct snap *s, struct filler *f,
-		size_t u, unsigned int st)
+		size_t u, unsigned int st, char *buf)
 {
 	int ret;
 
@@ -139,8 +150,8 @@ static int save(struct upager_region *r, struct snap *s, struct filler *f,
 	else if (st == UNIT_POISONED)
 		ret = -EIO; /* its data was never had */
 	else
-		ret = unit_resident(st) ? peek_for_store(r, f, u, f->buf)
-					: read_store(r, u, st, f->buf);
+		ret = unit_resident(st) ? peek_for_store(r, f, u, buf)
+					: read_store(r, u, st, buf);
 	if (ret < 0)
 		failed(s, ret);
 	return ret;
@@ -174,7 +185,7 @@ static void drain(struct upager_region *r, struct snap *s)
 	s->fill ^= 1;
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < h->n; i++)
-		put(r, s, h->unit[i], h->buf + i * r->fill);
+		put(r, s, h->unit[i], 1, h->buf + i * r->fill);
 	h->n = 0;
 }
 
@@ -193,7 +204,7 @@ void snap_before_write(struct upager_region *r, struct filler *f, size_t u)
 	ret = peek_for_store(r, f, u, f->buf);
 	if (ret < 0)
 		failed(s, ret);
-	else if (stash(r, s, u, f->buf) || put(r, s, u, f->buf) == 0)
+	else if (stash(r, s, u, f->buf) || put(r, s, u, 1, f->buf) == 0)
 		atomic_fetch_add(&s->early, 1);
 }
 
@@ -348,7 +359,22 @@ static int protect_before(struct upager_region *r)
 	return 0;
 }
 
-/* Copy every unit still to do, waiting for those in flight. */
+/* The copier's run goes to the destination. */
+static void flush(struct upager_region *r, struct snap *s)
+{
+	if (s->run_n)
+		put(r, s, s->run_first, s->run_n, s->run);
+	s->run_n = 0;
+}
+
+/*
+ * Copy every unit still to do, waiting for those in flight.  A unit is
+ * let go once read: its bytes are in the run and its todo bit is gone,
+ * so a write to it goes on now, not after the destination's write,
+ * which for a file may sleep in the kernel's dirty throttling
+ * (tests/snapshot slow_dst).  A run ends at a unit not read with the
+ * one before (taken by a write fault's save, in flight, or failed).
+ */
 static void copy_all(struct upager_region *r, struct snap *s,
 		     struct filler *f)
 {
@@ -362,7 +388,11 @@ static void copy_all(struct upager_region *r, struct snap *s,
 			uint8_t v = unit_load(&r->state[u]);
 			unsigned int st = unit_state(v);
 
+			if (s->run_n && (u != s->run_first + s->run_n ||
+					 s->run_n == s->run_cap))
+				flush(r, s);
 			if (st == UNIT_INFLIGHT) {
+				flush(r, s);
 				if (!purged) {
 					handler_purge_jobs(r->h, r);
 					purged = true;
@@ -373,21 +403,17 @@ static void copy_all(struct upager_region *r, struct snap *s,
 			}
 			if (!unit_claim(&r->state[u], st))
 				continue;
-			got = take_todo(s, u) && save(r, s, f, u, st) == 0;
+			got = take_todo(s, u) &&
+			      save(r, s, f, u, st,
+				   s->run + s->run_n * r->fill) == 0;
 			fill_settle(r, f, u, 1, st);
-			/*
-			 * Its bytes are in the buffer and its todo bit is
-			 * gone: a write to it goes on now, not after the
-			 * destination's write, which for a file may sleep
-			 * in the kernel's dirty throttling
-			 * (tests/snapshot slow_dst).
-			 */
-			if (got)
-				put(r, s, u, f->buf);
+			if (got && !s->run_n++)
+				s->run_first = u;
 		}
 		if (w % 16 == 15)
 			drain(r, s);
 	}
+	flush(r, s);
 }
 
 /*
@@ -487,15 +513,19 @@ int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,
 	s->todo = region_lazy_alloc(s->todo_len);
 	pthread_mutex_init(&s->lock, NULL);
 	s->cap = STASH_BYTES / r->fill ? STASH_BYTES / r->fill : 1;
-	s->mem_len = 2 * s->cap * (r->fill + sizeof(uint32_t));
+	s->run_cap = RUN_BYTES / r->fill ? RUN_BYTES / r->fill : 1;
+	s->mem_len = 2 * s->cap * (r->fill + sizeof(uint32_t)) +
+		     s->run_cap * r->fill;
 	s->mem = region_lazy_alloc(s->mem_len);
+	if (s->mem)
+		s->run = s->mem + s->mem_len - s->run_cap * r->fill;
 	for (unsigned int i = 0; s->mem && i < 2; i++) {
 		s->half[i].buf = s->mem + i * s->cap * r->fill;
 		s->half[i].unit = (uint32_t *)(void *)(s->mem +
 						       2 * s->cap * r->fill) +
 				  i * s->cap;
 	}
-	ret = s->todo && s->mem ? filler_reserve(&f, r->fill) : -ENOMEM;
+	ret = s->todo && s->mem ? 0 : -ENOMEM;
 	if (ret < 0)
 		goto out;
 	/* The first snapshot is whole, incremental or not. */
