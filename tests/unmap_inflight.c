@@ -106,16 +106,25 @@ static void run(struct upager_handler *h, enum upager_memtype type, bool bad)
 		struct toucher to;
 		char *p1, *p2;
 
+		/*
+		 * The fetch waits at the store's gate until the second
+		 * region is mapped: left to its 2 ms, it had often returned
+		 * before the munmap() on a loaded machine (4 of 60 runs
+		 * under two busy loops met the race in under 8 rounds).
+		 */
+		atomic_store(&t1->held, false);
+		atomic_store(&t1->released, false);
+		atomic_store(&t1->hold_at, f0 + 1);
 		p1 = upager_map(h, &t1->s, NPAGES * PG, &mp, &r1, &err);
 		CHECK(p1, "map 1: %s", strerror(-err));
 		toucher_start(&to, p1, sink);
-		while (atomic_load(&t1->fetches) == f0)
-			sched_yield();
+		tstore_wait_held(t1, "the first region's fetch");
 		racy += atomic_load(&t1->busy) > 0;
 		CHECK(munmap(p1, NPAGES * PG) == 0, "munmap: %s",
 		      strerror(errno));
 		p2 = upager_map(h, &t2->s, NPAGES * PG, &mp, &r2, &err);
 		CHECK(p2, "map 2: %s", strerror(-err));
+		tstore_release(t1);
 		for (int ms = 0; ms < 5000 && atomic_load(&t1->busy); ms++)
 			t_sleep_ms(1);
 		if (p2 == p1) {
