@@ -10,58 +10,10 @@
  * half the faults the other sleeps on.  A value above the limit is
  * refused, and a polling handler stops at once.
  */
-#include <dirent.h>
-#include <sys/mman.h>
-
 #include "tstore.h"
 
 #define PG 4096
 #define NPAGES 256
-
-/* The thread upager_handler_start() added to the process. */
-static pid_t start_one_worker(struct upager_handler *h)
-{
-	pid_t before[64], found = 0;
-	int nb = 0;
-	struct dirent *e;
-	DIR *d = opendir("/proc/self/task");
-
-	CHECK(d, "/proc/self/task");
-	while ((e = readdir(d)) && nb < 64)
-		if (e->d_name[0] != '.')
-			before[nb++] = (pid_t)atoi(e->d_name);
-	CHECK_RET(upager_handler_start(h), 0);
-	rewinddir(d);
-	while ((e = readdir(d))) {
-		pid_t t = e->d_name[0] != '.' ? (pid_t)atoi(e->d_name) : 0;
-		int i = 0;
-
-		while (t && i < nb && before[i] != t)
-			i++;
-		if (t && i == nb)
-			found = t;
-	}
-	closedir(d);
-	CHECK(found, "no worker thread appeared");
-	return found;
-}
-
-static long voluntary_switches(pid_t tid)
-{
-	char path[64], line[128];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
-	f = fopen(path, "r");
-	CHECK(f, "%s", path);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
-			break;
-	fclose(f);
-	CHECK(v >= 0, "no voluntary_ctxt_switches in %s", path);
-	return v;
-}
 
 /* Sleeps per fault of one worker serving NPAGES faults 0.5 ms apart. */
 static double sleeps_per_fault(struct upager_store *s, unsigned int poll_us)
@@ -69,35 +21,10 @@ static double sleeps_per_fault(struct upager_store *s, unsigned int poll_us)
 	struct upager_handler_params hp = { .size = sizeof(hp),
 					    .threads = 1,
 					    .poll_us = poll_us };
-	struct upager_map_params mp = { .size = sizeof(mp),
-					.readahead_max = (size_t)-1 };
-	struct upager_region *r;
-	struct upager_handler *h;
-	struct upager_stats st;
-	long before;
-	pid_t tid;
-	int err;
-	char *p;
+	char what[32];
 
-	h = upager_handler_new(&hp, &err);
-	CHECK(h, "handler (poll_us %u): %s", poll_us, strerror(-err));
-	p = upager_map(h, s, NPAGES * PG, &mp, &r, &err);
-	CHECK(p, "map: %s", strerror(-err));
-	tid = start_one_worker(h);
-	t_sleep_ms(20); /* past its start, and any first poll window */
-	before = voluntary_switches(tid);
-	for (size_t i = 0; i < NPAGES; i++) {
-		CHECK(t_verify(p + i * PG, PG, i), "poll_us %u: page %zu",
-		      poll_us, i);
-		usleep(500);
-	}
-	before = voluntary_switches(tid) - before;
-	upager_region_stats(r, &st);
-	CHECK(st.faults >= NPAGES, "poll_us %u: %llu faults for %d pages",
-	      poll_us, (unsigned long long)st.faults, NPAGES);
-	CHECK_RET(upager_unmap(r), 0);
-	upager_handler_free(h);
-	return (double)before / (double)st.faults;
+	snprintf(what, sizeof(what), "poll_us %u", poll_us);
+	return t_sleeps_per_fault(s, NPAGES, &hp, 500, what);
 }
 
 int main(void)

@@ -11,6 +11,7 @@
 #ifndef UPAGER_TEST_TSTORE_H
 #define UPAGER_TEST_TSTORE_H
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -409,6 +410,101 @@ t_upager_handler(unsigned int threads, upager_error_fn on_error, void *arg)
 	h = upager_handler_new(&hp, &err);
 	CHECK(h, "handler: %s", strerror(-err));
 	return h;
+}
+
+/*
+ * Start @h's workers: the threads upager_handler_start() added to the
+ * process, at most @max of them into @tids.  Their number.
+ */
+static inline int t_start_workers(struct upager_handler *h, pid_t *tids,
+				  int max)
+{
+	pid_t before[64];
+	int nb = 0, n = 0;
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/task");
+
+	CHECK(d, "/proc/self/task");
+	while ((e = readdir(d)) && nb < 64)
+		if (e->d_name[0] != '.')
+			before[nb++] = (pid_t)atoi(e->d_name);
+	CHECK_RET(upager_handler_start(h), 0);
+	rewinddir(d);
+	while ((e = readdir(d)) && n < max) {
+		pid_t t = e->d_name[0] != '.' ? (pid_t)atoi(e->d_name) : 0;
+		int i = 0;
+
+		while (t && i < nb && before[i] != t)
+			i++;
+		if (t && i == nb)
+			tids[n++] = t;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Thread @tid's voluntary context switches: a sleep is one, a preemption
+ * is not. */
+static inline long t_voluntary_switches(pid_t tid)
+{
+	char path[64], line[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	f = fopen(path, "r");
+	CHECK(f, "%s", path);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	fclose(f);
+	CHECK(v >= 0, "no voluntary_ctxt_switches in %s", path);
+	return v;
+}
+
+/*
+ * The sleeps of a handler's workers per fault (@hp: its parameters,
+ * threads included), serving a reader that takes one fault every
+ * @gap_us over @npages pages of @s, page i holding t_fill(i), each one
+ * checked; @what names the case in a failure.
+ */
+static inline double t_sleeps_per_fault(struct upager_store *s,
+					size_t npages,
+					const struct upager_handler_params *hp,
+					unsigned int gap_us, const char *what)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.readahead_max = (size_t)-1 };
+	struct upager_region *r;
+	struct upager_handler *h;
+	struct upager_stats st;
+	long before = 0, after = 0;
+	pid_t tid[8];
+	int n, err;
+	char *p;
+
+	h = upager_handler_new(hp, &err);
+	CHECK(h, "%s: handler: %s", what, strerror(-err));
+	p = upager_map(h, s, npages * 4096, &mp, &r, &err);
+	CHECK(p, "%s: map: %s", what, strerror(-err));
+	n = t_start_workers(h, tid, 8);
+	CHECK(n == (int)hp->threads, "%s: %d workers, not %u", what, n,
+	      hp->threads);
+	t_sleep_ms(20); /* past their start, and any first poll window */
+	for (int i = 0; i < n; i++)
+		before += t_voluntary_switches(tid[i]);
+	for (size_t i = 0; i < npages; i++) {
+		CHECK(t_verify(p + i * 4096, 4096, i), "%s: page %zu", what, i);
+		usleep(gap_us);
+	}
+	for (int i = 0; i < n; i++)
+		after += t_voluntary_switches(tid[i]);
+	upager_region_stats(r, &st);
+	CHECK(st.faults >= npages, "%s: %llu faults for %zu pages", what,
+	      (unsigned long long)st.faults, npages);
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	return (double)(after - before) / (double)st.faults;
 }
 
 /* An on_error callback that keeps the last report and counts them. */
