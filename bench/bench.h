@@ -55,6 +55,7 @@ enum {
 	A_BARE,
 	A_H1,
 	A_H2,
+	A_H2_ONE,
 	A_H1_POLL,
 	A_BARE_SIG,
 	A_INTHREAD,
@@ -277,10 +278,11 @@ struct engine {
 	pid_t workers[MAX_WORKERS];
 	int nworkers;
 };
+/* @hp: handler parameters but the workers (@threads); NULL: defaults. */
 void engine_up(struct engine *e, const char *what, struct upager_store *s,
-	       size_t len, unsigned int threads, unsigned int poll_us,
-	       size_t fill, size_t ra, size_t fa, unsigned int flags,
-	       enum upager_memtype memtype);
+	       size_t len, unsigned int threads,
+	       const struct upager_handler_params *hp, size_t fill, size_t ra,
+	       size_t fa, unsigned int flags, enum upager_memtype memtype);
 void engine_down(struct engine *e, struct upager_stats *st);
 
 /* ---- the sections and the report ----------------------------------------- */

@@ -31,6 +31,8 @@ const struct row_def a_rows[A_N] = {
 	[A_BARE] = { "bare", "bare loop: poll/read/COPY, ll only", -1 },
 	[A_H1] = { "handler_1", "upager handler, mem, 1 worker", A_BARE },
 	[A_H2] = { "handler_2", "upager handler, mem, 2 workers", A_BARE },
+	[A_H2_ONE] = { "handler_2_one",
+		       "upager handler, mem, 2 workers, wake one", A_BARE },
 	[A_H1_POLL] = { "handler_1_poll",
 			"upager handler, mem, 1 worker, poll 50 µs", A_BARE },
 	[A_BARE_SIG] = { "bare_sigbus", "bare SIGBUS handler: COPY, ll only",
@@ -330,19 +332,27 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		break;
 	case A_H1:
 	case A_H2:
-	case A_H1_POLL:
-		engine_up(&e, what, s, len, m == A_H2 ? 2 : 1,
-			  m == A_H1_POLL ? A_POLL_US : 0, 0, (size_t)-1, 0, 0,
-			  UPAGER_MEM_ANON);
+	case A_H2_ONE:
+	case A_H1_POLL: {
+		struct upager_handler_params hp = {
+			.size = sizeof(hp),
+			.poll_us = m == A_H1_POLL ? A_POLL_US : 0,
+			.wake = m == A_H2_ONE ? UPAGER_WAKE_ONE
+					      : UPAGER_WAKE_ALL
+		};
+
+		engine_up(&e, what, s, len, m == A_H1 || m == A_H1_POLL ? 1 : 2,
+			  &hp, 0, (size_t)-1, 0, 0, UPAGER_MEM_ANON);
 		base = e.addr;
 		memcpy(pr.servers, e.workers, sizeof(e.workers));
 		pr.nservers = e.nworkers;
 		break;
+	}
 	case A_BARE_SIG:
 		base = bare_sig_up(upager_store_mem_data(s), len);
 		break;
 	case A_INTHREAD:
-		engine_up(&e, what, s, len, 0, 0, 0, 0, 0, UPAGER_MAP_IN_THREAD,
+		engine_up(&e, what, s, len, 0, NULL, 0, 0, 0, UPAGER_MAP_IN_THREAD,
 			  UPAGER_MEM_ANON);
 		base = e.addr;
 		break;

@@ -43,7 +43,7 @@ static void b_run(struct bench *b, int m, struct upager_store *s, int round)
 		st.faults = minflt_self() - flt;
 		munmap(base, len);
 	} else {
-		engine_up(&e, what, s, len, m == B_RA2 ? 2 : 1, 0, 0, 0, 0, 0,
+		engine_up(&e, what, s, len, m == B_RA2 ? 2 : 1, NULL, 0, 0, 0, 0,
 			  UPAGER_MEM_ANON);
 		wall = sweep(what, e.addr, NULL, n, TOUCH_WRITE, false, NULL);
 		engine_down(&e, &st);

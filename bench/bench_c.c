@@ -276,7 +276,7 @@ static void c_measure(struct cfile *f, const struct c_case *c,
 		wall = c_floor(what, f, c->thp, how);
 		out->rss = rss_peak_since(rss0);
 	} else if (c->kind == C_REGION) {
-		engine_up(&e, what, f->store, f->size, c->threads, 0, c->fill,
+		engine_up(&e, what, f->store, f->size, c->threads, NULL, c->fill,
 			  c->ra, c->fa, c->threads ? 0 : UPAGER_MAP_IN_THREAD,
 			  c->memtype);
 		wall = sweep(what, e.addr, idx, n, how, false, NULL);

@@ -365,12 +365,11 @@ uint64_t rss_peak_since(uint64_t start)
  */
 void engine_up(struct engine *e, const char *what,
 		      struct upager_store *s, size_t len, unsigned int threads,
-		      unsigned int poll_us, size_t fill, size_t ra, size_t fa,
-		      unsigned int flags, enum upager_memtype memtype)
+		      const struct upager_handler_params *hpp, size_t fill,
+		      size_t ra, size_t fa, unsigned int flags,
+		      enum upager_memtype memtype)
 {
-	struct upager_handler_params hp = { .size = sizeof(hp),
-					    .threads = threads ? threads : 1,
-					    .poll_us = poll_us };
+	struct upager_handler_params hp = { .size = sizeof(hp) };
 	struct upager_map_params mp = { .size = sizeof(mp),
 					.memtype = memtype,
 					.flags = flags,
@@ -380,6 +379,9 @@ void engine_up(struct engine *e, const char *what,
 	pid_t before[64], after[64];
 	int nb, na, err = 0;
 
+	if (hpp)
+		hp = *hpp;
+	hp.threads = threads ? threads : 1;
 	memset(e, 0, sizeof(*e));
 	e->h = upager_handler_new(&hp, &err);
 	if (!e->h)

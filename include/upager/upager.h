@@ -108,6 +108,30 @@ typedef void (*upager_error_fn)(void *arg, struct upager_region *r,
  * lacks; an older library refuses (-E2BIG) a struct whose fields it does
  * not know unless they are zero; a size below 4 is -EINVAL.
  */
+/*
+ * Which of a handler's idle workers a fault wakes.  Each worker waits in
+ * an epoll set of its own that holds the uffd.
+ */
+enum upager_wake {
+	/*
+	 * Every idle one: the first to run reads the fault, the others find
+	 * the queue empty and wait again.  The first is most often the one
+	 * the scheduler can run on the CPU the faulting thread has just left
+	 * idle, a wake-up that crosses no CPU, where a wake-up of an idle
+	 * CPU is dear (a VM's vCPU asleep in its host: ~25 µs each way on
+	 * the 2-vCPU KVM guest of docs/BENCHMARKS.md, "Which worker a fault
+	 * wakes", where this made a 4 KiB fault's p50 4.6 µs against 60 µs
+	 * with ONE, and its CPU time lower too).  The price: the wake-ups of
+	 * the others, on CPUs that were idle.
+	 */
+	UPAGER_WAKE_ALL = 0,
+	/*
+	 * One (EPOLLEXCLUSIVE): no wake-up wasted, but the one woken is the
+	 * first idle worker, wherever it last ran.
+	 */
+	UPAGER_WAKE_ONE,
+};
+
 struct upager_handler_params {
 	uint32_t size;	      /* sizeof(struct upager_handler_params) */
 	unsigned int threads; /* workers for upager_handler_start(); 0: one
@@ -144,6 +168,7 @@ struct upager_handler_params {
 	 * served by start() or run().  0: 1; at most 16.
 	 */
 	unsigned int evictors;
+	enum upager_wake wake; /* which idle workers a fault wakes; 0: all */
 };
 
 /*

@@ -247,6 +247,7 @@ struct upager_handler {
 	unsigned int nthreads;
 	unsigned int batch;
 	uint64_t poll_ns;    /* a worker's look for work before it sleeps */
+	uint32_t fault_wake; /* a uffd's epoll events: EPOLLEXCLUSIVE or not */
 	upager_error_fn on_error;
 	void *error_arg;
 

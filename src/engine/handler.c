@@ -165,7 +165,8 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	int ret, fd;
 
 	ret = params_copy(&p, sizeof(p), params);
-	if (!ret && (p.poll_us > 10000 || p.evictors > 16))
+	if (!ret && (p.poll_us > 10000 || p.evictors > 16 ||
+		     p.wake > UPAGER_WAKE_ONE))
 		ret = -EINVAL;
 	if (ret < 0)
 		goto fail;
@@ -232,6 +233,8 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	if (h->batch > 64)
 		h->batch = 64;
 	h->poll_ns = (uint64_t)p.poll_us * 1000;
+	h->fault_wake = EPOLLIN | (p.wake == UPAGER_WAKE_ONE ? EPOLLEXCLUSIVE
+							   : 0);
 	h->ev_max = p.evictors ? p.evictors : 1;
 	h->on_error = p.on_error ? p.on_error : default_on_error;
 	h->error_arg = p.error_arg;
@@ -300,7 +303,7 @@ static void arm_sweep(struct upager_handler *h, bool on)
 /* Add @sp's uffd, and its process's pidfd, to the epoll set @ep. */
 static void epoll_add_space(int ep, struct upager_space *sp)
 {
-	epoll_add(ep, sp->uffd, sp->id, EPOLLIN | EPOLLEXCLUSIVE);
+	epoll_add(ep, sp->uffd, sp->id, sp->h->fault_wake);
 	if (sp->pidfd >= 0)
 		epoll_add(ep, sp->pidfd, sp->id | ID_PIDFD,
 			  EPOLLIN | EPOLLEXCLUSIVE);
@@ -1019,11 +1022,12 @@ static int server_epoll(struct upager_handler *h, bool spare)
 		return -errno;
 	pthread_mutex_lock(&h->run_lock);
 	/*
-	 * One fault or one job wakes one worker, not all of them (a herd
-	 * costs a context switch per idle worker); stopping wakes all.
+	 * One job wakes one worker, not all of them (a herd costs a context
+	 * switch per idle worker); a fault as the handler was asked
+	 * (fault_wake); stopping wakes all.
 	 */
 	if (h->neps == ARRAY_SIZE(h->eps) ||
-	    epoll_add(ep, h->self.uffd, 0, EPOLLIN | EPOLLEXCLUSIVE) < 0 ||
+	    epoll_add(ep, h->self.uffd, 0, h->fault_wake) < 0 ||
 	    (!spare &&
 	     epoll_add(ep, h->workfd, ID_WORK, EPOLLIN | EPOLLEXCLUSIVE) < 0) ||
 	    epoll_add(ep, h->timerfd, ID_TIMER, EPOLLIN | EPOLLEXCLUSIVE) < 0 ||
