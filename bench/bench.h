@@ -56,6 +56,7 @@ enum {
 	A_H1,
 	A_H2,
 	A_H2_ONE,
+	A_H2_PIN,
 	A_H1_POLL,
 	A_BARE_SIG,
 	A_INTHREAD,

@@ -33,6 +33,8 @@ const struct row_def a_rows[A_N] = {
 	[A_H2] = { "handler_2", "upager handler, mem, 2 workers", A_BARE },
 	[A_H2_ONE] = { "handler_2_one",
 		       "upager handler, mem, 2 workers, wake one", A_BARE },
+	[A_H2_PIN] = { "handler_2_pin",
+		       "upager handler, mem, 2 workers, pinned", A_BARE },
 	[A_H1_POLL] = { "handler_1_poll",
 			"upager handler, mem, 1 worker, poll 50 µs", A_BARE },
 	[A_BARE_SIG] = { "bare_sigbus", "bare SIGBUS handler: COPY, ll only",
@@ -333,12 +335,14 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 	case A_H1:
 	case A_H2:
 	case A_H2_ONE:
+	case A_H2_PIN:
 	case A_H1_POLL: {
 		struct upager_handler_params hp = {
 			.size = sizeof(hp),
 			.poll_us = m == A_H1_POLL ? A_POLL_US : 0,
 			.wake = m == A_H2_ONE ? UPAGER_WAKE_ONE
-					      : UPAGER_WAKE_ALL
+					      : UPAGER_WAKE_ALL,
+			.pin_workers = m == A_H2_PIN
 		};
 
 		engine_up(&e, what, s, len, m == A_H1 || m == A_H1_POLL ? 1 : 2,

@@ -50,7 +50,8 @@ if not num(d.get("machine", {}).get("nproc")):
     bad.append("machine.nproc")
 
 a_ids = ["kernel", "kernel_read", "bare", "handler_1", "handler_2",
-         "handler_2_one", "handler_1_poll", "bare_sigbus", "inthread"]
+         "handler_2_one", "handler_2_pin", "handler_1_poll", "bare_sigbus",
+         "inthread"]
 for r in rows("A", "rows", a_ids, "A"):
     positive(r, ["p50_us", "p99_us", "faults_per_s"], "A " + r["id"])
     if r["id"] not in ("kernel", "bare"):
@@ -61,7 +62,7 @@ for r in rows("D", "rows", a_ids, "D"):
         if k != "id" and (not num(v) or v < 0):
             bad.append(f"D {r['id']}: {k} = {v!r}, want a number >= 0")
     if r["id"] in ("bare", "handler_1", "handler_2", "handler_2_one",
-                   "handler_1_poll"):
+                   "handler_2_pin", "handler_1_poll"):
         positive(r, ["server_reads_per_fault", "server_cpu_us_per_fault"],
                  "D " + r["id"])
 

@@ -169,6 +169,16 @@ struct upager_handler_params {
 	 */
 	unsigned int evictors;
 	enum upager_wake wake; /* which idle workers a fault wakes; 0: all */
+	/*
+	 * Nonzero: upager_handler_start() pins each worker to one CPU, in
+	 * turn over the CPUs the calling thread may run on, so that with a
+	 * worker per CPU (the default count, up to 4) every CPU has one to
+	 * wake at a fault there.  It lowers the tail of a fault's latency
+	 * on an idle machine (docs/BENCHMARKS.md, "Which worker a fault
+	 * wakes"); the price is that a worker whose CPU is busy waits for
+	 * it while another CPU may be idle.  Spares are not pinned.  0: none.
+	 */
+	unsigned int pin_workers;
 };
 
 /*

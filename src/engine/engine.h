@@ -245,6 +245,7 @@ struct upager_handler {
 	char *probe;	     /* a page children do not inherit (DONTFORK) */
 	uint64_t features;   /* of the main uffd */
 	unsigned int nthreads;
+	bool pin;	     /* upager_handler_params.pin_workers */
 	unsigned int batch;
 	uint64_t poll_ns;    /* a worker's look for work before it sleeps */
 	uint32_t fault_wake; /* a uffd's epoll events: EPOLLEXCLUSIVE or not */

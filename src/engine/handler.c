@@ -233,6 +233,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	if (h->batch > 64)
 		h->batch = 64;
 	h->poll_ns = (uint64_t)p.poll_us * 1000;
+	h->pin = p.pin_workers;
 	h->fault_wake = EPOLLIN | (p.wake == UPAGER_WAKE_ONE ? EPOLLEXCLUSIVE
 							   : 0);
 	h->ev_max = p.evictors ? p.evictors : 1;
@@ -1214,6 +1215,34 @@ int upager_handler_run(struct upager_handler *h)
 	return ret;
 }
 
+/*
+ * Worker @i, pinned to the i-th of the CPUs the caller may run on (in
+ * turn) if the handler was asked to.  0 or -errno of pthread_create().
+ */
+static int worker_start(struct upager_handler *h, unsigned int i)
+{
+	pthread_attr_t attr, *ap = NULL;
+	cpu_set_t allowed, one;
+	int n, ret;
+
+	if (h->pin && sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
+	    (n = CPU_COUNT(&allowed)) > 0) {
+		CPU_ZERO(&one);
+		for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &allowed) && seen++ == (int)(i % n)) {
+				CPU_SET(cpu, &one);
+				break;
+			}
+		pthread_attr_init(&attr);
+		pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+		ap = &attr;
+	}
+	ret = -pthread_create(&h->threads[i], ap, worker_main, h);
+	if (ap)
+		pthread_attr_destroy(ap);
+	return ret;
+}
+
 int upager_handler_start(struct upager_handler *h)
 {
 	int ret = 0;
@@ -1229,8 +1258,7 @@ int upager_handler_start(struct upager_handler *h)
 		return -ENOMEM;
 	}
 	for (; h->running < h->nthreads; h->running++) {
-		ret = -pthread_create(&h->threads[h->running], NULL,
-				      worker_main, h);
+		ret = worker_start(h, h->running);
 		if (ret)
 			break;
 	}
