@@ -102,13 +102,6 @@ typedef void (*upager_error_fn)(void *arg, struct upager_region *r,
 				uint64_t addr, int err, const char *what);
 
 /*
- * Parameter structs (this one, upager_map_params) start with their size:
- * set it to sizeof the struct as your program was built.  A library newer
- * than the program takes the defaults for fields the program's struct
- * lacks; an older library refuses (-E2BIG) a struct whose fields it does
- * not know unless they are zero; a size below 4 is -EINVAL.
- */
-/*
  * Which of a handler's idle workers a fault wakes.  Each worker waits in
  * an epoll set of its own that holds the uffd.
  */
@@ -132,6 +125,13 @@ enum upager_wake {
 	UPAGER_WAKE_ONE,
 };
 
+/*
+ * Parameter structs (this one, upager_map_params) start with their size:
+ * set it to sizeof the struct as your program was built.  A library newer
+ * than the program takes the defaults for fields the program's struct
+ * lacks; an older library refuses (-E2BIG) a struct whose fields it does
+ * not know unless they are zero; a size below 4 is -EINVAL.
+ */
 struct upager_handler_params {
 	uint32_t size;	      /* sizeof(struct upager_handler_params) */
 	unsigned int threads; /* workers for upager_handler_start(); 0: one
