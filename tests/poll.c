@@ -15,18 +15,6 @@
 #define PG 4096
 #define NPAGES 256
 
-/* Sleeps per fault of one worker serving NPAGES faults 0.5 ms apart. */
-static double sleeps_per_fault(struct upager_store *s, unsigned int poll_us)
-{
-	struct upager_handler_params hp = { .size = sizeof(hp),
-					    .threads = 1,
-					    .poll_us = poll_us };
-	char what[32];
-
-	snprintf(what, sizeof(what), "poll_us %u", poll_us);
-	return t_sleeps_per_fault(s, NPAGES, &hp, 500, what);
-}
-
 int main(void)
 {
 	struct upager_handler_params hp = { .size = sizeof(hp),
@@ -57,8 +45,12 @@ int main(void)
 	CHECK(s, "mem store: %s", strerror(-err));
 	for (size_t i = 0; i < NPAGES; i++)
 		t_fill((char *)upager_store_mem_data(s) + i * PG, PG, i);
-	sleep0 = sleeps_per_fault(s, 0);
-	sleep10 = sleeps_per_fault(s, 10000);
+	/* One worker, a fault every 0.5 ms. */
+	hp = (struct upager_handler_params){ .size = sizeof(hp),
+					     .threads = 1 };
+	sleep0 = t_sleeps_per_fault(s, NPAGES, &hp, 500, "poll_us 0");
+	hp.poll_us = 10000;
+	sleep10 = t_sleeps_per_fault(s, NPAGES, &hp, 500, "poll_us 10000");
 	printf("worker sleeps per fault: %.3f without polling, %.3f polling "
 	       "10 ms\n",
 	       sleep0, sleep10);

@@ -19,18 +19,6 @@
 #define PG 4096
 #define NPAGES 200
 
-/* The two workers' sleeps per fault, serving NPAGES faults 1 ms apart. */
-static double sleeps_per_fault(struct upager_store *s, enum upager_wake wake)
-{
-	struct upager_handler_params hp = { .size = sizeof(hp),
-					    .threads = 2,
-					    .wake = wake };
-
-	return t_sleeps_per_fault(s, NPAGES, &hp, 1000,
-				  wake == UPAGER_WAKE_ALL ? "wake all"
-							  : "wake one");
-}
-
 /*
  * The CPUs each of the @n threads @tid may run on, into @cpus: one
  * CPU's number, or -1 for more than one.
@@ -134,8 +122,12 @@ int main(void)
 			break;
 		}
 	pinned(s, &allowed, true);
-	all = sleeps_per_fault(s, UPAGER_WAKE_ALL);
-	one = sleeps_per_fault(s, UPAGER_WAKE_ONE);
+	/* Two workers, a fault every millisecond. */
+	hp = (struct upager_handler_params){ .size = sizeof(hp),
+					     .threads = 2 };
+	all = t_sleeps_per_fault(s, NPAGES, &hp, 1000, "wake all");
+	hp.wake = UPAGER_WAKE_ONE;
+	one = t_sleeps_per_fault(s, NPAGES, &hp, 1000, "wake one");
 	printf("the workers' sleeps per fault: %.3f waking all, %.3f waking "
 	       "one\n", all, one);
 	CHECK(one > 0.8, "waking one, the workers slept on %.3f of the "

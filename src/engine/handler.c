@@ -1216,20 +1216,22 @@ int upager_handler_run(struct upager_handler *h)
 }
 
 /*
- * Worker @i, pinned to the i-th of the CPUs the caller may run on (in
- * turn) if the handler was asked to.  0 or -errno of pthread_create().
+ * Worker @i, pinned to the i-th (in turn) of the CPUs in @allowed, the
+ * caller's, unless NULL.  0 or -errno of pthread_create().
  */
-static int worker_start(struct upager_handler *h, unsigned int i)
+static int worker_start(struct upager_handler *h, unsigned int i,
+			const cpu_set_t *allowed)
 {
 	pthread_attr_t attr, *ap = NULL;
-	cpu_set_t allowed, one;
-	int n, ret;
+	cpu_set_t one;
+	int ret;
 
-	if (h->pin && sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
-	    (n = CPU_COUNT(&allowed)) > 0) {
+	if (allowed) {
+		int n = CPU_COUNT(allowed);
+
 		CPU_ZERO(&one);
 		for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++)
-			if (CPU_ISSET(cpu, &allowed) && seen++ == (int)(i % n)) {
+			if (CPU_ISSET(cpu, allowed) && seen++ == (int)(i % n)) {
 				CPU_SET(cpu, &one);
 				break;
 			}
@@ -1245,6 +1247,8 @@ static int worker_start(struct upager_handler *h, unsigned int i)
 
 int upager_handler_start(struct upager_handler *h)
 {
+	cpu_set_t allowed;
+	bool pin;
 	int ret = 0;
 
 	pthread_mutex_lock(&h->run_lock);
@@ -1257,8 +1261,10 @@ int upager_handler_start(struct upager_handler *h)
 		pthread_mutex_unlock(&h->run_lock);
 		return -ENOMEM;
 	}
+	pin = h->pin && sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
+	      CPU_COUNT(&allowed) > 0;
 	for (; h->running < h->nthreads; h->running++) {
-		ret = worker_start(h, h->running);
+		ret = worker_start(h, h->running, pin ? &allowed : NULL);
 		if (ret)
 			break;
 	}
