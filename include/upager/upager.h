@@ -545,8 +545,10 @@ struct upager_snapshot_info {
  * write tracking, flags), -EBUSY (a snapshot runs), -ERANGE (@dst too
  * small), -EOPNOTSUPP (@dst has no writeback), -EAGAIN (the memory map
  * kept changing, e.g. MADV_DONTNEED after MADV_DONTNEED, for a second
- * or more at the instant, with the writers held: nothing was taken, the
- * next snapshot sees every write; try again), -ENOENT (the program
+ * or more: at the instant, with the writers held, and then nothing was
+ * taken and the next snapshot sees every write; or while a unit was
+ * read, and then @dst lacks it and the next snapshot is whole; try
+ * again), -ENOENT (the program
  * unmapped a unit after the instant, before it was copied: @dst lacks
  * it, the units still mapped are copied, and memory mapped there since
  * is never taken for the region's), or the first error of a store.

@@ -133,18 +133,42 @@ void region_report(struct upager_region *r, uint64_t addr, int err,
 }
 
 /*
+ * How long a waiter for a still map sleeps, in µs: a random length up to
+ * a bound that doubles with each wait, from 1 to 64.  The thread whose
+ * event holds the map leaves it still only from its wake-up after the
+ * read to its next event, and a waiter on its CPU runs only while that
+ * thread does not: one that yielded, or slept a fixed 50 µs, woke after
+ * that moment time after time (a worker reading the event itself wakes
+ * the thread onto its own CPU).  A thread dropping a page every 20 µs
+ * kept a worker waiting 50-150 ms on average and up to 0.9 s; with these
+ * sleeps, 0.5 ms and 1.6 ms (docs/BENCHMARKS.md, session 26).
+ */
+static unsigned int mm_wait_us(unsigned int tries)
+{
+	static _Thread_local uint32_t x;
+	unsigned int cap = tries < 6 ? 1u << tries : 64;
+
+	if (!x)
+		x = (uint32_t)now_ns() | 1;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return 1 + x % cap;
+}
+
+/*
  * The kernel answered -EAGAIN with nothing done: a non-cooperative event
  * (REMOVE, REMAP, UNMAP, FORK) is queued on the uffd and holds
  * mmap_changing until it has been read and its thread has run on.  A
  * worker reads it itself (the pump), since it may be the only one that
  * can; other threads wait for the workers.  False: give up (the handler
- * stops, or no worker read the event within a second), and the caller
- * gives its units back so that the faults come again.
+ * stops, or no worker read the event within a second or two), and the
+ * caller gives its units back so that the faults come again.
  */
 bool fill_mm_wait(struct upager_region *r, struct filler *f,
 		  unsigned int *tries)
 {
-	struct timespec pause = { 0, 50 * 1000 };
+	struct timespec pause = { 0, 0 };
 
 	STAT_ADD(r->st, eagain, 1);
 	if (f->pump) {
@@ -153,10 +177,8 @@ bool fill_mm_wait(struct upager_region *r, struct filler *f,
 	} else if (*tries > 20000) {
 		return false;
 	}
-	if (++*tries < 16)
-		sched_yield();
-	else
-		nanosleep(&pause, NULL);
+	pause.tv_nsec = 1000L * mm_wait_us((*tries)++);
+	nanosleep(&pause, NULL);
 	return true;
 }
 
