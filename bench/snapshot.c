@@ -34,6 +34,14 @@
  * the snapshots.  --rounds N repeats the rows in turn and the summary
  * gives the median over the rounds of each row's longest stall and of its
  * ratio to fork's in the same round.
+ *
+ * --drop US adds a second application thread that gives the region's
+ * last page back (MADV_DONTNEED) and then works for US µs, again and
+ * again (0: back to back), as a balloon or an allocator returning memory
+ * does.  On a region of upager's each drop is an event the handler must
+ * read before the kernel lets it protect or install anything, so this
+ * measures what such a program costs a snapshot.  The writer leaves that
+ * page alone, and the check of the image skips it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +71,7 @@ static const char *const row_id[R_N] = {"fork", "upager", "upager_incremental",
 struct window {
 	double secs;
 	uint64_t writes, max_gap_ns, stalls; /* stalls: gaps > STALL_NS */
+	uint64_t drops0, drops;		     /* --drop's, in the window */
 };
 
 struct result {
@@ -81,6 +90,8 @@ struct snap {
 	double before;
 	unsigned int rounds;
 	bool quick, json, keep;
+	bool drop;	  /* --drop given */
+	uint64_t drop_us; /* the dropper's work between two drops */
 	char path[512];
 	struct result *all; /* [rounds][R_N], shared with the rows' children */
 	struct result *res; /* this round's [R_N] */
@@ -91,7 +102,8 @@ struct snap {
 	struct window win;
 	uint64_t gen;	  /* the application's last generation */
 	uint64_t last_ns; /* and when it was written */
-	pthread_t app;
+	uint64_t drops;
+	pthread_t app, dropper;
 };
 
 /* ---- the application
@@ -112,7 +124,7 @@ static void *app(void *arg)
 	int state;
 
 	while ((state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE)) < 2) {
-		size_t pg = (size_t)(rng_next(&seed) % s->npages);
+		size_t pg = (size_t)(rng_next(&seed) % (s->npages - s->drop));
 		uint64_t gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED) + 1;
 
 		stamp(s->base + pg * PAGE, gen);
@@ -138,6 +150,24 @@ static void *app(void *arg)
 	return NULL;
 }
 
+/* --drop: the last page, given back again and again. */
+static void *dropper(void *arg)
+{
+	struct snap *s = arg;
+	char *last = s->base + (s->npages - 1) * PAGE;
+
+	while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) < 2) {
+		uint64_t t0;
+
+		if (madvise(last, PAGE, MADV_DONTNEED))
+			die("madvise(MADV_DONTNEED): %s", strerror(errno));
+		__atomic_store_n(&s->drops, s->drops + 1, __ATOMIC_RELAXED);
+		for (t0 = clock_ns(); clock_ns() - t0 < s->drop_us * 1000;)
+			; /* the application's work between two drops */
+	}
+	return NULL;
+}
+
 static void sleep_s(double secs)
 {
 	struct timespec ts = {.tv_sec = (time_t)secs,
@@ -152,6 +182,7 @@ static void sleep_s(double secs)
 static double window_begin(struct snap *s)
 {
 	memset(&s->win, 0, sizeof(s->win));
+	s->win.drops0 = __atomic_load_n(&s->drops, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->state, 1, __ATOMIC_RELEASE);
 	return cli_now();
 }
@@ -167,6 +198,8 @@ static void window_end(struct snap *s, double t0, struct window *out)
 	out->writes = __atomic_load_n(&s->win.writes, __ATOMIC_RELAXED);
 	out->max_gap_ns = __atomic_load_n(&s->win.max_gap_ns, __ATOMIC_RELAXED);
 	out->stalls = __atomic_load_n(&s->win.stalls, __ATOMIC_RELAXED);
+	out->drops = __atomic_load_n(&s->drops, __ATOMIC_RELAXED) -
+		     s->win.drops0;
 	if (now > last && now - last > out->max_gap_ns) {
 		out->max_gap_ns = now - last;
 		out->stalls += now - last > STALL_NS;
@@ -179,7 +212,8 @@ static void app_start(struct snap *s)
 		stamp(s->base + pg * PAGE, 1);
 	s->gen = 1;
 	s->state = 0;
-	if (pthread_create(&s->app, NULL, app, s))
+	if (pthread_create(&s->app, NULL, app, s) ||
+	    (s->drop && pthread_create(&s->dropper, NULL, dropper, s)))
 		die("pthread_create failed");
 }
 
@@ -196,6 +230,8 @@ static void app_stop(struct snap *s)
 {
 	__atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
 	pthread_join(s->app, NULL);
+	if (s->drop)
+		pthread_join(s->dropper, NULL);
 }
 
 /* The application alone, for --before seconds. */
@@ -212,7 +248,8 @@ static void measure_before(struct snap *s, struct result *r)
 
 /*
  * Every page whole (but for the one write in flight at the snapshot's
- * instant), not zero, and from no generation after @gen_max.
+ * instant), not zero, and from no generation after @gen_max; --drop's
+ * page is whatever it was.
  */
 static void check_image(const struct snap *s, const char *what,
 			uint64_t gen_max)
@@ -236,6 +273,8 @@ static void check_image(const struct snap *s, const char *what,
 
 			size_t i = 1;
 
+			if (s->drop && at == s->npages - 1)
+				continue;
 			if (!w[0] || w[0] > gen_max)
 				die("%s: page %" PRIu64 " of the image holds "
 				    "generation %" PRIu64 " (want 1 to %" PRIu64
@@ -430,6 +469,11 @@ static double rate(const struct window *w)
 	return w->secs > 0 ? (double)w->writes / w->secs : 0;
 }
 
+static double drop_rate(const struct window *w)
+{
+	return w->secs > 0 ? (double)w->drops / w->secs : 0;
+}
+
 /* Row @i's longest stall over fork's in the same round. */
 static double vs_fork(const struct result *res, int i)
 {
@@ -465,6 +509,7 @@ static void json_rows(struct json *j, const char *key, const struct result *res)
 		json_f64(j, "max_stall_us", (double)r->during.max_gap_ns / 1e3);
 		json_u64(j, "stalls_over_1ms", r->during.stalls);
 		json_f64(j, "writes_per_s", rate(&r->during));
+		json_f64(j, "drops_per_s", drop_rate(&r->during));
 		json_f64(j, "writes_per_s_before", rate(&r->before));
 		json_f64(j, "max_stall_us_before",
 			 (double)r->before.max_gap_ns / 1e3);
@@ -490,6 +535,8 @@ static void report_json(const struct snap *s)
 	bench_json_begin(&j, NAME);
 	json_u64(&j, "size", s->size);
 	json_f64(&j, "before_s", s->before);
+	if (s->drop)
+		json_u64(&j, "drop_us", s->drop_us);
 	json_u64(&j, "rounds", s->rounds);
 	json_rows(&j, "rows", s->all);
 	json_arr_open(&j, "each_round");
@@ -511,7 +558,7 @@ static void report_json(const struct snap *s)
 	json_end(&j);
 }
 
-static void report_round(const struct result *res)
+static void report_round(const struct snap *s, const struct result *res)
 {
 	printf("%-19s %8s %11s %8s %7s %10s %10s %6s %11s %9s %8s %8s\n",
 	       "row", "snap s", "stall max", "x fork", ">1ms", "writes/s",
@@ -540,6 +587,13 @@ static void report_round(const struct result *res)
 	       ")\n",
 	       res[R_UPAGER].units, res[R_UPAGER].units_early,
 	       res[R_INCR].units, res[R_INCR].units_early);
+	if (s->drop)
+		printf("pages dropped per second during each: fork %.0f, "
+		       "upager %.0f, upager_incremental %.0f, alone %.0f\n",
+		       drop_rate(&res[R_FORK].during),
+		       drop_rate(&res[R_UPAGER].during),
+		       drop_rate(&res[R_INCR].during),
+		       drop_rate(&res[R_ALONE].during));
 }
 
 static void report_tables(const struct snap *s)
@@ -548,12 +602,17 @@ static void report_tables(const struct snap *s)
 	       "included) while one thread writes\nrandom 4 KiB pages; "
 	       "'before': the same thread for %.1f s with no snapshot\n",
 	       s->size >> 20, s->before);
+	if (s->drop)
+		printf("and another gives the region's last page back "
+		       "(MADV_DONTNEED), then works %" PRIu64 " us, "
+		       "again and again\n",
+		       s->drop_us);
 	for (unsigned int k = 0; k < s->rounds; k++) {
 		if (s->rounds > 1)
 			printf("\nround %u of %u\n", k + 1, s->rounds);
 		else
 			putchar('\n');
-		report_round(s->all + k * R_N);
+		report_round(s, s->all + k * R_N);
 	}
 	printf("\nsetup: fork() itself, or upager's write-protect passes; "
 	       "held: what of it the writer could wait for (fork: all; "
@@ -577,8 +636,8 @@ static void report_tables(const struct snap *s)
 static void usage(void)
 {
 	printf("usage: " NAME " [--dir DIR] [--size SIZE] [--before S] "
-	       "[--rounds N] [--keep]\n"
-	       "       [--quick] [--json]\n\n"
+	       "[--rounds N] [--drop US]\n"
+	       "       [--keep] [--quick] [--json]\n\n"
 	       "A live snapshot of a region one thread keeps writing: "
 	       "fork() with the child\nwriting the image (as Redis does) "
 	       "against upager_region_snapshot() of a\nUPAGER_MAP_TRACK_WRITES "
@@ -592,6 +651,10 @@ static void usage(void)
 	       "  --rounds N    the rows N times in turn, the median of each "
 	       "row's longest\n"
 	       "                stall and of its ratio to fork's (default 1)\n"
+	       "  --drop US     a second thread gives the last page back "
+	       "(MADV_DONTNEED), then\n"
+	       "                works US microseconds, again and again (0: "
+	       "back to back)\n"
 	       "  --keep        keep the image file\n"
 	       "  --quick       a smoke run (CI)\n"
 	       "  --json        one JSON object\n");
@@ -605,9 +668,10 @@ int main(int argc, char **argv)
 	    {"before", required_argument, NULL, 'b'},
 	    {"keep", no_argument, NULL, 'k'},
 	    {"rounds", required_argument, NULL, 'n'},
+	    {"drop", required_argument, NULL, 'D'},
 	    BENCH_OPTIONS};
 	static struct snap s = {.dir = "/var/tmp"};
-	uint64_t size = 0, rounds = 1;
+	uint64_t size = 0, rounds = 1, drop_us = 0;
 	int c;
 
 	bench_set_name(NAME);
@@ -630,6 +694,13 @@ int main(int argc, char **argv)
 		case 'k':
 			s.keep = true;
 			break;
+		case 'D':
+			if (!cli_parse_u64(NAME, "--drop", optarg, 0, 1000000,
+					   false, &drop_us))
+				return 2;
+			s.drop = true;
+			s.drop_us = drop_us;
+			break;
 		case 'n':
 			if (!cli_parse_u64(NAME, "--rounds", optarg, 1,
 					   MAX_ROUNDS, false, &rounds))
@@ -642,6 +713,9 @@ int main(int argc, char **argv)
 		s.before = s.quick ? 0.3 : 2;
 	if (s.size % PAGE)
 		return cli_usage_error(NAME, "--size: want whole 4 KiB pages");
+	if (s.drop && s.size < 2 * PAGE)
+		return cli_usage_error(NAME, "--drop: want a --size of two "
+					     "pages or more");
 	if (!bench_check_dir(NAME, s.dir))
 		return 2;
 	snprintf(s.path, sizeof(s.path), "%s/upager-snapshot-%d.img", s.dir,
