@@ -537,7 +537,7 @@ struct upager_snapshot_info {
  * after pass over what it wrote meanwhile, and the last, short pass is
  * the instant (write faults wait for it); then it is copied unit by unit
  * while the application goes on; a write to a unit not yet copied waits
- * while that unit is saved (one unit, not the region).  Units never
+ * while that unit is saved (a few units, not the region).  Units never
  * filled, or evicted, are read from the region's store.  Units the
  * program unmapped before the instant, in whole or in part, are left
  * out.  Returns when every unit is in @dst.  One snapshot of a region at

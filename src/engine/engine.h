@@ -491,12 +491,14 @@ int writes_fault(struct upager_region *r, struct filler *f,
 		 const struct fault *ft);
 int unit_peek(struct upager_region *r, size_t u, char *buf);
 /*
- * unit_peek() of unit @u (held INFLIGHT, protected), checked afterwards:
- * 0, -ENOENT (the program unmapped it meanwhile: what was read is not
- * the region's), or -errno (-EAGAIN: an event stayed unread).
+ * unit_peek() of units [@u, @u + @n) (held INFLIGHT, protected), checked
+ * afterwards with one probe: 0, -ENOENT (the program unmapped one of
+ * them meanwhile: what was read is not the region's), -EFAULT (@n > 1,
+ * of an anonymous region only: a page is not there; read them one by
+ * one), or -errno (-EAGAIN: an event stayed unread).
  */
 int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
-		   char *buf);
+		   size_t n, char *buf);
 int unit_protect(struct upager_region *r, struct filler *f, size_t u,
 		 bool on);
 /* Bytes of room unit_write_back() needs. */

@@ -230,24 +230,26 @@ static bool marks_take(struct upager_region *r, size_t u, uint64_t *had)
 }
 
 /*
- * Was what unit_peek() read of unit @u the region's, @moved read before
- * it?  The program may unmap or move the region meanwhile and map other
- * memory there (tests/unmap_inflight): then the store must not get it.
- * The kernel holds an event pending from such a change until it is read
- * (the probe, a protection the unit has already, answers -EAGAIN), and
- * its handling counts it (sp->moved) and records the hole, under the
- * rd_lock this holds.  0, -EAGAIN (read again once the event is read),
- * or -ENOENT (the region left the unit).  A shmem unit is read from the
- * region's memfd (unit_peek()), whatever is mapped at its address: no
- * probe, which under a program dropping pages in a loop waits for a
- * moment with no event pending, unit after unit (tests/snapshot_gate).
+ * Was what unit_peek() read of units [@u, @u + @n) the region's, @moved
+ * read before it?  The program may unmap or move the region meanwhile
+ * and map other memory there (tests/unmap_inflight): then the store
+ * must not get it.  The kernel holds an event pending from such a change
+ * until it is read (the probe, a protection the units have already,
+ * answers -EAGAIN), and its handling counts it (sp->moved) and records
+ * the hole, under the rd_lock this holds.  0, -EAGAIN (read again once
+ * the event is read), or -ENOENT (the region left one of the units).  A
+ * shmem unit is read from the region's memfd (unit_peek()), whatever is
+ * mapped at its address: no probe, which under a program dropping pages
+ * in a loop waits for a moment with no event pending
+ * (tests/snapshot_gate).
  */
-static int peek_held(struct upager_region *r, size_t u, unsigned int moved)
+static int peek_held(struct upager_region *r, size_t u, size_t n,
+		     unsigned int moved)
 {
 	int ret;
 
 	rdlock_shared(&r->sp->rd_lock);
-	if (!region_owns(r, u * r->fill, r->fill))
+	if (!region_owns(r, u * r->fill, n * r->fill))
 		ret = -ENOENT;
 	else if (r->memtype == UPAGER_MEM_SHMEM)
 		ret = 0; /* read from its memfd, never from the address */
@@ -256,18 +258,39 @@ static int peek_held(struct upager_region *r, size_t u, unsigned int moved)
 	else
 		ret = upager_ll_writeprotect(r->uffd,
 					     region_base(r) + u * r->fill,
-					     r->fill, UFFDIO_WRITEPROTECT_MODE_WP);
+					     n * r->fill,
+					     UFFDIO_WRITEPROTECT_MODE_WP);
 	rdlock_shared_end(&r->sp->rd_lock);
 	return ret;
 }
 
 /*
- * Read unit @u (held INFLIGHT, protected) into @buf for a store (the
- * region's, or a snapshot's destination): what unit_peek() finds, once
- * peek_held() says it was the region's.
+ * unit_peek() of units [@u, @u + @n).  More than one: of an anonymous
+ * region, in one read, and -EFAULT where a page is not there (a dropped
+ * one reads by the REMOVE policy, perhaps from the store, which the
+ * caller does unit by unit).
+ */
+static int peek_units(struct upager_region *r, size_t u, size_t n,
+		      char *buf)
+{
+	size_t len = n * r->fill;
+
+	if (n == 1)
+		return unit_peek(r, u, buf);
+	return pread(r->h->self_mem, buf, len,
+		     (off_t)(uintptr_t)(region_base(r) + u * r->fill)) ==
+			       (ssize_t)len
+		       ? 0
+		       : -EFAULT;
+}
+
+/*
+ * Read units [@u, @u + @n) (held INFLIGHT, protected) into @buf for a
+ * store (the region's, or a snapshot's destination): what unit_peek()
+ * finds, once peek_held() says it was the region's.
  */
 int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
-		   char *buf)
+		   size_t n, char *buf)
 {
 	unsigned int tries = 0;
 	int ret;
@@ -275,9 +298,9 @@ int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
 	for (;;) {
 		unsigned int moved = atomic_load(&r->sp->moved);
 
-		ret = unit_peek(r, u, buf);
+		ret = peek_units(r, u, n, buf);
 		if (ret == 0)
-			ret = peek_held(r, u, moved);
+			ret = peek_held(r, u, n, moved);
 		if (ret != -EAGAIN || !fill_mm_wait(r, f, &tries))
 			return ret;
 	}
@@ -370,7 +393,7 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 		region_undrop(r, u * np, (u + 1) * np);
 	else
 		marked = marks_take(r, u, had);
-	ret = peek_for_store(r, f, u, buf);
+	ret = peek_for_store(r, f, u, 1, buf);
 	if (ret == 0)
 		ret = s->ops->writeback(s, r->store_pgoff + u * np, buf, np);
 	if (ret < 0) {
