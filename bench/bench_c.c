@@ -57,8 +57,9 @@ const struct c_case c_seq[] = {
 	{ "shm_region_fa64k", "tmpfs file: region, fault-around 64K",
 	  C_REGION, 0, 0, 2, .fa = 64 << 10, .shm = true,
 	  .base = C_SEQ_SHM },
-	{ "shm_region_fa2m", "tmpfs file: region, fault-around 2M", C_REGION,
-	  0, 0, 2, .fa = 2 << 20, .shm = true, .base = C_SEQ_SHM },
+	{ "shm_region_fa256k", "tmpfs file: region, fault-around 256K",
+	  C_REGION, 0, 0, 2, .fa = 256 << 10, .shm = true,
+	  .base = C_SEQ_SHM },
 };
 _Static_assert(ARRAY_SIZE(c_seq) == C_SEQ_N, "C_SEQ_N");
 
@@ -79,8 +80,9 @@ const struct c_case c_rand[] = {
 	{ "shm_region_fa64k", "tmpfs file: region, fault-around 64K",
 	  C_REGION, 0, 0, 2, .fa = 64 << 10, .shm = true,
 	  .base = C_RAND_SHM },
-	{ "shm_region_fa2m", "tmpfs file: region, fault-around 2M", C_REGION,
-	  0, 0, 2, .fa = 2 << 20, .shm = true, .base = C_RAND_SHM },
+	{ "shm_region_fa256k", "tmpfs file: region, fault-around 256K",
+	  C_REGION, 0, 0, 2, .fa = 256 << 10, .shm = true,
+	  .base = C_RAND_SHM },
 };
 _Static_assert(ARRAY_SIZE(c_rand) == C_RAND_N, "C_RAND_N");
 

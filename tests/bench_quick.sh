@@ -76,10 +76,10 @@ seq = ["mmap_private", "mmap_shared", "region_4k_1", "region_4k_2",
        "region_64k_1", "region_64k_2", "region_2m_1", "region_2m_2",
        "region_huge_1", "region_huge_2", "mmap_private_bytesum",
        "region_4k_2_bytesum", "floor_populate", "floor_populate_thp",
-       "shm_mmap", "shm_region", "shm_region_fa64k", "shm_region_fa2m"]
+       "shm_mmap", "shm_region", "shm_region_fa64k", "shm_region_fa256k"]
 rnd = ["mmap_private", "mmap_shared", "region_4k", "region_64k",
        "region_4k_inthread", "shm_mmap", "shm_region", "shm_region_fa64k",
-       "shm_region_fa2m"]
+       "shm_region_fa256k"]
 bases = ("mmap_private", "mmap_private_bytesum", "shm_mmap")
 for key, ids, unit in (("seq", seq, "gib_per_s"), ("random", rnd, "reads_per_s")):
     want = [i for c in ("warm", "cold") for i in ids]

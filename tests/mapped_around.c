@@ -14,8 +14,11 @@
  *   page written into a hole of the file later reads the file's data,
  *   not zeros; MADV_DONTNEED of a page the fault-around mapped and the
  *   program then wrote reads the file again;
- * - the default block of a mapped region is 256 KiB: one fault maps all
- *   the data of this file;
+ * - the default block of a mapped region is 2 MiB (all of this file);
+ *   over a 4 MiB file with a hole in it: a fault maps its aligned 64 KiB
+ *   before the thread runs on, a worker the rest of its 2 MiB block
+ *   but the hole, nothing of the other block, and the pages read the
+ *   file's data;
  * - fill 64K, a unit half hole: its data, no SIGBUS, no error;
  * - upager_region_prefault() over the holes: 0, the data, zeros where
  *   the file has a hole;
@@ -231,7 +234,7 @@ static void around_holes(void)
 	down(&t);
 }
 
-/* The default block of a mapped region: 256 KiB, all of this file. */
+/* The default block of a mapped region: all of this file. */
 static void default_block(void)
 {
 	struct upager_map_params mp = {0};
@@ -248,6 +251,88 @@ static void default_block(void)
 	      (unsigned long long)st.pages_filled,
 	      (unsigned long long)st.ra_pages);
 	down(&t);
+}
+
+/*
+ * The default block over a 4 MiB file (two 2 MiB blocks; pages 300 and
+ * 301 a hole): the fault on page 500 maps 496-511 with it, the worker
+ * the rest of block 0 (from its start: without the mapping with the
+ * fault, 496-511 would come last), block 1 stays unmapped.
+ */
+static void block_2m(void)
+{
+	enum { N = 1024, BLOCK = 512 };
+	int fd = memfd_create("upager-mapped-2m", MFD_CLOEXEC), err;
+	struct upager_map_params mp = {.size = sizeof(mp)};
+	struct upager_handler *h;
+	struct upager_region *r;
+	struct upager_store *s;
+	struct upager_stats st;
+	struct t_errors errors = {0};
+	uint64_t end;
+	char pg[PG], spec[64], *p;
+	size_t i;
+
+	CHECK(fd >= 0, "memfd_create: %s", strerror(errno));
+	for (i = 0; i < N; i++) {
+		if (i == 300 || i == 301)
+			continue;
+		t_fill(pg, PG, SEED + i);
+		CHECK(pwrite(fd, pg, PG, (off_t)(i * PG)) == PG, "pwrite");
+	}
+	CHECK(ftruncate(fd, N * PG) == 0, "ftruncate");
+	snprintf(spec, sizeof(spec), "file:/proc/self/fd/%d", fd);
+	s = upager_store_open(spec, &err);
+	CHECK(s, "%s: %s", spec, strerror(-err));
+	/* One worker: it maps the rest after waking the thread, not before. */
+	h = t_upager_handler(1, t_on_error, &errors);
+	p = upager_map(h, s, N * PG, &mp, &r, &err);
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+
+	CHECK(!t_read_sigbus(p + 500 * PG) &&
+		  t_verify(p + 500 * PG, PG, SEED + 500),
+	      "2M block: page 500 reads other than the file's data");
+	for (i = 496; i < 512; i++)
+		CHECK(mapped(p, i),
+		      "2M block: page %zu not mapped when the fault on page "
+		      "500 returned",
+		      i);
+	end = t_now_ns() + 5000000000ull;
+	for (i = 0; i < BLOCK; i++)
+		while (i != 300 && i != 301 && !mapped(p, i) &&
+		       t_now_ns() < end)
+			t_sleep_ms(1);
+	for (i = 0; i < N; i++)
+		CHECK(mapped(p, i) == (i < BLOCK && i != 300 && i != 301),
+		      "2M block: page %zu is %smapped after the fault on page "
+		      "500",
+		      i, mapped(p, i) ? "" : "not ");
+	CHECK_RET(upager_handler_stop(h), 0);
+	upager_region_stats(r, &st);
+	CHECK(st.faults == 1 && st.pages_filled == BLOCK - 2 &&
+		  st.ra_pages == BLOCK - 3,
+	      "2M block: %llu faults, %llu pages filled, %llu by fault-around",
+	      (unsigned long long)st.faults,
+	      (unsigned long long)st.pages_filled,
+	      (unsigned long long)st.ra_pages);
+	CHECK_RET(upager_handler_start(h), 0);
+	memset(pg, 0, PG);
+	for (i = 0; i < N; i++) {
+		bool in_hole = i == 300 || i == 301;
+
+		CHECK(!t_read_sigbus(p + i * PG), "2M block: page %zu: SIGBUS",
+		      i);
+		CHECK(in_hole ? !memcmp(p + i * PG, pg, PG)
+			      : t_verify(p + i * PG, PG, SEED + i),
+		      "2M block: page %zu reads other than the file", i);
+	}
+	CHECK_RET(upager_unmap(r), 0);
+	CHECK(!atomic_load(&errors.calls), "2M block: %u errors reported",
+	      atomic_load(&errors.calls));
+	upager_handler_free(h);
+	upager_store_close(s);
+	close(fd);
 }
 
 static void unit_half_hole(void)
@@ -352,6 +437,7 @@ int main(void)
 {
 	around_holes();
 	default_block();
+	block_2m();
 	unit_half_hole();
 	prefault_holes();
 	around_off((size_t)-1);

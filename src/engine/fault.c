@@ -17,6 +17,16 @@
 /* Faults fill in chunks of this many bytes; read-ahead jobs are four. */
 #define CHUNK (64u << 10)
 #define JOB (4 * CHUNK)
+/*
+ * Of a mapped region's fault-around block, the aligned part around the
+ * fault mapped with it (the kernel's fault_around_bytes); the workers
+ * map the rest in the background.  Random 4 KiB reads of a 2 GiB tmpfs
+ * file ran at 1.02-1.16x of mmap with 2 MiB blocks mapped so, 0.74-0.79x
+ * with all of it mapped with the fault and 0.35-0.40x with 256 KiB
+ * blocks; a sparse reader's first touch in a block took 35-44 us at p50
+ * (256 KiB with the fault: 52-72 us; docs/BENCHMARKS.md, session 27).
+ */
+#define MAPPED_SYNC (64u << 10)
 
 /* Claim the absent units from @u on, at most @max: how many it got. */
 static size_t claim_run(struct upager_region *r, size_t u, size_t max)
@@ -56,7 +66,10 @@ static void fill_failed_gone(struct upager_region *r, struct filler *f,
 		space_exited(r->sp);
 }
 
-/* Fill claimed units [u, u+n) for no fault: the units it filled. */
+/*
+ * Fill claimed units [u, u+n) for no fault: the pages it installed (a
+ * mapped file's holes are none).
+ */
 size_t region_job(struct upager_region *r, struct filler *f, size_t u,
 		  size_t n)
 {
@@ -72,7 +85,7 @@ size_t region_job(struct upager_region *r, struct filler *f, size_t u,
 		give_back(r, f, u + got, n - got, UNIT_ABSENT);
 	fill_settle(r, f, u, got, UNIT_PRESENT);
 	STAT_ADD(r->st, pages_filled, (size_t)ret / UPAGER_STORE_PAGE);
-	return got;
+	return (size_t)ret / UPAGER_STORE_PAGE;
 }
 
 /*
@@ -92,11 +105,27 @@ static void queue_units(struct upager_region *r, struct filler *f, size_t u,
 		if (f->queue && f->queue(f, r, u + i, k))
 			continue;
 		if (must)
-			STAT_ADD(r->st, ra_pages,
-				 region_job(r, f, u + i, k) * r->fill /
-					 UPAGER_STORE_PAGE);
+			STAT_ADD(r->st, ra_pages, region_job(r, f, u + i, k));
 		else
 			give_back(r, f, u + i, k, UNIT_ABSENT);
+	}
+}
+
+/* Claim the absent units of [lo, hi) but @skip, and queue them in runs. */
+static void queue_absent(struct upager_region *r, struct filler *f, size_t lo,
+			 size_t hi, size_t skip)
+{
+	size_t run = 0;
+
+	for (size_t k = lo; k <= hi; k++) {
+		if (k < hi && k != skip &&
+		    unit_claim(&r->state[k], UNIT_ABSENT)) {
+			run++;
+			continue;
+		}
+		if (run)
+			queue_units(r, f, k - run, run, false);
+		run = 0;
 	}
 }
 
@@ -110,20 +139,11 @@ static void queue_units(struct upager_region *r, struct filler *f, size_t u,
 static void fault_around(struct upager_region *r, struct filler *f, size_t u,
 			 unsigned int stream)
 {
-	size_t b = u / r->fa * r->fa, end = b + r->fa, run = 0;
+	size_t b = u / r->fa * r->fa, end = b + r->fa;
 
 	if (end > r->nunits)
 		end = r->nunits;
-	for (size_t k = b; k <= end; k++) {
-		if (k < end && k != u &&
-		    unit_claim(&r->state[k], UNIT_ABSENT)) {
-			run++;
-			continue;
-		}
-		if (run)
-			queue_units(r, f, k - run, run, false);
-		run = 0;
-	}
+	queue_absent(r, f, b, end, u);
 	pthread_mutex_lock(&r->ra_lock);
 	ra_around(&r->ra, stream, end, r->fa);
 	pthread_mutex_unlock(&r->ra_lock);
@@ -133,25 +153,39 @@ static void fault_around(struct upager_region *r, struct filler *f, size_t u,
  * Fault-around in mapped mode: the pages around the fault are the
  * file's, in memory already, so mapping them costs page-table entries
  * only, no copy and no page.  Claim the run of absent units around @u
- * (claimed) in its aligned fa-unit block, for the caller to map in the
- * same UFFDIO_CONTINUE as @u: one ioctl, and the thread woken once,
- * after it, as the kernel's own fault-around for a file mapping.  Units
- * past one that is not absent are left to their own faults.  Returns
- * the run's length, its first unit in *@lo.
+ * (claimed) in its aligned MAPPED_SYNC block, for the caller to map in
+ * the same UFFDIO_CONTINUE as @u: one ioctl, and the thread woken once,
+ * after it, as the kernel's own fault-around for a file mapping; units
+ * past one that is not absent are left to their own faults.  The rest of
+ * the fa-unit block goes to the workers (all of it is mapped with the
+ * fault by a filler without them).  Returns the run's length, its first
+ * unit in *@lo.
  */
-static size_t map_around(struct upager_region *r, size_t u,
+static size_t map_around(struct upager_region *r, struct filler *f, size_t u,
 			 unsigned int stream, size_t *lo)
 {
-	size_t b = u / r->fa * r->fa, end = b + r->fa, n;
+	size_t sync = MAPPED_SYNC / r->fill, fb = u / r->fa * r->fa;
+	size_t fend = fb + r->fa, b, end, n;
 
-	if (end > r->nunits)
-		end = r->nunits;
+	if (!f->queue || !sync || sync > r->fa)
+		sync = r->fa;
+	b = u / sync * sync;
+	end = b + sync;
+	if (fend > r->nunits)
+		fend = r->nunits;
+	if (end > fend)
+		end = fend;
 	*lo = u;
 	while (*lo > b && unit_claim(&r->state[*lo - 1], UNIT_ABSENT))
 		(*lo)--;
 	n = u + 1 - *lo + claim_run(r, u + 1, end - u - 1);
+	if (sync < r->fa) {
+		/* Onwards first: where a reader that moves on goes next. */
+		queue_absent(r, f, end, fend, u);
+		queue_absent(r, f, fb, b, u);
+	}
 	pthread_mutex_lock(&r->ra_lock);
-	ra_around(&r->ra, stream, end, r->fa);
+	ra_around(&r->ra, stream, fend, r->fa);
 	pthread_mutex_unlock(&r->ra_lock);
 	return n;
 }
@@ -187,7 +221,7 @@ static size_t read_ahead(struct upager_region *r, struct filler *f, size_t u,
 	pthread_mutex_unlock(&r->ra_lock);
 
 	if (plan.window == 1 && r->fa > 1 && r->mapped)
-		return map_around(r, u, plan.stream, lo);
+		return map_around(r, f, u, plan.stream, lo);
 	if (plan.window == 1 && f->queue && r->fa > 1)
 		fault_around(r, f, u, plan.stream);
 	if (f->queue) {

@@ -980,9 +980,7 @@ static bool serve_job(struct upager_handler *h, struct filler *f)
 		fill_settle(j.r, f, j.u, j.n, UNIT_ABSENT);
 		fill_wake(j.r, f, j.u, j.n);
 	} else {
-		STAT_ADD(j.r->st, ra_pages,
-			 region_job(j.r, f, j.u, j.n) * j.r->fill /
-				 UPAGER_STORE_PAGE);
+		STAT_ADD(j.r->st, ra_pages, region_job(j.r, f, j.u, j.n));
 	}
 	filler_flush(f);
 	region_put(j.r);

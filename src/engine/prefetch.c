@@ -29,8 +29,7 @@ static void run_fill(struct upager_region *r, struct filler *f, size_t u,
 		     size_t n)
 {
 	if (n)
-		STAT_ADD(r->st, prefetch_pages,
-			 region_job(r, f, u, n) * r->fill / UPAGER_STORE_PAGE);
+		STAT_ADD(r->st, prefetch_pages, region_job(r, f, u, n));
 }
 
 bool prefetch_step(struct upager_region *r, struct filler *f)

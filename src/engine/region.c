@@ -22,12 +22,13 @@
 #define DEFAULT_FA (64ul << 10) /* the kernel's fault_around_bytes */
 /*
  * Mapped mode: a page mapped around a fault costs a page-table entry
- * (~1 us here, no copy, no page), a fault that does not come saves a
- * round trip (~20-30 us).  For random 4 KiB reads 256K and 2M blocks
- * were far ahead of 64K, 2M ahead of 256K on a 2 GiB file; but a first
- * touch waits for its block, ~1 ms for 2M (docs/BENCHMARKS.md).
+ * (~0.5-1 us here, no copy, no page), a fault that does not come saves
+ * a round trip (~20-30 us).  For random 4 KiB reads of a 2 GiB tmpfs
+ * file, 2M blocks (64K with the fault, the rest by the workers: see
+ * fault.c) ran at about mmap's rate, 256K blocks at 0.35-0.40x; a 2M
+ * block's page table is one page, as a 256K block's (BENCHMARKS.md).
  */
-#define DEFAULT_FA_MAPPED (256ul << 10)
+#define DEFAULT_FA_MAPPED (2ul << 20)
 
 /* From mem_alloc(): a fork copies regions while a fork is in progress. */
 struct upager_region *region_alloc(struct upager_handler *h)
