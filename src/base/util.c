@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* Small parsers shared by the library's files.  See src/base/util.h. */
+/* Small helpers shared by the library's files.  See src/base/util.h. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -96,4 +96,15 @@ int why_fmt(int err, char *why, size_t whylen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return err;
+}
+
+void thread_name(pthread_t t, const char *fmt, ...)
+{
+	char name[16] = "upager-";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name + 7, sizeof(name) - 7, fmt, ap);
+	va_end(ap);
+	pthread_setname_np(t, name);
 }

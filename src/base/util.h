@@ -6,6 +6,7 @@
 #ifndef UPAGER_BASE_UTIL_H
 #define UPAGER_BASE_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,5 +58,14 @@ void mem_free(void *p, size_t len);
  */
 int why_fmt(int err, char *why, size_t whylen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/*
+ * Name thread @t "upager-" and the rest (cut to the kernel's 15 bytes),
+ * so that top, perf and gdb tell the library's threads from the
+ * program's and from each other.  A name is a label: a failure to set it
+ * is ignored.
+ */
+void thread_name(pthread_t t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

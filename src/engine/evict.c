@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "engine/engine.h"
 
 #ifndef FALLOC_FL_KEEP_SIZE
@@ -770,6 +771,7 @@ static int evictors_start(struct upager_handler *h)
 
 		if (ret)
 			return h->nev ? 0 : -ret;
+		thread_name(h->ev_threads[h->nev], "evict%u", h->nev);
 		h->nev++;
 	}
 	return 0;

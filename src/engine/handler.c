@@ -661,6 +661,7 @@ static void *spare_main(void *arg)
 {
 	struct upager_handler *h = arg;
 
+	thread_name(pthread_self(), "spare");
 	serve(h, true);
 	pthread_mutex_lock(&h->run_lock);
 	atomic_fetch_sub(&h->spares, 1);
@@ -1246,6 +1247,8 @@ static int worker_start(struct upager_handler *h, unsigned int i,
 	ret = -pthread_create(&h->threads[i], ap, worker_main, h);
 	if (ap)
 		pthread_attr_destroy(ap);
+	if (!ret)
+		thread_name(h->threads[i], "w%u", i);
 	return ret;
 }
 

@@ -552,6 +552,7 @@ int upager_manager_start(struct upager_manager *m)
 		upager_handler_stop(m->h);
 		return ret;
 	}
+	thread_name(m->thread, "manager");
 	m->started = true;
 	return 0;
 }

@@ -1179,6 +1179,9 @@ static int remote_open(const char *arg, struct upager_store **out)
 		ret = -pthread_create(&rs->rx[1], NULL, rx_urgent_main, rs);
 	if (ret)
 		goto fail;
+	thread_name(rs->mgr, "rmt-conn");
+	thread_name(rs->rx[0], "rmt-strm");
+	thread_name(rs->rx[1], "rmt-urg");
 	*out = &rs->s;
 	return 0;
 fail:

@@ -605,13 +605,18 @@ static void *conn_main(void *arg)
 	struct upager_server *srv = c->srv;
 	struct wire_msg m;
 
+	/* Itself, before it knows its role: a later name must not lose. */
+	thread_name(pthread_self(), "srv-conn");
 	if (secure(c) && next_msg(c, 0, &m) > 0) {
 		if (m.type != WIRE_HELLO)
 			unexpected(c, &m, "before HELLO");
-		else if (m.hello.role == WIRE_ROLE_STREAM)
+		else if (m.hello.role == WIRE_ROLE_STREAM) {
+			thread_name(pthread_self(), "srv-strm");
 			serve_stream(c, &m);
-		else
+		} else {
+			thread_name(pthread_self(), "srv-urg");
 			serve_urgent(c, &m);
+		}
 	}
 	/* stop() shuts fds down under the lock: never one reused. */
 	pthread_mutex_lock(&srv->lock);
@@ -883,8 +888,10 @@ int upager_server_start(struct upager_server *srv)
 		ret = 0;
 	}
 	ret = -pthread_create(&srv->accept_thread, NULL, accept_main, srv);
-	if (!ret)
+	if (!ret) {
+		thread_name(srv->accept_thread, "srv-lstn");
 		srv->running = true;
+	}
 out:
 	pthread_mutex_unlock(&srv->lock);
 	return ret;
