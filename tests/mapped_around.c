@@ -255,15 +255,16 @@ static void default_block(void)
 
 /*
  * The default block over a 4 MiB file (two 2 MiB blocks; pages 300 and
- * 301 a hole): the fault on page 500 maps 496-511 with it, the worker
- * the rest of block 0 (from its start: without the mapping with the
- * fault, 496-511 would come last), block 1 stays unmapped.
+ * 301 a hole): the fault on page 500 maps its aligned 64 KiB (496-511),
+ * or its unit when that is larger (@fill), with it, the worker the rest
+ * of block 0 (from its start: without the mapping with the fault,
+ * 496-511 would come last), block 1 stays unmapped.
  */
-static void block_2m(void)
+static void block_2m(size_t fill)
 {
 	enum { N = 1024, BLOCK = 512 };
 	int fd = memfd_create("upager-mapped-2m", MFD_CLOEXEC), err;
-	struct upager_map_params mp = {.size = sizeof(mp)};
+	struct upager_map_params mp = {.size = sizeof(mp), .fill = fill};
 	struct upager_handler *h;
 	struct upager_region *r;
 	struct upager_store *s;
@@ -293,11 +294,11 @@ static void block_2m(void)
 	CHECK(!t_read_sigbus(p + 500 * PG) &&
 		  t_verify(p + 500 * PG, PG, SEED + 500),
 	      "2M block: page 500 reads other than the file's data");
-	for (i = 496; i < 512; i++)
+	for (i = 512 - (fill > 16 * PG ? fill / PG : 16); i < 512; i++)
 		CHECK(mapped(p, i),
-		      "2M block: page %zu not mapped when the fault on page "
-		      "500 returned",
-		      i);
+		      "2M block, fill %zu: page %zu not mapped when the fault "
+		      "on page 500 returned",
+		      fill, i);
 	end = t_now_ns() + 5000000000ull;
 	for (i = 0; i < BLOCK; i++)
 		while (i != 300 && i != 301 && !mapped(p, i) &&
@@ -310,10 +311,12 @@ static void block_2m(void)
 		      i, mapped(p, i) ? "" : "not ");
 	CHECK_RET(upager_handler_stop(h), 0);
 	upager_region_stats(r, &st);
+	/* Of the faulting unit's pages, none was mapped around it. */
 	CHECK(st.faults == 1 && st.pages_filled == BLOCK - 2 &&
-		  st.ra_pages == BLOCK - 3,
-	      "2M block: %llu faults, %llu pages filled, %llu by fault-around",
-	      (unsigned long long)st.faults,
+		  st.ra_pages == BLOCK - 2 - fill / PG,
+	      "2M block, fill %zu: %llu faults, %llu pages filled, %llu by "
+	      "fault-around",
+	      fill, (unsigned long long)st.faults,
 	      (unsigned long long)st.pages_filled,
 	      (unsigned long long)st.ra_pages);
 	CHECK_RET(upager_handler_start(h), 0);
@@ -437,7 +440,8 @@ int main(void)
 {
 	around_holes();
 	default_block();
-	block_2m();
+	block_2m(PG);
+	block_2m(128 << 10);
 	unit_half_hole();
 	prefault_holes();
 	around_off((size_t)-1);

@@ -361,11 +361,12 @@ struct upager_map_params {
 	 * bytes around it in the background (as the kernel maps the page
 	 * cache around a file fault).  A region that maps a file in memory
 	 * (see UPAGER_MAP_COPY) maps the absent units of the aligned
-	 * 64 KiB around the fault with the fault itself, in one
-	 * UFFDIO_CONTINUE, before the thread runs on (no copy: the pages
-	 * are the file's), and the workers map the rest of the block; the
-	 * file's holes are skipped.  A power of two; 0: 2 MiB for such a
-	 * region, else 64 KiB over a UPAGER_STORE_CHEAP store, none otherwise;
+	 * 64 KiB around the fault (its unit, if larger) with the fault
+	 * itself, in one UFFDIO_CONTINUE, before the thread runs on (no
+	 * copy: the pages are the file's), and the workers map the rest of
+	 * the block; the file's holes are skipped.  A power of two; 0:
+	 * 2 MiB for such a region, else 64 KiB over a UPAGER_STORE_CHEAP
+	 * store, none otherwise;
 	 * (size_t)-1: none, and every first touch is a fault (with
 	 * read-ahead off too).  No effect in-thread, with read-ahead off,
 	 * or when not larger than the fill unit.

@@ -167,8 +167,10 @@ static size_t map_around(struct upager_region *r, struct filler *f, size_t u,
 	size_t sync = MAPPED_SYNC / r->fill, fb = u / r->fa * r->fa;
 	size_t fend = fb + r->fa, b, end, n;
 
-	if (!f->queue || !sync || sync > r->fa)
+	if (!f->queue || sync > r->fa)
 		sync = r->fa;
+	else if (!sync)
+		sync = 1; /* a unit larger than MAPPED_SYNC: it alone */
 	b = u / sync * sync;
 	end = b + sync;
 	if (fend > r->nunits)
