@@ -538,6 +538,13 @@ void handler_prefetch(struct upager_handler *h, struct upager_region *r);
 int handler_adopt(struct upager_handler *h, struct upager_space *sp);
 void handler_drop(struct upager_handler *h, struct upager_space *sp);
 void handler_purge_jobs(struct upager_handler *h, struct upager_region *r);
+/*
+ * A fault waits on unit @u of @r: if a job still in the ring claimed it,
+ * take that job off and fill it here (true).  Only the regular workers
+ * serve the ring, and they may all be in a slow store's fetch.
+ */
+bool handler_run_job_of(struct upager_handler *h, struct filler *f,
+			struct upager_region *r, size_t u);
 void handler_seat(struct upager_handler *h, bool leave);
 
 /* inthread.c */

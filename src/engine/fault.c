@@ -281,6 +281,14 @@ static int fault_claim(struct upager_region *r, struct filler *f,
 			if (!unit_add_waiter(unit, v))
 				continue;
 			STAT_ADD(r->st, faults_dup, 1);
+			/*
+			 * Claimed by a job still queued (read-ahead, fault-
+			 * around): fill it now, here.  Else the thread would
+			 * wait for a regular worker to reach it, behind every
+			 * job before it and any slow store's fetch.
+			 */
+			if (f->h)
+				handler_run_job_of(f->h, f, r, u);
 			return 0;
 		case UNIT_PRESENT:
 		case UNIT_DIRTY:

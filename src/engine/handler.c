@@ -967,6 +967,21 @@ static void serve_deferred(struct upager_handler *h, struct filler *f)
 	}
 }
 
+/* Fill job @j, taken off the ring with its region pinned. */
+static void run_job(struct filler *f, const struct ra_job *j)
+{
+	if (j->n * j->r->fill > f->cap)
+		filler_reserve(f, j->n * j->r->fill);
+	if (atomic_load(&j->r->closing)) {
+		fill_settle(j->r, f, j->u, j->n, UNIT_ABSENT);
+		fill_wake(j->r, f, j->u, j->n);
+	} else {
+		STAT_ADD(j->r->st, ra_pages, region_job(j->r, f, j->u, j->n));
+	}
+	filler_flush(f);
+	region_put(j->r);
+}
+
 /* Fill one queued read-ahead job; false when there was none. */
 static bool serve_job(struct upager_handler *h, struct filler *f)
 {
@@ -975,17 +990,39 @@ static bool serve_job(struct upager_handler *h, struct filler *f)
 	if (!atomic_load_explicit(&h->njobs, memory_order_relaxed) ||
 	    !job_pop(h, &j))
 		return false;
-	if (j.n * j.r->fill > f->cap)
-		filler_reserve(f, j.n * j.r->fill);
-	if (atomic_load(&j.r->closing)) {
-		fill_settle(j.r, f, j.u, j.n, UNIT_ABSENT);
-		fill_wake(j.r, f, j.u, j.n);
-	} else {
-		STAT_ADD(j.r->st, ra_pages, region_job(j.r, f, j.u, j.n));
-	}
-	filler_flush(f);
-	region_put(j.r);
+	run_job(f, &j);
 	return true;
+}
+
+bool handler_run_job_of(struct upager_handler *h, struct filler *f,
+			struct upager_region *r, size_t u)
+{
+	unsigned int n, kept = 0;
+	struct ra_job j;
+	bool found = false;
+
+	if (!atomic_load_explicit(&h->njobs, memory_order_relaxed))
+		return false;
+	pthread_mutex_lock(&h->job_lock);
+	n = h->njobs;
+	for (unsigned int i = 0; i < n; i++) {
+		struct ra_job k = h->jobs[(h->job_head + i) % RA_JOBS];
+
+		if (!found && k.r == r && u >= k.u && u - k.u < k.n) {
+			j = k;
+			found = true;
+			continue;
+		}
+		h->jobs[(h->job_head + kept++) % RA_JOBS] = k;
+	}
+	if (found) {
+		atomic_store_explicit(&h->njobs, kept, memory_order_relaxed);
+		atomic_fetch_add(&r->users, 1);
+	}
+	pthread_mutex_unlock(&h->job_lock);
+	if (found)
+		run_job(f, &j);
+	return found;
 }
 
 /*
