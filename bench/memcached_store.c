@@ -419,6 +419,10 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 3; k++)
 		seq[k] = pct(ts + (size_t)k * rounds, rounds, 0.5);
 	unlink(path);
+	free(order);
+	free(ts);
+	free(lat);
+	free(data);
 	if (json) {
 		struct json j;
 
