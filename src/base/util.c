@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/util.h"
 
@@ -96,6 +97,29 @@ int why_fmt(int err, char *why, size_t whylen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return err;
+}
+
+void line_str(struct line *l, const char *s)
+{
+	while (*s && l->n < sizeof(l->buf) - 1)
+		l->buf[l->n++] = *s++;
+}
+
+void line_u64(struct line *l, uint64_t v)
+{
+	char d[24], *p = d + sizeof(d) - 1;
+
+	*p = 0;
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	line_str(l, p);
+}
+
+void line_tell(struct line *l)
+{
+	if (write(STDERR_FILENO, l->buf, l->n) < 0)
+		return; /* nowhere left to tell */
 }
 
 void thread_name(pthread_t t, const char *fmt, ...)

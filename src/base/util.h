@@ -60,6 +60,20 @@ int why_fmt(int err, char *why, size_t whylen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /*
+ * One line for stderr built without stdio or allocation, so that a store
+ * can tell what failed from a SIGBUS handler (in-thread regions): parts
+ * are appended (cut at 511 bytes), then the line is written with one
+ * write(2), whole, so lines of several threads do not mix.
+ */
+struct line {
+	char buf[512];
+	size_t n;
+};
+void line_str(struct line *l, const char *s);
+void line_u64(struct line *l, uint64_t v);
+void line_tell(struct line *l);
+
+/*
  * Name thread @t "upager-" and the rest (cut to the kernel's 15 bytes),
  * so that top, perf and gdb tell the library's threads from the
  * program's and from each other.  A name is a label: a failure to set it

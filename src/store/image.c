@@ -258,29 +258,6 @@ static int chunk_load(struct image *im, struct slot *sl, uint64_t c, char *dst,
 	return 0;
 }
 
-/* A line for stderr, built without stdio (see the top of the file). */
-struct line {
-	char buf[512];
-	size_t n;
-};
-
-static void line_str(struct line *l, const char *s)
-{
-	while (*s && l->n < sizeof(l->buf) - 1)
-		l->buf[l->n++] = *s++;
-}
-
-static void line_u64(struct line *l, uint64_t v)
-{
-	char d[24], *p = d + sizeof(d) - 1;
-
-	*p = 0;
-	do
-		*--p = (char)('0' + v % 10);
-	while (v /= 10);
-	line_str(l, p);
-}
-
 /* Tell the first failure of chunk @c on stderr. */
 static void report(struct image *im, uint64_t c, int err, const struct fail *f)
 {
@@ -314,9 +291,7 @@ static void report(struct image *im, uint64_t c, int err, const struct fail *f)
 		line_str(&l, f->detail);
 	}
 	line_str(&l, err == -EIO ? "; reads of it fail with EIO\n" : "\n");
-	l.buf[l.n] = 0;
-	if (write(STDERR_FILENO, l.buf, l.n) < 0)
-		return; /* nowhere left to tell */
+	line_tell(&l);
 }
 
 /*
