@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * A region over the memcached store (argv[1]: anon or shmem), three
+ * A region over the memcached store (argv[1]: anon, shmem, or inthread:
+ * anon in in-thread mode, where the faulting thread fetches from its
+ * SIGBUS handler through the store's fetch_signal()), three
  * servers on loopback, one killed in the middle of a run (issue 11):
  * two threads read the region page by page (one from the start, one from
  * the middle, read-ahead on) and a server is killed once they are a
@@ -9,7 +11,8 @@
  * nothing reads wrong, nothing reads as zeros.  Afterwards every page of
  * the two live servers reads right, every page of the dead one that was
  * not read before the kill raises SIGBUS, on_error was told, and stderr
- * names the dead server's address.
+ * names the dead server's address.  In-thread, every fill was the
+ * faulting thread's own.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -86,8 +89,13 @@ static void *reader(void *arg)
 
 int main(int argc, char **argv)
 {
+	bool inthread = argc > 1 && !strcmp(argv[1], "inthread");
 	struct upager_map_params mp = {
-	    .size = sizeof(mp), .memtype = t_upager_memtype(argc, argv, false)};
+	    .size = sizeof(mp),
+	    .memtype = inthread ? UPAGER_MEM_ANON
+				: t_upager_memtype(argc, argv, false),
+	    .flags = inthread ? UPAGER_MAP_IN_THREAD : 0};
+	struct upager_stats st;
 	struct sigaction sa = {.sa_sigaction = on_sigbus,
 			       .sa_flags = SA_SIGINFO};
 	char spec[512], want[128], *out;
@@ -119,12 +127,13 @@ int main(int argc, char **argv)
 		 NS);
 	s = upager_store_open(spec, &err);
 	CHECK(s, "open %s: %s", spec, strerror(-err));
+	/* Before the map: in-thread, upager's handler passes ours on. */
+	sigemptyset(&sa.sa_mask);
+	CHECK(!sigaction(SIGBUS, &sa, NULL), "sigaction");
 	h = t_upager_handler(2, t_on_error, &e);
 	p = upager_map(h, s, LEN, &mp, &r, &err);
 	CHECK(p, "map: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(h), 0);
-	sigemptyset(&sa.sa_mask);
-	CHECK(!sigaction(SIGBUS, &sa, NULL), "sigaction");
 
 	CHECK(!pthread_create(&th[0], NULL, reader, (void *)0) &&
 		  !pthread_create(&th[1], NULL, reader,
@@ -152,6 +161,12 @@ int main(int argc, char **argv)
 	CHECK(nbus > 0, "no page of the dead server raised SIGBUS");
 	CHECK(atomic_load(&e.calls) >= 1 && atomic_load(&e.r) == r,
 	      "on_error: %u calls", atomic_load(&e.calls));
+	upager_region_stats(r, &st);
+	CHECK(!inthread || (st.faults_inthread > 0 &&
+			      st.faults_inthread == st.faults),
+	      "in-thread: %llu of %llu faults",
+	      (unsigned long long)st.faults_inthread,
+	      (unsigned long long)st.faults);
 
 	CHECK_RET(upager_unmap(r), 0);
 	upager_handler_free(h);

@@ -29,7 +29,7 @@ extern "C" {
  * fetch() (and direct(), zero_run() if present) are async-signal-safe:
  * no locks, no allocation, only async-signal-safe syscalls.  Required for
  * regions in in-thread mode, where the faulting thread fetches from its
- * own SIGBUS handler.
+ * own SIGBUS handler, unless the store has fetch_signal().
  */
 #define UPAGER_STORE_SIGNAL_SAFE (1u << 0)
 /*
@@ -113,6 +113,18 @@ struct upager_store_ops {
 	 * (UPAGER_MAP_COPY asks for the copying path instead).
 	 */
 	int (*memfile)(struct upager_store *s, uint64_t *offset);
+	/*
+	 * Optional: fetch() made async-signal-safe (no locks, no
+	 * allocation, only async-signal-safe syscalls), for a store whose
+	 * fetch() is not (a client library that locks or allocates, as
+	 * libmemcached does).  Regions over such a store may run in-thread
+	 * (UPAGER_MAP_IN_THREAD), and their fills call it instead of
+	 * fetch().  Same arguments, returns and thread-safety as fetch().
+	 * A store whose fetch() is itself async-signal-safe sets
+	 * UPAGER_STORE_SIGNAL_SAFE instead.
+	 */
+	int (*fetch_signal)(struct upager_store *s, uint64_t pgoff, void *dst,
+			    size_t npages);
 };
 
 /* Every store starts with this; the store's private state follows. */

@@ -290,7 +290,8 @@ typedef void (*upager_touch_fn)(void *arg, struct upager_region *r,
 /*
  * In-thread mode: the faulting thread gets SIGBUS and resolves its own
  * fault in upager's signal handler, with no switch to a worker.  The
- * store must be UPAGER_STORE_SIGNAL_SAFE.  Faults taken in kernel mode
+ * store must be UPAGER_STORE_SIGNAL_SAFE or have fetch_signal() (the
+ * memcached: store), which the fills then call.  Faults taken in kernel mode
  * (a read(2) or write(2) whose buffer is in the region, futexes...) do
  * not raise SIGBUS: the syscall fails with EFAULT instead, so prefault
  * such buffers with upager_region_prefault() first.  anon and hugetlb

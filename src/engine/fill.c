@@ -584,7 +584,12 @@ static long fill_store(struct upager_region *r, struct filler *f, size_t u,
 	if (!src) {
 		if (slow)
 			handler_seat(f->h, true);
-		ret = s->ops->fetch(s, pgoff, buf, np);
+		/* In-thread, from a SIGBUS handler (or a prefault). */
+		if ((r->flags & UPAGER_MAP_IN_THREAD) &&
+		    STORE_HAS(s->ops, fetch_signal))
+			ret = s->ops->fetch_signal(s, pgoff, buf, np);
+		else
+			ret = s->ops->fetch(s, pgoff, buf, np);
 		if (slow)
 			handler_seat(f->h, false);
 		if (ret < 0)

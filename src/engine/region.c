@@ -286,7 +286,8 @@ int region_check_params(struct upager_store *s, size_t len,
 		     s->npages - p->store_offset / UPAGER_STORE_PAGE))
 		return -ERANGE;
 	if (inthread && (p->memtype == UPAGER_MEM_SHMEM ||
-			 !(s->flags & UPAGER_STORE_SIGNAL_SAFE) ||
+			 (!(s->flags & UPAGER_STORE_SIGNAL_SAFE) &&
+			  !STORE_HAS(s->ops, fetch_signal)) ||
 			 p->fork == UPAGER_FORK_FOLLOW || p->on_touch))
 		return -EINVAL;
 	if ((p->flags & UPAGER_MAP_MOVE) && p->memtype != UPAGER_MEM_ANON)

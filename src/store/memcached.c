@@ -22,6 +22,15 @@
  * answer says why (not there, or the server's error).  Results are read
  * into one memcached_result_st per connection, whose buffer is reused:
  * no allocation per page.
+ *
+ * In-thread regions fetch from a SIGBUS handler, where libmemcached must
+ * not run: fetch_signal() speaks the text protocol itself over
+ * connections of its own (memcached_sig.c), asks each server for its
+ * pages of a batch with one "get", and picks the server as the others
+ * do, with libmemcached's memcached_generate_hash() (an MD5 and a search
+ * of the ketama continuum: no lock, no allocation, no failure state with
+ * ejection off).  Errors are told the same way, in lines built without
+ * stdio.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,6 +49,7 @@
 #include "base/util.h"
 #include "engine/store_call.h"
 #include "store/builtin.h"
+#include "store/memcached_sig.h"
 
 #define PAGE	    UPAGER_STORE_PAGE
 #define NS_MAX	    200 /* a key is NS + "/" + 16 hex: under memcached's 250 */
@@ -55,6 +65,7 @@ struct server {
 	char host[256];
 	in_port_t port;
 	atomic_bool told; /* its failure was told; reset when it answers */
+	struct mcsig_server sig;
 };
 
 struct conn {
@@ -73,6 +84,8 @@ struct mcs {
 	uint32_t gen;
 	unsigned int timeout_ms, mget, nconns, nservers;
 	struct server servers[SERVERS_MAX];
+	unsigned char at[SERVERS_MAX]; /* libmemcached's position -> ours */
+	char ns_sp[NS_MAX + 3];	       /* " NS/" */
 	memcached_st *proto;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -219,6 +232,7 @@ static int parse_spec(struct mcs *m, const char *arg, char *why, size_t whylen)
 			    (int)nslen, p, p[i]);
 	memcpy(m->ns, p, nslen);
 	m->ns[nslen] = 0;
+	snprintf(m->ns_sp, sizeof(m->ns_sp), " %s/", m->ns);
 	for (p = end; p; p = end) {
 		p++;
 		end = strchr(p, ',');
@@ -275,6 +289,8 @@ static void mcs_free(struct mcs *m)
 		memcached_free(m->conns[i].mc);
 	}
 	free(m->conns);
+	for (unsigned int i = 0; i < m->nservers; i++)
+		mcsig_fini(&m->servers[i].sig);
 	if (m->proto)
 		memcached_free(m->proto);
 	pthread_mutex_destroy(&m->lock);
@@ -299,6 +315,24 @@ static int connect_all(struct mcs *m, char *why, size_t whylen)
 			return why_fmt(-EINVAL, why, whylen, "server %s:%u: %s",
 				       m->servers[i].host, m->servers[i].port,
 				       memcached_strerror(m->proto, rc));
+		if (mcsig_init(&m->servers[i].sig, m->servers[i].host,
+			       m->servers[i].port, m->nconns))
+			return why_fmt(-ENOMEM, why, whylen, "connections");
+	}
+	/* Which of ours each of libmemcached's (it may sort them). */
+	for (unsigned int p = 0; p < m->nservers; p++) {
+		const memcached_instance_st *in =
+		    memcached_server_instance_by_position(m->proto, p);
+		unsigned int i = 0;
+
+		while (in && i < m->nservers &&
+		       (m->servers[i].port != memcached_server_port(in) ||
+			strcmp(m->servers[i].host, memcached_server_name(in))))
+			i++;
+		if (!in || i == m->nservers)
+			return why_fmt(-EINVAL, why, whylen,
+				       "libmemcached lost server %u", p + 1);
+		m->at[p] = (unsigned char)i;
 	}
 	m->conns = calloc(m->nconns, sizeof(*m->conns));
 	if (!m->conns)
@@ -357,18 +391,12 @@ static void conn_put(struct mcs *m, struct conn *c)
 
 /* ---- errors ---------------------------------------------------------- */
 
-static struct server *server_of(struct mcs *m, struct conn *c, const char *key,
-				size_t klen)
+/* The server of @key: ketama's choice, as libmemcached's. Signal-safe. */
+static struct server *server_of(struct mcs *m, const char *key, size_t klen)
 {
-	memcached_return_t rc;
-	const memcached_instance_st *in =
-	    memcached_server_by_key(c->mc, key, klen, &rc);
+	uint32_t p = memcached_generate_hash(m->proto, key, klen);
 
-	for (unsigned int i = 0; in && i < m->nservers; i++)
-		if (m->servers[i].port == memcached_server_port(in) &&
-		    !strcmp(m->servers[i].host, memcached_server_name(in)))
-			return &m->servers[i];
-	return NULL;
+	return p < m->nservers ? &m->servers[m->at[p]] : NULL;
 }
 
 static int errno_of(memcached_return_t rc)
@@ -392,45 +420,63 @@ static int errno_of(memcached_return_t rc)
 	}
 }
 
+/* Page @pg's key "NS/" and 16 hex digits into @key: its length. */
+static size_t page_key(const struct mcs *m, char *key, uint64_t pg)
+{
+	size_t n = strlen(m->ns);
+
+	memcpy(key, m->ns, n);
+	key[n++] = '/';
+	for (int i = 15; i >= 0; i--, pg >>= 4)
+		key[n + (size_t)i] = "0123456789abcdef"[pg & 15];
+	key[n + 16] = 0;
+	return n + 16;
+}
+
 /*
  * Tell on stderr why page @pg failed: a server's failure once until it
  * answers again, missing and bad pages up to REPORTS_MAX lines.
+ * Signal-safe.
  */
-static void report(struct mcs *m, struct conn *c, uint64_t pg, int err,
-		   const char *what)
+static void report(struct mcs *m, uint64_t pg, int err, const char *what)
 {
-	const char *key = c->keys[MGET_MAX - 1];
-	size_t klen = (size_t)snprintf(c->keys[MGET_MAX - 1], KEY_MAX,
-				       "%s/%016" PRIx64, m->ns, pg);
-	struct server *sv = server_of(m, c, key, klen);
+	bool page = err == -ENODATA || err == -EBADMSG;
+	struct line l = {.n = 0};
+	char key[KEY_MAX];
+	struct server *sv = server_of(m, key, page_key(m, key, pg));
 	unsigned int n = 0;
 
-	if (err != -ENODATA && err != -EBADMSG) {
+	if (!page) {
 		if (sv && atomic_exchange(&sv->told, true))
 			return;
 	} else if ((n = atomic_fetch_add(&m->reports, 1)) >= REPORTS_MAX) {
 		return;
 	}
-	fprintf(stderr,
-		"upager: memcached:%s: page %" PRIu64 " (key %s) on %s:%u: "
-		"%s; %s\n",
-		m->ns, pg, key, sv ? sv->host : "?", sv ? sv->port : 0, what,
-		err == -ENODATA || err == -EBADMSG
-		    ? "reads of it fail"
-		    : "reads of its pages fail until it answers");
-	if ((err == -ENODATA || err == -EBADMSG) && n == REPORTS_MAX - 1)
-		fprintf(stderr,
-			"upager: memcached:%s: further missing or bad pages "
-			"are not told\n",
-			m->ns);
+	line_str(&l, "upager: memcached:");
+	line_str(&l, m->ns);
+	line_str(&l, ": page ");
+	line_u64(&l, pg);
+	line_str(&l, " (key ");
+	line_str(&l, key);
+	line_str(&l, ") on ");
+	line_str(&l, sv ? sv->host : "?");
+	line_str(&l, ":");
+	line_u64(&l, sv ? sv->port : 0);
+	line_str(&l, ": ");
+	line_str(&l, what);
+	line_str(&l, page ? "; reads of it fail\n"
+			  : "; reads of its pages fail until it answers\n");
+	line_tell(&l);
+	if (page && n == REPORTS_MAX - 1) {
+		l.n = 0;
+		line_str(&l, "upager: memcached:");
+		line_str(&l, m->ns);
+		line_str(&l, ": further missing or bad pages are not told\n");
+		line_tell(&l);
+	}
 }
 
 /* ---- pages ----------------------------------------------------------- */
-
-static size_t page_key(const struct mcs *m, char *key, uint64_t pg)
-{
-	return (size_t)snprintf(key, KEY_MAX, "%s/%016" PRIx64, m->ns, pg);
-}
 
 /* The result in c->res as page @pg into @dst: 0 or -EBADMSG (told). */
 static int take(struct mcs *m, struct conn *c, uint64_t pg, char *dst)
@@ -444,7 +490,7 @@ static int take(struct mcs *m, struct conn *c, uint64_t pg, char *dst)
 			 "from another push (generation %08" PRIx32
 			 ", this one %08" PRIx32 ")",
 			 flags, m->gen);
-		report(m, c, pg, -EBADMSG, what);
+		report(m, pg, -EBADMSG, what);
 		return -EBADMSG;
 	}
 	if (len == 0) {
@@ -454,7 +500,7 @@ static int take(struct mcs *m, struct conn *c, uint64_t pg, char *dst)
 	} else {
 		snprintf(what, sizeof(what), "a value of %zu bytes, not a page",
 			 len);
-		report(m, c, pg, -EBADMSG, what);
+		report(m, pg, -EBADMSG, what);
 		return -EBADMSG;
 	}
 	return 0;
@@ -478,13 +524,13 @@ static int get_one(struct mcs *m, struct conn *c, uint64_t pg, char *dst)
 			/* Drain the END so the connection is ready again. */
 			while (memcached_fetch_result(c->mc, &c->res, &rc))
 				;
-			sv = server_of(m, c, key, klen);
+			sv = server_of(m, key, klen);
 			if (sv)
 				atomic_store(&sv->told, false);
 			return ret;
 		}
 		if (rc == MEMCACHED_END || rc == MEMCACHED_NOTFOUND) {
-			report(m, c, pg, -ENODATA,
+			report(m, pg, -ENODATA,
 			       "not in the cache (evicted, flushed or never "
 			       "pushed)");
 			return -ENODATA;
@@ -493,7 +539,7 @@ static int get_one(struct mcs *m, struct conn *c, uint64_t pg, char *dst)
 	snprintf(what, sizeof(what), "server error: %s (%s)",
 		 memcached_strerror(c->mc, rc),
 		 memcached_last_error_message(c->mc));
-	report(m, c, pg, errno_of(rc), what);
+	report(m, pg, errno_of(rc), what);
 	return errno_of(rc);
 }
 
@@ -549,7 +595,7 @@ static int get_many(struct mcs *m, struct conn *c, uint64_t pg, size_t n,
 				continue;
 			ret = take(m, c, at, dst + (at - pg) * PAGE);
 			c->got[at - pg] = !ret;
-			sv = server_of(m, c, k, kl);
+			sv = server_of(m, k, kl);
 			if (sv)
 				atomic_store_explicit(&sv->told, false,
 						      memory_order_relaxed);
@@ -586,6 +632,245 @@ static int mcs_fetch(struct upager_store *s, uint64_t pgoff, void *dst,
 	return ret;
 }
 
+/* ---- in-thread: the text protocol from a signal handler ------------- */
+
+#define SIG_BATCH 32 /* pages asked for in one round */
+
+/* A round of fetch_signal(): pages [pg, pg+n) into dst. */
+struct round {
+	struct mcs *m;
+	uint64_t pg;
+	size_t n;
+	char *dst;
+	uint64_t deadline;
+	char hex[SIG_BATCH][17];
+	unsigned char owner[SIG_BATCH];
+	bool got[SIG_BATCH];
+};
+
+/* "get NS/K1 NS/K2 ...\r\n" for server @s's pages of @rd into @iov. */
+static int get_request(struct round *rd, unsigned int s,
+		       struct iovec iov[2 * SIG_BATCH + 2])
+{
+	size_t nslen = strlen(rd->m->ns);
+	int n = 0;
+
+	iov[n++] = (struct iovec){.iov_base = "get", .iov_len = 3};
+	for (size_t i = 0; i < rd->n; i++) {
+		if (rd->owner[i] != s)
+			continue;
+		/* ns_sp is " NS/": the key's separator and prefix. */
+		iov[n++] = (struct iovec){.iov_base = rd->m->ns_sp,
+					  .iov_len = nslen + 2};
+		iov[n++] =
+		    (struct iovec){.iov_base = rd->hex[i], .iov_len = 16};
+	}
+	iov[n++] = (struct iovec){.iov_base = "\r\n", .iov_len = 2};
+	return n;
+}
+
+/* A decimal of up to 19 digits at *@p, ending at a space or the end. */
+static bool word_u64(const char **p, uint64_t *v)
+{
+	const char *s = *p;
+
+	*v = 0;
+	while (*s >= '0' && *s <= '9' && s - *p < 19)
+		*v = *v * 10 + (uint64_t)(*s++ - '0');
+	if (s == *p || (*s && *s != ' '))
+		return false;
+	*p = *s ? s + 1 : s;
+	return true;
+}
+
+/*
+ * One reply line "VALUE KEY FLAGS BYTES[ CAS]" of server @s: its data
+ * read into its page (or dropped).  0, -EBADMSG (told), or -errno of the
+ * stream, which is then out of step.
+ */
+static int sig_value(struct round *rd, unsigned int s, struct mcsig_conn *c,
+		     const char *line, int *bad)
+{
+	struct mcs *m = rd->m;
+	size_t nslen = strlen(m->ns);
+	const char *k = line + 6, *p = strchr(k, ' ');
+	uint64_t flags, bytes, at = UINT64_MAX;
+	char *dst = NULL;
+	size_t i = 0;
+	int ret;
+
+	if (!p || !(p++, word_u64(&p, &flags)) || !word_u64(&p, &bytes) ||
+	    bytes > (1u << 30))
+		return -EPROTO;
+	if ((size_t)(p - k) > nslen + 17 && !memcmp(k, m->ns, nslen) &&
+	    k[nslen] == '/' && k[nslen + 17] == ' ')
+		at = key_page(k, nslen + 17);
+	/* Only a page of this round asked of this server, and only once. */
+	if (at >= rd->pg && at - rd->pg < rd->n) {
+		i = at - rd->pg;
+		if (rd->owner[i] != s || rd->got[i])
+			at = UINT64_MAX;
+	} else {
+		at = UINT64_MAX;
+	}
+	if (at != UINT64_MAX && flags == m->gen &&
+	    (bytes == PAGE || bytes == 0))
+		dst = rd->dst + i * PAGE;
+	if ((ret = mcsig_data(c, rd->deadline, bytes ? dst : NULL, bytes)))
+		return ret;
+	if (at == UINT64_MAX)
+		return 0;
+	if (dst) {
+		if (!bytes)
+			memset(dst, 0, PAGE);
+		rd->got[i] = true;
+		return 0;
+	}
+	if (!*bad) {
+		struct line what = {.n = 0};
+
+		if (flags != m->gen) {
+			line_str(&what, "from another push (its generation is "
+					"not the meta record's)");
+		} else {
+			line_str(&what, "a value of ");
+			line_u64(&what, bytes);
+			line_str(&what, " bytes, not a page");
+		}
+		what.buf[what.n] = 0;
+		report(m, at, -EBADMSG, what.buf);
+	}
+	*bad = -EBADMSG;
+	return 0;
+}
+
+/* Server @s's reply to the round's get, up to its END.  0 or -errno. */
+static int sig_reply(struct round *rd, unsigned int s, struct mcsig_conn *c,
+		     bool *first_failed)
+{
+	int bad = 0, ret;
+	bool first = true;
+	char *line;
+
+	for (;;) {
+		if ((ret = mcsig_line(c, rd->deadline, &line))) {
+			*first_failed = first;
+			return ret;
+		}
+		first = false;
+		if (!strcmp(line, "END"))
+			return bad;
+		if (strncmp(line, "VALUE ", 6))
+			return -EBADE; /* ERROR, SERVER_ERROR ... */
+		if ((ret = sig_value(rd, s, c, line, &bad)))
+			return ret;
+	}
+}
+
+/* Ask server @s for its pages of the round and read them.  0 or -errno. */
+static int sig_server(struct round *rd, unsigned int s)
+{
+	struct mcs *m = rd->m;
+	struct server *sv = &m->servers[s];
+	struct iovec iov[2 * SIG_BATCH + 2];
+	struct mcsig_conn *c = mcsig_claim(&sv->sig, rd->deadline);
+	bool reused, first_failed = false;
+	uint64_t pg = rd->pg;
+	int ret = -ETIMEDOUT;
+
+	for (size_t i = 0; i < rd->n; i++)
+		if (rd->owner[i] == s) {
+			pg += i;
+			break;
+		}
+	if (!c) {
+		report(m, pg, ret,
+		       "no connection of this store free within "
+		       "timeout= (conns= are in use)");
+		return ret;
+	}
+	/*
+	 * A connection kept from before may have been closed by a server
+	 * that restarted: a reply that fails at once is asked again once
+	 * on a new one.
+	 */
+	for (int tries = 0; tries < 2; tries++) {
+		reused = c->fd >= 0;
+		ret = mcsig_send(&sv->sig, c, iov, get_request(rd, s, iov),
+				 rd->deadline);
+		first_failed = ret != 0;
+		if (!ret)
+			ret = sig_reply(rd, s, c, &first_failed);
+		if (ret != -EHOSTDOWN || !reused || !first_failed)
+			break;
+		mcsig_put(&sv->sig, c, false);
+		c = mcsig_claim(&sv->sig, rd->deadline);
+		if (!c)
+			return -ETIMEDOUT;
+	}
+	mcsig_put(&sv->sig, c, !ret || ret == -EBADMSG);
+	if (!ret || ret == -EBADMSG) {
+		atomic_store_explicit(&sv->told, false, memory_order_relaxed);
+		return ret;
+	}
+	report(m, pg, ret == -EBADE ? -EIO : ret,
+	       ret == -ETIMEDOUT ? "server error: no answer within timeout="
+	       : ret == -EHOSTDOWN
+		   ? "server error: no connection (down, refused, reset or "
+		     "not resolved)"
+	       : ret == -EBADE ? "server error: it answered an error"
+			       : "server error: a reply that is not "
+				 "memcached's protocol");
+	return ret == -ETIMEDOUT || ret == -EHOSTDOWN ? ret : -EIO;
+}
+
+static int sig_round(struct round *rd)
+{
+	struct mcs *m = rd->m;
+	char key[KEY_MAX];
+	int ret = 0;
+
+	for (size_t i = 0; i < rd->n; i++) {
+		size_t klen = page_key(m, key, rd->pg + i);
+		struct server *sv = server_of(m, key, klen);
+
+		memcpy(rd->hex[i], key + klen - 16, 17);
+		rd->owner[i] = (unsigned char)(sv ? sv - m->servers : 0);
+		rd->got[i] = false;
+	}
+	/* Server by server: one get each, a round trip each. */
+	for (unsigned int s = 0; s < m->nservers && !ret; s++)
+		for (size_t i = 0; i < rd->n; i++)
+			if (rd->owner[i] == s) {
+				ret = sig_server(rd, s);
+				break;
+			}
+	for (size_t i = 0; i < rd->n && !ret; i++)
+		if (!rd->got[i]) {
+			ret = -ENODATA;
+			report(m, rd->pg + i, ret,
+			       "not in the cache (evicted, flushed or never "
+			       "pushed)");
+		}
+	return ret;
+}
+
+static int mcs_fetch_signal(struct upager_store *s, uint64_t pgoff, void *dst,
+			    size_t npages)
+{
+	struct round rd = {.m = to_mcs(s)};
+	int ret = 0;
+
+	for (size_t i = 0; i < npages && !ret; i += SIG_BATCH) {
+		rd.pg = pgoff + i;
+		rd.n = npages - i < SIG_BATCH ? npages - i : SIG_BATCH;
+		rd.dst = (char *)dst + i * PAGE;
+		rd.deadline = mcsig_deadline(rd.m->timeout_ms);
+		ret = sig_round(&rd);
+	}
+	return ret;
+}
+
 static bool all_zero(const char *p)
 {
 	for (size_t i = 0; i < PAGE; i += 8)
@@ -606,7 +891,7 @@ static int set_key(struct mcs *m, struct conn *c, const char *key, size_t klen,
 	snprintf(what, sizeof(what), "set failed: %s (%s)",
 		 memcached_strerror(c->mc, rc),
 		 memcached_last_error_message(c->mc));
-	report(m, c, pg, errno_of(rc), what);
+	report(m, pg, errno_of(rc), what);
 	return errno_of(rc);
 }
 
@@ -672,7 +957,7 @@ static int read_meta(struct mcs *m, char *why, size_t whylen)
 	size_t klen = (size_t)snprintf(key, sizeof(key), "%s/meta", m->ns);
 	const char *kp[1] = {key};
 	memcached_return_t rc;
-	struct server *sv = server_of(m, c, key, klen);
+	struct server *sv = server_of(m, key, klen);
 	uint64_t npages;
 	uint32_t gen;
 	size_t len;
@@ -800,4 +1085,5 @@ const struct upager_store_ops store_memcached_ops = {
     .fetch = mcs_fetch,
     .close = mcs_close,
     .writeback = mcs_writeback,
+    .fetch_signal = mcs_fetch_signal,
 };
