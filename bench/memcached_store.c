@@ -6,16 +6,17 @@
  * Three memcached servers are started on loopback ports (as nobody), the
  * data is pushed into them (and written to a file in --dir, read once so
  * that its page cache is warm), then, in the same run:
- *   - 4 KiB faults at random pages of a region over memcached: (2
- *     workers, the defaults: a random fault fetches its page alone), the
- *     time of each first touch, p50 and p99; the same over file: with
- *     fault-around and read-ahead off (every touch a fault: the engine's
- *     own cost of a fault, with the page cache behind it);
- *   - the floor: memcached_get() of one page at random from the same
- *     three servers by a bare libmemcached client (ketama), p50 and p99,
- *     and the store's fetch() of one page without a region, request by
- *     request in turn with the floor's: the store's cost over the floor,
- *     and the region's (the fault) over the store;
+ *   - 4 KiB reads of random pages, p50 and p99, four ways request by
+ *     request in turn: the floor, memcached_get() of one page by a bare
+ *     libmemcached client (ketama) from the same three servers; the
+ *     store's fetch() of one page without a region (the store's cost
+ *     over the floor); the first touch of a page of a region over
+ *     memcached: (2 workers, the defaults: a random fault fetches its
+ *     page alone), and of one in-thread (the faulting thread fetches from
+ *     its SIGBUS handler, the store's fetch_signal()): what a fault adds;
+ *   - the same first touches over file: with fault-around and read-ahead
+ *     off (every touch a fault: the engine's own cost of a fault, with
+ *     the page cache behind it);
  *   - sequential reads of the whole region: memcached: with multi-get
  *     windows (the default mget=256), without (mget=1: a get per page),
  *     and file:, MB/s, the median of --rounds.
@@ -118,15 +119,23 @@ struct region {
 	char *p;
 };
 
-/* @alone: no fault-around, no read-ahead: every first touch a fault. */
+/* How a region is mapped. */
+enum mode {
+	DEFAULTS,
+	ALONE,	  /* no fault-around, no read-ahead: every first touch a fault */
+	IN_THREAD /* UPAGER_MAP_IN_THREAD */
+};
+
 static void region_map(struct region *g, const char *spec, uint64_t len,
-		       bool alone)
+		       enum mode mode)
 {
 	struct upager_map_params mp = {.size = sizeof(mp)};
 	int err;
 
-	if (alone)
+	if (mode == ALONE)
 		mp.fault_around = mp.readahead_max = (size_t)-1;
+	if (mode == IN_THREAD)
+		mp.flags = UPAGER_MAP_IN_THREAD;
 	g->s = upager_store_open(spec, &err);
 	if (!g->s)
 		die("%s: %s", spec, strerror(-err));
@@ -147,11 +156,11 @@ static void region_unmap(struct region *g)
 
 /* First touches of @n random pages of @spec: seconds each into @lat. */
 static void faults(const char *spec, uint64_t len, const size_t *order,
-		   size_t n, double *lat, const char *data, bool alone)
+		   size_t n, double *lat, const char *data)
 {
 	struct region g;
 
-	region_map(&g, spec, len, alone);
+	region_map(&g, spec, len, ALONE);
 	for (size_t i = 0; i < n; i++) {
 		volatile const char *pg = g.p + order[i] * PAGE;
 		double t0 = cli_now();
@@ -170,7 +179,7 @@ static double sequential(const char *spec, uint64_t len, const char *data)
 	struct region g;
 	double t0, t;
 
-	region_map(&g, spec, len, false);
+	region_map(&g, spec, len, DEFAULTS);
 	t0 = cli_now();
 	for (uint64_t off = 0; off < len; off += PAGE)
 		(void)*(volatile const char *)(g.p + off);
@@ -181,20 +190,26 @@ static double sequential(const char *spec, uint64_t len, const char *data)
 	return t;
 }
 
+/* The four ways to one page of memcached: that side_by_side() compares. */
+enum way { FLOOR, FETCH, REGION, REGION_IN_THREAD, NWAYS };
+
 /*
- * The floor, memcached_get() of one page by a bare client, and the
- * store's fetch() of one page without a region: @n random pages each,
- * seconds each into @floor and @fetch.  Request by request in turn (the
- * floor on order[i], the store on the page half the order away, which
- * goes first alternating): a loopback round trip costs 20 us when the
- * scheduler puts client and server on one vCPU here and 60-80 us across,
- * and that placement follows what ran just before (two separate loops
- * measured the second one 0.6x to 2.2x the first, whichever it was).
+ * The floor, memcached_get() of one page by a bare client; the store's
+ * fetch() of one page without a region; a first touch of a page of a
+ * region over the store (the defaults: a worker fetches), and of one
+ * in-thread (the faulting thread fetches, fetch_signal()): @n random
+ * pages each, seconds each into lat[way][i].  Request by request in
+ * turn, the way that goes first rotating, each way on its own quarter
+ * of the order: a loopback round trip costs 20 us when the scheduler
+ * puts client and server on one vCPU here and 60-80 us across, and that
+ * placement follows what ran just before (two separate loops measured
+ * the second one 0.6x to 2.2x the first, whichever it was).
  */
-static void floor_and_fetch(const char *spec, const size_t *order, size_t n,
-			    double *floor, double *fetch, const char *data)
+static void side_by_side(const char *spec, uint64_t len, const size_t *order,
+			 size_t n, double *lat[NWAYS], const char *data)
 {
 	memcached_st *mc = memcached_create(NULL);
+	struct region g[2];
 	struct upager_store *s;
 	char buf[PAGE];
 	int err;
@@ -210,38 +225,54 @@ static void floor_and_fetch(const char *spec, const size_t *order, size_t n,
 	s = upager_store_open(spec, &err);
 	if (!s)
 		die("%s: %s", spec, strerror(-err));
+	region_map(&g[0], spec, len, DEFAULTS);
+	region_map(&g[1], spec, len, IN_THREAD);
 	for (size_t i = 0; i < n; i++) {
-		size_t pg = order[i], spg = order[(i + n / 2) % n];
-
-		for (int k = 0; k < 2; k++) {
-			char key[64];
+		for (int k = 0; k < NWAYS; k++) {
+			int w = (int)((i + (size_t)k) % NWAYS);
+			size_t pg = order[(i + (size_t)w * n / NWAYS) % n];
+			char key[64], got;
 			size_t vlen;
 			uint32_t flags;
 			memcached_return_t rc;
 			double t0;
 			char *v;
 
-			if ((k == 0) == (i % 2 == 0)) {
-				t0 = cli_now();
-				err = upager_store_fetch(s, spg, buf, 1);
-				fetch[i] = cli_now() - t0;
-				if (err || buf[0] != data[spg * PAGE])
-					die("%s: page %zu: %s", spec, spg,
-					    strerror(-err));
-				continue;
-			}
-			snprintf(key, sizeof(key), NS "/%016zx", pg);
 			t0 = cli_now();
-			v = memcached_get(mc, key, strlen(key), &vlen, &flags,
-					  &rc);
-			floor[i] = cli_now() - t0;
-			if (rc != MEMCACHED_SUCCESS ||
-			    (vlen == PAGE && v[0] != data[pg * PAGE]))
-				die("get %s: %s", key,
-				    memcached_strerror(mc, rc));
-			free(v);
+			switch (w) {
+			case FLOOR:
+				snprintf(key, sizeof(key), NS "/%016zx", pg);
+				t0 = cli_now();
+				v = memcached_get(mc, key, strlen(key), &vlen,
+						  &flags, &rc);
+				lat[w][i] = cli_now() - t0;
+				if (rc != MEMCACHED_SUCCESS ||
+				    (vlen == PAGE && v[0] != data[pg * PAGE]))
+					die("get %s: %s", key,
+					    memcached_strerror(mc, rc));
+				free(v);
+				continue;
+			case FETCH:
+				err = upager_store_fetch(s, pg, buf, 1);
+				lat[w][i] = cli_now() - t0;
+				if (err)
+					die("%s: page %zu: %s", spec, pg,
+					    strerror(-err));
+				got = buf[0];
+				break;
+			default:
+				got = *(volatile const char *)(g[w - REGION].p +
+							       pg * PAGE);
+				lat[w][i] = cli_now() - t0;
+				break;
+			}
+			if (got != data[pg * PAGE])
+				die("%s: page %zu reads wrong (way %d)", spec,
+				    pg, w);
 		}
 	}
+	region_unmap(&g[1]);
+	region_unmap(&g[0]);
 	upager_store_close(s);
 	memcached_free(mc);
 }
@@ -279,7 +310,7 @@ int main(int argc, char **argv)
 	uint64_t len = 256ull << 20, rounds = 3, nfaults = 5000, npages;
 	static const char *const seqs[] = {"memcached (mget=256)",
 					   "memcached (mget=1)", "file"};
-	double fl[4][2], seq[3], *lat, *ts;
+	double fl[NWAYS + 1][2], seq[3], *lat, *ts;
 	char path[512], spec[3][700], why[256];
 	struct upager_store *s;
 	bool json = false;
@@ -332,7 +363,7 @@ int main(int argc, char **argv)
 	if (nfaults > npages)
 		nfaults = npages;
 	data = malloc(len);
-	lat = malloc(4 * nfaults * rounds * sizeof(*lat));
+	lat = malloc((NWAYS + 1) * nfaults * rounds * sizeof(*lat));
 	ts = malloc(3 * rounds * sizeof(*ts));
 	if (!data || !lat || !ts)
 		die("out of memory");
@@ -390,23 +421,19 @@ int main(int argc, char **argv)
 	/* Warm the file's page cache: file: is the in-memory baseline. */
 	sequential(spec[2], len, data);
 	/*
-	 * 0 region over memcached:, 1 over file:, 2 floor, 3 fetch() alone
-	 * (2 and 3 request by request in turn); interleaved round by round,
-	 * so that the machine's noise falls on every case alike.
+	 * The ways to memcached (enum way) request by request in turn, then
+	 * faults over file: (k == NWAYS), round by round, so that the
+	 * machine's noise falls on every case alike.
 	 */
-	for (uint64_t r = 0; r < rounds; r++)
-		for (int k = 0; k < 3; k++) {
-			double *at = lat + ((size_t)k * rounds + r) * nfaults;
+	for (uint64_t r = 0; r < rounds; r++) {
+		double *at[NWAYS + 1];
 
-			if (k == 2)
-				floor_and_fetch(spec[0], order, nfaults, at,
-						at + (size_t)rounds * nfaults,
-						data);
-			else
-				faults(spec[k ? 2 : 0], len, order, nfaults, at,
-				       data, k == 1);
-		}
-	for (int k = 0; k < 4; k++) {
+		for (int k = 0; k <= NWAYS; k++)
+			at[k] = lat + ((size_t)k * rounds + r) * nfaults;
+		side_by_side(spec[0], len, order, nfaults, at, data);
+		faults(spec[2], len, order, nfaults, at[NWAYS], data);
+	}
+	for (int k = 0; k <= NWAYS; k++) {
 		double *at = lat + (size_t)k * rounds * nfaults;
 
 		fl[k][0] = pct(at, nfaults * rounds, 0.5) * 1e6;
@@ -430,14 +457,18 @@ int main(int argc, char **argv)
 		json_u64(&j, "bytes", len);
 		json_u64(&j, "rounds", rounds);
 		json_f64(&j, "push_seconds", push_s);
-		json_f64(&j, "fault_memcached_p50_us", fl[0][0]);
-		json_f64(&j, "fault_memcached_p99_us", fl[0][1]);
-		json_f64(&j, "fault_file_p50_us", fl[1][0]);
-		json_f64(&j, "fault_file_p99_us", fl[1][1]);
-		json_f64(&j, "memcached_get_p50_us", fl[2][0]);
-		json_f64(&j, "memcached_get_p99_us", fl[2][1]);
-		json_f64(&j, "store_fetch_p50_us", fl[3][0]);
-		json_f64(&j, "store_fetch_p99_us", fl[3][1]);
+		json_f64(&j, "fault_memcached_p50_us", fl[REGION][0]);
+		json_f64(&j, "fault_memcached_p99_us", fl[REGION][1]);
+		json_f64(&j, "fault_memcached_inthread_p50_us",
+			 fl[REGION_IN_THREAD][0]);
+		json_f64(&j, "fault_memcached_inthread_p99_us",
+			 fl[REGION_IN_THREAD][1]);
+		json_f64(&j, "fault_file_p50_us", fl[NWAYS][0]);
+		json_f64(&j, "fault_file_p99_us", fl[NWAYS][1]);
+		json_f64(&j, "memcached_get_p50_us", fl[FLOOR][0]);
+		json_f64(&j, "memcached_get_p99_us", fl[FLOOR][1]);
+		json_f64(&j, "store_fetch_p50_us", fl[FETCH][0]);
+		json_f64(&j, "store_fetch_p99_us", fl[FETCH][1]);
 		json_f64(&j, "seq_mget_seconds", seq[0]);
 		json_f64(&j, "seq_nomget_seconds", seq[1]);
 		json_f64(&j, "seq_file_seconds", seq[2]);
@@ -453,14 +484,17 @@ int main(int argc, char **argv)
 	       "p50 vs floor\n",
 	       (unsigned long long)nfaults);
 	printf("  memcached_get, bare (the floor)    %8.1f  %8.1f       1.00\n",
-	       fl[2][0], fl[2][1]);
+	       fl[FLOOR][0], fl[FLOOR][1]);
 	printf("  memcached: fetch() alone, no region%8.1f  %8.1f  %9.2f\n",
-	       fl[3][0], fl[3][1], fl[3][0] / fl[2][0]);
+	       fl[FETCH][0], fl[FETCH][1], fl[FETCH][0] / fl[FLOOR][0]);
 	printf("  region over memcached:             %8.1f  %8.1f  %9.2f\n",
-	       fl[0][0], fl[0][1], fl[0][0] / fl[2][0]);
+	       fl[REGION][0], fl[REGION][1], fl[REGION][0] / fl[FLOOR][0]);
+	printf("  region over memcached:, in-thread  %8.1f  %8.1f  %9.2f\n",
+	       fl[REGION_IN_THREAD][0], fl[REGION_IN_THREAD][1],
+	       fl[REGION_IN_THREAD][0] / fl[FLOOR][0]);
 	printf(
 	    "  region over file: (warm, a fault each)%5.1f  %8.1f  %9.2f\n\n",
-	    fl[1][0], fl[1][1], fl[1][0] / fl[2][0]);
+	    fl[NWAYS][0], fl[NWAYS][1], fl[NWAYS][0] / fl[FLOOR][0]);
 	printf("sequential read of the region         seconds      MB/s\n");
 	for (int k = 0; k < 3; k++)
 		printf("  %-34s %7.3f  %8.0f\n", seqs[k], seq[k],

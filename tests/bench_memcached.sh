@@ -17,7 +17,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 bad = [k for k in ("push_seconds", "seq_mget_seconds", "seq_nomget_seconds",
                    "seq_file_seconds") if not d.get(k, 0) > 0]
-for row in ("fault_memcached", "fault_file", "memcached_get", "store_fetch"):
+for row in ("fault_memcached", "fault_memcached_inthread", "fault_file",
+            "memcached_get", "store_fetch"):
     p50, p99 = d.get(row + "_p50_us", 0), d.get(row + "_p99_us", 0)
     if not 0 < p50 <= p99:
         bad.append(f"{row}: p50 {p50}, p99 {p99}")
@@ -31,7 +32,8 @@ PY
 "$bench" --size 4M --rounds 1 --faults 200 --dir "$tmp" >"$tmp/out.txt" \
 	2>/dev/null || fail "memcached-store exited $?"
 for w in "memcached_get, bare (the floor)" "memcached: fetch() alone" \
-	"region over memcached:" "region over file:" \
+	"region over memcached:" "region over memcached:, in-thread" \
+	"region over file:" \
 	"memcached (mget=256)" "memcached (mget=1)"; do
 	grep -qF "$w" "$tmp/out.txt" || fail "the table has no '$w': $(cat "$tmp/out.txt")"
 done
