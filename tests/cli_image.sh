@@ -136,6 +136,7 @@ bad_args "--level '0'" create --codec lz4 --level 0 file:"$tmp/src" "$tmp/x.img"
 bad_args "--level '13'" create --codec lz4 --level 13 file:"$tmp/src" "$tmp/x.img"
 bad_args "SPEC and IMAGE" create file:"$tmp/src"
 bad_args "has no end" create zero "$tmp/x.img"
+bad_args "a file is file:$tmp/src" create "$tmp/src" "$tmp/x.img"
 bad_args "one IMAGE" info "$tmp/img" "$tmp/img"
 bad_args "IMAGE is needed" verify
 bad_args "unknown option" cat --json "$tmp/img"

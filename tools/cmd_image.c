@@ -311,11 +311,15 @@ static int open_source(const char *cmd, const char *spec,
 	int err;
 
 	*out = upager_store_open(spec, &err);
+	if (!*out && err == -ENOENT && !strchr(spec, ':'))
+		return cli_usage_error(cmd,
+				       "cannot open %s: no store is named so (a "
+				       "file is file:%s; 'upager serve --help' "
+				       "lists every kind)",
+				       spec, spec);
 	if (!*out)
 		return cli_error(cmd, "cannot open %s: %s", spec,
-				 err == -ENOENT && !strchr(spec, ':')
-				     ? "no such store"
-				     : strerror(-err));
+				 strerror(-err));
 	if ((*out)->npages == UPAGER_STORE_UNBOUNDED) {
 		upager_store_close(*out);
 		*out = NULL;
