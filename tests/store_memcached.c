@@ -11,6 +11,9 @@
  * data     a push of data with zero pages reads back whole and in windows
  *          (mget=1 and the default multi-get), zero pages as zeros; the
  *          pages are spread over all three servers (ketama).
+ * threads  four threads fetch pages and windows at once through one
+ *          and through two connections (conns=1, conns=2): every page
+ *          right, the connections shared, none crossed.
  * absent   a page whose key is deleted (what eviction does) fails with
  *          -ENODATA and a line naming the page, the key and its server,
  *          also inside a window; a zero page's key deleted likewise: never
@@ -29,6 +32,8 @@
  * use (its own connections, the text protocol, libmemcached's ketama
  * choice of server), which must read and fail alike.
  */
+#include <pthread.h>
+
 #include "tmemcached.h"
 
 #define NPAGES 300
@@ -140,6 +145,44 @@ static void check_data(void)
 	for (unsigned int i = 0; i < t.n; i++)
 		CHECK(on[i] > NPAGES / 10, "server %u holds %u of %u pages", i,
 		      on[i], NPAGES);
+}
+
+static void *fetcher(void *arg)
+{
+	struct upager_store *s = arg;
+	static _Thread_local char mine[8 * TMC_PAGE];
+	unsigned int seed = (unsigned int)(uintptr_t)&seed;
+
+	for (int i = 0; i < 300; i++) {
+		uint64_t pg = (uint64_t)rand_r(&seed) % NPAGES;
+		size_t n = 1 + (size_t)rand_r(&seed) % 8;
+
+		if (n > NPAGES - pg)
+			n = NPAGES - pg;
+		memset(mine, 0xaa, sizeof(mine));
+		CHECK_RET(fetch(s, pg, mine, n), 0);
+		CHECK(!memcmp(mine, data + pg * TMC_PAGE, n * TMC_PAGE),
+		      "pages %llu+%zu in a thread (%s)", (unsigned long long)pg,
+		      n, via);
+	}
+	return NULL;
+}
+
+static void check_threads(void)
+{
+	static const char *const opts[] = {",conns=1", ",conns=2"};
+
+	for (size_t o = 0; o < 2; o++) {
+		struct upager_store *s = open_ns(opts[o]);
+		pthread_t th[4];
+
+		for (int i = 0; i < 4; i++)
+			CHECK(!pthread_create(&th[i], NULL, fetcher, s),
+			      "pthread_create");
+		for (int i = 0; i < 4; i++)
+			pthread_join(th[i], NULL);
+		upager_store_close(s);
+	}
 }
 
 /* Page @pg's key on the server that holds it, with @fn. */
@@ -333,6 +376,7 @@ int main(void)
 		}
 		tmc_push(&t, NS, "", data, NPAGES);
 		check_data();
+		check_threads();
 		check_absent();
 		check_timeout();
 		check_down();

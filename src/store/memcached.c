@@ -420,6 +420,14 @@ static int errno_of(memcached_return_t rc)
 	}
 }
 
+/* The last @n hex digits of @v and a NUL into @out.  Signal-safe. */
+static void hex_digits(char *out, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 4)
+		out[i] = "0123456789abcdef"[v & 15];
+	out[n] = 0;
+}
+
 /* Page @pg's key "NS/" and 16 hex digits into @key: its length. */
 static size_t page_key(const struct mcs *m, char *key, uint64_t pg)
 {
@@ -427,9 +435,7 @@ static size_t page_key(const struct mcs *m, char *key, uint64_t pg)
 
 	memcpy(key, m->ns, n);
 	key[n++] = '/';
-	for (int i = 15; i >= 0; i--, pg >>= 4)
-		key[n + (size_t)i] = "0123456789abcdef"[pg & 15];
-	key[n + 16] = 0;
+	hex_digits(key + n, pg, 16);
 	return n + 16;
 }
 
@@ -642,7 +648,7 @@ struct round {
 	uint64_t pg;
 	size_t n;
 	char *dst;
-	uint64_t deadline;
+	uint64_t deadline; /* of the server being asked */
 	char hex[SIG_BATCH][17];
 	unsigned char owner[SIG_BATCH];
 	bool got[SIG_BATCH];
@@ -684,73 +690,68 @@ static bool word_u64(const char **p, uint64_t *v)
 }
 
 /*
- * One reply line "VALUE KEY FLAGS BYTES[ CAS]" of server @s: its data
- * read into its page (or dropped).  0, -EBADMSG (told), or -errno of the
- * stream, which is then out of step.
+ * One reply line "VALUE KEY FLAGS BYTES[ CAS]" of server @s, and its
+ * data read into its page.  0; -EBADMSG (told) for a page of another
+ * push or of the wrong size; -EPROTO for a key not asked of this server
+ * in this round, or asked and already read; or -errno of the stream.
+ * Every error but a page read leaves the stream out of step (the data
+ * is not drained: the connection is closed instead).
  */
 static int sig_value(struct round *rd, unsigned int s, struct mcsig_conn *c,
-		     const char *line, int *bad)
+		     const char *line)
 {
 	struct mcs *m = rd->m;
-	size_t nslen = strlen(m->ns);
+	size_t nslen = strlen(m->ns), i;
 	const char *k = line + 6, *p = strchr(k, ' ');
 	uint64_t flags, bytes, at = UINT64_MAX;
-	char *dst = NULL;
-	size_t i = 0;
+	struct line what = {.n = 0};
+	char hex[17];
 	int ret;
 
-	if (!p || !(p++, word_u64(&p, &flags)) || !word_u64(&p, &bytes) ||
-	    bytes > (1u << 30))
+	if (!p || !(p++, word_u64(&p, &flags)) || !word_u64(&p, &bytes))
 		return -EPROTO;
 	if ((size_t)(p - k) > nslen + 17 && !memcmp(k, m->ns, nslen) &&
 	    k[nslen] == '/' && k[nslen + 17] == ' ')
 		at = key_page(k, nslen + 17);
-	/* Only a page of this round asked of this server, and only once. */
-	if (at >= rd->pg && at - rd->pg < rd->n) {
-		i = at - rd->pg;
-		if (rd->owner[i] != s || rd->got[i])
-			at = UINT64_MAX;
-	} else {
-		at = UINT64_MAX;
-	}
-	if (at != UINT64_MAX && flags == m->gen &&
-	    (bytes == PAGE || bytes == 0))
-		dst = rd->dst + i * PAGE;
-	if ((ret = mcsig_data(c, rd->deadline, bytes ? dst : NULL, bytes)))
-		return ret;
-	if (at == UINT64_MAX)
-		return 0;
-	if (dst) {
+	if (at < rd->pg || at - rd->pg >= rd->n)
+		return -EPROTO;
+	i = at - rd->pg;
+	if (rd->owner[i] != s || rd->got[i])
+		return -EPROTO;
+	if (flags == m->gen && (bytes == PAGE || bytes == 0)) {
+		if ((ret = mcsig_data(c, rd->deadline, rd->dst + i * PAGE,
+				      bytes)))
+			return ret;
 		if (!bytes)
-			memset(dst, 0, PAGE);
+			memset(rd->dst + i * PAGE, 0, PAGE);
 		rd->got[i] = true;
 		return 0;
 	}
-	if (!*bad) {
-		struct line what = {.n = 0};
-
-		if (flags != m->gen) {
-			line_str(&what, "from another push (its generation is "
-					"not the meta record's)");
-		} else {
-			line_str(&what, "a value of ");
-			line_u64(&what, bytes);
-			line_str(&what, " bytes, not a page");
-		}
-		what.buf[what.n] = 0;
-		report(m, at, -EBADMSG, what.buf);
+	if (flags != m->gen) {
+		line_str(&what, "from another push (generation ");
+		hex_digits(hex, flags, 8);
+		line_str(&what, hex);
+		line_str(&what, ", this one ");
+		hex_digits(hex, m->gen, 8);
+		line_str(&what, hex);
+		line_str(&what, ")");
+	} else {
+		line_str(&what, "a value of ");
+		line_u64(&what, bytes);
+		line_str(&what, " bytes, not a page");
 	}
-	*bad = -EBADMSG;
-	return 0;
+	what.buf[what.n] = 0;
+	report(m, at, -EBADMSG, what.buf);
+	return -EBADMSG;
 }
 
 /* Server @s's reply to the round's get, up to its END.  0 or -errno. */
 static int sig_reply(struct round *rd, unsigned int s, struct mcsig_conn *c,
 		     bool *first_failed)
 {
-	int bad = 0, ret;
 	bool first = true;
 	char *line;
+	int ret;
 
 	for (;;) {
 		if ((ret = mcsig_line(c, rd->deadline, &line))) {
@@ -759,10 +760,14 @@ static int sig_reply(struct round *rd, unsigned int s, struct mcsig_conn *c,
 		}
 		first = false;
 		if (!strcmp(line, "END"))
-			return bad;
+			return 0;
+		if (!strcmp(line, "ERROR") ||
+		    !strncmp(line, "SERVER_ERROR", 12) ||
+		    !strncmp(line, "CLIENT_ERROR", 12))
+			return -EBADE;
 		if (strncmp(line, "VALUE ", 6))
-			return -EBADE; /* ERROR, SERVER_ERROR ... */
-		if ((ret = sig_value(rd, s, c, line, &bad)))
+			return -EPROTO;
+		if ((ret = sig_value(rd, s, c, line)))
 			return ret;
 	}
 }
@@ -773,22 +778,20 @@ static int sig_server(struct round *rd, unsigned int s)
 	struct mcs *m = rd->m;
 	struct server *sv = &m->servers[s];
 	struct iovec iov[2 * SIG_BATCH + 2];
-	struct mcsig_conn *c = mcsig_claim(&sv->sig, rd->deadline);
+	struct mcsig_conn *c;
 	bool reused, first_failed = false;
 	uint64_t pg = rd->pg;
-	int ret = -ETIMEDOUT;
+	int ret;
 
 	for (size_t i = 0; i < rd->n; i++)
 		if (rd->owner[i] == s) {
 			pg += i;
 			break;
 		}
-	if (!c) {
-		report(m, pg, ret,
-		       "no connection of this store free within "
-		       "timeout= (conns= are in use)");
-		return ret;
-	}
+	/* Each server its own timeout=, as each of libmemcached's requests. */
+	rd->deadline = mcsig_deadline(m->timeout_ms);
+	if (!(c = mcsig_claim(&sv->sig, rd->deadline)))
+		goto no_conn;
 	/*
 	 * A connection kept from before may have been closed by a server
 	 * that restarted: a reply that fails at once is asked again once
@@ -804,11 +807,10 @@ static int sig_server(struct round *rd, unsigned int s)
 		if (ret != -EHOSTDOWN || !reused || !first_failed)
 			break;
 		mcsig_put(&sv->sig, c, false);
-		c = mcsig_claim(&sv->sig, rd->deadline);
-		if (!c)
-			return -ETIMEDOUT;
+		if (!(c = mcsig_claim(&sv->sig, rd->deadline)))
+			goto no_conn;
 	}
-	mcsig_put(&sv->sig, c, !ret || ret == -EBADMSG);
+	mcsig_put(&sv->sig, c, !ret);
 	if (!ret || ret == -EBADMSG) {
 		atomic_store_explicit(&sv->told, false, memory_order_relaxed);
 		return ret;
@@ -822,6 +824,11 @@ static int sig_server(struct round *rd, unsigned int s)
 			       : "server error: a reply that is not "
 				 "memcached's protocol");
 	return ret == -ETIMEDOUT || ret == -EHOSTDOWN ? ret : -EIO;
+no_conn:
+	report(m, pg, -ETIMEDOUT,
+	       "no connection of this store free within timeout= (conns= "
+	       "are in use)");
+	return -ETIMEDOUT;
 }
 
 static int sig_round(struct round *rd)
@@ -865,7 +872,6 @@ static int mcs_fetch_signal(struct upager_store *s, uint64_t pgoff, void *dst,
 		rd.pg = pgoff + i;
 		rd.n = npages - i < SIG_BATCH ? npages - i : SIG_BATCH;
 		rd.dst = (char *)dst + i * PAGE;
-		rd.deadline = mcsig_deadline(rd.m->timeout_ms);
 		ret = sig_round(&rd);
 	}
 	return ret;

@@ -138,7 +138,9 @@ static int connect_to(struct mcsig_server *sv, struct mcsig_conn *c,
 		ret = -EHOSTDOWN;
 	if (ret) {
 		drop(c);
-		atomic_store(&sv->retry_ns, mono_ns() + RETRY_NS);
+		/* Refused or unreachable, not slow: fail fast for a while. */
+		if (ret == -EHOSTDOWN)
+			atomic_store(&sv->retry_ns, mono_ns() + RETRY_NS);
 	}
 	return ret;
 }
@@ -237,7 +239,7 @@ int mcsig_line(struct mcsig_conn *c, uint64_t deadline, char **line)
 			c->pos = (unsigned int)(nl + 1 - c->buf);
 			return 0;
 		}
-		if (nl)
+		if (nl || c->len - c->pos >= MCSIG_LINE_MAX)
 			return -EPROTO;
 		if ((ret = fill(c, deadline)))
 			return ret;
@@ -250,24 +252,21 @@ int mcsig_data(struct mcsig_conn *c, uint64_t deadline, char *dst, size_t len)
 	ssize_t k;
 	int ret;
 
-	/* What the buffer holds, then straight from the socket to @dst. */
+	/*
+	 * What the buffer holds (a page's whole reply, when it came in one
+	 * piece), then straight from the socket to @dst.
+	 */
 	while (done < len) {
 		size_t have = c->len - c->pos;
 
 		if (have) {
 			k = (ssize_t)(have < len - done ? have : len - done);
-			if (dst)
-				memcpy(dst + done, c->buf + c->pos, (size_t)k);
+			memcpy(dst + done, c->buf + c->pos, (size_t)k);
 			c->pos += (unsigned int)k;
 			done += (size_t)k;
 			continue;
 		}
 		c->pos = c->len = 0;
-		if (!dst) {
-			if ((ret = fill(c, deadline)))
-				return ret;
-			continue;
-		}
 		/* The data, and the "\r\n" and the next line behind it. */
 		k = rcv(c, dst + done, len - done, true, deadline);
 		if (k < 0)

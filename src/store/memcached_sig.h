@@ -17,12 +17,19 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+/* A reply line longer than this is not memcached's (keys are 250). */
+#define MCSIG_LINE_MAX 512
+
 struct mcsig_conn {
 	int fd;		       /* -1: not connected */
 	unsigned int pos, len; /* unread bytes are buf[pos, len) */
 	bool asked;	       /* a request sent, nothing read since */
-	char buf[512];	       /* a reply line fits: memcached keys are 250 */
+	/* A reply to a get of one page fits: one read takes it. */
+	char buf[4096 + MCSIG_LINE_MAX];
 };
+
+/* busy and retry_ns are touched from signal handlers: lock-free only. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics take a lock");
 
 struct mcsig_server {
 	struct sockaddr_in addr;
@@ -62,12 +69,12 @@ int mcsig_send(struct mcsig_server *sv, struct mcsig_conn *c, struct iovec *iov,
 /*
  * The next reply line of @c without its "\r\n", NUL-terminated, in
  * *@line (valid until the next call).  0, -ETIMEDOUT, -EHOSTDOWN (the
- * server closed or reset), -EPROTO (a line longer than the buffer).
+ * server closed or reset), -EPROTO (a line longer than MCSIG_LINE_MAX).
  */
 int mcsig_line(struct mcsig_conn *c, uint64_t deadline, char **line);
 /*
- * The next @len bytes of @c into @dst (NULL: read and dropped), then the
- * "\r\n" that ends a value.  0, -ETIMEDOUT, -EHOSTDOWN, -EPROTO (no
+ * The next @len bytes of @c into @dst, then the "\r\n" that ends a
+ * value.  0, -ETIMEDOUT, -EHOSTDOWN, -EPROTO (no
  * "\r\n" after the data).
  */
 int mcsig_data(struct mcsig_conn *c, uint64_t deadline, char *dst, size_t len);
