@@ -51,6 +51,42 @@ static inline void t_sleep_ms(unsigned int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A write of 'w' at @at from another thread, waited for up to 5 s. */
+struct t_writer {
+	volatile char *at;
+	atomic_bool done;
+};
+
+static inline void *t_writer_main(void *arg)
+{
+	struct t_writer *w = arg;
+
+	*w->at = 'w';
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/*
+ * Write 'w' at @at from a thread: true once it went through, false if it
+ * was still stuck after 5 s (its thread is then left behind: a failed
+ * test exits).  *@ms: how long it took.
+ */
+static inline bool t_write_in_thread(volatile char *at, int *ms)
+{
+	static struct t_writer w;
+	pthread_t t;
+
+	w.at = at;
+	atomic_store(&w.done, false);
+	CHECK(!pthread_create(&t, NULL, t_writer_main, &w), "thread");
+	for (*ms = 0; *ms < 5000 && !atomic_load(&w.done); ++*ms)
+		t_sleep_ms(1);
+	if (!atomic_load(&w.done))
+		return false;
+	pthread_join(t, NULL);
+	return true;
+}
+
 static const struct upager_store_ops tstore_ops;
 
 static inline int tstore_open_op(const char *arg, struct upager_store **out)

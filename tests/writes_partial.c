@@ -8,7 +8,6 @@
  *
  * Runs on anon and shmem (argv[1]).
  */
-#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,20 +17,6 @@
 #define FILL   (4 * PG)
 #define NUNITS 16
 #define U      5
-
-struct writer {
-	volatile char *at;
-	atomic_bool done;
-};
-
-static void *write_main(void *arg)
-{
-	struct writer *w = arg;
-
-	*w->at = 'w';
-	atomic_store(&w->done, true);
-	return NULL;
-}
 
 int main(int argc, char **argv)
 {
@@ -43,14 +28,13 @@ int main(int argc, char **argv)
 				       .readahead_max = (size_t)-1,
 				       .fault_around = (size_t)-1};
 	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
-	static struct writer w;
 	struct upager_store *s;
 	struct upager_region *r;
 	volatile char sum = 0;
-	pthread_t t;
 	char *p, *img;
 	struct upager_stats st;
 	int err, ms;
+	bool done;
 
 	s = upager_store_mem_new(NUNITS * FILL, &err);
 	CHECK(s, "mem store: %s", strerror(-err));
@@ -64,17 +48,13 @@ int main(int argc, char **argv)
 	CHECK_RET(upager_handler_start(h), 0);
 	sum += p[U * FILL];
 	CHECK_RET(madvise(p + U * FILL + 2 * PG, PG, MADV_DONTNEED), 0);
-	w.at = p + U * FILL;
-	CHECK(!pthread_create(&t, NULL, write_main, &w), "thread");
-	for (ms = 0; ms < 5000 && !atomic_load(&w.done); ms++)
-		t_sleep_ms(1);
+	done = t_write_in_thread(p + U * FILL, &ms);
 	upager_region_stats(r, &st);
-	CHECK(atomic_load(&w.done),
+	CHECK(done,
 	      "a write to a clean unit after a drop of another of its pages "
 	      "is still stuck after %d ms (its write-protect fault finds the "
 	      "unit REMOVED, is woken and faults again: %llu write faults)",
 	      ms, (unsigned long long)st.faults_wp);
-	pthread_join(t, NULL);
 	CHECK(upager_region_dirty(r, U * FILL), "dirty after the write");
 	CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
 	CHECK(img[U * FILL] == 'w', "the write is in the store");

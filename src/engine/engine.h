@@ -476,6 +476,15 @@ int region_state_alloc(struct upager_region *r);
 int region_unmap(struct upager_region *r, bool force);
 size_t region_live_end(struct upager_region *r, size_t *off);
 bool region_owns(struct upager_region *r, size_t at, size_t len);
+size_t region_live_run(struct upager_region *r, size_t *at, size_t end);
+/*
+ * Write-protect (or lift, by @mode) what of [at, at+len) (offsets) is
+ * still the region's, run by run between the holes the program unmapped.
+ * 0, -ENOENT (none of it is, or the holes outnumber the table), or the
+ * ioctl's error.  Caller holds the space's rd_lock.
+ */
+int region_live_writeprotect(struct upager_region *r, size_t at, size_t len,
+			     uint64_t mode);
 bool region_dropped(struct upager_region *r, size_t page);
 void region_drop(struct upager_region *r, size_t lo, size_t hi);
 void region_undrop(struct upager_region *r, size_t lo, size_t hi);
@@ -493,12 +502,13 @@ int unit_peek(struct upager_region *r, size_t u, char *buf);
 /*
  * unit_peek() of units [@u, @u + @n) (held INFLIGHT, protected), checked
  * afterwards with one probe: 0, -ENOENT (the program unmapped one of
- * them meanwhile: what was read is not the region's), -EFAULT (@n > 1,
- * of an anonymous region only: a page is not there; read them one by
- * one), or -errno (-EAGAIN: an event stayed unread).
+ * them meanwhile: what was read is not the region's; with @part, all of
+ * them: write-back writes what is left of a unit unmapped in part),
+ * -EFAULT (@n > 1, of an anonymous region only: a page is not there;
+ * read them one by one), or -errno (-EAGAIN: an event stayed unread).
  */
 int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
-		   size_t n, char *buf);
+		   size_t n, char *buf, bool part);
 int unit_protect(struct upager_region *r, struct filler *f, size_t u,
 		 bool on);
 /* Bytes of room unit_write_back() needs. */

@@ -381,16 +381,22 @@ static long install(struct upager_region *r, struct filler *f,
 int region_writeprotect(struct upager_region *r, size_t at, size_t len,
 			uint64_t mode)
 {
-	bool guard = install_guarded(r, OP_COPY);
-	int ret = -ENOENT;
+	int ret;
 
-	if (guard)
-		rdlock_shared(&r->sp->rd_lock);
-	if (!guard || region_owns(r, at, len))
+	/*
+	 * Unguarded, the kernel tells a hole (-ENOENT); then the holes say
+	 * which parts are still the region's: a unit unmapped in part is
+	 * protected, and its protection lifted, where it is mapped.
+	 */
+	if (!install_guarded(r, OP_COPY)) {
 		ret = upager_ll_writeprotect(r->uffd, region_base(r) + at, len,
 					     mode);
-	if (guard)
-		rdlock_shared_end(&r->sp->rd_lock);
+		if (ret != -ENOENT)
+			return ret;
+	}
+	rdlock_shared(&r->sp->rd_lock);
+	ret = region_live_writeprotect(r, at, len, mode);
+	rdlock_shared_end(&r->sp->rd_lock);
 	return ret;
 }
 

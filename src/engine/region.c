@@ -632,6 +632,42 @@ bool region_owns(struct upager_region *r, size_t at, size_t len)
 }
 
 /*
+ * The next run of [*@at, @end) still the region's: *@at moved past the
+ * holes to where it starts, and where it ends returned (*@at == @end:
+ * none left).  A unit the program unmapped in part keeps the rest of its
+ * pages, whose writes are still tracked and written back.  Caller holds
+ * the space's rd_lock.
+ */
+size_t region_live_run(struct upager_region *r, size_t *at, size_t end)
+{
+	size_t e = region_live_end(r, at);
+
+	if (*at >= end) {
+		*at = end;
+		return end;
+	}
+	return e < end ? e : end;
+}
+
+int region_live_writeprotect(struct upager_region *r, size_t at, size_t len,
+			     uint64_t mode)
+{
+	size_t off = at, end;
+	int ret = -ENOENT;
+
+	while ((end = region_live_run(r, &off, at + len)) > off) {
+		if (!region_owns(r, off, end - off))
+			return -ENOENT; /* more holes than the table holds */
+		ret = upager_ll_writeprotect(r->uffd, region_base(r) + off,
+					     end - off, mode);
+		if (ret < 0)
+			return ret;
+		off = end;
+	}
+	return ret;
+}
+
+/*
  * Unmap @r; with write tracking, its dirty units are written back first
  * (over a store with writeback).  A write-back that fails keeps the
  * region as it is (nothing is lost) unless @force

@@ -168,7 +168,7 @@ static int save(struct upager_region *r, struct snap *s, struct filler *f,
 	else if (st == UNIT_POISONED)
 		ret = -EIO; /* its data was never had */
 	else
-		ret = unit_resident(st) ? peek_for_store(r, f, u, 1, buf)
+		ret = unit_resident(st) ? peek_for_store(r, f, u, 1, buf, false)
 					: read_store(r, u, st, buf);
 	if (ret < 0)
 		failed(s, ret);
@@ -237,7 +237,7 @@ void snap_before_write(struct upager_region *r, struct filler *f, size_t u)
 
 	if (!s || !take_todo(s, u))
 		return;
-	ret = peek_for_store(r, f, u, 1, f->buf);
+	ret = peek_for_store(r, f, u, 1, f->buf, false);
 	if (ret < 0)
 		failed(s, ret);
 	else if (stash(r, s, u, f->buf) || put(r, s, u, 1, f->buf) == 0)
@@ -424,7 +424,7 @@ static void read_held(struct upager_region *r, struct snap *s,
 	if (!n)
 		return;
 	s->held_n = 0;
-	ret = peek_for_store(r, f, u, n, s->run + at * r->fill);
+	ret = peek_for_store(r, f, u, n, s->run + at * r->fill, false);
 	if (ret == -EFAULT || ret == -ENOENT) {
 		/* Before they go: a write to one saves it first. */
 		for (size_t i = u; i < u + n; i++)

@@ -237,29 +237,30 @@ static bool marks_take(struct upager_region *r, size_t u, uint64_t *had)
  * until it is read (the probe, a protection the units have already,
  * answers -EAGAIN), and its handling counts it (sp->moved) and records
  * the hole, under the rd_lock this holds.  0, -EAGAIN (read again once
- * the event is read), or -ENOENT (the region left one of the units).  A
+ * the event is read), or -ENOENT (the region left one of the units; with
+ * @part, all of them: a unit unmapped in part is checked, and its
+ * protection probed, where it is still mapped).  A
  * shmem unit is read from the region's memfd (unit_peek()), whatever is
  * mapped at its address: no probe, which under a program dropping pages
  * in a loop waits for a moment with no event pending
  * (tests/snapshot_gate).
  */
 static int peek_held(struct upager_region *r, size_t u, size_t n,
-		     unsigned int moved)
+		     unsigned int moved, bool part)
 {
+	size_t at = u * r->fill, len = n * r->fill, live = at;
 	int ret;
 
 	rdlock_shared(&r->sp->rd_lock);
-	if (!region_owns(r, u * r->fill, n * r->fill))
+	if (!part && !region_owns(r, at, len))
 		ret = -ENOENT;
-	else if (r->memtype == UPAGER_MEM_SHMEM)
-		ret = 0; /* read from its memfd, never from the address */
+	else if (r->memtype == UPAGER_MEM_SHMEM) /* read from its memfd */
+		ret = region_live_run(r, &live, at + len) > live ? 0 : -ENOENT;
 	else if (atomic_load(&r->sp->moved) != moved)
 		ret = -EAGAIN;
 	else
-		ret = upager_ll_writeprotect(r->uffd,
-					     region_base(r) + u * r->fill,
-					     n * r->fill,
-					     UFFDIO_WRITEPROTECT_MODE_WP);
+		ret = region_live_writeprotect(r, at, len,
+					       UFFDIO_WRITEPROTECT_MODE_WP);
 	rdlock_shared_end(&r->sp->rd_lock);
 	return ret;
 }
@@ -287,10 +288,11 @@ static int peek_units(struct upager_region *r, size_t u, size_t n,
 /*
  * Read units [@u, @u + @n) (held INFLIGHT, protected) into @buf for a
  * store (the region's, or a snapshot's destination): what unit_peek()
- * finds, once peek_held() says it was the region's.
+ * finds, once peek_held() says it was the region's (@part: where it
+ * still is).
  */
 int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
-		   size_t n, char *buf)
+		   size_t n, char *buf, bool part)
 {
 	unsigned int tries = 0;
 	int ret;
@@ -300,7 +302,7 @@ int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
 
 		ret = peek_units(r, u, n, buf);
 		if (ret == 0)
-			ret = peek_held(r, u, n, moved);
+			ret = peek_held(r, u, n, moved, part);
 		if (ret != -EAGAIN || !fill_mm_wait(r, f, &tries))
 			return ret;
 	}
@@ -362,6 +364,34 @@ static bool marks_written(struct upager_region *r, size_t u, char *buf,
 }
 
 /*
+ * Write unit @u, read into @buf, to the store where it is still the
+ * region's: all of it, or the runs a munmap() of part of it left (the
+ * store's pages under the holes keep their data).  Holes only grow: a
+ * page unmapped since it was read is written too, as it was then.
+ */
+static int write_live(struct upager_region *r, size_t u, const char *buf)
+{
+	struct upager_store *s = r->store;
+	size_t at = u * r->fill, end = at + r->fill, off = at, e;
+	int ret = 0;
+
+	for (; ret == 0; off = e) {
+		rdlock_shared(&r->sp->rd_lock);
+		e = region_live_run(r, &off, end);
+		rdlock_shared_end(&r->sp->rd_lock);
+		if (e == off)
+			break;
+		ret = s->ops->writeback(s, r->store_pgoff + off / UPAGER_STORE_PAGE,
+					buf + (off - at),
+					(e - off) / UPAGER_STORE_PAGE);
+		if (ret == 0)
+			STAT_ADD(r->st, pages_written,
+				 (e - off) / UPAGER_STORE_PAGE);
+	}
+	return ret;
+}
+
+/*
  * Write dirty unit @u (held INFLIGHT) back to the store through @buf
  * (unit_wb_room() bytes): protected first, so that what is written is
  * what stays.  On an error the protection is lifted again (its writers
@@ -393,15 +423,14 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 		region_undrop(r, u * np, (u + 1) * np);
 	else
 		marked = marks_take(r, u, had);
-	ret = peek_for_store(r, f, u, 1, buf);
+	ret = peek_for_store(r, f, u, 1, buf, true);
 	if (ret == 0)
-		ret = s->ops->writeback(s, r->store_pgoff + u * np, buf, np);
+		ret = write_live(r, u, buf);
 	if (ret < 0) {
 		STAT_ADD(r->st, writeback_errors, 1);
 		unit_unprotect(r, f, u, false);
 		return ret;
 	}
-	STAT_ADD(r->st, pages_written, np);
 	/* None marked before the peek: those marked since stay. */
 	return marked && marks_written(r, u, buf, had, going);
 }

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Units of a write-tracked region (16 KiB units) the program unmaps in
+ * part (munmap of one of their pages): what is left of them is still the
+ * region's, and its writes must reach the store.
+ *
+ * clean  a clean unit (read, synced: write-protected) loses its last
+ *        page; a write to its first page must go through (it hung: the
+ *        write fault lifted the protection of the whole unit, which the
+ *        kernel refused for the hole, and the write faulted again for
+ *        ever), and a sync write it.
+ * dirty  a dirty unit (every page written) loses a middle page; a sync
+ *        must write the three pages left (it failed -ENOENT at every
+ *        sync, and upager_unmap() refused to let the region go).
+ * In both, the store's page under the hole keeps its data: a write-back
+ * writes only what is still mapped.  Then upager_unmap() succeeds.
+ *
+ * Runs on anon and shmem (argv[1]).
+ */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tstore.h"
+
+#define PG     4096
+#define FILL   (4 * PG)
+#define NUNITS 16
+#define CLEAN  5
+#define DIRTY  9
+
+/* Page @pg of the store still holds its data as pushed. */
+static void check_kept(const char *img, size_t pg, const char *what)
+{
+	char want[PG];
+
+	t_fill(want, PG, pg);
+	CHECK(!memcmp(img + pg * PG, want, PG),
+	      "%s: the store's page %zu under the hole was overwritten", what,
+	      pg);
+}
+
+int main(int argc, char **argv)
+{
+	enum upager_memtype type = t_upager_memtype(argc, argv, false);
+	struct upager_map_params mp = {.size = sizeof(mp),
+				       .memtype = type,
+				       .fill = FILL,
+				       .flags = UPAGER_MAP_TRACK_WRITES,
+				       .readahead_max = (size_t)-1,
+				       .fault_around = (size_t)-1};
+	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
+	struct upager_store *s;
+	struct upager_region *r;
+	volatile char sum = 0;
+	char *p, *img;
+	int err, ms;
+
+	t_deadline(60, "writes_unmapped_part");
+	s = upager_store_mem_new(NUNITS * FILL, &err);
+	CHECK(s, "mem store: %s", strerror(-err));
+	img = upager_store_mem_data(s);
+	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
+		t_fill(img + i * PG, PG, i);
+	p = upager_map(h, s, NUNITS * FILL, &mp, &r, &err);
+	if (!p && err == -EOPNOTSUPP)
+		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+
+	/* clean */
+	sum += p[CLEAN * FILL];
+	CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
+	CHECK_RET(munmap(p + CLEAN * FILL + 3 * PG, PG), 0);
+	CHECK(t_write_in_thread(p + CLEAN * FILL, &ms),
+	      "clean: a write to a unit unmapped in part is still stuck "
+	      "after %d ms",
+	      ms);
+	CHECK(upager_region_dirty(r, CLEAN * FILL), "clean: not dirty");
+	CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
+	CHECK(img[CLEAN * FILL] == 'w', "clean: the write is not in the store");
+	check_kept(img, CLEAN * 4 + 3, "clean");
+	printf("clean: ok\n");
+
+	/* dirty */
+	for (size_t i = 0; i < 4; i++)
+		memset(p + DIRTY * FILL + i * PG, 'a' + (int)i, PG);
+	CHECK_RET(munmap(p + DIRTY * FILL + PG, PG), 0);
+	CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
+	for (size_t i = 0; i < 4; i++) {
+		const char *at = img + (DIRTY * 4 + i) * PG;
+
+		if (i == 1)
+			continue;
+		CHECK(at[0] == 'a' + (int)i && at[PG - 1] == 'a' + (int)i,
+		      "dirty: page %zu of the unit not written back", i);
+	}
+	check_kept(img, DIRTY * 4 + 1, "dirty");
+	CHECK(!upager_region_dirty(r, DIRTY * FILL), "dirty: still dirty");
+	printf("dirty: ok\n");
+
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(s);
+	return 0;
+}
