@@ -13,7 +13,12 @@
  *        must write the three pages left (it failed -ENOENT at every
  *        sync, and upager_unmap() refused to let the region go).
  * In both, the store's page under the hole keeps its data: a write-back
- * writes only what is still mapped.  Then upager_unmap() succeeds.
+ * writes only what is still mapped.
+ * snapshot  both units written again, and a whole one: a snapshot holds
+ *        every page still mapped as the region has it, and leaves the
+ *        destination's pages under the holes alone (it left the two
+ *        units out whole: their pages stayed the destination's).
+ * Then upager_unmap() succeeds.
  *
  * Runs on anon and shmem (argv[1]).
  */
@@ -49,7 +54,7 @@ int main(int argc, char **argv)
 				       .readahead_max = (size_t)-1,
 				       .fault_around = (size_t)-1};
 	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
-	struct upager_store *s;
+	struct upager_store *s, *dst;
 	struct upager_region *r;
 	volatile char sum = 0;
 	char *p, *img;
@@ -97,6 +102,30 @@ int main(int argc, char **argv)
 	check_kept(img, DIRTY * 4 + 1, "dirty");
 	CHECK(!upager_region_dirty(r, DIRTY * FILL), "dirty: still dirty");
 	printf("dirty: ok\n");
+
+	/* snapshot */
+	memset(p + CLEAN * FILL, 'x', 3 * PG);
+	memset(p + DIRTY * FILL, 'y', PG);
+	memset(p + DIRTY * FILL + 2 * PG, 'z', 2 * PG);
+	memset(p + 12 * FILL, 'q', FILL);
+	dst = upager_store_mem_new(NUNITS * FILL, &err);
+	CHECK(dst, "mem store: %s", strerror(-err));
+	memset(upager_store_mem_data(dst), 0xee, NUNITS * FILL);
+	CHECK_RET(upager_region_snapshot(r, dst, 0, NULL), 0);
+	for (size_t pg = 0; pg < NUNITS * FILL / PG; pg++) {
+		const char *got = (char *)upager_store_mem_data(dst) + pg * PG;
+		bool hole = pg == CLEAN * 4 + 3 || pg == DIRTY * 4 + 1;
+
+		if (hole)
+			CHECK((unsigned char)got[0] == 0xee &&
+				  (unsigned char)got[PG - 1] == 0xee,
+			      "snapshot: page %zu under a hole written", pg);
+		else
+			CHECK(!memcmp(got, p + pg * PG, PG),
+			      "snapshot: page %zu is not the region's", pg);
+	}
+	upager_store_close(dst);
+	printf("snapshot: ok\n");
 
 	CHECK_RET(upager_unmap(r), 0);
 	upager_handler_free(h);

@@ -541,9 +541,10 @@ struct upager_snapshot_info {
  * the instant (write faults wait for it); then it is copied unit by unit
  * while the application goes on; a write to a unit not yet copied waits
  * while that unit is saved (a few units, not the region).  Units never
- * filled, or evicted, are read from the region's store.  Units the
- * program unmapped before the instant, in whole or in part, are left
- * out.  Returns when every unit is in @dst.  One snapshot of a region at
+ * filled, or evicted, are read from the region's store.  What the
+ * program unmapped before the instant is left out (@dst keeps its pages
+ * there); of a unit it unmapped in part, the pages still mapped are
+ * copied.  Returns when every unit is in @dst.  One snapshot of a region at
  * a time.  @info may be NULL.  Any thread but a worker.  0, -EINVAL (no
  * write tracking, flags), -EBUSY (a snapshot runs), -ERANGE (@dst too
  * small), -EOPNOTSUPP (@dst has no writeback), -EAGAIN (the memory map
@@ -552,8 +553,8 @@ struct upager_snapshot_info {
  * taken and the next snapshot sees every write; or while a unit was
  * read, and then @dst lacks it and the next snapshot is whole; try
  * again), -ENOENT (the program
- * unmapped a unit after the instant, before it was copied: @dst lacks
- * it, the units still mapped are copied, and memory mapped there since
+ * unmapped a unit, or part of one, after the instant, before it was
+ * copied: @dst lacks it, the units still mapped are copied, and memory mapped there since
  * is never taken for the region's), or the first error of a store.
  */
 int upager_region_snapshot(struct upager_region *r, struct upager_store *dst,

@@ -106,6 +106,7 @@ struct upager_region {
 	} holes[16];
 	unsigned int nholes;
 	bool holes_lost;
+	size_t holes_bytes; /* ever added to the holes (a snapshot's check) */
 	atomic_bool retired; /* its counters went to the handler's */
 	struct upager_region *next_root, *prev_root; /* h->roots (fork_lock) */
 
@@ -509,6 +510,15 @@ int unit_peek(struct upager_region *r, size_t u, char *buf);
  */
 int peek_for_store(struct upager_region *r, struct filler *f, size_t u,
 		   size_t n, char *buf, bool part);
+/*
+ * Write units [@u, @u + @n), read into @buf, to @dst (at the region's
+ * store offsets) where they are still the region's: all of them, or the
+ * runs munmap()s of parts of them left; @dst's pages under a hole keep
+ * their data.  Holes only grow: a page unmapped since it was read is
+ * not written.  The pages written, or the first -errno of @dst.
+ */
+long write_live(struct upager_region *r, struct upager_store *dst, size_t u,
+		size_t n, const char *buf);
 int unit_protect(struct upager_region *r, struct filler *f, size_t u,
 		 bool on);
 /* Bytes of room unit_write_back() needs. */

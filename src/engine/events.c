@@ -139,6 +139,7 @@ static size_t add_hole(struct upager_region *r, size_t lo, size_t hi,
 		k++;
 	}
 	r->nholes = k;
+	r->holes_bytes += fresh;
 	*whole = k == 1 && !r->holes[0].lo && r->holes[0].hi == r->len;
 	return fresh;
 }

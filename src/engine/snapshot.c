@@ -26,9 +26,10 @@
  *
  * Memory is read as write-back reads it (peek_for_store()): the program
  * may unmap the region meanwhile and map other memory there, which must
- * not go into the image as the region's.  A unit unmapped before the
- * instant is left out; one unmapped after it, before it was copied,
- * fails the snapshot (-ENOENT): what it held at the instant is lost.
+ * not go into the image as the region's.  What was unmapped before the
+ * instant is left out (of a unit unmapped in part, the pages under the
+ * holes); a unit unmapped after it, in whole or in part, before it was
+ * copied, fails the snapshot (-ENOENT): what it held then is lost.
  *
  * Incremental: the units written since the previous snapshot began (the
  * region's written bits, taken and cleared at the instant).
@@ -96,6 +97,7 @@ struct snap {
 	size_t held_first, held_n;
 	uint8_t held_st[HELD_MAX]; /* the state each was claimed from */
 	size_t alone;		   /* a unit given back, to read alone */
+	size_t holes_bytes;	   /* the region's at the instant */
 	char *mem;
 	size_t mem_len;
 };
@@ -136,17 +138,28 @@ static void failed(struct snap *s, int err)
 	atomic_compare_exchange_strong(&s->err, &none, err);
 }
 
-/* Write units [@u, @u + @n), read into @buf, to the destination. */
+/*
+ * Write units [@u, @u + @n), read into @buf, to the destination: of a
+ * unit the program unmapped in part, the pages still mapped.  Had it
+ * unmapped one of them since the instant (the holes grew, and these
+ * units are not all the region's), what that page held then is not
+ * here: -ENOENT.  Holes only grow, so a check after the write sees any
+ * hole made before it ends.
+ */
 static int put(struct upager_region *r, struct snap *s, size_t u, size_t n,
 	       const char *buf)
 {
-	size_t np = r->fill / UPAGER_STORE_PAGE;
-	int ret = s->dst->ops->writeback(s->dst, r->store_pgoff + u * np, buf,
-					 n * np);
+	long pages = write_live(r, s->dst, u, n, buf);
+	int ret = pages < 0 ? (int)pages : 0;
 
+	rdlock_shared(&r->sp->rd_lock);
+	if (ret == 0 && r->holes_bytes != s->holes_bytes &&
+	    !region_owns(r, u * r->fill, n * r->fill))
+		ret = -ENOENT;
+	rdlock_shared_end(&r->sp->rd_lock);
 	if (ret == 0) {
 		atomic_fetch_add(&s->units, n);
-		STAT_ADD(r->st, snapshot_pages, n * np);
+		STAT_ADD(r->st, snapshot_pages, (uint64_t)pages);
 	} else {
 		failed(s, ret);
 	}
@@ -168,7 +181,7 @@ static int save(struct upager_region *r, struct snap *s, struct filler *f,
 	else if (st == UNIT_POISONED)
 		ret = -EIO; /* its data was never had */
 	else
-		ret = unit_resident(st) ? peek_for_store(r, f, u, 1, buf, false)
+		ret = unit_resident(st) ? peek_for_store(r, f, u, 1, buf, true)
 					: read_store(r, u, st, buf);
 	if (ret < 0)
 		failed(s, ret);
@@ -237,7 +250,7 @@ void snap_before_write(struct upager_region *r, struct filler *f, size_t u)
 
 	if (!s || !take_todo(s, u))
 		return;
-	ret = peek_for_store(r, f, u, 1, f->buf, false);
+	ret = peek_for_store(r, f, u, 1, f->buf, true);
 	if (ret < 0)
 		failed(s, ret);
 	else if (stash(r, s, u, f->buf) || put(r, s, u, 1, f->buf) == 0)
@@ -258,14 +271,25 @@ static int protect(struct upager_region *r, size_t lo, size_t hi, bool wait)
 {
 	struct filler f = { 0 };
 	unsigned int tries = 0;
+	bool runs = false; /* a unit unmapped in part: between the holes */
 	int ret;
 
-	while ((ret = upager_ll_writeprotect(r->uffd, region_base(r) + lo,
-					     hi - lo,
-					     UFFDIO_WRITEPROTECT_MODE_WP)) ==
-		       -EAGAIN &&
-	       wait && fill_mm_wait(r, &f, &tries))
-		;
+	for (;;) {
+		if (!runs) {
+			ret = upager_ll_writeprotect(
+				r->uffd, region_base(r) + lo, hi - lo,
+				UFFDIO_WRITEPROTECT_MODE_WP);
+			runs = ret == -ENOENT;
+		}
+		if (runs) {
+			rdlock_shared(&r->sp->rd_lock);
+			ret = region_live_writeprotect(
+				r, lo, hi - lo, UFFDIO_WRITEPROTECT_MODE_WP);
+			rdlock_shared_end(&r->sp->rd_lock);
+		}
+		if (ret != -EAGAIN || !wait || !fill_mm_wait(r, &f, &tries))
+			break;
+	}
 	if (!wait)
 		give_way();
 	return ret;
@@ -364,9 +388,11 @@ static long protect_pass(struct upager_region *r, bool before)
 		off = end;
 	}
 	space_release_events(r->sp);
+	/* A unit a hole takes part of is protected where it is mapped. */
 	for (unsigned int i = 0; i < n; i++) {
 		long ret = protect_open(r, live[i].lo / r->fill,
-					live[i].hi / r->fill, before);
+					(live[i].hi + r->fill - 1) / r->fill,
+					before);
 
 		if (ret < 0)
 			return ret;
@@ -533,20 +559,22 @@ again:
 }
 
 /*
- * What the program unmapped by the instant, a unit in whole or in part,
- * is not (all) the region's: left out.  A unit it unmaps after, before
- * the copier reads it, fails the snapshot (-ENOENT, save()): what it
- * held at the instant is not to be had.  Events held: the holes are
- * those of the instant.
+ * What the program unmapped by the instant is not the region's: units
+ * unmapped whole are left out; of one unmapped in part, the pages still
+ * mapped are copied (put()).  A unit it unmaps after, in whole or in
+ * part, before the copier has written it, fails the snapshot (-ENOENT,
+ * save() and put()): what it held at the instant is not to be had.
+ * Events held: the holes are those of the instant.
  */
 static void leave_out_holes(struct upager_region *r, struct snap *s)
 {
 	space_hold_events(r->sp);
+	s->holes_bytes = r->holes_bytes;
 	for (unsigned int i = 0; i < r->nholes; i++) {
-		size_t lo = r->holes[i].lo / r->fill;
-		size_t hi = (r->holes[i].hi + r->fill - 1) / r->fill;
+		size_t lo = (r->holes[i].lo + r->fill - 1) / r->fill;
+		size_t hi = r->holes[i].hi / r->fill;
 
-		for (size_t w = lo / 64; w * 64 < hi; w++)
+		for (size_t w = lo / 64; lo < hi && w * 64 < hi; w++)
 			atomic_fetch_and(&s->todo[w], ~range_mask(w, lo, hi));
 	}
 	/* More holes than fit: the units say (region_owns()). */

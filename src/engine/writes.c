@@ -363,16 +363,11 @@ static bool marks_written(struct upager_region *r, size_t u, char *buf,
 	return false;
 }
 
-/*
- * Write unit @u, read into @buf, to the store where it is still the
- * region's: all of it, or the runs a munmap() of part of it left (the
- * store's pages under the holes keep their data).  Holes only grow: a
- * page unmapped since it was read is written too, as it was then.
- */
-static int write_live(struct upager_region *r, size_t u, const char *buf)
+long write_live(struct upager_region *r, struct upager_store *dst, size_t u,
+		size_t n, const char *buf)
 {
-	struct upager_store *s = r->store;
-	size_t at = u * r->fill, end = at + r->fill, off = at, e;
+	size_t at = u * r->fill, end = at + n * r->fill, off = at, e;
+	long pages = 0;
 	int ret = 0;
 
 	for (; ret == 0; off = e) {
@@ -381,14 +376,14 @@ static int write_live(struct upager_region *r, size_t u, const char *buf)
 		rdlock_shared_end(&r->sp->rd_lock);
 		if (e == off)
 			break;
-		ret = s->ops->writeback(s, r->store_pgoff + off / UPAGER_STORE_PAGE,
-					buf + (off - at),
-					(e - off) / UPAGER_STORE_PAGE);
-		if (ret == 0)
-			STAT_ADD(r->st, pages_written,
-				 (e - off) / UPAGER_STORE_PAGE);
+		ret = dst->ops->writeback(dst,
+					  r->store_pgoff +
+					      off / UPAGER_STORE_PAGE,
+					  buf + (off - at),
+					  (e - off) / UPAGER_STORE_PAGE);
+		pages += (long)((e - off) / UPAGER_STORE_PAGE);
 	}
-	return ret;
+	return ret < 0 ? ret : pages;
 }
 
 /*
@@ -424,8 +419,13 @@ int unit_write_back(struct upager_region *r, struct filler *f, size_t u,
 	else
 		marked = marks_take(r, u, had);
 	ret = peek_for_store(r, f, u, 1, buf, true);
-	if (ret == 0)
-		ret = write_live(r, u, buf);
+	if (ret == 0) {
+		long pages = write_live(r, s, u, 1, buf);
+
+		ret = pages < 0 ? (int)pages : 0;
+		if (pages > 0)
+			STAT_ADD(r->st, pages_written, (uint64_t)pages);
+	}
 	if (ret < 0) {
 		STAT_ADD(r->st, writeback_errors, 1);
 		unit_unprotect(r, f, u, false);
