@@ -374,8 +374,8 @@ static long install(struct upager_region *r, struct filler *f,
 
 /*
  * UFFDIO_WRITEPROTECT of [at, at+len) of @r (offsets), as install() goes
- * in: where the region is now, and only if it still holds all of it
- * (-ENOENT otherwise).  Returns the ioctl's 0 or -errno (-EAGAIN: an
+ * in: where the region is now, and only where it still holds it (-ENOENT
+ * when it holds none of it).  Returns the ioctl's 0 or -errno (-EAGAIN: an
  * event is pending; the caller waits, without rd_lock).
  */
 int region_writeprotect(struct upager_region *r, size_t at, size_t len,
