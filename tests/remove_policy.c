@@ -23,6 +23,14 @@
  * under ZERO; eexist, at least the three kept pages of each unit read
  * again (exactly, on anon), which the refill found present.
  *
+ * upager_region_resident(), read with the workers stopped after the
+ * drops, counts units 0, 4-7: a unit that lost a page is no longer
+ * installed.
+ *
+ * 4 KiB units under ZERO (the region keeps no dropped bits: the units'
+ * states alone say what a drop did): pages never read and pages read,
+ * dropped, read zeros; the others the store's data.
+ *
  * fork   (root: UPAGER_FORK_FOLLOW needs EVENT_FORK) the same drops on
  *        a fresh region, then a fork: the child reads every page as the
  *        parent reads it (a dropped page by the policy: the child's copy
@@ -185,6 +193,12 @@ static void policy(enum upager_memtype type, enum upager_remove_policy pol)
 
 	rig_map(&g, type, pol);
 	read_write_drop(&g);
+	/* A worker may still handle the last REMOVE: stopping waits. */
+	CHECK_RET(upager_handler_stop(g.h), 0);
+	CHECK(upager_region_resident(g.r) == 5 * UNIT,
+	      "%s: %zu bytes resident after the drops, want 5 units", g.name,
+	      upager_region_resident(g.r));
+	CHECK_RET(upager_handler_start(g.h), 0);
 	CHECK(check_all(&g, msg, sizeof(msg)), "%s", msg);
 	CHECK_RET(upager_handler_stop(g.h), 0);
 	upager_region_stats(g.r, &st);
@@ -219,6 +233,53 @@ static void policy(enum upager_memtype type, enum upager_remove_policy pol)
 	CHECK(st.store_errors == 0, "%s: %llu store errors", g.name,
 	      (unsigned long long)st.store_errors);
 	rig_unmap(&g);
+}
+
+static void small_units(enum upager_memtype type)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.memtype = type,
+					.fill = PG,
+					.remove = UPAGER_REMOVE_ZERO,
+					.readahead_max = (size_t)-1,
+					.fault_around = (size_t)-1 };
+	int advice = type == UPAGER_MEM_SHMEM ? MADV_REMOVE : MADV_DONTNEED;
+	static const char none[PG];
+	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
+	struct upager_region *r;
+	struct upager_store *s;
+	char *p;
+	int err;
+
+	s = upager_store_mem_new(8 * PG, &err);
+	CHECK(s, "mem store: %s", strerror(-err));
+	for (size_t i = 0; i < 8; i++)
+		t_fill((char *)upager_store_mem_data(s) + i * PG, PG, i);
+	p = upager_map(h, s, 8 * PG, &mp, &r, &err);
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+	for (size_t i = 0; i < 4; i++)
+		CHECK(t_verify(p + i * PG, PG, i), "4 KiB units: page %zu", i);
+	/* Pages 2-3 read, 4-5 never. */
+	CHECK(madvise(p + 2 * PG, 4 * PG, advice) == 0, "madvise: %s",
+	      strerror(errno));
+	CHECK_RET(upager_handler_stop(h), 0);
+	CHECK(upager_region_resident(r) == 2 * PG,
+	      "4 KiB units: %zu bytes resident after the drop, want 2 pages",
+	      upager_region_resident(r));
+	CHECK_RET(upager_handler_start(h), 0);
+	for (size_t i = 0; i < 8; i++) {
+		bool zeros = i >= 2 && i < 6;
+
+		CHECK(zeros ? !memcmp(p + i * PG, none, PG)
+			    : t_verify(p + i * PG, PG, i),
+		      "4 KiB units, ZERO: page %zu (%s) reads %s", i,
+		      zeros ? "dropped" : "kept",
+		      zeros ? "data, want zeros" : "wrong data");
+	}
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(s);
 }
 
 static void fork_after_drops(enum upager_memtype type,
@@ -267,6 +328,7 @@ int main(int argc, char **argv)
 	t_deadline(30, "remove_policy did not finish in 30 s");
 	policy(type, UPAGER_REMOVE_REFETCH);
 	policy(type, UPAGER_REMOVE_ZERO);
+	small_units(type);
 	if (geteuid() == 0) {
 		fork_after_drops(type, UPAGER_REMOVE_REFETCH);
 		fork_after_drops(type, UPAGER_REMOVE_ZERO);
