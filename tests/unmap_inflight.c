@@ -23,6 +23,9 @@
  * image (see each part).  Part snapshot_remap: the program moves the
  * region itself (mremap) while a snapshot's read is held, and puts the
  * second where it was: the image must be the region's, moved with it.
+ * Parts writeback_unread and save_unread: the same for a write-back's
+ * and a save's read, the move's event still unread when the read goes
+ * on (the workers held).
  */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -51,7 +54,7 @@ static bool sanitized(void)
 
 static const char *what_is(const char *pg)
 {
-	static char buf[64];
+	static char buf[128];
 
 	for (uint64_t k = 0; k < NPAGES; k++) {
 		if (t_verify(pg, PG, k))
@@ -60,7 +63,8 @@ static const char *what_is(const char *pg)
 			return "the first region's written data";
 		if (t_verify(pg, PG, SEED2 + k)) {
 			snprintf(buf, sizeof(buf),
-				 "the second region's page %llu's data",
+				 "the data of page %llu of the second region "
+				 "(parts *_unread: of the test's memory)",
 				 (unsigned long long)k);
 			return buf;
 		}
@@ -183,6 +187,7 @@ static struct upager_map_params map_params(enum upager_memtype type,
 struct syncer {
 	struct upager_region *r;
 	int ret;
+	atomic_bool done;
 };
 
 static void *syncer(void *arg)
@@ -190,6 +195,7 @@ static void *syncer(void *arg)
 	struct syncer *sy = arg;
 
 	sy->ret = upager_region_sync(sy->r, 0, NPAGES * PG);
+	atomic_store(&sy->done, true);
 	return NULL;
 }
 
@@ -656,6 +662,239 @@ static void snapshot_remap(struct upager_handler *h, enum upager_memtype type)
 	until_free(snapshot_remap_once, "snapshot_remap", h, type, HOLD_WRITE);
 }
 
+/*
+ * Parts writeback_unread and save_unread: the first region moves while
+ * the kernel's REMAP event of the move stays unread, and the test maps
+ * memory of its own where the region was.  A read of the region at the
+ * address the engine still has for it finds that memory, and nothing
+ * but peek_held()'s probe tells (an event pending: -EAGAIN): the region
+ * owns the range still, and no hole was made.  The event stays unread
+ * because every worker that could read it waits in a fetch of a region
+ * of its own (occupy(); the stores are cheap, so no spare worker is
+ * started for them), but the one whose read is held, which reads
+ * events itself when it meets one pending.
+ */
+struct occupied {
+	struct wbstore w[2];
+	struct upager_region *r[2];
+	pthread_t t[2];
+	unsigned int n;
+};
+
+static void *occupy_touch(void *arg)
+{
+	(void)*(volatile char *)arg;
+	return NULL;
+}
+
+/* Hold @n of @h's workers in fetches until vacate(). */
+static void occupy(struct occupied *o, struct upager_handler *h,
+		   enum upager_memtype type, unsigned int n)
+{
+	struct upager_map_params mp = map_params(type, false);
+	int err;
+
+	o->n = n;
+	for (unsigned int i = 0; i < n; i++) {
+		char *p;
+
+		wbstore_init(&o->w[i], 1);
+		o->w[i].s.flags |= UPAGER_STORE_CHEAP;
+		atomic_store(&o->w[i].fetch_hold, true);
+		p = upager_map(h, &o->w[i].s, PG, &mp, &o->r[i], &err);
+		CHECK(p, "occupy: map: %s", strerror(-err));
+		CHECK(pthread_create(&o->t[i], NULL, occupy_touch, p) == 0,
+		      "pthread_create");
+		t_wait_set(&o->w[i].fetch_held, "a worker's fetch (occupy)");
+	}
+}
+
+static void vacate(struct occupied *o)
+{
+	for (unsigned int i = 0; i < o->n; i++)
+		atomic_store(&o->w[i].fetch_release, true);
+	for (unsigned int i = 0; i < o->n; i++) {
+		CHECK(pthread_join(o->t[i], NULL) == 0, "pthread_join");
+		CHECK_RET(upager_unmap(o->r[i]), 0);
+		wbstore_free(&o->w[i]);
+	}
+}
+
+/* mremap() of the first region to @to, in a thread of its own: the
+ * call returns only once a worker has read its REMAP event. */
+struct mover {
+	char *from, *to;
+	pthread_t t;
+	int ret;
+};
+
+static void *mover_main(void *arg)
+{
+	struct mover *m = arg;
+
+	m->ret = mremap(m->from, NPAGES * PG, NPAGES * PG,
+			MREMAP_MAYMOVE | MREMAP_FIXED, m->to) == m->to
+			 ? 0
+			 : -errno;
+	return NULL;
+}
+
+/*
+ * Move the region at @from to @to and, once it has left, move memory of
+ * the test's own there, reading SEED2 + page, read-only (a write there
+ * by a thread woken from a fault at the old address meets EFAULT): the
+ * mover is still waiting for its event to be read.
+ */
+static void move_and_replace(struct mover *m, char *from, char *to)
+{
+	char *p = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char vec;
+
+	CHECK(p != MAP_FAILED, "mmap: %s", strerror(errno));
+	for (size_t i = 0; i < NPAGES; i++)
+		t_fill(p + i * PG, PG, SEED2 + i);
+	CHECK(mprotect(p, NPAGES * PG, PROT_READ) == 0, "mprotect: %s",
+	      strerror(errno));
+	m->from = from;
+	m->to = to;
+	CHECK(pthread_create(&m->t, NULL, mover_main, m) == 0,
+	      "pthread_create");
+	for (int ms = 0; ms < 5000 && mincore(from, PG, &vec) == 0; ms++)
+		t_sleep_ms(1);
+	CHECK(mincore(from, PG, &vec) < 0 && errno == ENOMEM,
+	      "the region never left %p", (void *)from);
+	CHECK(second_to(p, from), "where the region was, %p, was taken",
+	      (void *)from);
+}
+
+static void mover_join(struct mover *m, const char *part)
+{
+	CHECK(pthread_join(m->t, NULL) == 0, "pthread_join");
+	CHECK(m->ret == 0, "%s: mremap of the first region: %s", part,
+	      strerror(-m->ret));
+}
+
+/*
+ * Part writeback_unread: as part writeback (unit 0 written, its page 1
+ * dropped, a sync's read of the unit held at the fetch of that page),
+ * the handler's two workers occupied.  Meanwhile the region moves and
+ * the test's memory takes its place.  The sync reads pages 2-3 after the
+ * gate: at the old address, they are the test's memory; the store must
+ * get the region's.  The sync (not a worker) waits for the event to be
+ * read: the workers are let go once it has met it pending.
+ */
+static void writeback_unread(enum upager_memtype type)
+{
+	struct upager_handler *h = t_upager_handler(2, count_error, NULL);
+	struct upager_map_params mp1 = map_params(type, true);
+	struct syncer sy = { 0 };
+	struct upager_region *r1;
+	struct upager_stats st;
+	struct occupied o;
+	struct mover mv;
+	struct wbstore w;
+	uint64_t eagain;
+	pthread_t th;
+	char *p1, *q;
+	int err;
+
+	CHECK_RET(upager_handler_start(h), 0);
+	q = mmap(NULL, NPAGES * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	CHECK(q != MAP_FAILED, "mmap: %s", strerror(errno));
+	wbstore_init(&w, NPAGES);
+	p1 = upager_map(h, &w.s, NPAGES * PG, &mp1, &r1, &err);
+	CHECK(p1, "writeback_unread: map: %s", strerror(-err));
+	for (size_t i = 0; i < 4; i++)
+		t_fill(p1 + i * PG, PG, WSEED + i);
+	CHECK(madvise(p1 + PG, PG, MADV_DONTNEED) == 0, "madvise: %s",
+	      strerror(errno));
+	atomic_store(&w.fetch_hold, true);
+	sy.r = r1;
+	CHECK(pthread_create(&th, NULL, syncer, &sy) == 0, "pthread_create");
+	t_wait_set(&w.fetch_held, "the write-back's fetch of the dropped page");
+	occupy(&o, h, type, 2);
+	move_and_replace(&mv, p1, q);
+	upager_region_stats(r1, &st);
+	eagain = st.eagain;
+	atomic_store(&w.fetch_release, true);
+	for (int ms = 0; ms < 5000 && !atomic_load(&sy.done); ms++) {
+		upager_region_stats(r1, &st);
+		if (st.eagain > eagain)
+			break;
+		t_sleep_ms(1);
+	}
+	vacate(&o);
+	mover_join(&mv, "writeback_unread");
+	CHECK(pthread_join(th, NULL) == 0, "pthread_join");
+	CHECK(sy.ret == 0, "writeback_unread: the sync: %s",
+	      strerror(-sy.ret));
+	for (size_t i = 0; i < 4; i++) {
+		/* As written; the dropped page the store's, fetched again. */
+		uint64_t want = i == 1 ? i : WSEED + i;
+
+		CHECK(t_verify(w.img + i * PG, PG, want),
+		      "writeback_unread: the store's page %zu holds %s", i,
+		      what_is(w.img + i * PG));
+		CHECK(t_verify(q + i * PG, PG, want),
+		      "writeback_unread: page %zu of the moved region reads %s",
+		      i, what_is(q + i * PG));
+	}
+	fprintf(stderr, "writeback_unread: ok\n");
+	CHECK(munmap(p1, NPAGES * PG) == 0, "munmap: %s", strerror(errno));
+	CHECK_RET(upager_unmap(r1), 0);
+	wbstore_free(&w);
+	upager_handler_free(h);
+}
+
+/*
+ * Part save_unread: a snapshot of the first region held as in part
+ * snapshot's "a write's save" (the copier at its write of unit 0, a
+ * write to unit 2 whose save is held at the fetch of its dropped page
+ * 9), the handler's two other workers occupied.  Meanwhile the region
+ * moves and the test's memory takes its place.  The save reads pages
+ * 10-11 after the gate; its worker reads the pending event itself.  The
+ * snapshot must succeed with unit 2 as it was at the instant; the write,
+ * woken at the old address, meets the test's read-only memory.
+ */
+static void save_unread(enum upager_memtype type)
+{
+	struct upager_handler *h = t_upager_handler(3, count_error, NULL);
+	struct snapcase c = { .part = "save_unread" };
+	struct occupied o;
+	struct mover mv;
+	char *q;
+
+	CHECK_RET(upager_handler_start(h), 0);
+	q = mmap(NULL, NPAGES * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	CHECK(q != MAP_FAILED, "mmap: %s", strerror(errno));
+	snap_begin(&c, h, type, HOLD_WRITE, 0, NPAGES);
+	occupy(&o, h, type, 2);
+	move_and_replace(&mv, c.p1, q);
+	atomic_store(&c.w.fetch_release, true);
+	/* The save's worker reads the event: the move is over then. */
+	mover_join(&mv, c.part);
+	vacate(&o);
+	writer_met_hole(&c.wr, c.part, c.name);
+	snap_end(&c);
+	CHECK(c.sn.ret == 0, "save_unread: the snapshot failed: %s",
+	      strerror(-c.sn.ret));
+	for (size_t i = 0; i < NPAGES; i++) {
+		/* At the instant: as written, the dropped pages the store's. */
+		uint64_t want = i == 1 || i == 9 ? i : WSEED + i;
+
+		CHECK(t_verify(c.d.img + i * PG, PG, want),
+		      "save_unread: the image's page %zu holds %s", i,
+		      what_is(c.d.img + i * PG));
+	}
+	fprintf(stderr, "save_unread: ok\n");
+	CHECK(munmap(c.p1, NPAGES * PG) == 0, "munmap: %s", strerror(errno));
+	snap_free(&c, true);
+	upager_handler_free(h);
+}
+
 int main(int argc, char **argv)
 {
 	enum upager_memtype type = t_upager_memtype(argc, argv, false);
@@ -668,6 +907,8 @@ int main(int argc, char **argv)
 	writeback(h, type);
 	snapshot(h, type);
 	snapshot_remap(h, type);
+	writeback_unread(type);
+	save_unread(type);
 	fprintf(stderr, "%u errors told\n", atomic_load(&errors));
 	t_deadline(0, NULL);
 	upager_handler_free(h);
