@@ -18,7 +18,21 @@
  *        every page still mapped as the region has it, and leaves the
  *        destination's pages under the holes alone (it left the two
  *        units out whole: their pages stayed the destination's).
+ * first  (before the others) a unit never read loses a middle page;
+ *        the first access, a
+ *        write, must go through (it faulted for ever: the fill met the
+ *        hole, gave the unit back absent with its other pages in, write-
+ *        protected, and the write fault took the unit for absent and
+ *        filled it again), and a sync write it.
  * Then upager_unmap() succeeds.
+ *
+ * evict  a second region, a budget of 4 units over 16, FIFO: unit 0 read
+ *        and its last page unmapped, unit 1 written whole and a middle
+ *        page unmapped; the other units read in turn push both out.
+ *        Their pages still mapped must leave memory (anon: they stayed,
+ *        while the unit counted evicted), unit 1's written ones reach the
+ *        store (not the page under its hole), and both units read the
+ *        store again and take writes.
  *
  * Runs on anon and shmem (argv[1]).
  */
@@ -32,6 +46,7 @@
 #define NUNITS 16
 #define CLEAN  5
 #define DIRTY  9
+#define FIRST  14
 
 /* Page @pg of the store still holds its data as pushed. */
 static void check_kept(const char *img, size_t pg, const char *what)
@@ -42,6 +57,88 @@ static void check_kept(const char *img, size_t pg, const char *what)
 	CHECK(!memcmp(img + pg * PG, want, PG),
 	      "%s: the store's page %zu under the hole was overwritten", what,
 	      pg);
+}
+
+/* Pages [@pg, @pg + @n) of @p in memory: how many. */
+static size_t in_core(char *p, size_t pg, size_t n)
+{
+	unsigned char vec[4];
+	size_t k = 0;
+
+	CHECK(n <= 4 && mincore(p + pg * PG, n * PG, vec) == 0,
+	      "mincore: %s", strerror(errno));
+	for (size_t i = 0; i < n; i++)
+		k += vec[i] & 1;
+	return k;
+}
+
+static void evict(enum upager_memtype type)
+{
+	struct upager_map_params mp = {.size = sizeof(mp),
+				       .memtype = type,
+				       .fill = FILL,
+				       .flags = UPAGER_MAP_TRACK_WRITES,
+				       .readahead_max = (size_t)-1,
+				       .fault_around = (size_t)-1,
+				       .budget = 4 * FILL,
+				       .high_water = 100,
+				       .low_water = 50,
+				       .evict = UPAGER_EVICT_FIFO};
+	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
+	struct upager_store *s;
+	struct upager_region *r;
+	volatile char sum = 0;
+	int err, ms;
+	char *p, *img;
+
+	s = upager_store_mem_new(NUNITS * FILL, &err);
+	CHECK(s, "mem store: %s", strerror(-err));
+	img = upager_store_mem_data(s);
+	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
+		t_fill(img + i * PG, PG, i);
+	p = upager_map(h, s, NUNITS * FILL, &mp, &r, &err);
+	CHECK(p, "evict: map: %s", strerror(-err));
+	CHECK_RET(upager_handler_start(h), 0);
+	sum += p[0];
+	CHECK_RET(munmap(p + 3 * PG, PG), 0);
+	memset(p + FILL, 'b', FILL);
+	CHECK_RET(munmap(p + FILL + PG, PG), 0);
+	for (size_t u = 2; u < NUNITS; u++)
+		sum += p[u * FILL];
+	for (ms = 0; ms < 5000 && upager_region_resident(r) > 4 * FILL; ms++)
+		t_sleep_ms(1);
+	CHECK(upager_region_resident(r) <= 4 * FILL,
+	      "evict: %zu bytes resident after 5 s, the budget is %d",
+	      upager_region_resident(r), 4 * FILL);
+	CHECK(!upager_region_dirty(r, FILL), "evict: unit 1 still dirty");
+	CHECK(in_core(p, 0, 3) == 0 && in_core(p, 4, 1) == 0 &&
+		  in_core(p, 6, 2) == 0,
+	      "evict: %zu pages of units 0-1 still in memory, evicted",
+	      in_core(p, 0, 3) + in_core(p, 4, 1) + in_core(p, 6, 2));
+	for (size_t i = 0; i < 4; i++) {
+		if (i == 1)
+			continue;
+		CHECK(img[(4 + i) * PG] == 'b' && img[(5 + i) * PG - 1] == 'b',
+		      "evict: unit 1's page %zu not written back", i);
+	}
+	check_kept(img, 5, "evict");
+	CHECK(t_verify(p, PG, 0) && t_verify(p + 2 * PG, PG, 2),
+	      "evict: unit 0 does not read the store's data again");
+	CHECK(p[FILL] == 'b' && p[FILL + 3 * PG] == 'b',
+	      "evict: unit 1 does not read its written data again");
+	CHECK(t_write_in_thread(p, &ms),
+	      "evict: a write to unit 0 is still stuck after %d ms", ms);
+	CHECK(t_write_in_thread(p + FILL + 2 * PG, &ms),
+	      "evict: a write to unit 1 is still stuck after %d ms", ms);
+	CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
+	CHECK(img[0] == 'w' && img[6 * PG] == 'w',
+	      "evict: the writes are not in the store");
+	check_kept(img, 3, "evict");
+	check_kept(img, 5, "evict");
+	printf("evict: ok\n");
+	CHECK_RET(upager_unmap(r), 0);
+	upager_handler_free(h);
+	upager_store_close(s);
 }
 
 int main(int argc, char **argv)
@@ -71,6 +168,20 @@ int main(int argc, char **argv)
 		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
 	CHECK(p, "map: %s", strerror(-err));
 	CHECK_RET(upager_handler_start(h), 0);
+
+	/* first */
+	CHECK_RET(munmap(p + FIRST * FILL + 2 * PG, PG), 0);
+	CHECK(t_write_in_thread(p + FIRST * FILL, &ms),
+	      "first: a first write to a unit unmapped in part is still "
+	      "stuck after %d ms",
+	      ms);
+	CHECK(upager_region_dirty(r, FIRST * FILL), "first: not dirty");
+	CHECK(p[FIRST * FILL + PG] == img[(FIRST * 4 + 1) * PG],
+	      "first: page 1 does not read the store's data");
+	CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
+	CHECK(img[FIRST * FILL] == 'w', "first: the write is not in the store");
+	check_kept(img, FIRST * 4 + 2, "first");
+	printf("first: ok\n");
 
 	/* clean */
 	sum += p[CLEAN * FILL];
@@ -114,7 +225,8 @@ int main(int argc, char **argv)
 	CHECK_RET(upager_region_snapshot(r, dst, 0, NULL), 0);
 	for (size_t pg = 0; pg < NUNITS * FILL / PG; pg++) {
 		const char *got = (char *)upager_store_mem_data(dst) + pg * PG;
-		bool hole = pg == CLEAN * 4 + 3 || pg == DIRTY * 4 + 1;
+		bool hole = pg == CLEAN * 4 + 3 || pg == DIRTY * 4 + 1 ||
+			    pg == FIRST * 4 + 2;
 
 		if (hole)
 			CHECK((unsigned char)got[0] == 0xee &&
@@ -127,8 +239,10 @@ int main(int argc, char **argv)
 	upager_store_close(dst);
 	printf("snapshot: ok\n");
 
+
 	CHECK_RET(upager_unmap(r), 0);
 	upager_handler_free(h);
 	upager_store_close(s);
+	evict(type);
 	return 0;
 }

@@ -445,6 +445,26 @@ static size_t next_run(struct upager_region *r, size_t u, size_t *off)
 }
 
 /*
+ * next_run(), past the pages the program unmapped (the region's holes):
+ * a unit unmapped in part moves out what is left of it.  rd_lock held.
+ */
+static size_t next_live_run(struct upager_region *r, size_t u, size_t *off)
+{
+	size_t at = u * r->fill;
+
+	for (;;) {
+		size_t end = next_run(r, u, off), live = at + *off;
+
+		if (*off == end) /* the unit's end */
+			return end;
+		end = region_live_run(r, &live, at + end) - at;
+		*off = live - at;
+		if (*off < end)
+			return end;
+	}
+}
+
+/*
  * Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k; an
  * evictor thread (@may_block) drops those of a read-only region too.  0
  * when the unit is gone (the slot is used), or an error with the unit
@@ -459,10 +479,12 @@ static size_t next_run(struct upager_region *r, size_t u, size_t *off)
  * the lock): the unit dropped whole (RM_PENDING) or unmapped is not moved
  * at all, the program's zap takes its pages and it goes as the REMOVE
  * says; pages dropped in part under ZERO (their dropped bits) stay where
- * they are, reading zeros.  Not kept off a zap: a drop of part of a unit
- * under REFETCH, which leaves no mark, nor one whose bits the unit's
- * write-back just cleared (writes.c), when its REMOVE was read just
- * before.  The lock goes before each retry: a REMOVE posted and not read
+ * they are, reading zeros.  Of a unit unmapped in part, what is left
+ * moves (were it left, the unit would count evicted with its pages in,
+ * write-protected, and a write to one fault for ever).  Not kept off a
+ * zap: a drop of part of a unit under REFETCH, which leaves no mark, nor
+ * one whose bits the unit's write-back just cleared (writes.c), when its
+ * REMOVE was read just before.  The lock goes before each retry: a REMOVE posted and not read
  * makes the move fail -EAGAIN until a worker reads it.
  */
 static int drop_unit(struct upager_region *r, struct sink *sk,
@@ -482,10 +504,10 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 		size_t step = 0, end;
 
 		rdlock_shared(&r->sp->rd_lock);
-		end = next_run(r, u, &done);
+		end = next_live_run(r, u, &done);
 		if ((unit_load(&r->state[u]) &
 		     (UNIT_RM_PENDING | UNIT_GONE_PENDING)) ||
-		    done == end || !region_owns(r, u * r->fill, r->fill)) {
+		    done == end) {
 			rdlock_shared_end(&r->sp->rd_lock);
 			return 0;
 		}

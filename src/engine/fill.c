@@ -277,13 +277,32 @@ static const char *rm_zero(struct upager_region *r, struct filler *f,
 }
 
 /*
+ * Is page [at, at+len) of @r one the program unmapped (a hole the
+ * region's UNMAP handling recorded)?  Then a fill has nothing to put
+ * there, and the rest of the unit is the unit.
+ */
+static bool unmapped_page(struct upager_region *r, size_t at, size_t len)
+{
+	bool hole;
+
+	rdlock_shared(&r->sp->rd_lock);
+	hole = !region_owns(r, at, len);
+	rdlock_shared_end(&r->sp->rd_lock);
+	return hole;
+}
+
+/*
  * Install [at, at+len) of @r (offsets in the region) with @op, resuming
  * after partial progress.  A page found present (-EEXIST: another
  * resolver won, or the application kept it through a partial
  * MADV_DONTNEED) is skipped; -EAGAIN waits for the map to settle; a
- * range with a hole in it (the application unmapped part of a unit:
- * -ENOENT) goes in page by page around the hole, so the faulting page
- * is there, and the hole is reported.  Returns the bytes this call
+ * range with a hole in it (-ENOENT) goes in page by page around the
+ * hole, so the faulting page is there.  A hole the program made (munmap
+ * of part of a unit, its UNMAP handled) is no error: the unit is what is
+ * left of it, installed (were it given back absent, its pages in and
+ * write-protected, a write to one would fault for ever: the write fault
+ * takes the unit for absent and fills it again).  Any other hole is
+ * reported.  Returns the bytes this call
  * installed (pages found present count as done), or the error that
  * stopped it, with f->partial the bytes from @at on that are all in:
  * -ENOENT (a hole, or nothing there is registered any more, or the
@@ -295,6 +314,7 @@ static long install(struct upager_region *r, struct filler *f,
 		    enum install_op op, size_t at, const char *src, size_t len)
 {
 	size_t off = 0, page = memtype_page(r->memtype), put = 0, hole = len;
+	size_t in = 0, unmapped = len; /* bytes in; the first page unmapped */
 	bool guard = install_guarded(r, op);
 	bool zeros = guard && op != OP_ZERO && fill_guarded(r, src);
 	char *dst = region_base(r) + at;
@@ -337,6 +357,7 @@ static long install(struct upager_region *r, struct filler *f,
 		}
 		off += done;
 		put += done;
+		in += done;
 		if (ret == 0)
 			continue;
 		if (ret == -EAGAIN) {
@@ -346,7 +367,8 @@ static long install(struct upager_region *r, struct filler *f,
 		}
 		if (ret == -EEXIST) {
 			STAT_ADD(r->st, eexist, 1);
-			off = (off + page) & ~(page - 1);
+			in += page - off % page;
+			off += page - off % page;
 			continue;
 		}
 		if (ret == -ENOENT && !single && len - off > page) {
@@ -354,13 +376,20 @@ static long install(struct upager_region *r, struct filler *f,
 			continue;
 		}
 		if (ret == -ENOENT && single) {
-			if (hole == len)
+			if (unmapped_page(r, at + off, page)) {
+				if (unmapped == len)
+					unmapped = off;
+			} else if (hole == len) {
 				hole = off;
+			}
 			off += page;
 			continue;
 		}
 		break;
 	}
+	/* Nothing of it is the region's any more: not installed. */
+	if (!in && unmapped < hole)
+		hole = unmapped;
 	if (off < len || hole < len) {
 		f->partial = off < hole ? off : hole;
 		if (put && f->dontwake)
