@@ -279,12 +279,16 @@ static const char *rm_zero(struct upager_region *r, struct filler *f,
 /*
  * Is page [at, at+len) of @r one the program unmapped (a hole the
  * region's UNMAP handling recorded)?  Then a fill has nothing to put
- * there, and the rest of the unit is the unit.
+ * there, and the rest of the unit is the unit.  An in-thread region
+ * (its fills run in signal handlers, which must not take rd_lock) has
+ * no UNMAP events, so no holes recorded.
  */
 static bool unmapped_page(struct upager_region *r, size_t at, size_t len)
 {
 	bool hole;
 
+	if (r->flags & UPAGER_MAP_IN_THREAD)
+		return false;
 	rdlock_shared(&r->sp->rd_lock);
 	hole = !region_owns(r, at, len);
 	rdlock_shared_end(&r->sp->rd_lock);
