@@ -484,8 +484,9 @@ static size_t next_live_run(struct upager_region *r, size_t u, size_t *off)
  * write-protected, and a write to one fault for ever).  Not kept off a
  * zap: a drop of part of a unit under REFETCH, which leaves no mark, nor
  * one whose bits the unit's write-back just cleared (writes.c), when its
- * REMOVE was read just before.  The lock goes before each retry: a REMOVE posted and not read
- * makes the move fail -EAGAIN until a worker reads it.
+ * REMOVE was read just before.  The lock goes before each retry: a
+ * REMOVE posted and not read makes the move fail -EAGAIN until a worker
+ * reads it.
  */
 static int drop_unit(struct upager_region *r, struct sink *sk,
 		     struct filler *f, size_t u, size_t k, bool may_block)
