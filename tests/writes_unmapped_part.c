@@ -24,6 +24,9 @@
  *        hole, gave the unit back absent with its other pages in, write-
  *        protected, and the write fault took the unit for absent and
  *        filled it again), and a sync write it.
+ * halves  a unit unmapped in two munmap()s, half at a time: it is gone
+ *        as a unit unmapped at once is; a prefault of it and the units
+ *        beside it installs those, and it does not count installed.
  * Then upager_unmap() succeeds.
  *
  * evict  a second region, a budget of 4 units over 16, FIFO: unit 0 read
@@ -32,7 +35,13 @@
  *        Their pages still mapped must leave memory (anon: they stayed,
  *        while the unit counted evicted), unit 1's written ones reach the
  *        store (not the page under its hole), and both units read the
- *        store again and take writes.
+ *        store again and take writes.  Under REMOVE_ZERO.
+ * evict_readonly  the same, unit 0 only, the region made read-only
+ *        (mprotect): the kernel moves no page out of a read-only mapping,
+ *        and the evictors drop the unit with MADV_DONTNEED instead.  Over
+ *        the hole it failed, after zapping the rest; the REMOVE events,
+ *        not the range announced, were taken for the program's drops,
+ *        and the unit read zeros.
  *
  * Runs on anon and shmem (argv[1]).
  */
@@ -47,6 +56,7 @@
 #define CLEAN  5
 #define DIRTY  9
 #define FIRST  14
+#define HALVES 11
 
 /* Page @pg of the store still holds its data as pushed. */
 static void check_kept(const char *img, size_t pg, const char *what)
@@ -72,7 +82,27 @@ static size_t in_core(char *p, size_t pg, size_t n)
 	return k;
 }
 
-static void evict(enum upager_memtype type)
+/* Units 0 and 1 evicted: their pages still mapped out of memory, unit 1
+ * (unless @readonly) written back.  Until then, the program reads the
+ * other units again, which keeps the region over its budget. */
+static bool evicted(struct upager_region *r, char *p, const char *img,
+		    bool readonly)
+{
+	bool out = in_core(p, 0, 3) == 0;
+
+	if (!readonly)
+		out = out && in_core(p, 4, 1) == 0 && in_core(p, 6, 2) == 0 &&
+		      !upager_region_dirty(r, FILL) && img[4 * PG] == 'b' &&
+		      img[7 * PG] == 'b';
+	return out;
+}
+
+/*
+ * Part evict (@readonly: evict_readonly).  Under REMOVE_ZERO, where a
+ * page the program dropped reads zeros: an eviction's own drops must
+ * not count as the program's.
+ */
+static void evict(enum upager_memtype type, bool readonly)
 {
 	struct upager_map_params mp = {.size = sizeof(mp),
 				       .memtype = type,
@@ -80,10 +110,12 @@ static void evict(enum upager_memtype type)
 				       .flags = UPAGER_MAP_TRACK_WRITES,
 				       .readahead_max = (size_t)-1,
 				       .fault_around = (size_t)-1,
+				       .remove = UPAGER_REMOVE_ZERO,
 				       .budget = 4 * FILL,
 				       .high_water = 100,
 				       .low_water = 50,
 				       .evict = UPAGER_EVICT_FIFO};
+	const char *part = readonly ? "evict_readonly" : "evict";
 	struct upager_handler *h = t_upager_handler(2, NULL, NULL);
 	struct upager_store *s;
 	struct upager_region *r;
@@ -97,45 +129,47 @@ static void evict(enum upager_memtype type)
 	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
 		t_fill(img + i * PG, PG, i);
 	p = upager_map(h, s, NUNITS * FILL, &mp, &r, &err);
-	CHECK(p, "evict: map: %s", strerror(-err));
+	CHECK(p, "%s: map: %s", part, strerror(-err));
 	CHECK_RET(upager_handler_start(h), 0);
 	sum += p[0];
 	CHECK_RET(munmap(p + 3 * PG, PG), 0);
-	memset(p + FILL, 'b', FILL);
-	CHECK_RET(munmap(p + FILL + PG, PG), 0);
-	for (size_t u = 2; u < NUNITS; u++)
-		sum += p[u * FILL];
-	for (ms = 0; ms < 5000 && upager_region_resident(r) > 4 * FILL; ms++)
-		t_sleep_ms(1);
-	CHECK(upager_region_resident(r) <= 4 * FILL,
-	      "evict: %zu bytes resident after 5 s, the budget is %d",
-	      upager_region_resident(r), 4 * FILL);
-	CHECK(!upager_region_dirty(r, FILL), "evict: unit 1 still dirty");
-	CHECK(in_core(p, 0, 3) == 0 && in_core(p, 4, 1) == 0 &&
-		  in_core(p, 6, 2) == 0,
-	      "evict: %zu pages of units 0-1 still in memory, evicted",
-	      in_core(p, 0, 3) + in_core(p, 4, 1) + in_core(p, 6, 2));
-	for (size_t i = 0; i < 4; i++) {
-		if (i == 1)
-			continue;
-		CHECK(img[(4 + i) * PG] == 'b' && img[(5 + i) * PG - 1] == 'b',
-		      "evict: unit 1's page %zu not written back", i);
+	if (!readonly) {
+		memset(p + FILL, 'b', FILL);
+		CHECK_RET(munmap(p + FILL + PG, PG), 0);
+	} else {
+		CHECK_RET(mprotect(p, 3 * PG, PROT_READ), 0);
+		CHECK_RET(mprotect(p + 4 * PG, (NUNITS * 4 - 4) * PG,
+				   PROT_READ),
+			  0);
 	}
-	check_kept(img, 5, "evict");
+	for (ms = 0; ms < 5000 && !evicted(r, p, img, readonly); ms++) {
+		sum += p[(2 + ms % (NUNITS - 2)) * FILL];
+		t_sleep_ms(1);
+	}
+	CHECK(evicted(r, p, img, readonly),
+	      "%s: after 5 s, units 0-1 still hold %zu pages in memory%s",
+	      part, in_core(p, 0, 3) + (readonly ? 0 : in_core(p, 4, 1) +
+						 in_core(p, 6, 2)),
+	      readonly ? "" : ", or unit 1 is not written back");
+	check_kept(img, 5, part);
 	CHECK(t_verify(p, PG, 0) && t_verify(p + 2 * PG, PG, 2),
-	      "evict: unit 0 does not read the store's data again");
-	CHECK(p[FILL] == 'b' && p[FILL + 3 * PG] == 'b',
-	      "evict: unit 1 does not read its written data again");
-	CHECK(t_write_in_thread(p, &ms),
-	      "evict: a write to unit 0 is still stuck after %d ms", ms);
-	CHECK(t_write_in_thread(p + FILL + 2 * PG, &ms),
-	      "evict: a write to unit 1 is still stuck after %d ms", ms);
-	CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
-	CHECK(img[0] == 'w' && img[6 * PG] == 'w',
-	      "evict: the writes are not in the store");
-	check_kept(img, 3, "evict");
-	check_kept(img, 5, "evict");
-	printf("evict: ok\n");
+	      "%s: unit 0 reads %s, not the store's data", part,
+	      p[0] || p[2 * PG] ? "other data" : "zeros");
+	if (!readonly) {
+		CHECK(p[FILL] == 'b' && p[FILL + 3 * PG] == 'b',
+		      "evict: unit 1 does not read its written data again");
+		CHECK(t_write_in_thread(p, &ms),
+		      "evict: a write to unit 0 is still stuck after %d ms",
+		      ms);
+		CHECK(t_write_in_thread(p + FILL + 2 * PG, &ms),
+		      "evict: a write to unit 1 is still stuck after %d ms",
+		      ms);
+		CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
+		CHECK(img[0] == 'w' && img[6 * PG] == 'w',
+		      "evict: the writes are not in the store");
+	}
+	check_kept(img, 3, part);
+	printf("%s: ok\n", part);
 	CHECK_RET(upager_unmap(r), 0);
 	upager_handler_free(h);
 	upager_store_close(s);
@@ -183,6 +217,19 @@ int main(int argc, char **argv)
 	check_kept(img, FIRST * 4 + 2, "first");
 	printf("first: ok\n");
 
+	/* halves */
+	CHECK_RET(munmap(p + HALVES * FILL, 2 * PG), 0);
+	CHECK_RET(munmap(p + HALVES * FILL + 2 * PG, 2 * PG), 0);
+	err = upager_region_prefault(r, (HALVES - 1) * FILL, 3 * FILL);
+	CHECK(err == 0, "halves: prefault of units %d-%d: %s", HALVES - 1,
+	      HALVES + 1, strerror(-err));
+	CHECK(upager_region_present(r, (HALVES - 1) * FILL) &&
+		  upager_region_present(r, (HALVES + 1) * FILL),
+	      "halves: the units beside it are not installed");
+	CHECK(!upager_region_present(r, HALVES * FILL),
+	      "halves: a unit unmapped in two halves counts installed");
+	printf("halves: ok\n");
+
 	/* clean */
 	sum += p[CLEAN * FILL];
 	CHECK_RET(upager_region_sync(r, 0, NUNITS * FILL), 0);
@@ -226,7 +273,7 @@ int main(int argc, char **argv)
 	for (size_t pg = 0; pg < NUNITS * FILL / PG; pg++) {
 		const char *got = (char *)upager_store_mem_data(dst) + pg * PG;
 		bool hole = pg == CLEAN * 4 + 3 || pg == DIRTY * 4 + 1 ||
-			    pg == FIRST * 4 + 2;
+			    pg == FIRST * 4 + 2 || pg / 4 == HALVES;
 
 		if (hole)
 			CHECK((unsigned char)got[0] == 0xee &&
@@ -243,6 +290,7 @@ int main(int argc, char **argv)
 	CHECK_RET(upager_unmap(r), 0);
 	upager_handler_free(h);
 	upager_store_close(s);
-	evict(type);
+	evict(type, false);
+	evict(type, true);
 	return 0;
 }

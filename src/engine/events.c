@@ -103,13 +103,14 @@ static void region_gone(struct upager_region *r)
 }
 
 /*
- * Add [lo, hi) (offsets) to @r's holes, merged with those it touches.
- * Returns the bytes that were not a hole yet; *@whole says the holes now
- * cover all of @r.  Caller holds rd_lock.
+ * Add [*@lo, *@hi) (offsets) to @r's holes, merged with those it touches
+ * (*@lo, *@hi: the merged hole).  Returns the bytes that were not a hole
+ * yet; *@whole says the holes now cover all of @r.  Caller holds rd_lock.
  */
-static size_t add_hole(struct upager_region *r, size_t lo, size_t hi,
+static size_t add_hole(struct upager_region *r, size_t *lo_, size_t *hi_,
 		       bool *whole)
 {
+	size_t lo = *lo_, hi = *hi_;
 	size_t fresh = hi - lo;
 	unsigned int k = 0;
 
@@ -141,6 +142,8 @@ static size_t add_hole(struct upager_region *r, size_t lo, size_t hi,
 	r->nholes = k;
 	r->holes_bytes += fresh;
 	*whole = k == 1 && !r->holes[0].lo && r->holes[0].hi == r->len;
+	*lo_ = lo;
+	*hi_ = hi;
 	return fresh;
 }
 
@@ -156,15 +159,23 @@ void event_unmap(struct upager_space *sp, uint64_t start, uint64_t end)
 		for (size_t i = 0; i < n; i++) {
 			struct upager_region *r = pins[i];
 			uint64_t a = (uintptr_t)region_base(r);
-			size_t w0, w1, t0, t1, bytes, lo;
+			size_t w0, w1, t0, t1, bytes, lo, hi;
 			bool whole;
 
 			clip(r, start, end, &w0, &w1, &t0, &t1, &bytes);
 			lo = start > a ? (size_t)(start - a) : 0;
-			bytes = add_hole(r, lo, lo + bytes, &whole);
+			hi = lo + bytes;
+			bytes = add_hole(r, &lo, &hi, &whole);
+			/*
+			 * Units the hole covers now, with those made before:
+			 * a unit unmapped a piece at a time is gone too (a
+			 * fill finds none of it to install).
+			 */
+			w0 = (lo + r->fill - 1) / r->fill;
+			w1 = hi / r->fill;
 			for (size_t u = w0; u < w1; u++)
 				unit_gone(&r->state[u]);
-			evict_dropped(r, w0, w1 - w0);
+			evict_dropped(r, w0, w1 > w0 ? w1 - w0 : 0);
 			/* Gone, at once or a piece at a time. */
 			if (whole)
 				atomic_store(&r->gone, true);

@@ -103,7 +103,9 @@ struct evict {
 	atomic_bool told_kept;
 	struct tell wb_failed, drop_failed;
 	uint64_t idle_until;	 /* nothing could go: not before (ev_lock) */
-	_Atomic uint64_t own_lo, own_hi; /* an evictor's MADV_DONTNEED */
+	/* An evictor's MADV_DONTNEED, one at a time (drop_lock). */
+	pthread_mutex_t drop_lock;
+	_Atomic uint64_t own_lo, own_hi;
 };
 
 static size_t resident(struct evict *e)
@@ -329,25 +331,66 @@ static int sink_reserve(struct upager_handler *h, struct sink *sk, size_t len)
  * only reader), and the event is told apart from the program's own by
  * its range, announced here first (evict_own_drop()).
  */
-static int drop_pages(struct upager_region *r, char *at)
+static int drop_pages(struct upager_region *r, char *at, size_t len)
 {
+	struct timespec pause = { 0, 10000 };
 	struct evict *e = r->ev;
 	int ret;
 
+	pthread_mutex_lock(&e->drop_lock);
+	atomic_store(&e->own_hi, (uintptr_t)at + len);
 	atomic_store(&e->own_lo, (uintptr_t)at);
-	atomic_store(&e->own_hi, (uintptr_t)at + r->fill);
-	ret = madvise(at, r->fill, MADV_DONTNEED) < 0 ? -errno : 0;
+	ret = madvise(at, len, MADV_DONTNEED) < 0 ? -errno : 0;
+	/*
+	 * madvise() returns once a worker has read the REMOVE, which it may
+	 * not have handled yet: the range stays announced until it has
+	 * (evict_own_drop() takes it), else the drop counts as the
+	 * program's, and under ZERO its clean pages read zeros
+	 * (tests/writes_unmapped_part, evict_readonly: 1 run in 10).
+	 */
+	for (int i = 0; !ret && atomic_load(&e->own_lo) && i < 2000; i++)
+		nanosleep(&pause, NULL);
 	atomic_store(&e->own_lo, 0);
 	atomic_store(&e->own_hi, 0);
+	pthread_mutex_unlock(&e->drop_lock);
 	return ret;
+}
+
+/*
+ * drop_pages() of what is left of unit @u, run by run: over a hole of a
+ * unit unmapped in part, madvise() would zap the rest and fail, and the
+ * REMOVE events it posts would not match the range announced (taken
+ * for the program's own drops: under ZERO, the clean pages would read
+ * zeros).
+ */
+static int drop_live(struct upager_region *r, size_t u)
+{
+	size_t at = u * r->fill, off = at, end;
+	int ret;
+
+	for (;; off = end) {
+		rdlock_shared(&r->sp->rd_lock);
+		end = region_live_run(r, &off, at + r->fill);
+		rdlock_shared_end(&r->sp->rd_lock);
+		if (end == off)
+			return 0;
+		ret = drop_pages(r, region_base(r) + off, end - off);
+		if (ret < 0)
+			return ret;
+	}
 }
 
 bool evict_own_drop(struct upager_region *r, uint64_t start, uint64_t end)
 {
 	struct evict *e = r->ev;
+	uint64_t lo;
 
-	return e && start == atomic_load(&e->own_lo) &&
-	       end == atomic_load(&e->own_hi);
+	if (!e)
+		return false;
+	lo = atomic_load(&e->own_lo);
+	/* Taken: drop_pages() may end. */
+	return lo && start == lo && end == atomic_load(&e->own_hi) &&
+	       atomic_compare_exchange_strong(&e->own_lo, &lo, 0);
 }
 
 /*
@@ -524,7 +567,7 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 			continue; /* the next run */
 		/* Not under rd_lock: its REMOVE waits for a worker's read. */
 		if (ret == -EINVAL && may_block && !moved)
-			return drop_pages(r, at);
+			return drop_live(r, u);
 		/*
 		 * A short move is answered -EAGAIN with its count: the call
 		 * from there on says why it stopped.
@@ -834,6 +877,7 @@ int evict_attach(struct upager_region *r, const struct upager_map_params *p)
 	e->prev = (uint32_t *)(void *)(e->tag + (r->nunits + 3) / 4 * 4);
 	e->nxt = e->prev + r->nunits;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->drop_lock, NULL);
 	pthread_mutex_lock(&h->ev_lock);
 	ret = evictors_start(h);
 	if (ret == 0) {
@@ -845,6 +889,7 @@ int evict_attach(struct upager_region *r, const struct upager_map_params *p)
 	if (ret < 0) {
 		munmap(e->tag, e->maps_len);
 		pthread_mutex_destroy(&e->lock);
+		pthread_mutex_destroy(&e->drop_lock);
 		free(e);
 	}
 	return ret;
@@ -894,6 +939,7 @@ void evict_free(struct upager_region *r)
 		return;
 	munmap(e->tag, e->maps_len);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->drop_lock);
 	free(e);
 	r->ev = NULL;
 }

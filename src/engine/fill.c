@@ -305,8 +305,9 @@ static bool unmapped_page(struct upager_region *r, size_t at, size_t len)
  * of part of a unit, its UNMAP handled) is no error: the unit is what is
  * left of it, installed (were it given back absent, its pages in and
  * write-protected, a write to one would fault for ever: the write fault
- * takes the unit for absent and fills it again).  Any other hole is
- * reported.  Returns the bytes this call
+ * takes the unit for absent and fills it again); a unit all hole is
+ * GONE (event_unmap()), and one being filled settles so.  Any other hole
+ * is reported.  Returns the bytes this call
  * installed (pages found present count as done), or the error that
  * stopped it, with f->partial the bytes from @at on that are all in:
  * -ENOENT (a hole, or nothing there is registered any more, or the
@@ -318,7 +319,6 @@ static long install(struct upager_region *r, struct filler *f,
 		    enum install_op op, size_t at, const char *src, size_t len)
 {
 	size_t off = 0, page = memtype_page(r->memtype), put = 0, hole = len;
-	size_t in = 0, unmapped = len; /* bytes in; the first page unmapped */
 	bool guard = install_guarded(r, op);
 	bool zeros = guard && op != OP_ZERO && fill_guarded(r, src);
 	char *dst = region_base(r) + at;
@@ -361,7 +361,6 @@ static long install(struct upager_region *r, struct filler *f,
 		}
 		off += done;
 		put += done;
-		in += done;
 		if (ret == 0)
 			continue;
 		if (ret == -EAGAIN) {
@@ -371,8 +370,7 @@ static long install(struct upager_region *r, struct filler *f,
 		}
 		if (ret == -EEXIST) {
 			STAT_ADD(r->st, eexist, 1);
-			in += page - off % page;
-			off += page - off % page;
+			off = (off + page) & ~(page - 1);
 			continue;
 		}
 		if (ret == -ENOENT && !single && len - off > page) {
@@ -380,20 +378,13 @@ static long install(struct upager_region *r, struct filler *f,
 			continue;
 		}
 		if (ret == -ENOENT && single) {
-			if (unmapped_page(r, at + off, page)) {
-				if (unmapped == len)
-					unmapped = off;
-			} else if (hole == len) {
+			if (hole == len && !unmapped_page(r, at + off, page))
 				hole = off;
-			}
 			off += page;
 			continue;
 		}
 		break;
 	}
-	/* Nothing of it is the region's any more: not installed. */
-	if (!in && unmapped < hole)
-		hole = unmapped;
 	if (off < len || hole < len) {
 		f->partial = off < hole ? off : hole;
 		if (put && f->dontwake)
