@@ -41,7 +41,9 @@
  *        and the evictors drop the unit with MADV_DONTNEED instead.  Over
  *        the hole it failed, after zapping the rest; the REMOVE events,
  *        not the range announced, were taken for the program's drops,
- *        and the unit read zeros.
+ *        and the unit read zeros.  Page 1 of the unit is a mapping of
+ *        its own (PROT_EXEC): one drop of the unit's pages posts a
+ *        REMOVE for each mapping.
  *
  * Runs on anon and shmem (argv[1]).
  */
@@ -138,6 +140,8 @@ static void evict(enum upager_memtype type, bool readonly)
 		CHECK_RET(munmap(p + FILL + PG, PG), 0);
 	} else {
 		CHECK_RET(mprotect(p, 3 * PG, PROT_READ), 0);
+		/* Page 1 a mapping of its own: one drop, three REMOVEs. */
+		CHECK_RET(mprotect(p + PG, PG, PROT_READ | PROT_EXEC), 0);
 		CHECK_RET(mprotect(p + 4 * PG, (NUNITS * 4 - 4) * PG,
 				   PROT_READ),
 			  0);

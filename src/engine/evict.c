@@ -103,9 +103,10 @@ struct evict {
 	atomic_bool told_kept;
 	struct tell wb_failed, drop_failed;
 	uint64_t idle_until;	 /* nothing could go: not before (ev_lock) */
-	/* An evictor's MADV_DONTNEED, one at a time (drop_lock). */
+	/* An evictor's MADV_DONTNEED, one at a time (drop_lock): its range,
+	 * and the bytes of it whose REMOVEs were handled. */
 	pthread_mutex_t drop_lock;
-	_Atomic uint64_t own_lo, own_hi;
+	_Atomic uint64_t own_lo, own_hi, own_done;
 };
 
 static size_t resident(struct evict *e)
@@ -338,17 +339,22 @@ static int drop_pages(struct upager_region *r, char *at, size_t len)
 	int ret;
 
 	pthread_mutex_lock(&e->drop_lock);
+	atomic_store(&e->own_done, 0);
 	atomic_store(&e->own_hi, (uintptr_t)at + len);
 	atomic_store(&e->own_lo, (uintptr_t)at);
 	ret = madvise(at, len, MADV_DONTNEED) < 0 ? -errno : 0;
 	/*
-	 * madvise() returns once a worker has read the REMOVE, which it may
-	 * not have handled yet: the range stays announced until it has
-	 * (evict_own_drop() takes it), else the drop counts as the
-	 * program's, and under ZERO its clean pages read zeros
-	 * (tests/writes_unmapped_part, evict_readonly: 1 run in 10).
+	 * The kernel posts a REMOVE per mapping the range covers (the
+	 * program may have mprotect()ed part of it), and madvise() returns
+	 * once a worker has read the last, which it may not have handled
+	 * yet: the range stays announced until every byte of it has been
+	 * (evict_own_drop()), else the drop counts as the program's, and
+	 * under ZERO its clean pages read zeros (tests/writes_unmapped_part,
+	 * evict_readonly: 1 run in 10; every run with a page of the unit
+	 * a mapping of its own).
 	 */
-	for (int i = 0; !ret && atomic_load(&e->own_lo) && i < 2000; i++)
+	for (int i = 0; !ret && atomic_load(&e->own_done) < len && i < 2000;
+	     i++)
 		nanosleep(&pause, NULL);
 	atomic_store(&e->own_lo, 0);
 	atomic_store(&e->own_hi, 0);
@@ -388,9 +394,11 @@ bool evict_own_drop(struct upager_region *r, uint64_t start, uint64_t end)
 	if (!e)
 		return false;
 	lo = atomic_load(&e->own_lo);
-	/* Taken: drop_pages() may end. */
-	return lo && start == lo && end == atomic_load(&e->own_hi) &&
-	       atomic_compare_exchange_strong(&e->own_lo, &lo, 0);
+	if (!lo || start < lo || end > atomic_load(&e->own_hi))
+		return false;
+	/* Counted: drop_pages() ends once all of its range is. */
+	atomic_fetch_add(&e->own_done, end - start);
+	return true;
 }
 
 /*
