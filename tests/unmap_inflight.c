@@ -200,6 +200,24 @@ static void *syncer(void *arg)
 }
 
 /*
+ * The setting of parts writeback and writeback_unread: unit 0 of @r1 (at
+ * @p1, over @w) written, its page 1 dropped, and a sync started in
+ * @th whose read of the unit waits at @w's gate, fetching that page.
+ */
+static void wb_held(struct wbstore *w, struct upager_region *r1, char *p1,
+		    struct syncer *sy, pthread_t *th)
+{
+	for (size_t i = 0; i < 4; i++)
+		t_fill(p1 + i * PG, PG, WSEED + i);
+	CHECK(madvise(p1 + PG, PG, MADV_DONTNEED) == 0, "madvise: %s",
+	      strerror(errno));
+	atomic_store(&w->fetch_hold, true);
+	sy->r = r1;
+	CHECK(pthread_create(th, NULL, syncer, sy) == 0, "pthread_create");
+	t_wait_set(&w->fetch_held, "the write-back's fetch of the dropped page");
+}
+
+/*
  * Move the second region from @p2 to @p1, which the first left: onto a
  * placeholder that claims the range first, so that the move replaces
  * nothing that took it meanwhile.  False, and nothing moved, if
@@ -254,14 +272,7 @@ static bool writeback_once(struct upager_handler *h, enum upager_memtype type)
 	CHECK(p1, "writeback: map 1: %s", strerror(-err));
 	p2 = upager_map(h, &t2->s, NPAGES * PG, &mp2, &r2, &err);
 	CHECK(p2, "writeback: map 2: %s", strerror(-err));
-	for (size_t i = 0; i < 4; i++)
-		t_fill(p1 + i * PG, PG, WSEED + i);
-	CHECK(madvise(p1 + PG, PG, MADV_DONTNEED) == 0, "madvise: %s",
-	      strerror(errno));
-	atomic_store(&w.fetch_hold, true);
-	sy.r = r1;
-	CHECK(pthread_create(&th, NULL, syncer, &sy) == 0, "pthread_create");
-	t_wait_set(&w.fetch_held, "the write-back's fetch of the dropped page");
+	wb_held(&w, r1, p1, &sy, &th);
 	CHECK(munmap(p1, NPAGES * PG) == 0, "munmap: %s", strerror(errno));
 	moved = second_to(p2, p1);
 	if (moved)
@@ -806,14 +817,7 @@ static void writeback_unread(enum upager_memtype type)
 	wbstore_init(&w, NPAGES);
 	p1 = upager_map(h, &w.s, NPAGES * PG, &mp1, &r1, &err);
 	CHECK(p1, "writeback_unread: map: %s", strerror(-err));
-	for (size_t i = 0; i < 4; i++)
-		t_fill(p1 + i * PG, PG, WSEED + i);
-	CHECK(madvise(p1 + PG, PG, MADV_DONTNEED) == 0, "madvise: %s",
-	      strerror(errno));
-	atomic_store(&w.fetch_hold, true);
-	sy.r = r1;
-	CHECK(pthread_create(&th, NULL, syncer, &sy) == 0, "pthread_create");
-	t_wait_set(&w.fetch_held, "the write-back's fetch of the dropped page");
+	wb_held(&w, r1, p1, &sy, &th);
 	occupy(&o, h, type, 2);
 	move_and_replace(&mv, p1, q);
 	upager_region_stats(r1, &st);

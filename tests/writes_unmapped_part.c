@@ -71,6 +71,20 @@ static void check_kept(const char *img, size_t pg, const char *what)
 	      pg);
 }
 
+/* A mem store of the region's size, page i holding t_fill(i). */
+static struct upager_store *store_new(char **img)
+{
+	struct upager_store *s;
+	int err;
+
+	s = upager_store_mem_new(NUNITS * FILL, &err);
+	CHECK(s, "mem store: %s", strerror(-err));
+	*img = upager_store_mem_data(s);
+	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
+		t_fill(*img + i * PG, PG, i);
+	return s;
+}
+
 /* Pages [@pg, @pg + @n) of @p in memory: how many. */
 static size_t in_core(char *p, size_t pg, size_t n)
 {
@@ -125,11 +139,7 @@ static void evict(enum upager_memtype type, bool readonly)
 	int err, ms;
 	char *p, *img;
 
-	s = upager_store_mem_new(NUNITS * FILL, &err);
-	CHECK(s, "mem store: %s", strerror(-err));
-	img = upager_store_mem_data(s);
-	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
-		t_fill(img + i * PG, PG, i);
+	s = store_new(&img);
 	p = upager_map(h, s, NUNITS * FILL, &mp, &r, &err);
 	CHECK(p, "%s: map: %s", part, strerror(-err));
 	CHECK_RET(upager_handler_start(h), 0);
@@ -196,11 +206,7 @@ int main(int argc, char **argv)
 	int err, ms;
 
 	t_deadline(60, "writes_unmapped_part");
-	s = upager_store_mem_new(NUNITS * FILL, &err);
-	CHECK(s, "mem store: %s", strerror(-err));
-	img = upager_store_mem_data(s);
-	for (size_t i = 0; i < NUNITS * FILL / PG; i++)
-		t_fill(img + i * PG, PG, i);
+	s = store_new(&img);
 	p = upager_map(h, s, NUNITS * FILL, &mp, &r, &err);
 	if (!p && err == -EOPNOTSUPP)
 		SKIP("write tracking needs UFFD_FEATURE_PAGEFAULT_FLAG_WP");
