@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -316,6 +317,54 @@ static bool access_signal(volatile char *p, bool write, int sig)
 	}
 	sigaction(sig, &old, NULL);
 	return hit;
+}
+
+bool t_wchan_is(pid_t tid, const char *fn)
+{
+	char path[64], wchan[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(wchan, sizeof(wchan), f))
+		wchan[0] = '\0';
+	fclose(f);
+	return !strcmp(wchan, fn);
+}
+
+int t_threads_named(const char *name, pid_t *tid)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	CHECK(d, "/proc/self/task: %s", strerror(errno));
+	if (tid)
+		*tid = 0;
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue; /* it ended since */
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = 0;
+		fclose(f);
+		if (strcmp(comm, name))
+			continue;
+		if (tid)
+			*tid = (pid_t)atoi(e->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
 }
 
 bool t_read_sigbus(const volatile char *p)

@@ -125,6 +125,13 @@ bool t_write_sigsegv(volatile char *p);
 
 uint64_t t_now_ns(void);
 
+/* Is thread @tid of this process asleep in kernel function @fn (its
+ * /proc wchan)?  False when the kernel does not tell. */
+bool t_wchan_is(pid_t tid, const char *fn);
+/* How many of this process's threads are called @name; the id of one
+ * of them in *@tid (may be NULL; 0 when none is). */
+int t_threads_named(const char *name, pid_t *tid);
+
 /*
  * Wait up to @ms for child @pid: 0 with its wait status in *@status, or
  * -ETIMEDOUT once it has been killed (SIGKILL) and reaped.

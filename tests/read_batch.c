@@ -41,22 +41,6 @@ static void *faulter_main(void *p)
 	return NULL;
 }
 
-/* Is thread @tid of this process asleep in handle_userfault()? */
-static bool in_userfault(pid_t tid)
-{
-	char path[64], wchan[64] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	if (!fgets(wchan, sizeof(wchan), f))
-		wchan[0] = '\0';
-	fclose(f);
-	return !strcmp(wchan, "handle_userfault");
-}
-
 /*
  * One experiment.  Returns the largest number of messages one read gave.
  */
@@ -99,7 +83,7 @@ static int experiment(uint64_t features)
 	 */
 	deadline = t_now_ns() + 2000000000ull;
 	for (int i = 0; i < NTHREADS && t_now_ns() < deadline;) {
-		if (in_userfault(f[i].tid))
+		if (t_wchan_is(f[i].tid, "handle_userfault"))
 			i++;
 		else
 			usleep(1000);

@@ -8,7 +8,6 @@
  * store's upager-rmt-conn, upager-rmt-strm and upager-rmt-urg.  The
  * program's own thread keeps its name.
  */
-#include <dirent.h>
 #include <sys/prctl.h>
 
 #include "tremote.h"
@@ -17,42 +16,14 @@
 #define NPAGES	  256u
 #define IMG_PAGES 4096u
 
-/* How many of this process's threads are called @name. */
-static int named(const char *name)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	CHECK(d, "/proc/self/task: %s", strerror(errno));
-	while ((e = readdir(d))) {
-		char path[300], comm[32] = "";
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-			 e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue; /* it ended since */
-		if (fgets(comm, sizeof(comm), f))
-			comm[strcspn(comm, "\n")] = 0;
-		fclose(f);
-		n += !strcmp(comm, name);
-	}
-	closedir(d);
-	return n;
-}
-
 /* @n threads called @name, within 5 s (connections name themselves). */
 static void expect(const char *name, int n)
 {
 	uint64_t end = t_now_ns() + 5000000000ull;
 
-	while (named(name) != n && t_now_ns() < end)
+	while (t_threads_named(name, NULL) != n && t_now_ns() < end)
 		usleep(1000);
-	CHECK(named(name) == n, "%d threads called %s, want %d", named(name),
+	CHECK(t_threads_named(name, NULL) == n, "%d threads called %s, want %d", t_threads_named(name, NULL),
 	      name, n);
 }
 

@@ -296,6 +296,65 @@ static inline void wbstore_free(struct wbstore *w)
 }
 
 /*
+ * Workers held in fetches: each of occupy()'s @n regions (a page over a
+ * wbstore of its own) has a thread touching it, whose fault a worker
+ * takes and holds at the store's fetch gate until vacate().  The stores
+ * are cheap, so no spare worker is started for them: with every worker
+ * held, nobody reads the handler's events but a thread that meets one
+ * pending in its own install.
+ */
+struct occupied {
+	struct wbstore w[4];
+	struct upager_region *r[4];
+	pthread_t t[4];
+	unsigned int n;
+};
+
+static inline void *occupy_touch(void *arg)
+{
+	(void)*(volatile char *)arg;
+	return NULL;
+}
+
+/* Hold @n (at most 4) of @h's workers in fetches until vacate(). */
+static inline void occupy(struct occupied *o, struct upager_handler *h,
+			  enum upager_memtype type, unsigned int n)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.memtype = type,
+					.readahead_max = (size_t)-1,
+					.fault_around = (size_t)-1 };
+	int err;
+
+	CHECK(n <= 4, "occupy: %u workers", n);
+	o->n = n;
+	for (unsigned int i = 0; i < n; i++) {
+		char *p;
+
+		wbstore_init(&o->w[i], 1);
+		o->w[i].s.flags |= UPAGER_STORE_CHEAP;
+		atomic_store(&o->w[i].fetch_hold, true);
+		p = upager_map(h, &o->w[i].s, UPAGER_STORE_PAGE, &mp, &o->r[i],
+			       &err);
+		CHECK(p, "occupy: map: %s", strerror(-err));
+		CHECK(pthread_create(&o->t[i], NULL, occupy_touch, p) == 0,
+		      "pthread_create");
+		t_wait_set(&o->w[i].fetch_held, "a worker's fetch (occupy)");
+	}
+}
+
+static inline void vacate(struct occupied *o)
+{
+	for (unsigned int i = 0; i < o->n; i++)
+		atomic_store(&o->w[i].fetch_release, true);
+	for (unsigned int i = 0; i < o->n; i++) {
+		CHECK(pthread_join(o->t[i], NULL) == 0, "pthread_join");
+		CHECK_RET(upager_unmap(o->r[i]), 0);
+		wbstore_free(&o->w[i]);
+	}
+}
+
+/*
  * Wait (at most 5 s) until thread @tid is asleep: called right after the
  * thread said it is about to touch a missing page, it then sits blocked
  * in the fault, its message queued.  Asleep is S, or D: a thread that

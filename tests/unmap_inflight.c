@@ -685,52 +685,6 @@ static void snapshot_remap(struct upager_handler *h, enum upager_memtype type)
  * started for them), but the one whose read is held, which reads
  * events itself when it meets one pending.
  */
-struct occupied {
-	struct wbstore w[2];
-	struct upager_region *r[2];
-	pthread_t t[2];
-	unsigned int n;
-};
-
-static void *occupy_touch(void *arg)
-{
-	(void)*(volatile char *)arg;
-	return NULL;
-}
-
-/* Hold @n of @h's workers in fetches until vacate(). */
-static void occupy(struct occupied *o, struct upager_handler *h,
-		   enum upager_memtype type, unsigned int n)
-{
-	struct upager_map_params mp = map_params(type, false);
-	int err;
-
-	o->n = n;
-	for (unsigned int i = 0; i < n; i++) {
-		char *p;
-
-		wbstore_init(&o->w[i], 1);
-		o->w[i].s.flags |= UPAGER_STORE_CHEAP;
-		atomic_store(&o->w[i].fetch_hold, true);
-		p = upager_map(h, &o->w[i].s, PG, &mp, &o->r[i], &err);
-		CHECK(p, "occupy: map: %s", strerror(-err));
-		CHECK(pthread_create(&o->t[i], NULL, occupy_touch, p) == 0,
-		      "pthread_create");
-		t_wait_set(&o->w[i].fetch_held, "a worker's fetch (occupy)");
-	}
-}
-
-static void vacate(struct occupied *o)
-{
-	for (unsigned int i = 0; i < o->n; i++)
-		atomic_store(&o->w[i].fetch_release, true);
-	for (unsigned int i = 0; i < o->n; i++) {
-		CHECK(pthread_join(o->t[i], NULL) == 0, "pthread_join");
-		CHECK_RET(upager_unmap(o->r[i]), 0);
-		wbstore_free(&o->w[i]);
-	}
-}
-
 /* mremap() of the first region to @to, in a thread of its own: the
  * call returns only once a worker has read its REMAP event. */
 struct mover {
