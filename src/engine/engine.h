@@ -540,7 +540,13 @@ void evict_filled(struct upager_region *r, size_t u, size_t n);
 void evict_dropped(struct upager_region *r, size_t u, size_t n);
 void evict_free(struct upager_region *r);
 void evict_help(struct upager_region *r, struct filler *f);
-bool evict_own_drop(struct upager_region *r, uint64_t start, uint64_t end);
+/*
+ * Of a REMOVE of [@start, @end) read for @r: the run from @start on that
+ * is, or is not (*@own), an evictor's own drop (evict.c drop_pages()):
+ * returns where the run ends.  Any thread that reads events.
+ */
+uint64_t evict_own_run(struct upager_region *r, uint64_t start, uint64_t end,
+		       bool *own);
 void evict_sink_free(struct sink *sk);
 void evict_stop(struct upager_handler *h);
 

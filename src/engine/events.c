@@ -51,6 +51,27 @@ static void clip(struct upager_region *r, uint64_t start, uint64_t end,
 		*w1 = *w0;
 }
 
+/* The program dropped [start, end) of @r (it may reach past @r). */
+static void remove_from(struct upager_region *r, uint64_t start, uint64_t end)
+{
+	size_t w0, w1, t0, t1, bytes;
+
+	clip(r, start, end, &w0, &w1, &t0, &t1, &bytes);
+	if (r->dropped && bytes) {
+		size_t lo = (start > (uintptr_t)region_base(r)
+				     ? start - (uintptr_t)region_base(r)
+				     : 0) /
+			    UPAGER_STORE_PAGE;
+
+		region_drop(r, lo, lo + bytes / UPAGER_STORE_PAGE);
+	}
+	for (size_t u = t0; u < t1; u++)
+		unit_remove(&r->state[u], u >= w0 && u < w1, r->track,
+			    r->memtype == UPAGER_MEM_SHMEM);
+	evict_dropped(r, t0, t1 - t0);
+	STAT_ADD(r->st, pages_removed, bytes / UPAGER_STORE_PAGE);
+}
+
 void event_remove(struct upager_space *sp, uint64_t start, uint64_t end)
 {
 	struct upager_region *pins[PIN_STEP];
@@ -60,31 +81,15 @@ void event_remove(struct upager_space *sp, uint64_t start, uint64_t end)
 	while ((n = space_pin(sp, &cur, end, pins, PIN_STEP))) {
 		for (size_t i = 0; i < n; i++) {
 			struct upager_region *r = pins[i];
-			size_t w0, w1, t0, t1, bytes;
 
-			if (evict_own_drop(r, start, end)) {
-				/* An evictor's: its unit settles by itself. */
-				region_put(r);
-				continue;
-			}
-			clip(r, start, end, &w0, &w1, &t0, &t1, &bytes);
-			if (r->dropped && bytes) {
-				size_t lo = (start > (uintptr_t)region_base(r)
-						     ? start - (uintptr_t)
-								       region_base(r)
-						     : 0) /
-					    UPAGER_STORE_PAGE;
+			/* An evictor's runs: their unit settles by itself. */
+			for (uint64_t at = start, to; at < end; at = to) {
+				bool own;
 
-				region_drop(r, lo,
-					    lo + bytes / UPAGER_STORE_PAGE);
+				to = evict_own_run(r, at, end, &own);
+				if (!own)
+					remove_from(r, at, to);
 			}
-			for (size_t u = t0; u < t1; u++)
-				unit_remove(&r->state[u], u >= w0 && u < w1,
-					    r->track,
-					    r->memtype == UPAGER_MEM_SHMEM);
-			evict_dropped(r, t0, t1 - t0);
-			STAT_ADD(r->st, pages_removed,
-				 bytes / UPAGER_STORE_PAGE);
 			region_put(r);
 		}
 	}

@@ -103,10 +103,15 @@ struct evict {
 	atomic_bool told_kept;
 	struct tell wb_failed, drop_failed;
 	uint64_t idle_until;	 /* nothing could go: not before (ev_lock) */
-	/* An evictor's MADV_DONTNEED, one at a time (drop_lock): its range,
-	 * and the bytes of it whose REMOVEs were handled. */
-	pthread_mutex_t drop_lock;
-	_Atomic uint64_t own_lo, own_hi, own_done;
+	/*
+	 * An evictor's MADV_DONTNEED, one at a time (drop_lock): its range
+	 * [own_lo, own_hi) (0, 0: none), the pages of it a REMOVE was read
+	 * for since (own_seen, a bit each), and how many are not yet
+	 * (own_left); own_lock guards the range and the bits.
+	 */
+	pthread_mutex_t drop_lock, own_lock;
+	uint64_t own_lo, own_hi, *own_seen;
+	atomic_size_t own_left;
 };
 
 static size_t resident(struct evict *e)
@@ -339,25 +344,29 @@ static int drop_pages(struct upager_region *r, char *at, size_t len)
 	int ret;
 
 	pthread_mutex_lock(&e->drop_lock);
-	atomic_store(&e->own_done, 0);
-	atomic_store(&e->own_hi, (uintptr_t)at + len);
-	atomic_store(&e->own_lo, (uintptr_t)at);
+	pthread_mutex_lock(&e->own_lock);
+	e->own_lo = (uintptr_t)at;
+	e->own_hi = (uintptr_t)at + len;
+	memset(e->own_seen, 0,
+	       (len / UPAGER_STORE_PAGE + 63) / 64 * sizeof(uint64_t));
+	atomic_store(&e->own_left, len / UPAGER_STORE_PAGE);
+	pthread_mutex_unlock(&e->own_lock);
 	ret = madvise(at, len, MADV_DONTNEED) < 0 ? -errno : 0;
 	/*
 	 * The kernel posts a REMOVE per mapping the range covers (the
 	 * program may have mprotect()ed part of it), and madvise() returns
 	 * once a worker has read the last, which it may not have handled
-	 * yet: the range stays announced until every byte of it has been
-	 * (evict_own_drop()), else the drop counts as the program's, and
+	 * yet: the range stays announced until every page of it has been
+	 * (evict_own_run()), else the drop counts as the program's, and
 	 * under ZERO its clean pages read zeros (tests/writes_unmapped_part,
 	 * evict_readonly: 1 run in 10; every run with a page of the unit
 	 * a mapping of its own).
 	 */
-	for (int i = 0; !ret && atomic_load(&e->own_done) < len && i < 2000;
-	     i++)
+	for (int i = 0; !ret && atomic_load(&e->own_left) && i < 2000; i++)
 		nanosleep(&pause, NULL);
-	atomic_store(&e->own_lo, 0);
-	atomic_store(&e->own_hi, 0);
+	pthread_mutex_lock(&e->own_lock);
+	e->own_lo = e->own_hi = 0;
+	pthread_mutex_unlock(&e->own_lock);
 	pthread_mutex_unlock(&e->drop_lock);
 	return ret;
 }
@@ -386,19 +395,42 @@ static int drop_live(struct upager_region *r, size_t u)
 	}
 }
 
-bool evict_own_drop(struct upager_region *r, uint64_t start, uint64_t end)
+uint64_t evict_own_run(struct upager_region *r, uint64_t start, uint64_t end,
+		       bool *own)
 {
+	const uint64_t pg = UPAGER_STORE_PAGE;
 	struct evict *e = r->ev;
-	uint64_t lo;
+	uint64_t at = end;
+	size_t i;
+	bool seen;
 
+	*own = false;
 	if (!e)
-		return false;
-	lo = atomic_load(&e->own_lo);
-	if (!lo || start < lo || end > atomic_load(&e->own_hi))
-		return false;
-	/* Counted: drop_pages() ends once all of its range is. */
-	atomic_fetch_add(&e->own_done, end - start);
-	return true;
+		return end;
+	pthread_mutex_lock(&e->own_lock);
+	if (start < e->own_lo) /* also: nothing announced */
+		at = end < e->own_lo ? end : e->own_lo;
+	if (start < e->own_lo || start >= e->own_hi)
+		goto out;
+	/*
+	 * The evictor's events cover its range once: a page read twice was
+	 * dropped by the program too (which of the two events was whose
+	 * does not matter), and is the program's drop the second time.
+	 */
+	i = (size_t)((start - e->own_lo) / pg);
+	seen = e->own_seen[i / 64] >> (i % 64) & 1;
+	*own = !seen;
+	for (at = start; at < end && at < e->own_hi &&
+			 (e->own_seen[i / 64] >> (i % 64) & 1) == seen;
+	     at += pg, i++) {
+		if (!seen) {
+			e->own_seen[i / 64] |= 1ull << (i % 64);
+			atomic_fetch_sub(&e->own_left, 1);
+		}
+	}
+out:
+	pthread_mutex_unlock(&e->own_lock);
+	return at;
 }
 
 /*
@@ -851,6 +883,16 @@ static int evictors_start(struct upager_handler *h)
 	return 0;
 }
 
+static void evict_free_one(struct evict *e)
+{
+	munmap(e->tag, e->maps_len);
+	free(e->own_seen);
+	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->drop_lock);
+	pthread_mutex_destroy(&e->own_lock);
+	free(e);
+}
+
 int evict_attach(struct upager_region *r, const struct upager_map_params *p)
 {
 	struct upager_handler *h = r->h;
@@ -884,8 +926,16 @@ int evict_attach(struct upager_region *r, const struct upager_map_params *p)
 	}
 	e->prev = (uint32_t *)(void *)(e->tag + (r->nunits + 3) / 4 * 4);
 	e->nxt = e->prev + r->nunits;
+	e->own_seen = calloc((r->fill / UPAGER_STORE_PAGE + 63) / 64,
+			     sizeof(uint64_t));
+	if (!e->own_seen) {
+		munmap(e->tag, e->maps_len);
+		free(e);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->drop_lock, NULL);
+	pthread_mutex_init(&e->own_lock, NULL);
 	pthread_mutex_lock(&h->ev_lock);
 	ret = evictors_start(h);
 	if (ret == 0) {
@@ -894,12 +944,8 @@ int evict_attach(struct upager_region *r, const struct upager_map_params *p)
 		r->ev = e;
 	}
 	pthread_mutex_unlock(&h->ev_lock);
-	if (ret < 0) {
-		munmap(e->tag, e->maps_len);
-		pthread_mutex_destroy(&e->lock);
-		pthread_mutex_destroy(&e->drop_lock);
-		free(e);
-	}
+	if (ret < 0)
+		evict_free_one(e);
 	return ret;
 }
 
@@ -941,14 +987,9 @@ void evict_tell_rest(struct upager_region *r)
 
 void evict_free(struct upager_region *r)
 {
-	struct evict *e = r->ev;
-
-	if (!e)
+	if (!r->ev)
 		return;
-	munmap(e->tag, e->maps_len);
-	pthread_mutex_destroy(&e->lock);
-	pthread_mutex_destroy(&e->drop_lock);
-	free(e);
+	evict_free_one(r->ev);
 	r->ev = NULL;
 }
 
