@@ -551,7 +551,8 @@ static size_t next_live_run(struct upager_region *r, size_t u, size_t *off)
  * Drop unit @u's pages (held INFLIGHT, clean now) into sink slot @k; an
  * evictor thread (@may_block) drops those of a read-only region too.  0
  * when the unit is gone (the slot is used), or an error with the unit
- * whole in the region as it was (protected), and the slot empty.
+ * whole in the region as it was (protected), and the slot empty:
+ * -EROFS when only an evictor thread could drop it (read-only).
  *
  * UFFDIO_MOVE of pages the program's zap (MADV_DONTNEED) is taking at
  * that moment spins in the kernel for ever (tests/move_zap): the unit
@@ -605,9 +606,15 @@ static int drop_unit(struct upager_region *r, struct sink *sk,
 		moved += step;
 		if (ret == 0)
 			continue; /* the next run */
-		/* Not under rd_lock: its REMOVE waits for a worker's read. */
-		if (ret == -EINVAL && may_block && !moved)
-			return drop_live(r, u);
+		/*
+		 * A read-only mapping: only an evictor may drop it, not under
+		 * rd_lock (its REMOVE waits for a worker's read); a worker
+		 * leaves it to them (-EROFS), nothing failed: the unit goes
+		 * to the back of its queue, so the next worker's batch takes
+		 * others, which may move (part of a region read-only).
+		 */
+		if (ret == -EINVAL && !moved)
+			return may_block ? drop_live(r, u) : -EROFS;
 		/*
 		 * A short move is answered -EAGAIN with its count: the call
 		 * from there on says why it stopped.
@@ -739,7 +746,7 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
 		}
 		if (ret == 0) {
 			ret = drop_unit(r, sk, f, v[i], moved, may_block);
-			if (ret < 0)
+			if (ret < 0 && ret != -EROFS)
 				tell(r, &e->drop_failed, addr, ret);
 		}
 		if (ret < 0) {
