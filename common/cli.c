@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* Messages, number arguments and JSON for the programs (see cli.h). */
 #include <errno.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -87,6 +89,25 @@ bool cli_parse_u64(const char *cmd, const char *what, const char *s,
 		return false;
 	}
 	*out = v * mul;
+	return true;
+}
+
+bool cli_parse_cpu(const char *cmd, const char *what, const char *s,
+		   unsigned int *cpu)
+{
+	cpu_set_t allowed;
+	uint64_t v;
+
+	if (!cli_parse_u64(cmd, what, s, 0, CPU_SETSIZE - 1, false, &v))
+		return false;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) ||
+	    !CPU_ISSET((int)v, &allowed)) {
+		cli_usage_error(cmd, "%s %s: this process may not run on "
+				"that CPU (see 'taskset -cp %d')", what, s,
+				(int)getpid());
+		return false;
+	}
+	*cpu = (unsigned int)v;
 	return true;
 }
 

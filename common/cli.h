@@ -36,6 +36,13 @@ int cli_verror(int code, const char *cmd, const char *fmt, va_list ap)
  */
 bool cli_parse_u64(const char *cmd, const char *what, const char *s,
 		   uint64_t min, uint64_t max, bool suffix, uint64_t *out);
+/*
+ * Parse a CPU number this process may run on (its affinity, as taskset
+ * sets it); on error print which argument was wrong and why, and return
+ * false.
+ */
+bool cli_parse_cpu(const char *cmd, const char *what, const char *s,
+		   unsigned int *cpu);
 
 /*
  * A progress bar on one line of stderr, redrawn in place (@what, a bar,

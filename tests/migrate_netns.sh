@@ -7,7 +7,7 @@
 # or configured in this run, and loose: the exact figures go to
 # docs/BENCHMARKS.md.  MIGRATE_SIZE (default 256M; the benchmark uses 1G).
 # Over TLS, both sides holding the same key file; MIGRATE_PLAINTEXT=1 for
-# the plaintext baseline.
+# the plaintext baseline; MIGRATE_STREAM_CPU=N keeps the stream to CPU N.
 build=$1
 . "$(dirname "$0")/lib.sh"
 . "$src/tests/netns.sh"
@@ -20,6 +20,8 @@ key=$tmp/key
 (umask 077; python3 -c "import os; print('upager:' + os.urandom(32).hex())" >"$key")
 sec=(--psk-file "$key")
 [ "${MIGRATE_PLAINTEXT:-}" = 1 ] && sec=(--plaintext)
+# MIGRATE_STREAM_CPU=N: both sides' stream threads on CPU N only.
+[ -n "${MIGRATE_STREAM_CPU:-}" ] && sec+=(--stream-cpu "$MIGRATE_STREAM_CPU")
 
 migrate() { # MODE-FLAGS... -> JSON on stdout
 	# The stream is limited to 95% of the link in payload bytes (QEMU's

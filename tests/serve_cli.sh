@@ -108,6 +108,8 @@ bad "name in '=file:x'" --plaintext =file:x
 bad "'img' given twice" --plaintext img=zero:1M img=zero:1M
 bad "no size" --plaintext img=zero
 bad "rate 'fast' is not a number" --plaintext --rate fast img=zero:1M
+bad "may not run on that CPU" --plaintext --stream-cpu 1023 img=zero:1M
+bad "'x' is not a number" --plaintext --stream-cpu x img=zero:1M
 bad "'nowhere' is malformed" --plaintext --listen nowhere img=zero:1M
 bad "unknown option" --bogus img=zero:1M
 # A key file others may read is refused, and the message says so.

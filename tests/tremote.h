@@ -117,24 +117,33 @@ static void t_count_error(void *arg, struct upager_region *r, uint64_t addr,
 	atomic_fetch_add(err == -ETIMEDOUT ? &t_timeouts : &t_errors, 1);
 }
 
-/* A started server on 127.0.0.1:@port (0: any) exporting @img as "img". */
-static inline struct upager_server *t_serve(struct upager_store *img,
-					    unsigned int port, uint64_t rate)
+/* A started server on 127.0.0.1:@port (0: any) exporting @img as "img",
+ * with @sp's other parameters. */
+static inline struct upager_server *
+t_serve_params(struct upager_store *img, unsigned int port,
+	       struct upager_server_params *sp)
 {
-	struct upager_server_params sp = { .size = sizeof(sp),
-					   .stream_rate = rate };
 	struct upager_server *srv;
 	char listen[64];
 	int err;
 
 	snprintf(listen, sizeof(listen), "tcp:127.0.0.1:%u", port);
-	sp.listen = listen;
-	srv = upager_server_new(&sp, &err);
+	sp->listen = listen;
+	srv = upager_server_new(sp, &err);
 	CHECK(srv, "server on %s: %s", listen, strerror(-err));
 	CHECK_RET(upager_server_export(srv, "img", img), 0);
 	t_secure(srv);
 	CHECK_RET(upager_server_start(srv), 0);
 	return srv;
+}
+
+static inline struct upager_server *t_serve(struct upager_store *img,
+					    unsigned int port, uint64_t rate)
+{
+	struct upager_server_params sp = { .size = sizeof(sp),
+					   .stream_rate = rate };
+
+	return t_serve_params(img, port, &sp);
 }
 
 /* A started handler reporting to t_count_error(). */

@@ -48,6 +48,7 @@ struct opts {
 	const char *psk;     /* the key file both sides hold, or NULL */
 	bool plaintext;	     /* no TLS, asked for */
 	uint64_t rate;	     /* source: stream limit, bytes/s */
+	int stream_cpu;	     /* both: the stream's CPU; -1: any */
 	uint64_t link_rate;  /* for the report: bits/s of the link */
 	uint64_t deadline;
 	unsigned int threads;
@@ -131,6 +132,7 @@ static int run_source(const struct opts *o)
 					   .stream_rate = o->rate,
 					   .log = source_log };
 	uint64_t npages = o->size / PAGE;
+	cpu_set_t cpus;
 	struct upager_server *srv;
 	struct upager_store *s;
 	char addr[300];
@@ -146,6 +148,11 @@ static int run_source(const struct opts *o)
 	s = upager_store_mem_wrap(mem, o->size, &err);
 	if (!s)
 		return cli_error("migrate", "source: %s", strerror(-err));
+	if (o->stream_cpu >= 0) {
+		CPU_ZERO(&cpus);
+		CPU_SET(o->stream_cpu, &cpus);
+		sp.stream_cpus = &cpus;
+	}
 	srv = upager_server_new(&sp, &err);
 	if (!srv)
 		return cli_error("migrate", "source: listen on %s: %s",
@@ -175,8 +182,10 @@ static int run_source(const struct opts *o)
 static pid_t spawn_source(const struct opts *o, const char *self,
 			  const char *listen, char *addr, size_t len)
 {
-	char size[32], rate[32];
-	int pfd[2];
+	char size[32], rate[32], cpu[16];
+	const char *argv[16] = { self, "migrate", "--source", "--listen",
+				 listen, "--size", size, "--rate", rate };
+	int pfd[2], n = 9;
 	pid_t pid;
 	FILE *f;
 
@@ -184,19 +193,23 @@ static pid_t spawn_source(const struct opts *o, const char *self,
 		return -1;
 	snprintf(size, sizeof(size), "%" PRIu64, o->size);
 	snprintf(rate, sizeof(rate), "%" PRIu64, o->rate);
+	if (o->psk) {
+		argv[n++] = "--psk-file";
+		argv[n++] = o->psk;
+	} else {
+		argv[n++] = "--plaintext";
+	}
+	if (o->stream_cpu >= 0) {
+		snprintf(cpu, sizeof(cpu), "%d", o->stream_cpu);
+		argv[n++] = "--stream-cpu";
+		argv[n++] = cpu;
+	}
 	pid = fork();
 	if (pid == 0) {
 		dup2(pfd[1], STDOUT_FILENO);
 		close(pfd[0]);
 		close(pfd[1]);
-		if (o->psk)
-			execl(self, self, "migrate", "--source", "--listen",
-			      listen, "--size", size, "--rate", rate,
-			      "--psk-file", o->psk, (char *)NULL);
-		else
-			execl(self, self, "migrate", "--source", "--listen",
-			      listen, "--size", size, "--rate", rate,
-			      "--plaintext", (char *)NULL);
+		execv(self, (char *const *)argv);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -411,18 +424,21 @@ static int run_dest(struct opts *o)
 	struct worker *w;
 	uint64_t verified = 0, bad = 0;
 	double t0 = now_s(), total;
-	char spec[4096 + 512];
+	char spec[4096 + 512], cpu[32] = "";
 	int err, ret;
 
 	pthread_mutex_init(&d.lock, NULL);
+	if (o->stream_cpu >= 0)
+		snprintf(cpu, sizeof(cpu), ",stream_cpu=%d", o->stream_cpu);
 	if (o->psk)
 		snprintf(spec, sizeof(spec),
-			 "remote:%s/" EXPORT ",deadline=%" PRIu64 ",psk=%s",
-			 o->connect, o->deadline, o->psk);
+			 "remote:%s/" EXPORT ",deadline=%" PRIu64 ",psk=%s%s",
+			 o->connect, o->deadline, o->psk, cpu);
 	else
 		snprintf(spec, sizeof(spec),
-			 "remote:%s/" EXPORT ",deadline=%" PRIu64 ",plaintext",
-			 o->connect, o->deadline);
+			 "remote:%s/" EXPORT ",deadline=%" PRIu64
+			 ",plaintext%s",
+			 o->connect, o->deadline, cpu);
 	s = upager_store_open(spec, &err);
 	if (!s)
 		return cli_error("migrate", "connecting to %s: %s%s", o->connect,
@@ -532,6 +548,12 @@ static int usage(void)
 	       "bandwidth bound\n"
 	       "  --deadline SEC     a fault waits at most SEC for its page "
 	       "(default 30)\n"
+	       "  --stream-cpu N     the background stream's threads (the "
+	       "source's sender,\n"
+	       "                     the destination's receiver) on CPU N "
+	       "only, the other\n"
+	       "                     CPUs left to the workload and its urgent "
+	       "pages\n"
 	       "  --json             one JSON object instead of the summary "
 	       "line\n"
 	       "  --psk-file FILE    TLS 1.3 with the pre-shared key in FILE "
@@ -565,6 +587,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "link-rate", required_argument, NULL, 'L' },
 		{ "deadline", required_argument, NULL, 'D' },
+		{ "stream-cpu", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "source", no_argument, NULL, 'S' },
 		{ "dest", no_argument, NULL, 'd' },
@@ -577,8 +600,9 @@ int cmd_migrate(int argc, char **argv)
 		{ 0 }
 	};
 	struct opts o = { .size = 1ull << 30, .listen = "tcp:127.0.0.1:0",
-			  .deadline = 30, .threads = 2 };
+			  .deadline = 30, .threads = 2, .stream_cpu = -1 };
 	char why[256];
+	unsigned int cpu;
 	uint64_t v;
 	int c;
 
@@ -617,6 +641,12 @@ int cmd_migrate(int argc, char **argv)
 			if (!cli_parse_u64("migrate", "--deadline", optarg, 0,
 					   86400, false, &o.deadline))
 				return 2;
+			break;
+		case 'C':
+			if (!cli_parse_cpu("migrate", "--stream-cpu", optarg,
+					   &cpu))
+				return 2;
+			o.stream_cpu = (int)cpu;
 			break;
 		case 'j':
 			o.json = true;

@@ -36,7 +36,7 @@ static int usage(void)
 {
 	printf("usage: upager serve (--psk-file FILE | --plaintext) "
 	       "[--listen ADDR] [--rate BYTES]\n"
-	       "                    [--json] NAME=SPEC...\n\n"
+	       "                    [--stream-cpu N] [--json] NAME=SPEC...\n\n"
 	       "Export page stores to remote: stores until SIGINT or SIGTERM.\n"
 	       "The first line printed is the bound address.  A client gets a\n"
 	       "background stream of every page and urgent answers to its\n"
@@ -53,6 +53,9 @@ static int usage(void)
 	       "                 unix:PATH; default tcp:127.0.0.1:7070\n"
 	       "  --rate BYTES   limit each background stream to BYTES a second\n"
 	       "                 (K/M/G suffixes); urgent answers are not limited\n"
+	       "  --stream-cpu N  send the background streams from CPU N only,\n"
+	       "                 leaving the others to urgent answers (few CPUs\n"
+	       "                 shared with the client: give it ,stream_cpu=N)\n"
 	       "  --json         statistics at exit as one JSON object\n"
 	       "  NAME=SPEC      export the store SPEC as NAME, e.g.\n"
 	       "                 img=file:/var/tmp/img; clients map\n"
@@ -162,12 +165,14 @@ static void report(bool json, const char *addr, struct export_arg *ex,
 }
 
 static int serve(const char *listen, const char *psk, uint64_t rate,
-		 bool json, struct export_arg *ex, int nex)
+		 const cpu_set_t *cpus, bool json, struct export_arg *ex,
+		 int nex)
 {
 	struct upager_server_params sp = { .size = sizeof(sp),
 					   .listen = listen,
 					   .stream_rate = rate,
-					   .log = log_line };
+					   .log = log_line,
+					   .stream_cpus = cpus };
 	struct upager_server_stats st = { .size = sizeof(st) };
 	struct upager_server *srv;
 	char addr[256];
@@ -225,6 +230,7 @@ int cmd_serve(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "rate", required_argument, NULL, 'r' },
+		{ "stream-cpu", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "psk-file", required_argument, NULL, 'k' },
 		{ "plaintext", no_argument, NULL, 'P' },
@@ -236,7 +242,9 @@ int cmd_serve(int argc, char **argv)
 	char why[256];
 	struct export_arg ex[MAX_EXPORTS] = { 0 };
 	uint64_t rate = 0;
-	bool json = false;
+	cpu_set_t cpus;
+	unsigned int cpu;
+	bool json = false, pin = false;
 	int c, nex = 0, ret = 0;
 
 	while ((c = getopt_long(argc, argv, "l:r:jh", opts, NULL)) != -1) {
@@ -248,6 +256,14 @@ int cmd_serve(int argc, char **argv)
 			if (!cli_parse_u64("serve", "--rate", optarg, 1,
 					   UINT64_MAX, true, &rate))
 				return 2;
+			break;
+		case 'c':
+			if (!cli_parse_cpu("serve", "--stream-cpu", optarg,
+					   &cpu))
+				return 2;
+			CPU_ZERO(&cpus);
+			CPU_SET(cpu, &cpus);
+			pin = true;
 			break;
 		case 'j':
 			json = true;
@@ -286,7 +302,8 @@ int cmd_serve(int argc, char **argv)
 			ret = open_export(&ex[nex]);
 	}
 	if (!ret)
-		ret = serve(listen, psk, rate, json, ex, nex);
+		ret = serve(listen, psk, rate, pin ? &cpus : NULL, json, ex,
+			    nex);
 	for (int i = 0; i < nex; i++) {
 		upager_store_close(ex[i].store);
 		free(ex[i].name);

@@ -32,6 +32,7 @@
 #define UPAGER_REMOTE_H
 
 #include <stddef.h>
+#include <sched.h>
 #include <stdint.h>
 
 #include <upager/store.h>
@@ -77,6 +78,18 @@ struct upager_server_params {
 	uint64_t stream_rate;
 	upager_server_log_fn log; /* NULL: silent */
 	void *log_arg;
+	/*
+	 * The CPUs the background streams' sending threads run on (copied;
+	 * NULL: any).  On a machine whose few CPUs the stream, the program
+	 * and its urgent faults share (a migration over loopback, a small
+	 * VM), a stream kept to one CPU leaves the others to the faults:
+	 * on 2 CPUs an urgent page's p99 fell from 0.2-3 ms to 0.1-0.2 ms,
+	 * the migration taking a fifth longer (docs/BENCHMARKS.md).  With
+	 * the remote: store's stream_cpu= on the same CPU when both ends
+	 * share a machine.  upager_server_new() fails -EINVAL when the
+	 * process may run on none of them.
+	 */
+	const cpu_set_t *stream_cpus;
 };
 
 /*
@@ -108,8 +121,8 @@ struct upager_server_stats {
 /*
  * A server bound and listening on @p->listen (not yet accepting: see
  * upager_server_start()).  @p may be NULL for defaults.  Any thread.
- * NULL with *err = -EINVAL (malformed address, or @p->size smaller than
- * the size field), -E2BIG (@p is larger than this library's struct and
+ * NULL with *err = -EINVAL (malformed address, @p->stream_cpus none this
+ * process may run on, or @p->size smaller than the size field), -E2BIG (@p is larger than this library's struct and
  * sets a field it does not know), -EADDRINUSE, -EACCES,
  * -ENOENT (a host name that does not resolve), -ENOMEM, or another
  * socket(2)/bind(2) error.
@@ -211,6 +224,11 @@ int upager_psk_check(const char *path, char *why, size_t len);
  *                     the faulting thread gets SIGBUS); 0 waits forever;
  *                     default 30
  *   csum              ask for checksummed PAGES (CAP_CSUM)
+ *   stream_cpu=N      the background stream's receiver (which installs
+ *                     the pushed pages) runs on CPU N only, leaving the
+ *                     others to the program and its urgent faults (see
+ *                     upager_server_params.stream_cpus); -EINVAL when
+ *                     the process may not run there
  *
  * One of psk= and plaintext is required: open() fails with -ENOKEY
  * without either (-EINVAL with both).  A key file that cannot be used

@@ -122,6 +122,30 @@ void line_tell(struct line *l)
 		return; /* nowhere left to tell */
 }
 
+/* Those of @cpus this process may run on, into @both. */
+static int usable(const cpu_set_t *cpus, cpu_set_t *both)
+{
+	if (sched_getaffinity(0, sizeof(*both), both))
+		return -errno;
+	CPU_AND(both, both, cpus);
+	return CPU_COUNT(both) ? 0 : -EINVAL;
+}
+
+bool cpus_usable(const cpu_set_t *cpus)
+{
+	cpu_set_t both;
+
+	return usable(cpus, &both) == 0;
+}
+
+int thread_pin(pthread_t t, const cpu_set_t *cpus)
+{
+	cpu_set_t both;
+	int ret = usable(cpus, &both);
+
+	return ret ? ret : -pthread_setaffinity_np(t, sizeof(both), &both);
+}
+
 void thread_name(pthread_t t, const char *fmt, ...)
 {
 	char name[16] = "upager-";

@@ -7,6 +7,8 @@
 #define UPAGER_BASE_UTIL_H
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +74,15 @@ struct line {
 void line_str(struct line *l, const char *s);
 void line_u64(struct line *l, uint64_t v);
 void line_tell(struct line *l);
+
+/* May this process run on any of @cpus (its affinity)? */
+bool cpus_usable(const cpu_set_t *cpus);
+/*
+ * Run thread @t on those of @cpus this process may run on, only (a
+ * background thread kept off the CPUs that latency-bound ones need): 0,
+ * or -EINVAL when there are none.
+ */
+int thread_pin(pthread_t t, const cpu_set_t *cpus);
 
 /*
  * Name thread @t "upager-" and the rest (cut to the kernel's 15 bytes),

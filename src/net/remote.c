@@ -82,6 +82,8 @@ struct remote_store {
 	uint64_t deadline_ns; /* 0: wait forever */
 	struct net_tls *tls; /* the psk= option's key; NULL: plaintext */
 	bool plaintext;	     /* the plaintext option */
+	bool pin_stream;     /* the stream_cpu= option: */
+	cpu_set_t stream_cpus; /* its receiver runs there only */
 
 	pthread_mutex_t lock; /* everything down to the bitmap */
 	pthread_cond_t cond;  /* state, started, need of a connection */
@@ -1040,8 +1042,9 @@ static int load_psk(struct remote_store *rs, const char *path, size_t olen)
 }
 
 /*
- * Strip a trailing ",csum", ",deadline=SECONDS", ",psk=PATH" or
- * ",plaintext" off @*len bytes.  1 stripped, 0 none, or -errno.
+ * Strip a trailing ",csum", ",deadline=SECONDS", ",psk=PATH",
+ * ",plaintext" or ",stream_cpu=N" off @*len bytes.  1 stripped, 0 none,
+ * or -errno.
  */
 static int strip_option(struct remote_store *rs, const char *arg, size_t *len)
 {
@@ -1071,6 +1074,20 @@ static int strip_option(struct remote_store *rs, const char *arg, size_t *len)
 			return ret;
 	} else if (olen == 9 && !memcmp(opt, "plaintext", 9)) {
 		rs->plaintext = true;
+	} else if (olen > 11 && !memcmp(opt, "stream_cpu=", 11) &&
+		   olen - 11 < sizeof(num)) {
+		long cpu;
+
+		memcpy(num, opt + 11, olen - 11);
+		num[olen - 11] = '\0';
+		cpu = strtol(num, &end, 10);
+		if (*end || end == num || cpu < 0 || cpu >= CPU_SETSIZE)
+			return -EINVAL;
+		CPU_ZERO(&rs->stream_cpus);
+		CPU_SET((int)cpu, &rs->stream_cpus);
+		if (!cpus_usable(&rs->stream_cpus))
+			return -EINVAL;
+		rs->pin_stream = true;
 	} else {
 		return 0;
 	}
@@ -1181,6 +1198,8 @@ static int remote_open(const char *arg, struct upager_store **out)
 		goto fail;
 	thread_name(rs->mgr, "rmt-conn");
 	thread_name(rs->rx[0], "rmt-strm");
+	if (rs->pin_stream)
+		thread_pin(rs->rx[0], &rs->stream_cpus);
 	thread_name(rs->rx[1], "rmt-urg");
 	*out = &rs->s;
 	return 0;
@@ -1207,7 +1226,8 @@ const struct upager_store_ops store_remote_ops = {
 	.size = sizeof(struct upager_store_ops),
 	.name = "remote",
 	.help = "remote:HOST:PORT[/NAME],psk=FILE|plaintext[,deadline=S][,csum]"
-		"  pages from a page server (also remote:unix:PATH[/NAME])",
+		"[,stream_cpu=N]  pages from a page server (also "
+		"remote:unix:PATH[/NAME])",
 	.open = remote_open,
 	.fetch = remote_fetch,
 	.close = remote_close,

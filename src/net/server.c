@@ -86,6 +86,8 @@ struct upager_server {
 	void *log_arg;
 	struct net_tls *tls; /* NULL: plaintext, if allowed */
 	bool plaintext;
+	bool pin_stream; /* stream senders on stream_cpus only */
+	cpu_set_t stream_cpus;
 
 	pthread_mutex_t lock; /* everything below; cond waits on it */
 	pthread_cond_t cond;  /* rate-limit sleeps, woken by stop */
@@ -612,6 +614,8 @@ static void *conn_main(void *arg)
 			unexpected(c, &m, "before HELLO");
 		else if (m.hello.role == WIRE_ROLE_STREAM) {
 			thread_name(pthread_self(), "srv-strm");
+			if (srv->pin_stream)
+				thread_pin(pthread_self(), &srv->stream_cpus);
 			serve_stream(c, &m);
 		} else {
 			thread_name(pthread_self(), "srv-urg");
@@ -754,6 +758,13 @@ struct upager_server *upager_server_new(const struct upager_server_params *param
 	srv->rate = p.stream_rate;
 	srv->log = p.log;
 	srv->log_arg = p.log_arg;
+	if (p.stream_cpus) {
+		ret = -EINVAL;
+		if (!cpus_usable(p.stream_cpus))
+			goto fail;
+		srv->pin_stream = true;
+		srv->stream_cpus = *p.stream_cpus;
+	}
 	ret = net_parse(listen, strlen(listen), &srv->addr);
 	if (ret < 0)
 		goto fail;
