@@ -105,13 +105,11 @@ struct evict {
 	uint64_t idle_until;	 /* nothing could go: not before (ev_lock) */
 	/*
 	 * An evictor's MADV_DONTNEED, one at a time (drop_lock): its range
-	 * [own_lo, own_hi) (0, 0: none), the pages of it a REMOVE was read
-	 * for since (own_seen, a bit each), and how many are not yet
-	 * (own_left); own_lock guards the range and the bits.
+	 * [own_lo, own_hi) (0, 0: none) and the pages of it a REMOVE was
+	 * handled for since (own_seen, a bit each), under own_lock.
 	 */
 	pthread_mutex_t drop_lock, own_lock;
 	uint64_t own_lo, own_hi, *own_seen;
-	atomic_size_t own_left;
 };
 
 static size_t resident(struct evict *e)
@@ -329,6 +327,29 @@ static int sink_reserve(struct upager_handler *h, struct sink *sk, size_t len)
 	return 0;
 }
 
+/* A failure of @t's kind at @addr: told now, or counted for later. */
+static void tell(struct upager_region *r, struct tell *t, uint64_t addr,
+		 int err)
+{
+	uint64_t now = now_ns(), next = atomic_load(&t->next);
+	unsigned long n;
+	char line[192];
+
+	atomic_store(&t->err, err);
+	if (now < next ||
+	    !atomic_compare_exchange_strong(&t->next, &next, now + TELL_NS)) {
+		atomic_fetch_add(&t->untold, 1);
+		return;
+	}
+	n = atomic_exchange(&t->untold, 0);
+	if (!n) {
+		region_report(r, addr, err, t->what);
+		return;
+	}
+	snprintf(line, sizeof(line), "%s (and %lu more since)", t->what, n);
+	region_report(r, addr, err, line);
+}
+
 /*
  * The kernel moves pages only out of writable mappings: a region the
  * program made read-only (a data set mapped for reading) is dropped with
@@ -339,7 +360,6 @@ static int sink_reserve(struct upager_handler *h, struct sink *sk, size_t len)
  */
 static int drop_pages(struct upager_region *r, char *at, size_t len)
 {
-	struct timespec pause = { 0, 10000 };
 	struct evict *e = r->ev;
 	int ret;
 
@@ -349,21 +369,21 @@ static int drop_pages(struct upager_region *r, char *at, size_t len)
 	e->own_hi = (uintptr_t)at + len;
 	memset(e->own_seen, 0,
 	       (len / UPAGER_STORE_PAGE + 63) / 64 * sizeof(uint64_t));
-	atomic_store(&e->own_left, len / UPAGER_STORE_PAGE);
 	pthread_mutex_unlock(&e->own_lock);
 	ret = madvise(at, len, MADV_DONTNEED) < 0 ? -errno : 0;
 	/*
 	 * The kernel posts a REMOVE per mapping the range covers (the
 	 * program may have mprotect()ed part of it), and madvise() returns
 	 * once a worker has read the last, which it may not have handled
-	 * yet: the range stays announced until every page of it has been
-	 * (evict_own_run()), else the drop counts as the program's, and
-	 * under ZERO its clean pages read zeros (tests/writes_unmapped_part,
-	 * evict_readonly: 1 run in 10; every run with a page of the unit
-	 * a mapping of its own).
+	 * yet; also when it failed part way (a locked mapping), after the
+	 * events of the mappings before.  A worker reads and handles under
+	 * read_lock: once the lock is ours, every one of them was handled
+	 * (evict_own_run()).  Withdrawn before, the range let them count
+	 * as the program's drops, and under ZERO clean pages read zeros
+	 * (tests/writes_unmapped_part, evict_readonly; tests/evict_locked).
 	 */
-	for (int i = 0; !ret && atomic_load(&e->own_left) && i < 2000; i++)
-		nanosleep(&pause, NULL);
+	pthread_mutex_lock(&r->sp->read_lock);
+	pthread_mutex_unlock(&r->sp->read_lock);
 	pthread_mutex_lock(&e->own_lock);
 	e->own_lo = e->own_hi = 0;
 	pthread_mutex_unlock(&e->own_lock);
@@ -376,7 +396,7 @@ static int drop_pages(struct upager_region *r, char *at, size_t len)
  * unit unmapped in part, madvise() would zap the rest and fail, and the
  * REMOVE events it posts would not match the range announced (taken
  * for the program's own drops: under ZERO, the clean pages would read
- * zeros).
+ * zeros).  0: the unit goes (also when a drop failed, told here).
  */
 static int drop_live(struct upager_region *r, size_t u)
 {
@@ -390,8 +410,17 @@ static int drop_live(struct upager_region *r, size_t u)
 		if (end == off)
 			return 0;
 		ret = drop_pages(r, region_base(r) + off, end - off);
-		if (ret < 0)
-			return ret;
+		/*
+		 * Failed part way (a mapping further on locked): the pages
+		 * before are zapped.  The unit goes as a whole (it is
+		 * clean): left installed with pages missing, under ZERO it
+		 * would read zeros there, as where the program dropped.
+		 */
+		if (ret < 0) {
+			tell(r, &r->ev->drop_failed,
+			     (uintptr_t)region_base(r) + off, ret);
+			return 0;
+		}
 	}
 }
 
@@ -423,10 +452,8 @@ uint64_t evict_own_run(struct upager_region *r, uint64_t start, uint64_t end,
 	for (at = start; at < end && at < e->own_hi &&
 			 (e->own_seen[i / 64] >> (i % 64) & 1) == seen;
 	     at += pg, i++) {
-		if (!seen) {
+		if (!seen)
 			e->own_seen[i / 64] |= 1ull << (i % 64);
-			atomic_fetch_sub(&e->own_left, 1);
-		}
 	}
 out:
 	pthread_mutex_unlock(&e->own_lock);
@@ -656,29 +683,6 @@ static void keep(struct evict *e, uint32_t u)
 		region_report(r, (uintptr_t)region_base(r), -EOPNOTSUPP,
 			      "budget: the store has no writeback; dirty units "
 			      "stay resident past the budget");
-}
-
-/* A failure of @t's kind at @addr: told now, or counted for later. */
-static void tell(struct upager_region *r, struct tell *t, uint64_t addr,
-		 int err)
-{
-	uint64_t now = now_ns(), next = atomic_load(&t->next);
-	unsigned long n;
-	char line[192];
-
-	atomic_store(&t->err, err);
-	if (now < next ||
-	    !atomic_compare_exchange_strong(&t->next, &next, now + TELL_NS)) {
-		atomic_fetch_add(&t->untold, 1);
-		return;
-	}
-	n = atomic_exchange(&t->untold, 0);
-	if (!n) {
-		region_report(r, addr, err, t->what);
-		return;
-	}
-	snprintf(line, sizeof(line), "%s (and %lu more since)", t->what, n);
-	region_report(r, addr, err, line);
 }
 
 /* The failures of @t's kind not told yet (the region goes). */

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * An evictor's drop of a read-only unit that fails part way: the
+ * program mlock()ed the unit's last two pages, so MADV_DONTNEED zaps the
+ * first two (their REMOVE read by a worker) and then refuses the locked
+ * mapping (EINVAL).  The unit stays resident, the drop told through
+ * on_error; the two zapped pages must read the store's data again.
+ * Under REMOVE_ZERO they read zeros: the evictor stopped announcing its
+ * range as soon as madvise() failed, before a worker had handled the
+ * REMOVE it had read, which then counted as the program's drop.  anon.
+ */
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "tstore.h"
+
+#define PG     4096ul
+#define UNIT   (4 * PG)
+#define NUNITS 16
+#define BUDGET 4
+
+static atomic_uint told;
+
+static void on_error(void *arg, struct upager_region *r, uint64_t addr,
+		     int err, const char *what)
+{
+	(void)arg, (void)r, (void)addr, (void)err, (void)what;
+	atomic_fetch_add(&told, 1);
+}
+
+int main(void)
+{
+	struct upager_map_params mp = { .size = sizeof(mp),
+					.memtype = UPAGER_MEM_ANON,
+					.fill = UNIT,
+					.budget = BUDGET * UNIT,
+					.evict = UPAGER_EVICT_FIFO,
+					.remove = UPAGER_REMOVE_ZERO,
+					.readahead_max = (size_t)-1,
+					.fault_around = (size_t)-1 };
+	struct upager_handler *h = t_upager_handler(2, on_error, NULL);
+	struct upager_region *r;
+	struct upager_store *s;
+	char *p;
+	int err;
+
+	s = upager_store_mem_new(NUNITS * UNIT, &err);
+	CHECK(s, "mem store: %s", strerror(-err));
+	for (size_t i = 0; i < NUNITS * UNIT / PG; i++)
+		t_fill((char *)upager_store_mem_data(s) + i * PG, PG, i + 1);
+	p = upager_map(h, s, NUNITS * UNIT, &mp, &r, &err);
+	if (!p && err == -EOPNOTSUPP)
+		SKIP("a budget on anon: %s", strerror(-err));
+	CHECK(p, "map: %s", strerror(-err));
+	CHECK(!mprotect(p, NUNITS * UNIT, PROT_READ), "mprotect");
+	CHECK_RET(upager_handler_start(h), 0);
+	/* The system call itself: sanitizers make mlock() do nothing. */
+	if (syscall(SYS_mlock, p + 2 * PG, 2 * PG))
+		SKIP("mlock: %s", strerror(errno));
+	/*
+	 * The other units through the budget, unit 0 first out (FIFO),
+	 * each read once the evictor is done with the one before: workers
+	 * help evict only over the whole budget, and they leave read-only
+	 * units to the evictor.
+	 */
+	for (int round = 0; round < 4; round++) {
+		for (size_t u = 1; u < NUNITS; u++) {
+			CHECK(t_verify(p + u * UNIT, PG, u * 4 + 1),
+			      "unit %zu", u);
+			for (int ms = 0;
+			     upager_region_resident(r) > (BUDGET - 1) * UNIT;
+			     ms++) {
+				CHECK(ms < 5000, "%zu bytes resident after 5 s",
+				      upager_region_resident(r));
+				t_sleep_ms(1);
+			}
+		}
+	}
+	CHECK(atomic_load(&told), "the failed drop was not told");
+	for (size_t i = 0; i < 4; i++)
+		CHECK(t_verify(p + i * PG, PG, i + 1),
+		      "page %zu of unit 0 (%s) does not read the store's data",
+		      i, i < 2 ? "zapped" : "locked");
+	CHECK(!syscall(SYS_munlock, p + 2 * PG, 2 * PG), "munlock");
+	CHECK_RET(upager_unmap(r), 0);
+	upager_store_close(s);
+	upager_handler_free(h);
+	return t_end();
+}
