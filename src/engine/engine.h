@@ -331,14 +331,18 @@ struct upager_handler {
 	 * Evictors (evict.c): threads of the handler's that keep regions
 	 * with a budget under it, moving pages out through @evict_uffd (no
 	 * events: a sink registered there only).  @ev_lock guards the list
-	 * of such regions, the threads and their wake-ups.
+	 * of such regions, the threads and their wake-ups, and how many of
+	 * them are inside a region (@ev_busy).  They leave the regions alone
+	 * while @ev_paused: from the handler's creation to start() or run(),
+	 * and from stop() on (evict_pause()).
 	 */
 	pthread_mutex_t ev_lock;
 	pthread_cond_t ev_cond;
 	struct evict *ev_list;
 	pthread_t ev_threads[16];
-	unsigned int nev, ev_max;
+	unsigned int nev, ev_max, ev_busy;
 	bool ev_stop;
+	atomic_bool ev_paused;
 	int evict_uffd;
 
 	struct stats_page *pub; /* published statistics, or NULL */
@@ -549,6 +553,8 @@ uint64_t evict_own_run(struct upager_region *r, uint64_t start, uint64_t end,
 		       bool *own);
 void evict_sink_free(struct sink *sk);
 void evict_stop(struct upager_handler *h);
+void evict_pause(struct upager_handler *h);
+void evict_resume(struct upager_handler *h);
 
 /* snapshot.c */
 void snap_before_write(struct upager_region *r, struct filler *f, size_t u);

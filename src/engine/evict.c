@@ -101,7 +101,7 @@ struct evict {
 	unsigned int active; /* evictors inside (h->ev_lock) */
 	bool detached;	     /* (h->ev_lock) */
 	atomic_bool told_kept;
-	struct tell wb_failed, drop_failed;
+	struct tell wb_failed, drop_failed, drop_part;
 	uint64_t idle_until;	 /* nothing could go: not before (ev_lock) */
 	/*
 	 * An evictor's MADV_DONTNEED, one at a time (drop_lock): its range
@@ -356,9 +356,11 @@ static void tell(struct upager_region *r, struct tell *t, uint64_t addr,
  * MADV_DONTNEED instead.  That posts EVENT_REMOVE and waits until a
  * worker reads it, so only an evictor thread may (a worker might be the
  * only reader), and the event is told apart from the program's own by
- * its range, announced here first (evict_own_drop()).
+ * its range, announced here first (evict_own_run()).  *@zapped is set
+ * when a REMOVE of the range was handled (pages of it went).
  */
-static int drop_pages(struct upager_region *r, char *at, size_t len)
+static int drop_pages(struct upager_region *r, char *at, size_t len,
+		      bool *zapped)
 {
 	struct evict *e = r->ev;
 	int ret;
@@ -385,6 +387,8 @@ static int drop_pages(struct upager_region *r, char *at, size_t len)
 	pthread_mutex_lock(&r->sp->read_lock);
 	pthread_mutex_unlock(&r->sp->read_lock);
 	pthread_mutex_lock(&e->own_lock);
+	for (size_t i = 0; i < (len / UPAGER_STORE_PAGE + 63) / 64; i++)
+		*zapped |= e->own_seen[i] != 0;
 	e->own_lo = e->own_hi = 0;
 	pthread_mutex_unlock(&e->own_lock);
 	pthread_mutex_unlock(&e->drop_lock);
@@ -396,11 +400,13 @@ static int drop_pages(struct upager_region *r, char *at, size_t len)
  * unit unmapped in part, madvise() would zap the rest and fail, and the
  * REMOVE events it posts would not match the range announced (taken
  * for the program's own drops: under ZERO, the clean pages would read
- * zeros).  0: the unit goes (also when a drop failed, told here).
+ * zeros).  0: the unit goes (also when a drop failed part way, told
+ * here), or the error of a drop that zapped nothing.
  */
 static int drop_live(struct upager_region *r, size_t u)
 {
 	size_t at = u * r->fill, off = at, end;
+	bool zapped = false;
 	int ret;
 
 	for (;; off = end) {
@@ -409,15 +415,18 @@ static int drop_live(struct upager_region *r, size_t u)
 		rdlock_shared_end(&r->sp->rd_lock);
 		if (end == off)
 			return 0;
-		ret = drop_pages(r, region_base(r) + off, end - off);
+		ret = drop_pages(r, region_base(r) + off, end - off, &zapped);
 		/*
-		 * Failed part way (a mapping further on locked): the pages
-		 * before are zapped.  The unit goes as a whole (it is
-		 * clean): left installed with pages missing, under ZERO it
-		 * would read zeros there, as where the program dropped.
+		 * Failed part way (a mapping further on locked), with pages
+		 * before zapped: the unit goes as a whole (it is clean).
+		 * Left installed with pages missing, under ZERO it would read
+		 * zeros there, as where the program dropped.  With nothing
+		 * zapped it stays, whole, as any unit whose drop failed.
 		 */
+		if (ret < 0 && !zapped)
+			return ret;
 		if (ret < 0) {
-			tell(r, &r->ev->drop_failed,
+			tell(r, &r->ev->drop_part,
 			     (uintptr_t)region_base(r) + off, ret);
 			return 0;
 		}
@@ -778,7 +787,8 @@ static size_t evict_batch(struct evict *e, struct sink *sk, struct filler *f,
  */
 static bool evict_down(struct evict *e, struct sink *sk, struct filler *f)
 {
-	while (!atomic_load(&e->r->closing) && resident(e) > e->low)
+	while (!atomic_load(&e->r->closing) &&
+	       !atomic_load(&e->r->h->ev_paused) && resident(e) > e->low)
 		if (!evict_batch(e, sk, f, BATCH, true))
 			return false;
 	return true;
@@ -829,7 +839,8 @@ static void *evictor_main(void *arg)
 
 	pthread_mutex_lock(&h->ev_lock);
 	while (!h->ev_stop) {
-		struct evict *e = over_high(h);
+		struct evict *e = atomic_load(&h->ev_paused) ? NULL
+							     : over_high(h);
 		struct timespec ts;
 		bool done;
 
@@ -844,13 +855,16 @@ static void *evictor_main(void *arg)
 			continue;
 		}
 		e->active++;
+		h->ev_busy++;
 		pthread_mutex_unlock(&h->ev_lock);
 		done = evict_down(e, &sk, &f);
 		pthread_mutex_lock(&h->ev_lock);
 		/* Stuck: 100 ms for the others (and no spinning on it). */
 		if (!done)
 			e->idle_until = now_ns() + 100 * 1000 * 1000;
-		if (!--e->active && e->detached)
+		h->ev_busy--;
+		e->active--;
+		if (!h->ev_busy || (!e->active && e->detached))
 			pthread_cond_broadcast(&h->ev_cond);
 	}
 	pthread_mutex_unlock(&h->ev_lock);
@@ -921,6 +935,9 @@ int evict_attach(struct upager_region *r, const struct upager_map_params *p)
 			    "the unit stays resident and dirty";
 	e->drop_failed.what = "eviction: the drop of the unit's resident "
 			      "pages failed; the unit stays resident";
+	e->drop_part.what = "eviction: the drop of a unit failed part way (a "
+			    "locked page?); the unit goes, its pages left "
+			    "stay in memory";
 	e->policy = p->evict;
 	e->budget = budget;
 	e->high = budget * hi / 100;
@@ -994,6 +1011,7 @@ void evict_tell_rest(struct upager_region *r)
 		return;
 	tell_rest(r, &e->wb_failed);
 	tell_rest(r, &e->drop_failed);
+	tell_rest(r, &e->drop_part);
 }
 
 void evict_free(struct upager_region *r)
@@ -1002,6 +1020,30 @@ void evict_free(struct upager_region *r)
 		return;
 	evict_free_one(r->ev);
 	r->ev = NULL;
+}
+
+/*
+ * Evictors leave the regions alone until evict_resume(); returns once
+ * none is inside one.  A drop of a read-only unit waits for a worker to
+ * read its REMOVE: upager_handler_stop() pauses them while its workers
+ * still run (an evictor's madvise() left with no reader had hung the
+ * next upager_unmap() or upager_handler_free(): tests/evict_stop).
+ */
+void evict_pause(struct upager_handler *h)
+{
+	pthread_mutex_lock(&h->ev_lock);
+	atomic_store(&h->ev_paused, true);
+	while (h->ev_busy)
+		pthread_cond_wait(&h->ev_cond, &h->ev_lock);
+	pthread_mutex_unlock(&h->ev_lock);
+}
+
+void evict_resume(struct upager_handler *h)
+{
+	pthread_mutex_lock(&h->ev_lock);
+	atomic_store(&h->ev_paused, false);
+	pthread_cond_broadcast(&h->ev_cond);
+	pthread_mutex_unlock(&h->ev_lock);
 }
 
 void evict_stop(struct upager_handler *h)

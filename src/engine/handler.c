@@ -238,6 +238,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	h->fault_wake = EPOLLIN | (p.wake == UPAGER_WAKE_ONE ? EPOLLEXCLUSIVE
 							   : 0);
 	h->ev_max = p.evictors ? p.evictors : 1;
+	atomic_store(&h->ev_paused, true); /* until start() or run() */
 	h->on_error = p.on_error ? p.on_error : default_on_error;
 	h->error_arg = p.error_arg;
 	h->spare_max = p.spare_workers < 0    ? 0
@@ -1249,6 +1250,7 @@ int upager_handler_run(struct upager_handler *h)
 	pthread_mutex_lock(&h->run_lock);
 	h->runners++;
 	pthread_mutex_unlock(&h->run_lock);
+	evict_resume(h);
 	ret = serve(h, false);
 	pthread_mutex_lock(&h->run_lock);
 	h->runners--;
@@ -1315,6 +1317,8 @@ int upager_handler_start(struct upager_handler *h)
 	pthread_mutex_unlock(&h->run_lock);
 	if (ret)
 		upager_handler_stop(h);
+	else
+		evict_resume(h);
 	return ret;
 }
 
@@ -1323,6 +1327,8 @@ int upager_handler_stop(struct upager_handler *h)
 	uint64_t one = 1, drain;
 	int ret = 0;
 
+	/* While the workers still read: an evictor's drop may wait for one. */
+	evict_pause(h);
 	pthread_mutex_lock(&h->run_lock);
 	/*
 	 * The flag stops a server that never finds its queue empty; the
