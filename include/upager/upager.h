@@ -164,8 +164,9 @@ struct upager_handler_params {
 	unsigned int poll_us;
 	/*
 	 * Evictor threads for regions with a budget (upager_map_params):
-	 * started with the first such region, whether the handler is
-	 * served by start() or run().  0: 1; at most 16.
+	 * started with the first such region; they evict while the handler
+	 * is served (from start() or run() to stop(), which waits for an
+	 * eviction in progress).  0: 1; at most 16.
 	 */
 	unsigned int evictors;
 	enum upager_wake wake; /* which idle workers a fault wakes; 0: all */
