@@ -119,12 +119,7 @@ int main(void)
 	CHECK_RET(upager_handler_start(h), 0);
 	for (size_t u = 0; u < BUDGET; u++)
 		(void)*(volatile char *)(p + u * UNIT);
-	/* A unit counts once its filler settled it, after the wake. */
-	for (int ms = 0; upager_region_resident(r) != BUDGET * UNIT; ms++) {
-		CHECK(ms < 5000, "%zu bytes resident, not the budget",
-		      upager_region_resident(r));
-		t_sleep_ms(1);
-	}
+	t_wait_resident(r, BUDGET * UNIT, BUDGET * UNIT, 5000);
 
 	occupy(&o, h, UPAGER_MEM_ANON, 2);
 	evict_start(r);
@@ -132,11 +127,7 @@ int main(void)
 	vacate(&o);
 	drop_end(&d);
 	/* FIFO from BUDGET + 1 units down to half the budget. */
-	for (int ms = 0; upager_region_resident(r) > BUDGET / 2 * UNIT; ms++) {
-		CHECK(ms < 10000, "%zu bytes still resident",
-		      upager_region_resident(r));
-		t_sleep_ms(1);
-	}
+	t_wait_resident(r, 0, BUDGET / 2 * UNIT, 10000);
 	CHECK(!upager_region_present(r, 0), "unit 0 was not evicted");
 
 	CHECK(!memcmp(p, zero, PG),

@@ -47,13 +47,7 @@ static void cycle(struct upager_region *r, const char *p)
 		for (size_t u = 1; u < NUNITS; u++) {
 			CHECK(t_verify(p + u * UNIT, PG, u * 4 + 1),
 			      "unit %zu", u);
-			for (int ms = 0;
-			     upager_region_resident(r) > (BUDGET - 1) * UNIT;
-			     ms++) {
-				CHECK(ms < 5000, "%zu bytes resident after 5 s",
-				      upager_region_resident(r));
-				t_sleep_ms(1);
-			}
+			t_wait_resident(r, 0, (BUDGET - 1) * UNIT, 5000);
 		}
 	}
 }

@@ -87,12 +87,7 @@ static void stop(void)
 	CHECK_RET(upager_handler_start(h), 0);
 	for (size_t u = 0; u < BUDGET; u++)
 		(void)*(volatile char *)(p + u * UNIT);
-	/* A unit counts once its filler settled it, after the wake. */
-	for (int ms = 0; upager_region_resident(r) != BUDGET * UNIT; ms++) {
-		CHECK(ms < 5000, "%zu bytes resident, not the budget",
-		      upager_region_resident(r));
-		t_sleep_ms(1);
-	}
+	t_wait_resident(r, BUDGET * UNIT, BUDGET * UNIT, 5000);
 	occupy(&o, h, UPAGER_MEM_ANON, 2);
 	/* Past the budget: the evictor's REMOVE of unit 0 waits unread. */
 	CHECK_RET(upager_region_prefault(r, BUDGET * UNIT, UNIT), 0);

@@ -296,6 +296,25 @@ static inline void wbstore_free(struct wbstore *w)
 }
 
 /*
+ * Wait (@ms at most) until @r has from @lo to @hi bytes resident: a unit
+ * counts once its filler settled it, after the faulting thread's wake,
+ * and stops counting once an evictor let it go.
+ */
+static inline void t_wait_resident(struct upager_region *r, size_t lo,
+				   size_t hi, unsigned int ms)
+{
+	for (unsigned int i = 0;; i++) {
+		size_t n = upager_region_resident(r);
+
+		if (n >= lo && n <= hi)
+			return;
+		CHECK(i < ms, "%zu bytes resident after %u ms, not %zu to %zu",
+		      n, ms, lo, hi);
+		t_sleep_ms(1);
+	}
+}
+
+/*
  * Workers held in fetches: each of occupy()'s @n regions (a page over a
  * wbstore of its own) has a thread touching it, whose fault a worker
  * takes and holds at the store's fetch gate until vacate().  The stores
