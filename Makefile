@@ -188,8 +188,11 @@ $(BUILD)/bench/image-restore: $(BUILD)/bench/image_restore.o $(COMMON_OBJS) $(ST
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
 
 # memcached: against a bare memcached_get() and file: ("The memcached store").
-$(BUILD)/bench/memcached-store: $(BUILD)/bench/memcached_store.o $(COMMON_OBJS) $(STATIC)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(COMMON_OBJS) $(STATIC) $(LDLIBS)
+$(BUILD)/bench/memcached-store: $(BUILD)/bench/memcached_store.o \
+		$(BUILD)/bench/bench_util.o $(BUILD)/bench/bench_bare.o \
+		$(COMMON_OBJS) $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/bench/bench_util.o \
+		$(BUILD)/bench/bench_bare.o $(COMMON_OBJS) $(STATIC) $(LDLIBS)
 
 # Issue 10's benchmarks, each a program over the public API and
 # bench_util.c: dirty tracking ("Dirty tracking"), out-of-core against a

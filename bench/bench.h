@@ -8,6 +8,8 @@
 #ifndef UPAGER_BENCH_H
 #define UPAGER_BENCH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +48,39 @@ struct tstat {
 	uint64_t csw;	  /* status: voluntary + nonvoluntary switches */
 	uint64_t syscr;	  /* io: read(2)-family syscalls */
 };
+
+/* ---- the bare handlers (bench_bare.c) ----------------------------------- */
+
+/*
+ * A bare handler thread over @len bytes of fresh anon memory (b->base):
+ * poll(2), read(2) the message, one UFFDIO_COPY (with its wake) a fault,
+ * from @src + the page's offset or, with @fill, from a page that
+ * fill(page number, page) wrote.  Counts its calls.  One at a time.
+ */
+struct bare {
+	int uffd, stopfd;
+	char *base;
+	size_t len;
+	const char *src;
+	void (*fill)(size_t pg, char *page);
+	pthread_t thread;
+	atomic_int tid;
+	uint64_t polls, reads, copies;
+};
+
+void bare_up(struct bare *b, const char *src,
+	     void (*fill)(size_t pg, char *page), size_t len);
+void bare_down(struct bare *b);
+/*
+ * A bare SIGBUS handler over @len bytes of fresh anon memory (returned)
+ * whose missing pages it copies in as bare_up()'s thread does, in the
+ * faulting thread; SIGBUS elsewhere goes to the handler installed
+ * before.  One at a time; bare_sig_down() puts that handler back and
+ * unmaps.
+ */
+char *bare_sig_up(const char *src, void (*fill)(size_t pg, char *page),
+		  size_t len);
+void bare_sig_down(void);
 
 /* ---- section A and D rows ----------------------------------------------- */
 

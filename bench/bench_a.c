@@ -6,16 +6,9 @@
  * poll/read/COPY loop, upager with 1 and 2 workers, a bare SIGBUS
  * handler, upager in-thread.
  */
-#include <errno.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -130,170 +123,6 @@ static void probe_end(struct probe *p, struct a_result *r)
 	r->has_server = p->nservers > 0;
 }
 
-/* ---- the bare loop: the floor of a handler-thread design ---------------- */
-
-/*
- * What any handler thread must do per fault, and nothing else: poll(2),
- * read(2) the message, UFFDIO_COPY (with its wake) from a page prepared
- * in memory, here the same mem store image the engine installs from.
- */
-struct bare {
-	int uffd, stopfd;
-	char *base;
-	size_t len;
-	const char *src;
-	pthread_t thread;
-	atomic_int tid;
-	uint64_t polls, reads, copies;
-};
-
-static void *bare_main(void *arg)
-{
-	struct bare *b = arg;
-	struct uffd_msg msgs[16];
-
-	atomic_store(&b->tid, (int)gettid());
-	for (;;) {
-		struct pollfd pfd[2] = {
-			{ .fd = b->uffd, .events = POLLIN },
-			{ .fd = b->stopfd, .events = POLLIN },
-		};
-		int n;
-
-		b->polls++;
-		n = poll(pfd, 2, -1);
-		if (n < 0 && errno != EINTR)
-			die("bare loop: poll: %s", strerror(errno));
-		if (n <= 0)
-			continue;
-		if (pfd[1].revents)
-			return NULL;
-		b->reads++;
-		n = upager_ll_read(b->uffd, msgs, ARRAY_SIZE(msgs));
-		if (n == -EAGAIN || n == -EINTR)
-			continue;
-		if (n < 0)
-			die("bare loop: read: %s", strerror(-n));
-		for (int i = 0; i < n; i++) {
-			uint64_t off;
-			size_t done;
-			int ret;
-
-			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			off = (msgs[i].arg.pagefault.address &
-			       ~(uint64_t)(PAGE - 1)) -
-			      (uintptr_t)b->base;
-			b->copies++;
-			ret = upager_ll_copy(b->uffd, b->base + off,
-					     b->src + off, PAGE, 0, &done);
-			if (ret < 0 && ret != -EEXIST)
-				die("bare loop: UFFDIO_COPY: %s",
-				    strerror(-ret));
-		}
-	}
-}
-
-static void bare_up(struct bare *b, const char *src, size_t len)
-{
-	int ret;
-
-	memset(b, 0, sizeof(*b));
-	b->uffd = upager_ll_open(UPAGER_LL_NONBLOCK, NULL);
-	if (b->uffd < 0)
-		die("bare loop: cannot open a userfaultfd: %s",
-		    strerror(-b->uffd));
-	ret = upager_ll_api(b->uffd, 0, NULL);
-	if (ret < 0)
-		die("bare loop: UFFDIO_API: %s", strerror(-ret));
-	b->base = anon_map("bare loop", len);
-	b->len = len;
-	b->src = src;
-	ret = upager_ll_register(b->uffd, b->base, len,
-				 UFFDIO_REGISTER_MODE_MISSING, NULL);
-	if (ret < 0)
-		die("bare loop: UFFDIO_REGISTER: %s", strerror(-ret));
-	b->stopfd = eventfd(0, EFD_CLOEXEC);
-	if (b->stopfd < 0)
-		die("bare loop: eventfd: %s", strerror(errno));
-	ret = pthread_create(&b->thread, NULL, bare_main, b);
-	if (ret)
-		die("bare loop: pthread_create: %s", strerror(ret));
-	while (!atomic_load(&b->tid))
-		sched_yield();
-	usleep(10000);
-}
-
-static void bare_down(struct bare *b)
-{
-	uint64_t one = 1;
-
-	if (write(b->stopfd, &one, sizeof(one)) != sizeof(one))
-		die("bare loop: eventfd write: %s", strerror(errno));
-	pthread_join(b->thread, NULL);
-	upager_ll_unregister(b->uffd, b->base, b->len);
-	munmap(b->base, b->len);
-	close(b->stopfd);
-	close(b->uffd);
-}
-
-/*
- * The floor of in-thread mode: a SIGBUS handler that copies the page in
- * with one UFFDIO_COPY and returns, with no lookup, claim or statistics.
- * One at a time (a signal handler has only globals to go by).
- */
-static struct {
-	int uffd;
-	char *base;
-	const char *src;
-	struct sigaction previous;
-} bare_sig;
-
-static void bare_sig_handler(int sig, siginfo_t *si, void *uc)
-{
-	uintptr_t off = ((uintptr_t)si->si_addr & ~(uintptr_t)(PAGE - 1)) -
-			(uintptr_t)bare_sig.base;
-	size_t done;
-
-	(void)sig;
-	(void)uc;
-	upager_ll_copy(bare_sig.uffd, bare_sig.base + off, bare_sig.src + off,
-		       PAGE, 0, &done);
-}
-
-static char *bare_sig_up(const char *src, size_t len)
-{
-	struct sigaction sa = { .sa_sigaction = bare_sig_handler,
-				.sa_flags = SA_SIGINFO };
-	int ret;
-
-	bare_sig.uffd = upager_ll_open(0, NULL);
-	if (bare_sig.uffd < 0)
-		die("bare SIGBUS handler: cannot open a userfaultfd: %s",
-		    strerror(-bare_sig.uffd));
-	ret = upager_ll_api(bare_sig.uffd, UFFD_FEATURE_SIGBUS, NULL);
-	if (ret < 0)
-		die("bare SIGBUS handler: UFFDIO_API: %s", strerror(-ret));
-	bare_sig.base = anon_map("bare SIGBUS handler", len);
-	bare_sig.src = src;
-	ret = upager_ll_register(bare_sig.uffd, bare_sig.base, len,
-				 UFFDIO_REGISTER_MODE_MISSING, NULL);
-	if (ret < 0)
-		die("bare SIGBUS handler: UFFDIO_REGISTER: %s",
-		    strerror(-ret));
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, &bare_sig.previous))
-		die("sigaction: %s", strerror(errno));
-	return bare_sig.base;
-}
-
-static void bare_sig_down(size_t len)
-{
-	sigaction(SIGBUS, &bare_sig.previous, NULL);
-	munmap(bare_sig.base, len);
-	close(bare_sig.uffd);
-}
-
 /* ---- A: fault latency ----------------------------------------------------- */
 
 /* Median cost of the two clock reads around an access, in ns. */
@@ -328,7 +157,7 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		base = anon_map(what, len);
 		break;
 	case A_BARE:
-		bare_up(&bl, upager_store_mem_data(s), len);
+		bare_up(&bl, upager_store_mem_data(s), NULL, len);
 		base = bl.base;
 		pr.servers[pr.nservers++] = (pid_t)atomic_load(&bl.tid);
 		break;
@@ -353,7 +182,7 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		break;
 	}
 	case A_BARE_SIG:
-		base = bare_sig_up(upager_store_mem_data(s), len);
+		base = bare_sig_up(upager_store_mem_data(s), NULL, len);
 		break;
 	case A_INTHREAD:
 		engine_up(&e, what, s, len, 0, NULL, 0, 0, 0, UPAGER_MAP_IN_THREAD,
@@ -376,7 +205,7 @@ static void a_run(struct bench *b, int m, struct upager_store *s, size_t n,
 		st.faults = flt;
 		break;
 	case A_BARE_SIG:
-		bare_sig_down(len);
+		bare_sig_down();
 		st.faults = n;
 		break;
 	case A_BARE:

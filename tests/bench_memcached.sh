@@ -17,7 +17,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 bad = [k for k in ("push_seconds", "seq_mget_seconds", "seq_nomget_seconds",
                    "seq_file_seconds") if not d.get(k, 0) > 0]
-for row in ("fault_memcached", "fault_memcached_inthread", "fault_file",
+for row in ("fault_memcached", "fault_memcached_inthread",
+            "fault_bare", "fault_bare_inthread", "fault_file",
             "memcached_get", "store_fetch"):
     p50, p99 = d.get(row + "_p50_us", 0), d.get(row + "_p99_us", 0)
     if not 0 < p50 <= p99:
@@ -33,7 +34,8 @@ PY
 	2>/dev/null || fail "memcached-store exited $?"
 for w in "memcached_get, bare (the floor)" "memcached: fetch() alone" \
 	"region over memcached:" "region over memcached:, in-thread" \
-	"region over file:" \
+	"bare handler thread: get, COPY" \
+	"bare in-thread: memcached_get, COPY" "region over file:" \
 	"memcached (mget=256)" "memcached (mget=1)"; do
 	grep -qF "$w" "$tmp/out.txt" || fail "the table has no '$w': $(cat "$tmp/out.txt")"
 done
