@@ -5,7 +5,7 @@
 #   make check SANITIZE=address,undefined   ASan+UBSan build in build-asan/
 #   make check SANITIZE=thread              TSan build in build-tsan/
 #   make WERROR=1                           warnings are errors (CI)
-#   make fuzz FUZZ_SECONDS=N                fuzz the wire decoder (clang)
+#   make fuzz FUZZ_SECONDS=N                fuzz the wire decoder, TLS, images
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION := 0.1.0
@@ -272,10 +272,13 @@ clean:
 # `make fuzz FUZZ_SECONDS=N`: the wire decoder under libFuzzer, ASan and
 # UBSan for N seconds (default 30), built with clang from src/net/wire.c alone,
 # then the TLS handshake (fuzz/tls_fuzz.c: src/net/tls.c, net.c, wire.c and
-# Debian's OpenSSL) for as long.
-# The corpora are $(BUILD)/fuzz/corpus and tls-corpus: the seeds fuzz/seeds.c
-# and fuzz/tls_seeds.c write, and what the fuzzer adds, kept between runs; a
-# crash is saved beside them.
+# Debian's OpenSSL) for as long, then the page image reader as long
+# (fuzz/image_fuzz.c: src/store/image.c, image_fmt.c, src/base/util.c and
+# the codecs; -close_fd_mask=2 drops the line image.c writes to stderr for
+# each bad chunk, the fuzzer's own output stays).
+# The corpora are $(BUILD)/fuzz/corpus, tls-corpus and image-corpus: the
+# seeds fuzz/seeds.c, tls_seeds.c and image_seeds.c write, and what the
+# fuzzer adds, kept between runs; a crash is saved beside them.
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ := $(BUILD)/fuzz
@@ -286,8 +289,9 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARN) -fno-omit-frame-pointer \
 fuzz:
 	@tools/deps.sh fuzz
 	@$(MAKE) --no-print-directory $(FUZZ)/wire_fuzz $(FUZZ)/seeds \
-		$(FUZZ)/tls_fuzz $(FUZZ)/tls_seeds
-	$(Q)mkdir -p $(FUZZ)/corpus $(FUZZ)/tls-corpus
+		$(FUZZ)/tls_fuzz $(FUZZ)/tls_seeds $(FUZZ)/image_fuzz \
+		$(FUZZ)/image_seeds
+	$(Q)mkdir -p $(FUZZ)/corpus $(FUZZ)/tls-corpus $(FUZZ)/image-corpus
 	$(Q)$(FUZZ)/seeds $(FUZZ)/corpus
 	$(FUZZ)/wire_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=1100000 \
 		-timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ)/ \
@@ -296,6 +300,10 @@ fuzz:
 	$(FUZZ)/tls_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=60000 \
 		-timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ)/tls- \
 		$(FUZZ)/tls-corpus
+	$(Q)$(FUZZ)/image_seeds $(FUZZ)/image-corpus
+	$(FUZZ)/image_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-timeout=10 -close_fd_mask=2 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ)/image- $(FUZZ)/image-corpus
 
 $(FUZZ)/wire_fuzz: fuzz/wire_fuzz.c fuzz/wire_check.h src/net/wire.c src/net/wire.h
 	@mkdir -p $(dir $@)
@@ -324,6 +332,26 @@ $(FUZZ)/tls_seeds: fuzz/tls_seeds.c $(FUZZ_TLS_DEPS)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -pthread \
 		-fsanitize=address,undefined -o $@ fuzz/tls_seeds.c \
 		$(FUZZ_TLS_SRCS) $(LDLIBS)
+
+FUZZ_IMAGE_SRCS := src/store/image_fmt.c src/base/util.c
+FUZZ_IMAGE_DEPS := $(FUZZ_IMAGE_SRCS) src/store/image_fmt.h src/base/util.h \
+	src/base/le.h include/upager/image.h include/upager/store.h
+FUZZ_IMAGE_LIBS := -lzstd -llz4 -lxxhash
+
+$(FUZZ)/image_fuzz: fuzz/image_fuzz.c src/store/image.c src/store/builtin.h \
+		src/engine/store_call.h $(FUZZ_IMAGE_DEPS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -pthread \
+		-fsanitize=fuzzer,address,undefined -o $@ fuzz/image_fuzz.c \
+		src/store/image.c $(FUZZ_IMAGE_SRCS) $(FUZZ_IMAGE_LIBS)
+
+$(FUZZ)/image_seeds: fuzz/image_seeds.c src/store/image_write.c \
+		$(FUZZ_IMAGE_DEPS)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -pthread \
+		-fsanitize=address,undefined -o $@ fuzz/image_seeds.c \
+		src/store/image_write.c $(FUZZ_IMAGE_SRCS) $(FUZZ_IMAGE_LIBS)
 
 # The codec's test shares the fuzzer's re-encoder.
 $(BUILD)/tests/wire_codec.o: fuzz/wire_check.h
