@@ -31,6 +31,7 @@ struct tstore {
 	struct upager_store s;
 	uint64_t seed;
 	unsigned int delay_ms; /* every fetch sleeps this long first */
+	atomic_uint delay_us;  /* and this long (may change meanwhile) */
 	uint64_t bad;	       /* a fetch covering this page is -EIO */
 	atomic_uint hold_at;   /* fetch number hold_at (from 1) waits at
 				  the gate until tstore_release(); 0: none */
@@ -117,6 +118,8 @@ static inline int tstore_fetch_op(struct upager_store *s, uint64_t pgoff,
 	atomic_fetch_add(&t->busy, 1);
 	if (t->delay_ms)
 		t_sleep_ms(t->delay_ms);
+	if (atomic_load(&t->delay_us))
+		usleep(atomic_load(&t->delay_us));
 	if (nr == t->hold_at ||
 	    (t->hold_bad && t->bad >= pgoff && t->bad < pgoff + npages)) {
 		atomic_store(&t->held, true);

@@ -148,9 +148,10 @@ struct upager_handler_params {
 	/*
 	 * Spare workers the handler may start while workers wait in slow
 	 * stores (stores without UPAGER_STORE_CHEAP), so that a store that
-	 * sleeps delays only its own region.  A spare no longer needed
-	 * waits up to a second to be needed again before it exits.  0: 64;
-	 * -1: none.
+	 * sleeps delays only its own region.  A spare wakes only for a
+	 * fault that comes while every worker is in such a store, and
+	 * exits after a second in which none went in while none is in.
+	 * 0: 64; -1: none.
 	 */
 	int spare_workers;
 	/*

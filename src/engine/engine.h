@@ -283,17 +283,20 @@ struct upager_handler {
 	 * Seats: a worker about to wait in a slow store (one without
 	 * UPAGER_STORE_CHEAP) gives up its seat; when no seated server is
 	 * left, a spare worker takes the seat, so a store that sleeps delays
-	 * only its own region.  Spares step aside once the seats are full
-	 * again, and wait a while (run_lock, @spare_cond) to be called back
-	 * before they leave: a store that sleeps on every miss would
-	 * otherwise cost a thread's creation per miss.
+	 * only its own region.  Parked spares wait in @park_ep, and only a
+	 * fault that comes while the seats are empty wakes one (@listen_ep,
+	 * handler.c: spare_listen()).  Spares step aside once the seats are
+	 * full again, and wait a while to be called back before they leave:
+	 * a store that sleeps on every miss would otherwise cost a thread's
+	 * creation per miss.
 	 */
-	atomic_int seated;	  /* servers not inside a slow store call */
+	atomic_int seated;	  /* servers not in a slow store, not parked */
 	atomic_uint spares;	  /* spare workers alive */
 	unsigned int spare_max;
-	unsigned int parked;	  /* spares waiting to be called (run_lock) */
-	unsigned int calls;	  /* calls not yet taken by one (run_lock) */
-	pthread_cond_t spare_cond;
+	unsigned int parked;	  /* spares parked in park_ep (run_lock) */
+	int park_ep;		  /* epoll: stopfd, and listen_ep when armed */
+	int listen_ep;		  /* epoll: every space's uffd */
+	uint64_t vacancies;	  /* times the seats emptied (run_lock) */
 
 	pthread_mutex_t idle_lock; /* region_wait_idle() */
 	pthread_cond_t idle_cond;

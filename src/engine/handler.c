@@ -39,6 +39,7 @@
 #define ID_STOP UINT64_MAX
 #define ID_WORK (UINT64_MAX - 1)
 #define ID_TIMER (UINT64_MAX - 2)
+#define ID_LISTEN (UINT64_MAX - 3) /* park_ep: a fault waits, none seated */
 #define ID_PIDFD (1ull << 62) /* | a space's id: its process exited */
 
 /* Append @s, or the number @v in @base, to the line at @p. */
@@ -156,6 +157,8 @@ static int open_main(struct upager_handler *h, uint64_t kernel)
 	return fd;
 }
 
+static int epoll_add(int ep, int fd, uint64_t id, uint32_t events);
+
 struct upager_handler *upager_handler_new(const struct upager_handler_params *params,
 					  int *err)
 {
@@ -180,6 +183,7 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 		goto fail;
 	}
 	h->sig_uffd = h->stopfd = h->workfd = h->timerfd = -1;
+	h->park_ep = h->listen_ep = -1;
 	h->retired = &h->retired_own;
 	fd = open_main(h, kernel);
 	if (fd < 0) {
@@ -194,14 +198,6 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	pthread_mutex_init(&h->fork_lock, NULL);
 	pthread_mutex_init(&h->run_lock, NULL);
 	pthread_cond_init(&h->run_cond, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&h->spare_cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
 	pthread_mutex_init(&h->idle_lock, NULL);
 	pthread_cond_init(&h->idle_cond, NULL);
 	pthread_mutex_init(&h->job_lock, NULL);
@@ -213,6 +209,8 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 	h->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	h->workfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	h->park_ep = epoll_create1(EPOLL_CLOEXEC);
+	h->listen_ep = epoll_create1(EPOLL_CLOEXEC);
 	h->probe = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
 			-1, 0);
 	if (h->probe == MAP_FAILED) {
@@ -221,7 +219,11 @@ struct upager_handler *upager_handler_new(const struct upager_handler_params *pa
 		goto fail;
 	}
 	if (h->stopfd < 0 || h->workfd < 0 || h->timerfd < 0 ||
-	    madvise(h->probe, 4096, MADV_DONTFORK) < 0) {
+	    h->park_ep < 0 || h->listen_ep < 0 ||
+	    madvise(h->probe, 4096, MADV_DONTFORK) < 0 ||
+	    epoll_add(h->listen_ep, h->self.uffd, 0, EPOLLIN) < 0 ||
+	    epoll_add(h->park_ep, h->stopfd, ID_STOP, EPOLLIN) < 0 ||
+	    epoll_add(h->park_ep, h->listen_ep, ID_LISTEN, 0) < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -324,6 +326,7 @@ int handler_adopt(struct upager_handler *h, struct upager_space *sp)
 	pthread_mutex_lock(&h->run_lock);
 	for (unsigned int i = 0; i < h->neps; i++)
 		epoll_add_space(h->eps[i], sp);
+	epoll_add(h->listen_ep, sp->uffd, sp->id, EPOLLIN);
 	pthread_mutex_unlock(&h->run_lock);
 	return 0;
 }
@@ -371,6 +374,7 @@ void handler_drop(struct upager_handler *h, struct upager_space *sp)
 				epoll_ctl(h->eps[i], EPOLL_CTL_DEL, sp->pidfd,
 					  NULL);
 		}
+		epoll_ctl(h->listen_ep, EPOLL_CTL_DEL, sp->uffd, NULL);
 		pthread_mutex_unlock(&h->run_lock);
 		pthread_rwlock_wrlock(&h->spaces_lock);
 		sp->unlisted = true;
@@ -672,10 +676,30 @@ static void *spare_main(void *arg)
 }
 
 /*
+ * Start (@on) or stop the parked spares' listening for faults.  The
+ * listen set holds every space's uffd; it sits in the parked spares'
+ * set, armed one-shot while the seats are empty, so a parked spare
+ * wakes only for a fault (or event) that comes meanwhile, not for every
+ * call into a slow store (most are back in tens of microseconds: a
+ * spare woken for each cost a fault over memcached a third more,
+ * tests/spare_quiet).  Arming it while a fault waits wakes one at once.
+ * Caller holds run_lock.
+ */
+static void spare_listen(struct upager_handler *h, bool on)
+{
+	struct epoll_event ev = { .events = on ? EPOLLIN | EPOLLONESHOT : 0,
+				  .data.u64 = ID_LISTEN };
+
+	epoll_ctl(h->park_ep, EPOLL_CTL_MOD, h->listen_ep, &ev);
+}
+
+/*
  * A server leaves its seat (@leave) before a call into a slow store, or
- * takes it back after.  The last seated server to leave calls a waiting
- * spare back, or starts one, so that a fault on another region always
- * finds a server.
+ * takes it back after.  The last seated server to leave starts a spare
+ * when none is parked, and has the parked ones listen, so that a fault
+ * on another region always finds a server; the first one back stops
+ * them.  The seats are counted again under run_lock: a leave and a
+ * return that cross leave the listening as the seats are.
  */
 void handler_seat(struct upager_handler *h, bool leave)
 {
@@ -683,25 +707,32 @@ void handler_seat(struct upager_handler *h, bool leave)
 	pthread_t t;
 
 	if (!leave) {
-		atomic_fetch_add(&h->seated, 1);
+		if (atomic_fetch_add(&h->seated, 1) != 0)
+			return;
+		pthread_mutex_lock(&h->run_lock);
+		if (atomic_load(&h->seated) > 0)
+			spare_listen(h, false);
+		pthread_mutex_unlock(&h->run_lock);
 		return;
 	}
 	if (atomic_fetch_sub(&h->seated, 1) != 1 ||
 	    atomic_load(&h->stopping))
 		return;
 	pthread_mutex_lock(&h->run_lock);
-	if (h->parked > h->calls) {
-		h->calls++;
-		pthread_cond_signal(&h->spare_cond);
-	} else if (atomic_load(&h->spares) < h->spare_max &&
-		   !atomic_load(&h->stopping)) {
+	h->vacancies++;
+	if (!h->parked && atomic_load(&h->spares) < h->spare_max &&
+	    !atomic_load(&h->stopping)) {
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		atomic_fetch_add(&h->spares, 1);
 		if (pthread_create(&t, &attr, spare_main, h))
 			atomic_fetch_sub(&h->spares, 1);
+		else
+			h->parked++; /* it parks first */
 		pthread_attr_destroy(&attr);
 	}
+	if (h->parked && atomic_load(&h->seated) <= 0)
+		spare_listen(h, true);
 	pthread_mutex_unlock(&h->run_lock);
 }
 
@@ -719,31 +750,57 @@ static bool spare_surplus(struct upager_handler *h)
 #define SPARE_WAIT_NS (1000ull * 1000 * 1000)
 
 /*
- * A surplus spare steps aside, out of its seat, until a server leaving
- * for a slow store calls it back (true: seated again) or a second passes
- * (false: it leaves).  Its epoll set stays, so it serves again at once.
+ * A spare parks until a fault comes while no server is seated (true:
+ * seated again) or a second passes in which the seats never emptied and
+ * are not empty now (false: it leaves; also at stop).  @seated: it
+ * leaves a seat to park (a surplus spare); else it is a new one, which
+ * its creator counted parked.  Every change of the parked count and the
+ * seats here is made under run_lock with the listening set to match, so
+ * a leave that finds a spare parked can count on it.  Its epoll set
+ * stays, so it serves again at once.
  */
-static bool spare_wait(struct upager_handler *h)
+static bool spare_wait(struct upager_handler *h, bool seated)
 {
-	struct timespec ts;
-	uint64_t until = now_ns() + SPARE_WAIT_NS;
-	bool called = false;
+	uint64_t until = now_ns() + SPARE_WAIT_NS, seen;
+	bool called = false, leave = false;
 
-	ts.tv_sec = (time_t)(until / 1000000000);
-	ts.tv_nsec = (long)(until % 1000000000);
 	pthread_mutex_lock(&h->run_lock);
-	atomic_fetch_sub(&h->seated, 1);
-	h->parked++;
-	while (!atomic_load(&h->stopping) && !h->calls &&
-	       pthread_cond_timedwait(&h->spare_cond, &h->run_lock, &ts) !=
-		       ETIMEDOUT)
-		;
-	if (h->calls && !atomic_load(&h->stopping)) {
-		h->calls--;
-		called = true;
+	if (seated) {
+		h->parked++;
+		/* The seats may have emptied since it was surplus. */
+		if (atomic_fetch_sub(&h->seated, 1) <= 1)
+			spare_listen(h, true);
 	}
+	seen = h->vacancies;
+	pthread_mutex_unlock(&h->run_lock);
+	while (!called && !leave) {
+		struct epoll_event ev;
+		uint64_t now = now_ns();
+
+		if (atomic_load(&h->stopping))
+			break;
+		if (now >= until) {
+			/* Stores still slow, if back before a fault came. */
+			pthread_mutex_lock(&h->run_lock);
+			leave = seen == h->vacancies &&
+				atomic_load(&h->seated) > 0;
+			if (leave)
+				h->parked--;
+			seen = h->vacancies;
+			pthread_mutex_unlock(&h->run_lock);
+			until = now + SPARE_WAIT_NS;
+			continue;
+		}
+		if (epoll_wait(h->park_ep, &ev, 1,
+			       (int)((until - now + 999999) / 1000000)) > 0)
+			called = ev.data.u64 == ID_LISTEN;
+	}
+	if (leave)
+		return false;
+	pthread_mutex_lock(&h->run_lock);
 	h->parked--;
-	atomic_fetch_add(&h->seated, 1);
+	if (called)
+		atomic_fetch_add(&h->seated, 1);
 	pthread_mutex_unlock(&h->run_lock);
 	return called;
 }
@@ -1078,7 +1135,8 @@ static int server_epoll(struct upager_handler *h, bool spare)
 			epoll_add_space(ep, sp);
 		pthread_rwlock_unlock(&h->spaces_lock);
 		h->eps[h->neps++] = ep;
-		atomic_fetch_add(&h->seated, 1);
+		if (!spare) /* a spare starts parked */
+			atomic_fetch_add(&h->seated, 1);
 	}
 	pthread_mutex_unlock(&h->run_lock);
 	if (ret < 0)
@@ -1086,7 +1144,8 @@ static int server_epoll(struct upager_handler *h, bool spare)
 	return ret < 0 ? ret : ep;
 }
 
-static void server_close(struct upager_handler *h, int ep)
+/* @seated: the server leaves a seat (a spare may end parked). */
+static void server_close(struct upager_handler *h, int ep, bool seated)
 {
 	pthread_mutex_lock(&h->run_lock);
 	for (unsigned int i = 0; i < h->neps; i++) {
@@ -1095,7 +1154,8 @@ static void server_close(struct upager_handler *h, int ep)
 			break;
 		}
 	}
-	atomic_fetch_sub(&h->seated, 1);
+	if (seated)
+		atomic_fetch_sub(&h->seated, 1);
 	pthread_mutex_unlock(&h->run_lock);
 	close(ep);
 }
@@ -1135,11 +1195,12 @@ static int serve(struct upager_handler *h, bool spare)
 	struct filler f = { .h = h, .queue = job_queue, .pump = pump };
 	struct upager_space *ready[READY_MAX];
 	unsigned int nready = 0;
-	bool self_pending = true;
+	/* A new spare is counted parked by its creator until it parks. */
+	bool self_pending = true, seated = !spare, counted = spare;
 	int ret = 0, ep = server_epoll(h, spare);
 
 	if (ep < 0)
-		return ep;
+		goto uncount;
 	for (;;) {
 		struct epoll_event evs[8];
 		uint64_t count;
@@ -1147,8 +1208,12 @@ static int serve(struct upager_handler *h, bool spare)
 
 		if (atomic_load_explicit(&h->stopping, memory_order_relaxed))
 			break;
-		if (spare && spare_surplus(h) && !spare_wait(h))
-			break;
+		if (spare && (!seated || spare_surplus(h))) {
+			counted = false;
+			seated = spare_wait(h, seated);
+			if (!seated)
+				break;
+		}
 		if (!self_pending && !nready && !f.ndeferred) {
 			/*
 			 * With background work waiting, only look: faults
@@ -1228,8 +1293,14 @@ out:
 		space_release(ready[i]);
 	serve_deferred(h, &f);
 	filler_release(&f);
-	server_close(h, ep);
-	return ret;
+	server_close(h, ep, seated);
+uncount:
+	if (counted) { /* stopped, or no epoll set, before it parked */
+		pthread_mutex_lock(&h->run_lock);
+		h->parked--;
+		pthread_mutex_unlock(&h->run_lock);
+	}
+	return ep < 0 ? ep : ret;
 }
 
 static void *worker_main(void *arg)
@@ -1336,7 +1407,6 @@ int upager_handler_stop(struct upager_handler *h)
 	 * worker, spare and run() caller has returned.
 	 */
 	atomic_store(&h->stopping, true);
-	pthread_cond_broadcast(&h->spare_cond);
 	if (write(h->stopfd, &one, sizeof(one)) != sizeof(one))
 		ret = -errno;
 	pthread_mutex_unlock(&h->run_lock);
@@ -1396,6 +1466,10 @@ void upager_handler_free(struct upager_handler *h)
 		close(h->workfd);
 	if (h->timerfd >= 0)
 		close(h->timerfd);
+	if (h->park_ep >= 0)
+		close(h->park_ep);
+	if (h->listen_ep >= 0)
+		close(h->listen_ep);
 	if (h->probe)
 		munmap(h->probe, 4096);
 	if (h->self_mem >= 0)
@@ -1410,7 +1484,6 @@ void upager_handler_free(struct upager_handler *h)
 	pthread_cond_destroy(&h->ev_cond);
 	pthread_mutex_destroy(&h->run_lock);
 	pthread_cond_destroy(&h->run_cond);
-	pthread_cond_destroy(&h->spare_cond);
 	pthread_mutex_destroy(&h->idle_lock);
 	pthread_cond_destroy(&h->idle_cond);
 	free(h);
